@@ -1,0 +1,1 @@
+"""bpy-free, torch-free science of ParaScale: cameras, depth, parallax, rescaling, metrics."""
