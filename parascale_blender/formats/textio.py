@@ -1,0 +1,111 @@
+"""Helpers shared by the readers: safe file access, number parsing, final validation.
+
+Everything here turns bad input into :class:`FormatError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..core.camera import Trajectory
+from .errors import FormatError
+
+MAX_BYTES = 1 << 30  # refuse to slurp files above 1 GiB
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes; a missing or unreadable file is a :class:`FormatError` naming it."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise FormatError(p, "is a folder, expected a file")
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise FormatError(p, f"file is {size} bytes, larger than the {MAX_BYTES} bytes allowed")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(p, "file not found") from None
+    except OSError as e:
+        raise FormatError(p, f"cannot read file: {e.strerror or e}") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The file decoded as UTF-8 (a BOM is dropped); undecodable bytes are a :class:`FormatError`."""
+    data = read_bytes(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise FormatError(path, f"not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r})", line) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise FormatError(path, "contains a NUL byte; this is not a text file", line)
+    return text
+
+
+def short(token: str, limit: int = 40) -> str:
+    """A token quoted for an error message, cut to ``limit`` characters."""
+    return repr(token if len(token) <= limit else token[:limit] + "...")
+
+
+def parse_float(token: str, path, line: int | None, field: str) -> float:
+    try:
+        return float(token)
+    except (ValueError, TypeError):
+        raise FormatError(path, f"expected a number, got {short(str(token))}", line, field) from None
+
+
+def parse_int(token: str, path, line: int | None, field: str) -> int:
+    try:
+        return int(token)
+    except (ValueError, TypeError):
+        raise FormatError(path, f"expected an integer, got {short(str(token))}", line, field) from None
+
+
+def parse_floats(tokens: list[str], path, line: int | None, names: list[str] | None = None) -> np.ndarray:
+    """Tokens → float64 array; the first bad token is reported with its field name."""
+    try:
+        return np.array([float(t) for t in tokens], dtype=np.float64)
+    except ValueError:
+        for i, t in enumerate(tokens):
+            field = names[i] if names is not None and i < len(names) else f"column {i + 1}"
+            parse_float(t, path, line, field)
+        raise  # pragma: no cover - unreachable: some token failed above
+
+
+def finish(traj: Trajectory, path, repair_rotations: bool = False) -> Trajectory:
+    """Run :meth:`Trajectory.validate` and turn its ``ValueError`` into a :class:`FormatError`."""
+    source = os.fspath(path)
+    try:
+        return traj.validate(source=source, repair_rotations=repair_rotations)
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith(source + ": "):
+            msg = msg[len(source) + 2 :]
+        raise FormatError(path, msg) from None
+
+
+def frames_from_names(names: list[str]) -> np.ndarray | None:
+    """Frame numbers from the last run of digits in each file name, if unique and increasing."""
+    import re
+
+    nums = []
+    for n in names:
+        found = re.findall(r"\d+", Path(n).stem)
+        if not found or len(found[-1]) > 15:
+            return None
+        nums.append(int(found[-1]))
+    arr = np.array(nums, dtype=np.int64)
+    if len(arr) and np.all(np.diff(arr) > 0):
+        return arr
+    return None
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders ``frame_2`` before ``frame_10``."""
+    import re
+
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
