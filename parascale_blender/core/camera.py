@@ -229,7 +229,9 @@ class Trajectory:
         keys = self.frames.astype(np.float64)
         if len(keys) == 1:
             idx = np.zeros(len(frames), dtype=int)
-            return self.replace(frames=frames.astype(np.int64), c2w=self.c2w[idx], intrinsics=self.intrinsics[idx], extras={})
+            return self.replace(
+                frames=frames.astype(np.int64), c2w=self.c2w[idx], intrinsics=self.intrinsics[idx], extras={}
+            )
         f = np.clip(frames, keys[0], keys[-1])
         i = np.clip(np.searchsorted(keys, f, side="right") - 1, 0, len(keys) - 2)
         u = (f - keys[i]) / (keys[i + 1] - keys[i])
@@ -254,7 +256,9 @@ class Trajectory:
         h11 = uu**3 - uu**2
         pos = h00 * p1 + h10 * m1 + h01 * p2 + h11 * m2
         K = self.intrinsics[i] * (1 - uu) + self.intrinsics[i + 1] * uu
-        return self.replace(frames=np.round(frames).astype(np.int64), c2w=make_c2w(R, pos), intrinsics=K, extras={}, points=None)
+        return self.replace(
+            frames=np.round(frames).astype(np.int64), c2w=make_c2w(R, pos), intrinsics=K, extras={}, points=None
+        )
 
 
 def intrinsics_from_blender(

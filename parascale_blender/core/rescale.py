@@ -1,0 +1,273 @@
+"""Π rescaling: move a reference camera's motion into a target scene of another scale.
+
+The reference's relative motion is placed at the target's start pose. Rotation is copied
+exactly (R_target,t = R_start · R_ref,0ᵀ · R_ref,t). Each translation step d_t (in camera t-1's
+axes) is scaled by α_t = Π_ref,t / Π_target,t(d_t), where Π_target is measured from the
+*target's own* pose t-1 in the target scene, so poses are built one step at a time.
+
+Modes: ``harmonic`` / ``flow`` / ``arithmetic`` (per-step α under that parallax measure),
+``global`` (one α for the whole shot from the mean inverse depths at frame 0) and ``none``
+(the raw relative track, α = 1, in reference units).
+
+Special cases: a zero step stays zero (α reported but irrelevant); a step whose reference view
+has no depth gets α interpolated log-linearly from its neighbours (listed in
+``interpolated_frames``); a target view that sees nothing is an error naming the frame unless
+``allow_sky`` (dense target sources then count empty pixels as 1/Z = 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .camera import Camera, Trajectory, make_c2w
+from .depth import DEFAULT_WORKING_SIZE, DepthSource
+from .parallax import ParallaxProbe
+
+MODES = ("harmonic", "flow", "arithmetic", "global", "none")
+FOV_MATCH = ("angular", "frame")
+
+
+class RescaleError(ValueError):
+    """The rescale cannot be done as asked (the message names the frame and what to change)."""
+
+
+@dataclass
+class RescaleOptions:
+    """How to rescale. Defaults are the product's defaults (artist options off)."""
+
+    mode: str = "harmonic"
+    working_size: int = DEFAULT_WORKING_SIZE
+    allow_sky: bool = False
+    fov_match: str = "angular"
+    smooth: int = 0
+    clamp_ratio: float | None = None
+    progress: Callable[[float, float], None] | None = None
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise RescaleError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.fov_match not in FOV_MATCH:
+            raise RescaleError(f"fov_match must be one of {', '.join(FOV_MATCH)}; got {self.fov_match!r}")
+        if not (8 <= self.working_size <= 4096):
+            raise RescaleError(f"working_size must be within 8..4096 pixels; got {self.working_size}")
+        if self.smooth < 0:
+            raise RescaleError(f"smooth must be >= 0 steps; got {self.smooth}")
+        if self.clamp_ratio is not None and not self.clamp_ratio >= 1.0:
+            raise RescaleError(f"clamp_ratio must be >= 1 (a factor around the median α); got {self.clamp_ratio}")
+
+    @property
+    def measure(self) -> str:
+        return self.mode if self.mode in ("harmonic", "flow", "arithmetic") else "harmonic"
+
+
+@dataclass
+class RescaleResult:
+    """Per-frame arrays (length N, index t = step t-1 → t, index 0 NaN) and the target track."""
+
+    trajectory: Trajectory
+    pi_ref: np.ndarray
+    pi_target: np.ndarray
+    pi_realized: np.ndarray
+    alpha: np.ndarray
+    mode: str
+    interpolated_frames: list[int] = field(default_factory=list)
+    zero_step_frames: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def pce(self) -> float:
+        """Parallax Consistency Error of the result against the reference (in the mode's measure)."""
+        ok = (self.pi_ref > 0) & (self.pi_realized > 0) & np.isfinite(self.pi_ref) & np.isfinite(self.pi_realized)
+        if not ok.any():
+            return float("nan")
+        return float(np.mean(np.abs(np.log(self.pi_realized[ok] / self.pi_ref[ok]))))
+
+    @property
+    def scale_range(self) -> tuple[float, float]:
+        a = self.alpha[np.isfinite(self.alpha)]
+        return (float(a.min()), float(a.max())) if a.size else (float("nan"), float("nan"))
+
+
+def _fov_factor(cam: Camera, fov_match: str) -> float:
+    """Converts angular Π (normalised image units) to the compared unit."""
+    return cam.fx / cam.width if fov_match == "frame" else 1.0
+
+
+def _log_interp(alpha: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill unknown entries of ``alpha`` (index ≥ 1) by log-linear interpolation, holding at the ends."""
+    idx = np.arange(len(alpha))
+    k = idx[known]
+    out = alpha.copy()
+    fill = (~known) & (idx >= 1)
+    out[fill] = np.exp(np.interp(idx[fill], k, np.log(alpha[k])))
+    return out
+
+
+def _smooth_log(alpha: np.ndarray, window: int) -> np.ndarray:
+    """Running median of log α over ``2*window+1`` steps (index 0 untouched)."""
+    a = np.log(alpha[1:])
+    n = len(a)
+    out = np.array([np.median(a[max(0, i - window) : i + window + 1]) for i in range(n)])
+    return np.concatenate([alpha[:1], np.exp(out)])
+
+
+def rescale(
+    reference: Trajectory,
+    reference_depth: DepthSource,
+    target_depth: DepthSource,
+    target_start_c2w: np.ndarray,
+    target_camera: Camera | None = None,
+    options: RescaleOptions | None = None,
+) -> RescaleResult:
+    """Rescale ``reference``'s motion into the target scene; see the module docstring."""
+    opts = options or RescaleOptions()
+    opts.validate()
+    ref = reference.validate("reference")
+    n = len(ref)
+    if n < 2:
+        raise RescaleError("reference: the track has a single frame, so there is no camera move to transfer")
+    start = np.asarray(target_start_c2w, dtype=np.float64)
+    if start.shape != (4, 4) or not np.isfinite(start).all():
+        raise RescaleError("target start pose must be a finite 4x4 camera-to-world matrix")
+    tcam = target_camera or ref.camera(0)
+    tcam.validate("target camera")
+    twork = tcam.working(opts.working_size)
+    measure = opts.measure
+
+    steps = ref.steps_in_camera()
+    R_rel = np.swapaxes(ref.c2w[0, :3, :3], 0, 1) @ ref.c2w[:, :3, :3]
+    R_tgt = start[:3, :3] @ R_rel
+    step_len = np.linalg.norm(steps, axis=1)
+    scale = max(float(step_len.max()), float(np.abs(ref.centres).max()), 1e-300)
+    zero = np.concatenate([[False], step_len <= 1e-12 * scale])
+
+    # Reference Π per step: independent of the target, measured once.
+    pi_ref = np.full(n, np.nan)
+    ref_inv0 = np.nan
+    for t in range(1, n):
+        view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
+        probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+        if not probe.empty and np.isnan(ref_inv0):
+            ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
+        pi_ref[t] = probe.parallax(steps[t - 1], measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
+    missing_ref = np.concatenate([[False], ~np.isfinite(pi_ref[1:]) & ~zero[1:]])
+    if missing_ref[1:].all():
+        raise RescaleError(
+            "reference: no frame has reference depth, so Π cannot be read; give a reference depth "
+            "(a known distance, depth maps, points or a mesh)"
+        )
+
+    tfac = _fov_factor(tcam, opts.fov_match)
+    warnings: list[str] = []
+
+    def integrate(alpha_fixed: np.ndarray | None, total_passes: int, pass_no: int):
+        """Build target poses step by step; measure α where ``alpha_fixed`` is NaN (or None)."""
+        c2w = np.empty((n, 4, 4))
+        c2w[0] = make_c2w(R_tgt[0], start[:3, 3])
+        alpha = np.full(n, np.nan)
+        pi_tgt = np.full(n, np.nan)
+        unusable = np.zeros(n, dtype=bool)
+        global_alpha = None
+        for t in range(1, n):
+            prev = c2w[t - 1]
+            view = target_depth.view(prev, twork, index=None)
+            probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+            if probe.empty and opts.mode != "none":
+                raise RescaleError(
+                    f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
+                    f"(coverage {view.coverage:.0%}); aim the camera at the scene, or allow sky"
+                )
+            pi_tgt[t] = probe.parallax(steps[t - 1], measure) * tfac
+            if alpha_fixed is not None and np.isfinite(alpha_fixed[t]):
+                a = alpha_fixed[t]
+            elif opts.mode == "none":
+                a = 1.0
+            elif opts.mode == "global":
+                if global_alpha is None:
+                    tinv = probe.mean_inverse_depth * tfac
+                    if not tinv > 0:
+                        raise RescaleError(f"target: frame {ref.frames[0]} sees only sky; cannot set a global scale")
+                    global_alpha = ref_inv0 / tinv
+                a = global_alpha
+            elif zero[t] or missing_ref[t] or not pi_tgt[t] > 0:
+                unusable[t] = not zero[t]
+                a = alpha[t - 1] if t > 1 and np.isfinite(alpha[t - 1]) else np.nan
+            else:
+                a = pi_ref[t] / pi_tgt[t]
+            alpha[t] = a
+            step = steps[t - 1] * (a if np.isfinite(a) else 0.0)
+            c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
+            if opts.progress:
+                opts.progress(pass_no - 1 + t / n, total_passes)
+        return c2w, alpha, pi_tgt, unusable
+
+    per_step = opts.mode in ("harmonic", "flow", "arithmetic")
+    passes = 2 if per_step else 1
+    c2w, alpha, pi_tgt, unusable = integrate(None, passes, 1)
+    interpolated = []
+    if per_step:
+        known = np.isfinite(alpha) & ~unusable & ~zero
+        known[0] = False
+        fill = unusable | zero
+        fill[0] = False
+        if not known.any():
+            raise RescaleError("no step could be measured on both sides; check the depth sources")
+        filled = _log_interp(np.where(known, alpha, np.nan), known)
+        if opts.smooth:
+            filled = _smooth_log(filled, opts.smooth)
+        if opts.clamp_ratio:
+            med = np.median(filled[1:])
+            filled[1:] = np.clip(filled[1:], med / opts.clamp_ratio, med * opts.clamp_ratio)
+        fixed = np.where(fill | (opts.smooth > 0) | (opts.clamp_ratio is not None), filled, np.nan)
+        fixed[0] = np.nan
+        if fill.any() or opts.smooth or opts.clamp_ratio:
+            c2w, alpha2, pi_tgt, _ = integrate(fixed, passes, 2)
+            alpha = np.where(np.isfinite(fixed), fixed, alpha2)
+        interpolated = [int(f) for f in ref.frames[unusable]]
+        if interpolated:
+            warnings.append(
+                f"{len(interpolated)} steps had no usable depth; α interpolated at frames "
+                + ", ".join(map(str, interpolated[:20]))
+                + (" …" if len(interpolated) > 20 else "")
+            )
+
+    # Realized Π on the final poses: each pi_tgt was measured at the final pose t-1 for the unit
+    # step d_t, and Π is homogeneous in the step, so the realized Π is α·Π_target exactly.
+    pi_real = alpha * pi_tgt
+    if opts.progress:
+        opts.progress(passes, passes)
+    tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
+    traj = Trajectory(
+        frames=ref.frames,
+        c2w=c2w,
+        intrinsics=np.broadcast_to(tK, (n, 4)),
+        width=tcam.width,
+        height=tcam.height,
+        fps=ref.fps,
+        extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
+        metadata={
+            "mode": opts.mode,
+            "measure": measure,
+            "fov_match": opts.fov_match,
+            "working_size": opts.working_size,
+            "reference_depth": reference_depth.description,
+            "target_depth": target_depth.description,
+            "interpolated_frames": interpolated,
+        },
+    )
+    result = RescaleResult(
+        trajectory=traj,
+        pi_ref=pi_ref,
+        pi_target=pi_tgt,
+        pi_realized=pi_real,
+        alpha=alpha,
+        mode=opts.mode,
+        interpolated_frames=interpolated,
+        zero_step_frames=[int(f) for f in ref.frames[zero]],
+        warnings=warnings,
+    )
+    traj.metadata["pce"] = result.pce
+    return result
