@@ -1,0 +1,74 @@
+"""Blender 4.2 LTS vs 5.0 API differences, in one place.
+
+* Animation: 4.4+ has slotted (layered) actions whose F-curves live in a channelbag per slot;
+  4.2 keeps ``action.fcurves``. :func:`new_action` / :func:`fcurves_of` hide the difference.
+* Sequencer: 5.0 calls them ``strips``; 4.2 called them ``sequences``.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+SLOTTED_ACTIONS = bpy.app.version >= (4, 4, 0)
+
+
+def _channelbag(action, slot, ensure: bool):
+    if ensure:
+        from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
+
+        return action_ensure_channelbag_for_slot(action, slot)
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    return action_get_channelbag_for_slot(action, slot)
+
+
+def assign_action(id_data, action) -> None:
+    """Make ``action`` the active action of ``id_data`` (4.4+: with a slot for it)."""
+    ad = id_data.animation_data or id_data.animation_data_create()
+    ad.action = action
+    if SLOTTED_ACTIONS and action is not None and ad.action_slot is None:
+        slot = action.slots[0] if len(action.slots) else action.slots.new(id_type=id_data.id_type, name=id_data.name)
+        ad.action_slot = slot
+
+
+def new_action(id_data, name: str):
+    """A new empty action assigned to ``id_data`` (the previous one is left untouched)."""
+    action = bpy.data.actions.new(name)
+    if SLOTTED_ACTIONS:
+        ad = id_data.animation_data or id_data.animation_data_create()
+        ad.action = None
+        slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)
+        ad.action = action
+        ad.action_slot = slot
+        _channelbag(action, slot, ensure=True)
+    else:
+        assign_action(id_data, action)
+    return action
+
+
+def fcurves_of(id_data, ensure: bool = False):
+    """The F-curve collection animating ``id_data`` through its active action, or None."""
+    ad = id_data.animation_data
+    if ad is None or ad.action is None:
+        return None
+    if not SLOTTED_ACTIONS:
+        return ad.action.fcurves
+    if ad.action_slot is None:
+        return None
+    bag = _channelbag(ad.action, ad.action_slot, ensure)
+    return bag.fcurves if bag is not None else None
+
+
+def new_fcurve(fcurves, data_path: str, index: int = 0, group: str = ""):
+    """Create an F-curve; the group argument differs between the two APIs."""
+    if SLOTTED_ACTIONS:
+        return fcurves.new(data_path, index=index, group_name=group)
+    return fcurves.new(data_path, index=index, action_group=group)
+
+
+def strips(scene):
+    """The sequencer's strip collection (top level) or None without a sequence editor."""
+    ed = scene.sequence_editor
+    if ed is None:
+        return None
+    return ed.strips if hasattr(ed, "strips") else ed.sequences

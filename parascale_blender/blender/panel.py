@@ -1,0 +1,108 @@
+"""The "ParaScale" tab of the 3D View sidebar: Reference / Target / Rescale / Bake sections.
+
+Other modules add sections with ``bl_parent_id = "PARASCALE_PT_main"`` (e.g. Generate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+
+
+def _fmt(x: float, spec: str = ".4g") -> str:
+    return "—" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+class _Base:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "ParaScale"
+
+
+class PARASCALE_PT_main(_Base, bpy.types.Panel):
+    bl_label = "ParaScale"
+
+    def draw(self, context):
+        s = context.scene.parascale
+        if s.last_report:
+            self.layout.label(text=s.last_report, icon="INFO")
+
+
+class PARASCALE_PT_reference(_Base, bpy.types.Panel):
+    bl_label = "1 Reference"
+    bl_parent_id = "PARASCALE_PT_main"
+
+    def draw(self, context):
+        s = context.scene.parascale
+        col = self.layout.column()
+        row = col.row(align=True)
+        row.operator("import_scene.parascale_track", text="Import Track", icon="IMPORT")
+        row.operator("parascale.reference_from_camera", text="From Camera", icon="CAMERA_DATA")
+        col.operator("parascale.reference_from_clip", text="From Movie Clip Solve", icon="TRACKER")
+        col.prop(s, "reference_camera")
+        if s.reference_camera is not None:
+            col.label(text=s.reference_source or s.reference_camera.name, icon="CHECKMARK")
+        else:
+            col.label(text="No reference yet", icon="ERROR")
+        col.prop(s, "reference_depth")
+        if s.reference_depth == "DISTANCE":
+            col.prop(s, "reference_distance")
+        elif s.reference_depth == "POINTS":
+            col.prop(s, "reference_points")
+        elif s.reference_depth == "SCENE":
+            col.prop(s, "reference_collection")
+        else:
+            col.prop(s, "reference_depth_path")
+
+
+class PARASCALE_PT_target(_Base, bpy.types.Panel):
+    bl_label = "2 Target"
+    bl_parent_id = "PARASCALE_PT_main"
+
+    def draw(self, context):
+        s = context.scene.parascale
+        col = self.layout.column()
+        col.prop(s, "target_camera")
+        col.prop(s, "target_start_frame")
+        col.prop(s, "target_depth")
+        if s.target_depth == "SCENE":
+            col.prop(s, "target_collection")
+        else:
+            col.prop(s, "target_points")
+        row = col.row(align=True)
+        row.operator("parascale.points_from_scene", text="Points from Scene", icon="POINTCLOUD_DATA")
+        row.operator("parascale.points_from_depth_map", text="Plate + Depth", icon="IMAGE_DATA")
+        if s.target_points is not None:
+            col.label(text=f"{s.target_points.name}: {len(s.target_points.data.vertices):,} points")
+
+
+class PARASCALE_PT_rescale(_Base, bpy.types.Panel):
+    bl_label = "3 Rescale"
+    bl_parent_id = "PARASCALE_PT_main"
+
+    def draw(self, context):
+        s = context.scene.parascale
+        col = self.layout.column()
+        col.prop(s, "mode")
+        col.prop(s, "allow_sky")
+        col.operator("parascale.rescale", icon="CON_SIZELIKE")
+        if s.result_action is not None:
+            col.label(text=f"PCE {_fmt(s.pce)}   α {_fmt(s.scale_min)} – {_fmt(s.scale_max)}")
+            col.operator("parascale.switch_action", icon="ACTION")
+        else:
+            col.label(text="Not rescaled yet")
+
+
+class PARASCALE_PT_bake(_Base, bpy.types.Panel):
+    bl_label = "4 Bake"
+    bl_parent_id = "PARASCALE_PT_main"
+
+    def draw(self, context):
+        s = context.scene.parascale
+        col = self.layout.column()
+        col.enabled = s.target_camera is not None
+        col.operator("export_scene.parascale_track", text="Export Track", icon="EXPORT")
+
+
+classes = (PARASCALE_PT_main, PARASCALE_PT_reference, PARASCALE_PT_target, PARASCALE_PT_rescale, PARASCALE_PT_bake)

@@ -1,0 +1,115 @@
+"""Point-cloud objects: a vertex-only mesh (bulk ``foreach_set``) shown by a Geometry Nodes
+Mesh-to-Points modifier with a radius input, coloured by a POINT-domain ``color`` attribute.
+Renders in EEVEE and Cycles through a material that reads that attribute.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+NODE_GROUP = "ParaScale Points"
+MATERIAL = "ParaScale Points"
+MODIFIER = "ParaScale Points"
+
+
+def _node_group():
+    ng = bpy.data.node_groups.get(NODE_GROUP)
+    if ng is not None:
+        return ng
+    ng = bpy.data.node_groups.new(NODE_GROUP, "GeometryNodeTree")
+    ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    radius = ng.interface.new_socket(name="Radius", in_out="INPUT", socket_type="NodeSocketFloat")
+    radius.default_value = 0.01
+    radius.min_value = 0.0
+    ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    n_in = ng.nodes.new("NodeGroupInput")
+    n_out = ng.nodes.new("NodeGroupOutput")
+    m2p = ng.nodes.new("GeometryNodeMeshToPoints")
+    setmat = ng.nodes.new("GeometryNodeSetMaterial")
+    setmat.inputs["Material"].default_value = _material()
+    ng.links.new(n_in.outputs["Geometry"], m2p.inputs["Mesh"])
+    ng.links.new(n_in.outputs["Radius"], m2p.inputs["Radius"])
+    ng.links.new(m2p.outputs["Points"], setmat.inputs["Geometry"])
+    ng.links.new(setmat.outputs["Geometry"], n_out.inputs["Geometry"])
+    return ng
+
+
+def _material():
+    mat = bpy.data.materials.get(MATERIAL)
+    if mat is not None:
+        return mat
+    mat = bpy.data.materials.new(MATERIAL)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    attr = nt.nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = "color"
+    nt.links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def radius_identifier(mod) -> str:
+    return next(s.identifier for s in mod.node_group.interface.items_tree if getattr(s, "name", "") == "Radius")
+
+
+def create_points_object(
+    name: str, xyz: np.ndarray, rgb: np.ndarray | None = None, radius: float = 0.01, collection=None
+):
+    """A new object holding ``xyz`` (N,3 world) with optional ``rgb`` (N,3, 0..1 floats or 0..255 ints)."""
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    me = bpy.data.meshes.new(name)
+    me.vertices.add(len(xyz))
+    me.vertices.foreach_set("co", xyz.ravel())
+    if rgb is not None:
+        c = np.asarray(rgb, dtype=np.float32).reshape(-1, 3)
+        if np.issubdtype(np.asarray(rgb).dtype, np.integer) or (c.size and c.max() > 1.0):
+            c = c / 255.0
+        rgba = np.ones((len(c), 4), dtype=np.float32)
+        rgba[:, :3] = c
+        attr = me.attributes.new("color", "FLOAT_COLOR", "POINT")
+        attr.data.foreach_set("color", rgba.ravel())
+    me.update()
+    obj = bpy.data.objects.new(name, me)
+    (collection or bpy.context.scene.collection).objects.link(obj)
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = _node_group()
+    mod[radius_identifier(mod)] = float(radius)
+    obj["parascale_points"] = True
+    return obj
+
+
+def points_of(obj) -> tuple[np.ndarray, np.ndarray | None]:
+    """(xyz world (N,3) float64, rgb (N,3) 0..1 or None) of a points object's mesh."""
+    me = obj.data
+    n = len(me.vertices)
+    co = np.empty(3 * n, dtype=np.float32)
+    me.vertices.foreach_get("co", co)
+    xyz = co.reshape(-1, 3).astype(np.float64)
+    mw = np.array(obj.matrix_world)
+    xyz = xyz @ mw[:3, :3].T + mw[:3, 3]
+    attr = me.attributes.get("color")
+    rgb = None
+    if attr is not None:
+        c = np.empty(4 * n, dtype=np.float32)
+        attr.data.foreach_get("color", c)
+        rgb = c.reshape(-1, 4)[:, :3]
+    return xyz, rgb
+
+
+def store_visibility(obj, visibility) -> None:
+    """Per-frame index lists as two int custom properties (flat indices + offsets)."""
+    lens = [len(v) for v in visibility]
+    obj["parascale_vis_offsets"] = np.concatenate([[0], np.cumsum(lens)]).astype(np.int32).tolist()
+    flat = np.concatenate([np.asarray(v, dtype=np.int32) for v in visibility]) if lens else np.zeros(0, np.int32)
+    obj["parascale_vis_index"] = flat.tolist()
+
+
+def load_visibility(obj) -> list[np.ndarray] | None:
+    off = obj.get("parascale_vis_offsets")
+    idx = obj.get("parascale_vis_index")
+    if off is None or idx is None:
+        return None
+    off = np.asarray(off, dtype=np.int64)
+    idx = np.asarray(idx, dtype=np.int64)
+    return [idx[off[i] : off[i + 1]] for i in range(len(off) - 1)]

@@ -1,0 +1,54 @@
+"""Add-on preferences: bridge server, working depth resolution, defaults."""
+
+from __future__ import annotations
+
+import bpy
+
+MODE_ITEMS = [
+    ("harmonic", "Harmonic", "Per-step α from ||d||·E[1/Z] (default)"),
+    ("flow", "Flow", "Per-step α from the mean translational optical flow"),
+    ("arithmetic", "Arithmetic", "Per-step α from ||d||/E[Z] (the original paper's form)"),
+    ("global", "Global", "One α for the whole shot from the first frame"),
+    ("none", "None", "Copy the relative move unscaled (reference units)"),
+]
+
+
+def addon_package() -> str:
+    """The add-on's package name (``bl_ext.<repo>.parascale`` when installed as an extension)."""
+    return __package__.rpartition(".")[0]
+
+
+class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = __package__.rpartition(".")[0]
+
+    server_url: bpy.props.StringProperty(
+        name="Server URL", default="http://127.0.0.1:8765", description="ParaScale generation server (loopback)"
+    )
+    token: bpy.props.StringProperty(name="Token", subtype="PASSWORD", description="Bearer token for the server")
+    working_size: bpy.props.IntProperty(
+        name="Working depth resolution",
+        default=160,
+        min=16,
+        max=2048,
+        description="Longest side in pixels of the depth images Π is measured on",
+    )
+    default_mode: bpy.props.EnumProperty(name="Default mode", items=MODE_ITEMS, default="harmonic")
+    point_radius: bpy.props.FloatProperty(name="Point radius", default=0.01, min=0.0, soft_max=1.0)
+
+    def draw(self, context):
+        col = self.layout.column()
+        col.prop(self, "server_url")
+        col.prop(self, "token")
+        col.prop(self, "working_size")
+        col.prop(self, "default_mode")
+        col.prop(self, "point_radius")
+
+
+def get(context=None) -> PARASCALE_AP_preferences | None:
+    """The preferences, or None when the add-on is not enabled under its package name."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(addon_package())
+    return addon.preferences if addon else None
+
+
+classes = (PARASCALE_AP_preferences,)

@@ -1,0 +1,60 @@
+"""Per-scene ParaScale state (``scene.parascale``): chosen cameras, depth sources, last results."""
+
+from __future__ import annotations
+
+import bpy
+
+from .prefs import MODE_ITEMS
+
+
+def _is_camera(self, obj) -> bool:
+    return obj.type == "CAMERA"
+
+
+REF_DEPTH_ITEMS = [
+    ("DISTANCE", "Known distance", "A known subject distance in reference units"),
+    ("POINTS", "Track points", "The reference track's own 3D points (SfM / solve bundles) with visibility"),
+    ("SCENE", "Scene geometry", "Meshes of the reference collection seen from the reference camera"),
+    ("DEPTHMAPS", "Depth maps", "A depth-map sequence, one per reference frame"),
+]
+TARGET_DEPTH_ITEMS = [
+    ("SCENE", "Scene geometry", "Meshes of the target collection seen from the target camera"),
+    ("POINTS", "Point cloud", "The target point-cloud object (e.g. from a plate + depth map)"),
+]
+
+
+class ParaScaleSettings(bpy.types.PropertyGroup):
+    reference_camera: bpy.props.PointerProperty(name="Reference camera", type=bpy.types.Object, poll=_is_camera)
+    reference_source: bpy.props.StringProperty(name="Source", description="Where the reference track came from")
+    reference_points: bpy.props.PointerProperty(name="Reference points", type=bpy.types.Object)
+    reference_depth: bpy.props.EnumProperty(name="Reference depth", items=REF_DEPTH_ITEMS, default="DISTANCE")
+    reference_distance: bpy.props.FloatProperty(name="Distance", default=3.0, min=1e-6, soft_max=1e4)
+    reference_depth_path: bpy.props.StringProperty(name="Depth maps", subtype="FILE_PATH")
+    reference_collection: bpy.props.PointerProperty(name="Reference geometry", type=bpy.types.Collection)
+
+    target_camera: bpy.props.PointerProperty(name="Target camera", type=bpy.types.Object, poll=_is_camera)
+    target_start_frame: bpy.props.IntProperty(name="Start frame", default=1)
+    target_depth: bpy.props.EnumProperty(name="Target depth", items=TARGET_DEPTH_ITEMS, default="SCENE")
+    target_collection: bpy.props.PointerProperty(name="Target geometry", type=bpy.types.Collection)
+    target_points: bpy.props.PointerProperty(name="Target points", type=bpy.types.Object)
+
+    mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="harmonic")
+    allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")
+
+    original_action: bpy.props.PointerProperty(name="Original action", type=bpy.types.Action)
+    result_action: bpy.props.PointerProperty(name="Rescaled action", type=bpy.types.Action)
+    pce: bpy.props.FloatProperty(name="PCE", default=float("nan"))
+    scale_min: bpy.props.FloatProperty(name="α min", default=float("nan"))
+    scale_max: bpy.props.FloatProperty(name="α max", default=float("nan"))
+    last_report: bpy.props.StringProperty(name="Last report")
+
+
+classes = (ParaScaleSettings,)
+
+
+def register() -> None:
+    bpy.types.Scene.parascale = bpy.props.PointerProperty(type=ParaScaleSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.parascale
