@@ -6,6 +6,7 @@ Everything here turns bad input into :class:`FormatError` naming file, line and 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,6 @@ def finish(traj: Trajectory, path, repair_rotations: bool = False) -> Trajectory
 
 def frames_from_names(names: list[str]) -> np.ndarray | None:
     """Frame numbers from the last run of digits in each file name, if unique and increasing."""
-    import re
 
     nums = []
     for n in names:
@@ -106,6 +106,33 @@ def frames_from_names(names: list[str]) -> np.ndarray | None:
 
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame_2`` before ``frame_10``."""
-    import re
 
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def load_json(path: str | os.PathLike):
+    """Parse a JSON file; syntax errors become a :class:`FormatError` with the line number."""
+    import json
+
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", e.lineno) from None
+    except (ValueError, RecursionError) as e:
+        raise FormatError(path, f"invalid JSON: {e}") from None
+
+
+def is_number(v) -> bool:
+    """A JSON number (bool excluded, although Python counts it as an int)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def number_matrix(value, rows: int | None, cols: int, path, field: str, what: str | None = None) -> np.ndarray:
+    """A JSON list of ``rows`` lists of ``cols`` numbers → float array, else a FormatError on ``field``."""
+    what = what or f"{rows if rows is not None else 'N'}x{cols} numbers"
+    ok = isinstance(value, list) and (rows is None or len(value) == rows)
+    ok = ok and all(isinstance(r, list) and len(r) == cols and all(is_number(x) for x in r) for r in value)
+    if not ok:
+        raise FormatError(path, f"expected {what}", field=field)
+    return np.array(value, dtype=np.float64).reshape(-1, cols)
