@@ -1,0 +1,330 @@
+"""The ``parascale`` command line: info, convert, rescale, metrics, track, bench, demo.
+
+Every subcommand prints a human table by default and machine-readable JSON with ``--json``.
+User errors (bad files, bad options) print one line naming the file/frame/field and exit 2;
+they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _progress(label: str):
+    """A stderr progress bar for long runs (silent when stderr is not a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: float, total: float) -> None:
+        frac = min(max(done / total, 0.0), 1.0) if total else 1.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r{label} [{bar:<30}] {frac:4.0%}")
+        if frac >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _fmt(v: float) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.6g}"
+
+
+def _read(path: str, fmt: str | None = None, repair: bool = False, **opts):
+    from .formats.registry import read_trajectory
+
+    return read_trajectory(path, fmt, repair_rotations=repair, **opts)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def trajectory_summary(traj) -> dict:
+    """What a track holds: frames, fps, intrinsics, path length, rotation range."""
+    from .core.rotation import rotation_angle
+
+    rel = traj.relative_to_first().c2w
+    rot = np.degrees(rotation_angle(rel[:, :3, :3]))
+    fx, fy, cx, cy = traj.intrinsics[0]
+    return {
+        "frames": len(traj),
+        "first_frame": int(traj.frames[0]),
+        "last_frame": int(traj.frames[-1]),
+        "fps": traj.fps,
+        "size": [traj.width, traj.height],
+        "intrinsics": {"fx": fx, "fy": fy, "cx": cx, "cy": cy},
+        "hfov_deg": float(np.degrees(traj.camera(0).hfov)),
+        "path_length": traj.path_length(),
+        "max_distance_from_start": float(np.linalg.norm(rel[:, :3, 3], axis=1).max()),
+        "max_rotation_from_start_deg": float(rot.max()),
+        "points": 0 if traj.points is None else len(traj.points.xyz),
+        "source": traj.metadata.get("source"),
+    }
+
+
+def cmd_info(args) -> int:
+    traj = _read(args.file, args.format, args.repair_rotations)
+    info = trajectory_summary(traj)
+    if args.json:
+        print(json.dumps(_jsonable(info), indent=2))
+        return 0
+    width = max(len(k) for k in info)
+    print(f"{args.file}")
+    for k, v in info.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{kk}={_fmt(vv)}" for kk, vv in v.items())
+        elif isinstance(v, float):
+            v = _fmt(v)
+        print(f"  {k:<{width}}  {v}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .formats.registry import write_trajectory
+
+    traj = _read(args.input, args.format, args.repair_rotations)
+    out = write_trajectory(traj, args.output, args.to)
+    if args.json:
+        print(json.dumps({"input": args.input, "output": str(out or args.output), "frames": len(traj)}))
+    else:
+        print(f"wrote {len(traj)} frames to {out or args.output}")
+    return 0
+
+
+def _parse_floats(text: str, n: tuple[int, ...], what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise CliError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if len(vals) not in n:
+        raise CliError(f"{what}: expected {' or '.join(map(str, n))} numbers, got {len(vals)}")
+    if not all(math.isfinite(v) for v in vals):
+        raise CliError(f"{what}: numbers must be finite, got {text!r}")
+    return vals
+
+
+def load_start_pose(spec: str | None, convention: str = "opencv") -> np.ndarray:
+    """A 4x4 start pose from a JSON file: a bare matrix, {"c2w": M}, or a ParaScale track's first frame."""
+    from .core.camera import opencv_from_blender
+
+    if not spec:
+        return np.eye(4)
+    path = Path(spec)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise CliError(f"{spec}: cannot read the target start pose ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{spec}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if isinstance(data, dict) and "frames" in data:
+        frames = data["frames"]
+        data = frames[0].get("c2w") if frames and isinstance(frames[0], dict) else None
+    elif isinstance(data, dict):
+        data = data.get("c2w")
+    try:
+        M = np.array(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        M = np.zeros(0)
+    if M.shape == (3, 4):
+        M = np.vstack([M, [0, 0, 0, 1]])
+    if M.shape != (4, 4) or not np.isfinite(M).all():
+        raise CliError(f"{spec}: field 'c2w': expected a finite 4x4 (or 3x4) camera-to-world matrix")
+    return opencv_from_blender(M) if convention == "blender" else M
+
+
+def cmd_rescale(args) -> int:
+    from .core.camera import Camera
+    from .core.depth_sources import parse_depth_spec
+    from .core.rescale import RescaleOptions, rescale
+    from .formats.registry import write_trajectory
+
+    ref = _read(args.reference, args.format, args.repair_rotations)
+    ref_depth = parse_depth_spec(args.reference_depth, trajectory=ref)
+    tgt_depth = parse_depth_spec(args.target_depth)
+    start = load_start_pose(args.target_start, args.start_convention)
+    tcam = None
+    if args.target_intrinsics:
+        fx, fy, cx, cy, w, h = _parse_floats(args.target_intrinsics, (6,), "--target-intrinsics")
+        tcam = Camera(fx, fy, cx, cy, int(w), int(h))
+    opts = RescaleOptions(
+        mode=args.mode,
+        working_size=args.working_size,
+        allow_sky=args.allow_sky,
+        fov_match=args.fov_match,
+        smooth=args.smooth,
+        clamp_ratio=args.clamp_ratio,
+        progress=None if args.json else _progress("rescale"),
+    )
+    res = rescale(ref, ref_depth, tgt_depth, start, tcam, opts)
+    res.trajectory.metadata.update({"source": f"parascale rescale {Path(args.reference).name}"})
+    write_trajectory(res.trajectory, args.output, "parascale")
+    summary = {
+        "output": args.output,
+        "mode": res.mode,
+        "frames": len(res.trajectory),
+        "pce": res.pce,
+        "alpha_range": list(res.scale_range),
+        "interpolated_frames": res.interpolated_frames,
+        "zero_step_frames": res.zero_step_frames,
+        "warnings": res.warnings,
+        "per_frame": [
+            {"frame": int(f), "pi_ref": a, "pi_target": b, "alpha": c}
+            for f, a, b, c in zip(res.trajectory.frames, res.pi_ref, res.pi_target, res.alpha)
+        ],
+    }
+    if args.json:
+        print(json.dumps(_jsonable(summary), indent=2))
+        return 0
+    print_pi_table(res)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def print_pi_table(res, out=sys.stdout) -> None:
+    """The per-frame Π table an artist reads: Π_ref, Π_target(step), α, Π_realized."""
+    out.write(f"{'frame':>7} {'Π_ref':>12} {'Π_target':>12} {'α':>12} {'Π_realized':>12}\n")
+    for i, f in enumerate(res.trajectory.frames):
+        out.write(
+            f"{int(f):>7} {_fmt(res.pi_ref[i]):>12} {_fmt(res.pi_target[i]):>12} "
+            f"{_fmt(res.alpha[i]):>12} {_fmt(res.pi_realized[i]):>12}\n"
+        )
+    lo, hi = res.scale_range
+    out.write(f"mode {res.mode}: PCE {_fmt(res.pce)}, α range {_fmt(lo)} … {_fmt(hi)}\n")
+    for w in res.warnings:
+        out.write(f"warning: {w}\n")
+
+
+def cmd_metrics(args) -> int:
+    from .core.metrics import summary
+
+    est = _read(args.estimate, None, args.repair_rotations)
+    ref = _read(args.reference, None, args.repair_rotations)
+    pi_ref = pi_real = None
+    if "pi_ref" in est.extras:
+        pi_ref = est.extras["pi_ref"]
+        pi_real = est.extras.get("pi_realized")
+    if len(est) != len(ref):
+        raise CliError(f"{args.estimate} has {len(est)} frames but {args.reference} has {len(ref)}")
+    result = summary(est.c2w, ref.c2w, pi_ref=pi_ref, pi_realized=pi_real)
+    if args.json:
+        print(json.dumps(_jsonable(result), indent=2))
+        return 0
+    for k, v in result.items():
+        print(f"  {k:<24} {_fmt(v) if isinstance(v, float) else v}")
+    return 0
+
+
+def cmd_track(args) -> int:
+    try:
+        from bridge_server.tracking.cli import track_main
+    except ImportError as exc:
+        raise CliError(f"tracking needs the server extras (pycolmap, av): pip install 'parascale[track]' ({exc})")
+    return track_main(args.rest)
+
+
+def cmd_bench(args) -> int:
+    from .bench.run import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def cmd_demo(args) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="parascale", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"parascale {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, fmt=True):
+        if fmt:
+            sp.add_argument("--format", help="input format (default: detect from name and content)")
+        sp.add_argument("--repair-rotations", action="store_true", help="project bad rotations onto SO(3) by SVD")
+        sp.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    sp = sub.add_parser("info", help="what a camera file holds")
+    sp.add_argument("file")
+    common(sp)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("convert", help="convert between camera formats")
+    sp.add_argument("input")
+    sp.add_argument("output")
+    sp.add_argument("--to", help="output format (default: from the output's extension)")
+    common(sp)
+    sp.set_defaults(func=cmd_convert)
+
+    sp = sub.add_parser("rescale", help="transfer a camera move preserving parallax")
+    sp.add_argument("reference", help="reference camera track (any supported format)")
+    sp.add_argument("--reference-depth", required=True, help="number, depth-map folder, points, mesh, COLMAP, track")
+    sp.add_argument("--target-depth", required=True, help="number, points (.npy/.ply), mesh (.ply/.obj)")
+    sp.add_argument("--target-start", help="JSON with the target's start c2w (default: identity)")
+    sp.add_argument("--start-convention", choices=["opencv", "blender"], default="opencv")
+    sp.add_argument("--target-intrinsics", help="fx,fy,cx,cy,width,height of the target camera")
+    sp.add_argument("--mode", default="harmonic", choices=["harmonic", "flow", "arithmetic", "global", "none"])
+    sp.add_argument("--working-size", type=int, default=160, help="longest side of the depth working image")
+    sp.add_argument("--allow-sky", action="store_true", help="empty pixels of dense targets count as 1/Z = 0")
+    sp.add_argument("--fov-match", choices=["angular", "frame"], default="angular")
+    sp.add_argument("--smooth", type=int, default=0, help="running median of α over ±N steps (0: off)")
+    sp.add_argument("--clamp-ratio", type=float, help="limit α to median·[1/r, r]")
+    sp.add_argument("-o", "--output", required=True, help="output ParaScale trajectory JSON")
+    common(sp)
+    sp.set_defaults(func=cmd_rescale)
+
+    sp = sub.add_parser("metrics", help="PCE, RotErr, TransErr, CamMC, ATE, RPE of a track against a reference")
+    sp.add_argument("estimate")
+    sp.add_argument("reference")
+    common(sp, fmt=False)
+    sp.set_defaults(func=cmd_metrics)
+
+    for name, func, text in (
+        ("track", cmd_track, "reference video -> camera track with depth (needs pycolmap)"),
+        ("bench", cmd_bench, "benchmarks: prints a table, writes JSON"),
+        ("demo", cmd_demo, "the whole product on embedded defaults"),
+    ):
+        sp = sub.add_parser(name, help=text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+        sp.set_defaults(func=func)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .core.depth import DepthError
+    from .core.rescale import RescaleError
+
+    try:
+        from .formats.errors import FormatError
+    except ImportError:  # pragma: no cover - formats always ship
+        FormatError = ValueError  # noqa: N806
+    try:
+        return args.func(args)
+    except (CliError, FormatError, DepthError, RescaleError, ValueError, OSError) as exc:
+        print(f"parascale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
