@@ -241,7 +241,9 @@ def cmd_track(args) -> int:
     try:
         from bridge_server.tracking.cli import track_main
     except ImportError as exc:
-        raise CliError(f"tracking needs the server extras (pycolmap, av): pip install 'parascale[track]' ({exc})")
+        raise CliError(
+            f"tracking needs the server extras (pycolmap, av): pip install 'parascale[track]' ({exc})"
+        ) from None
     return track_main(args.rest)
 
 
