@@ -336,8 +336,9 @@ class RpeResult:
 
 
 def rpe(est: TrackLike, gt: TrackLike, delta: int = 1, align: str = "none") -> RpeResult:
-    """RPE over frame pairs (i, i+delta). ``align="sim3"`` first brings est to gt's scale (a rigid
-    alignment alone does not change RPE)."""
+    """RPE over every overlapping frame pair (i, i+delta), i = 0..N-1-delta.
+
+    ``align="sim3"`` first brings est to gt's scale (a rigid alignment alone does not change RPE)."""
     P, Q = _pair(est, gt)
     if not (isinstance(delta, int | np.integer) and 1 <= delta < len(P)):
         raise ValueError(f"RPE delta must be an integer in [1, {len(P) - 1}] for {len(P)} frames, got {delta!r}")
