@@ -1,0 +1,40 @@
+"""Server settings and request limits (one object, filled from the command line)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 8765
+
+
+@dataclass
+class Limits:
+    """What a job request may ask for; beyond these the server answers 413 (upload) or 422."""
+
+    max_frames: int = 2000
+    max_side: int = 4096  # output width/height and conditioning image sides, pixels
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_fps: float = 1000.0
+    max_abs_coordinate: float = 1e9  # any pose entry or depth value, world units
+
+
+@dataclass
+class ServerConfig:
+    jobs_dir: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    limits: Limits = field(default_factory=Limits)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

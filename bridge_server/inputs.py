@@ -1,0 +1,217 @@
+"""Decoding and validating a job's uploads: trajectory JSON, conditioning image, depth map.
+
+Everything is read from bytes (uploaded names never become paths), nothing is unpickled
+(``np.load(allow_pickle=False)``), and every problem raises :class:`InputError` naming the upload,
+the frame and the field. Formats are recognised by their magic bytes, not by their names.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+
+from parascale_blender.core.camera import Trajectory
+
+from .config import Limits
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+import cv2  # noqa: E402  (the EXR switch must be set before OpenCV loads)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NPY_MAGIC = b"\x93NUMPY"
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+JPEG_MAGIC = b"\xff\xd8\xff"
+ASPECT_TOLERANCE = 0.02
+
+
+class InputError(ValueError):
+    """A request input is unusable; ``problems`` lists one readable line per defect."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def _number(value, where: str, problems: list[str]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.append(f"{where}: expected a number, got {json.dumps(value)[:40]}")
+        return float("nan")
+    if not np.isfinite(value):
+        problems.append(f"{where}: must be finite, got {value}")
+    return float(value)
+
+
+def _matrix(value, rows: int, cols: int, where: str, problems: list[str]) -> np.ndarray:
+    out = np.full((rows, cols), np.nan)
+    if not (
+        isinstance(value, list) and len(value) == rows and all(isinstance(r, list) and len(r) == cols for r in value)
+    ):
+        problems.append(f"{where}: expected a {rows}x{cols} list of numbers")
+        return out
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = _number(value[i][j], f"{where}[{i}][{j}]", problems)
+    return out
+
+
+def _int_field(doc: dict, key: str, lo: int, hi: int, problems: list[str]) -> int:
+    v = doc.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        problems.append(f"trajectory: {key!r} must be an integer in [{lo}, {hi}], got {json.dumps(v)[:40]}")
+        return lo
+    return v
+
+
+def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
+    """ParaScale trajectory JSON (docs/architecture.md) → validated :class:`Trajectory`."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"trajectory: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"trajectory: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(doc, dict):
+        raise InputError("trajectory: the top level must be a JSON object")
+    problems: list[str] = []
+    if doc.get("format", "parascale-trajectory") != "parascale-trajectory":
+        problems.append(
+            f"trajectory: 'format' must be 'parascale-trajectory', got {json.dumps(doc.get('format'))[:40]}"
+        )
+    if doc.get("version", 1) != 1:
+        problems.append(f"trajectory: unsupported version {json.dumps(doc.get('version'))[:20]} (this server reads 1)")
+    conv = doc.get("convention", {})
+    want = {"pose": "camera_to_world", "axes": "opencv", "intrinsics": "pixels"}
+    if not isinstance(conv, dict) or any(conv.get(k, v) != v for k, v in want.items()):
+        problems.append(f"trajectory: 'convention' must be {want}")
+    fps = _number(doc.get("fps", 24.0), "trajectory: 'fps'", problems)
+    if np.isfinite(fps) and not 0 < fps <= limits.max_fps:
+        problems.append(f"trajectory: 'fps' must be in (0, {limits.max_fps:g}], got {fps:g}")
+    width = _int_field(doc, "width", 2, limits.max_side, problems)
+    height = _int_field(doc, "height", 2, limits.max_side, problems)
+    frames = doc.get("frames")
+    if not isinstance(frames, list) or not 1 <= len(frames) <= limits.max_frames:
+        n = len(frames) if isinstance(frames, list) else "no"
+        problems.append(f"trajectory: 'frames' must list 1 to {limits.max_frames} frames, got {n}")
+        raise InputError(problems)
+    numbers = np.zeros(len(frames), dtype=np.int64)
+    c2w = np.zeros((len(frames), 4, 4))
+    K = np.zeros((len(frames), 4))
+    for i, fr in enumerate(frames):
+        if len(problems) > 20:
+            problems.append("trajectory: (more problems not listed)")
+            break
+        if not isinstance(fr, dict):
+            problems.append(f"trajectory: frames[{i}] must be an object")
+            continue
+        num = fr.get("frame", i + 1)
+        if isinstance(num, bool) or not isinstance(num, int) or abs(num) > 10**8:
+            problems.append(f"trajectory: frames[{i}] 'frame' must be an integer, got {json.dumps(num)[:40]}")
+            num = i
+        where = f"trajectory: frame {num} (index {i})"
+        numbers[i] = num
+        c2w[i] = _matrix(fr.get("c2w"), 4, 4, f"{where} c2w", problems)
+        if np.isfinite(c2w[i]).all():
+            if np.abs(c2w[i]).max() > limits.max_abs_coordinate:
+                problems.append(f"{where} c2w: entries beyond ±{limits.max_abs_coordinate:g}")
+            if not np.allclose(c2w[i, 3], [0, 0, 0, 1], atol=1e-6):
+                problems.append(f"{where} c2w: last row must be [0, 0, 0, 1]")
+        kv = fr.get("intrinsics")
+        K[i] = _matrix([kv] if isinstance(kv, list) else kv, 1, 4, f"{where} intrinsics", problems)[0]
+        if np.isfinite(K[i]).all():
+            if K[i, 0] <= 0 or K[i, 1] <= 0:
+                problems.append(
+                    f"{where} intrinsics: focal lengths must be positive, got fx={K[i, 0]:g}, fy={K[i, 1]:g}"
+                )
+            if np.abs(K[i]).max() > 1e3 * limits.max_side:
+                problems.append(f"{where} intrinsics: values beyond {1e3 * limits.max_side:g} px")
+    if problems:
+        raise InputError(problems)
+    traj = Trajectory(numbers, c2w, K, width, height, fps=fps, metadata=doc.get("metadata") or {})
+    try:
+        return traj.validate("trajectory")
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def decode_image(data: bytes, limits: Limits) -> np.ndarray:
+    """PNG or JPEG bytes → (H, W, 3) uint8 RGB."""
+    if not (data.startswith(PNG_MAGIC) or data.startswith(JPEG_MAGIC)):
+        raise InputError("image: not a PNG or JPEG file (checked by its first bytes)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError("image: the PNG/JPEG data could not be decoded (truncated or corrupt?)")
+    h, w = img.shape[:2]
+    if max(h, w) > limits.max_side:
+        raise InputError(f"image: {w}x{h} is larger than the limit of {limits.max_side} px a side")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+def _npy_depth(data: bytes, limits: Limits) -> np.ndarray:
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, _, dtype = read_header[version](f)
+    except Exception as e:  # numpy raises ValueError/OSError/SyntaxError on malformed headers
+        raise InputError(f"depth: malformed .npy header ({e})") from None
+    if dtype.kind not in "fiu" or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
+        raise InputError(f"depth: .npy must hold a numeric (H, W) array, got dtype {dtype} shape {shape}")
+    if max(shape[:2]) > limits.max_side or min(shape[:2]) < 1:
+        raise InputError(f"depth: .npy shape {shape} outside 1..{limits.max_side} px a side")
+    f.seek(0)
+    try:
+        arr = np.load(f, allow_pickle=False)
+    except Exception as e:
+        raise InputError(f"depth: unreadable .npy data ({e})") from None
+    return arr.reshape(shape[:2]).astype(np.float64)
+
+
+def decode_depth(data: bytes, scale: float, limits: Limits) -> np.ndarray:
+    """.npy, 16-bit PNG or OpenEXR bytes → (H, W) z-depth = stored value × ``scale``; NaN = empty.
+
+    Zero, NaN and +inf mean "no depth" (sky); negative or absurdly large depths are an error.
+    """
+    if data.startswith(NPY_MAGIC):
+        raw = _npy_depth(data, limits)
+    elif data.startswith(PNG_MAGIC) or data.startswith(EXR_MAGIC):
+        kind = "PNG" if data.startswith(PNG_MAGIC) else "EXR"
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        if raw is None:
+            raise InputError(f"depth: the {kind} data could not be decoded")
+        if raw.ndim == 3:
+            raw = raw[..., 0] if kind == "EXR" else None
+        if raw is None or (kind == "PNG" and raw.dtype != np.uint16):
+            raise InputError("depth: a PNG depth map must be single-channel 16-bit")
+        if max(raw.shape) > limits.max_side:
+            raise InputError(f"depth: {raw.shape[1]}x{raw.shape[0]} exceeds {limits.max_side} px a side")
+        raw = raw.astype(np.float64)
+    else:
+        raise InputError("depth: not a .npy, 16-bit PNG or OpenEXR file (checked by its first bytes)")
+    depth = raw * scale
+    neg = np.isfinite(depth) & (depth < 0)
+    if neg.any():
+        r, c = np.argwhere(neg)[0]
+        raise InputError(f"depth: {int(neg.sum())} negative values (first at row {r}, column {c}: {depth[r, c]:g})")
+    if (np.isfinite(depth) & (depth > limits.max_abs_coordinate)).any():
+        raise InputError(f"depth: values beyond {limits.max_abs_coordinate:g} world units (wrong depth_scale?)")
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
+    return depth
+
+
+def match_sizes(traj: Trajectory, image: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Check that image, depth and trajectory share an aspect ratio; depth resized to the image (nearest)."""
+    h, w = image.shape[:2]
+    aspects = {"trajectory": traj.width / traj.height, "image": w / h, "depth": depth.shape[1] / depth.shape[0]}
+    ref = aspects["image"]
+    bad = [f"{k} {v:.4f}" for k, v in aspects.items() if abs(v / ref - 1) > ASPECT_TOLERANCE]
+    if bad:
+        sizes = f"trajectory {traj.width}x{traj.height}, image {w}x{h}, depth {depth.shape[1]}x{depth.shape[0]}"
+        raise InputError(f"aspect ratios differ ({sizes}): the image must be the first camera's full view")
+    if depth.shape != (h, w):
+        depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+    return depth

@@ -1,0 +1,168 @@
+"""Z-buffered point splatting and hole filling in torch (CPU or CUDA): the warp preview renderer.
+
+Conventions are the engine's (``parascale_blender.core.camera``): camera-to-world 4x4 poses with
+OpenCV axes (x right, y down, z forward), pixel intrinsics ``(fx, fy, cx, cy)`` with the origin at
+the top-left corner, so pixel ``(i, j)`` has its centre at ``(i + 0.5, j + 0.5)``.
+
+Geometry is exact: a point ``X`` lands at ``K · R^T (X - C)`` in every frame. Each point covers a
+square footprint whose side is its magnification (source pixel spacing seen from the target
+camera, at least one pixel) and writes the pixels whose centres lie inside it; the nearest depth
+wins, and among points of the same surface (depth within ``depth_tolerance``) the one projected
+nearest to the pixel centre wins. At magnification 1 this is exactly "the pixel containing the
+projection". Pixels of empty depth become points at infinity (they move with rotation only) and
+lose against every finite point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from parascale_blender.core.camera import Camera
+
+_FAR = 1e30  # depth key added to points at infinity so any finite point wins
+
+
+@dataclass
+class PointCloud:
+    """Coloured points from one view. ``w`` = 1 for finite points, 0 for directions (sky)."""
+
+    xyz: torch.Tensor  # (N, 3) world positions, or world directions where w == 0
+    w: torch.Tensor  # (N,)
+    rgb: torch.Tensor  # (N, 3) float in [0, 1]
+    src_depth: torch.Tensor  # (N,) z in the source camera (1 for directions)
+    src_focal: float  # sqrt(fx * fy) of the source camera
+
+    def __len__(self) -> int:
+        return int(self.xyz.shape[0])
+
+
+def unproject_image(
+    image: np.ndarray, depth: np.ndarray, c2w: np.ndarray, camera: Camera, sky: bool = True, device: str = "cpu"
+) -> PointCloud:
+    """Every pixel of ``image`` (H, W, 3 uint8) with its z-depth (H, W) as a world point.
+
+    ``camera`` must describe ``image`` (its width/height). Pixels with non-finite or non-positive
+    depth become directions at infinity when ``sky`` is set, and are dropped otherwise.
+    """
+    h, w = depth.shape
+    if (camera.width, camera.height) != (w, h) or image.shape[:2] != (h, w):
+        raise ValueError(
+            f"image {image.shape[:2]}, depth {depth.shape} and camera {camera.width}x{camera.height} differ"
+        )
+    x, y = camera.pixel_rays()
+    z = np.asarray(depth, dtype=np.float64)
+    finite = np.isfinite(z) & (z > 0)
+    keep = finite | sky
+    zs = np.where(finite, z, 1.0)
+    cam = np.stack([x * zs, y * zs, zs], axis=-1)[keep]
+    c2w = np.asarray(c2w, dtype=np.float64)
+    wgt = finite[keep].astype(np.float64)
+    xyz = cam @ c2w[:3, :3].T + wgt[:, None] * c2w[:3, 3]
+    rgb = image.reshape(-1, 3)[keep.reshape(-1)].astype(np.float32) / 255.0
+    f64 = torch.float64
+    return PointCloud(
+        xyz=torch.as_tensor(xyz, dtype=f64, device=device),
+        w=torch.as_tensor(wgt, dtype=f64, device=device),
+        rgb=torch.as_tensor(rgb, device=device),
+        src_depth=torch.as_tensor(zs[keep], dtype=f64, device=device),
+        src_focal=float(np.sqrt(camera.fx * camera.fy)),
+    )
+
+
+def splat(
+    cloud: PointCloud,
+    c2w: np.ndarray,
+    camera: Camera,
+    max_footprint: float = 4.0,
+    depth_tolerance: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render ``cloud`` from ``c2w`` / ``camera``: (rgb (H, W, 3) float, depth key (H, W), inf = empty).
+
+    The depth key is the z-depth for finite points and ``1e30 + z`` for points at infinity.
+    """
+    dev = cloud.xyz.device
+    W, H = camera.width, camera.height
+    T = torch.as_tensor(np.asarray(c2w, dtype=np.float64), device=dev)
+    Xc = (cloud.xyz - cloud.w[:, None] * T[:3, 3]) @ T[:3, :3]
+    z = Xc[:, 2]
+    front = z > 1e-9 * torch.clamp(cloud.src_depth, min=1.0)
+    idx = torch.nonzero(front).squeeze(1)
+    Xc, z = Xc[idx], z[idx]
+    u = camera.fx * Xc[:, 0] / z + camera.cx
+    v = camera.fy * Xc[:, 1] / z + camera.cy
+    mag = (np.sqrt(camera.fx * camera.fy) / cloud.src_focal) * cloud.src_depth[idx] / z
+    half = 0.5 * torch.clamp(mag, 1.0, max_footprint)
+    u0 = torch.ceil(u - half - 0.5)
+    v0 = torch.ceil(v - half - 0.5)
+    nu = torch.ceil(u + half - 0.5) - u0
+    nv = torch.ceil(v + half - 0.5) - v0
+    onscreen = (u0 + nu > 0) & (u0 < W) & (v0 + nv > 0) & (v0 < H)
+    sel = torch.nonzero(onscreen).squeeze(1)
+    idx, u, v, u0, v0, nu, nv, z = (a[sel] for a in (idx, u, v, u0, v0, nu, nv, z))
+    key = z + (1.0 - cloud.w[idx]) * _FAR
+    lins, keys, dists, pts = [], [], [], []
+    for dv in range(int(nv.max().item()) if len(sel) else 0):
+        for du in range(int(nu.max().item())):
+            px, py = u0 + du, v0 + dv
+            m = (du < nu) & (dv < nv) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
+            if not bool(m.any()):
+                continue
+            lins.append((py[m] * W + px[m]).long())
+            keys.append(key[m])
+            dists.append((px[m] + 0.5 - u[m]) ** 2 + (py[m] + 0.5 - v[m]) ** 2)
+            pts.append(idx[m])
+    rgb = torch.zeros(H * W, 3, device=dev)
+    zbuf = torch.full((H * W,), float("inf"), dtype=torch.float64, device=dev)
+    if not lins:
+        return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
+    lin, key, dist, pt = torch.cat(lins), torch.cat(keys), torch.cat(dists), torch.cat(pts)
+    zbuf.scatter_reduce_(0, lin, key, reduce="amin")
+    same_surface = key <= zbuf[lin] * (1.0 + depth_tolerance)
+    lin, key, dist, pt = lin[same_surface], key[same_surface], dist[same_surface], pt[same_surface]
+    dbuf = torch.full((H * W,), float("inf"), dtype=dist.dtype, device=dev)
+    dbuf.scatter_reduce_(0, lin, dist, reduce="amin")
+    nearest = dist <= dbuf[lin]
+    lin, pt = lin[nearest], pt[nearest]
+    winner = torch.full((H * W,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=dev)
+    winner.scatter_reduce_(0, lin, pt, reduce="amin")
+    hit = torch.isfinite(zbuf)
+    rgb[hit] = cloud.rgb[winner[hit]]
+    return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
+
+
+def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor) -> torch.Tensor:
+    """Fill empty pixels (``zbuf`` inf) by push-pull, biased towards the farther surface.
+
+    Covered pixels are returned unchanged. Weights grow with depth so disocclusions take the
+    colour of the background they reveal rather than the occluder's.
+    """
+    valid = torch.isfinite(zbuf)
+    if bool(valid.all()) or not bool(valid.any()):
+        return rgb
+    d = torch.where(zbuf >= _FAR, torch.zeros_like(zbuf), zbuf)
+    finite = valid & (zbuf < _FAR)
+    dmax = d[finite].max() if bool(finite.any()) else torch.tensor(1.0, dtype=d.dtype, device=d.device)
+    wgt = torch.where(zbuf >= _FAR, torch.ones_like(d), d / dmax).clamp(min=1e-3).float() * valid.float()
+    c = (rgb * wgt[..., None]).permute(2, 0, 1)[None]
+    wt = wgt[None, None]
+    pyramid = [(c, wt)]
+    while min(c.shape[-2:]) > 1:
+        c = F.avg_pool2d(c, 2, ceil_mode=True)
+        wt = F.avg_pool2d(wt, 2, ceil_mode=True)
+        pyramid.append((c, wt))
+    c, wt = pyramid[-1]
+    filled = c / wt.clamp(min=1e-12)
+    for c, wt in reversed(pyramid[:-1]):
+        up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        filled = torch.where(wt > 0, c / wt.clamp(min=1e-12), up)
+    out = filled[0].permute(1, 2, 0)
+    return torch.where(valid[..., None], rgb, out)
+
+
+def to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] → contiguous uint8 numpy array."""
+    return (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
