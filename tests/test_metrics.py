@@ -272,6 +272,8 @@ def test_summary_is_json_and_holds_every_metric():
     assert s["ate_sim3"]["rmse"] < 1e-12 and s["ate_se3"]["rmse"] > 0.1
     assert s["rpe_sim3"]["trans_rmse"] < 1e-12 and s["rpe"]["trans_rmse"] > 0.01
     assert "pce" not in summary(est, gt)
+    none_usable = summary(est, gt, pi_ref=pi_ref, pi_realized=np.zeros_like(pi_ref))
+    assert none_usable["pce"] is None and none_usable["pce_steps"] == 0
 
 
 def test_bad_inputs_give_clear_errors():
@@ -292,6 +294,10 @@ def test_bad_inputs_give_clear_errors():
         align_tracks(gt, gt, "affine")
     with pytest.raises(ValueError, match=r"delta must be an integer in \[1, 4\]"):
         rpe(gt, gt, delta=5)
+    mirrored = gt.copy()
+    mirrored[2, :3, 0] *= -1
+    with pytest.raises(ValueError, match=r"est: frame 2: rotation determinant -1\.000 \(a reflection"):
+        rpe(mirrored, gt)
     t = Trajectory(np.arange(5) + 10, bad, [1, 1, 0, 0], 2, 2)
     with pytest.raises(ValueError, match="gt: frame 13: pose has non-finite"):
         rot_err(gt, t)

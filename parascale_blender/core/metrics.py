@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import Trajectory, invert_rigid
-from .rotation import nearest_rotation
+from .rotation import nearest_rotation, rotation_defects
 
 TrackLike = Trajectory | np.ndarray
 NORMALISATIONS = ("relative", "absolute", "none")
@@ -50,6 +50,10 @@ def poses_of(track: TrackLike, name: str = "track") -> tuple[np.ndarray, np.ndar
     bad = ~np.isfinite(c2w).all(axis=(1, 2))
     if bad.any():
         raise ValueError(f"{name}: frame {frames[np.argmax(bad)]}: pose has non-finite values")
+    defects = rotation_defects(c2w[:, :3, :3])
+    if defects:
+        i, why = defects[0]
+        raise ValueError(f"{name}: frame {frames[i]}: rotation {why}")
     return c2w, frames
 
 
@@ -369,7 +373,7 @@ def summary(
 
     Trajectories are paired by frame number (:func:`match_frames`). ``*_absolute`` assume both
     tracks in metric units times ``est_scale`` / ``gt_scale``. PCE is included when both Π arrays
-    are given (per frame, index 0 NaN), with the number of usable steps.
+    are given (per frame, index 0 NaN), with the number of usable steps (``pce`` is None when none is).
     """
     if isinstance(est, Trajectory) and isinstance(gt, Trajectory):
         est, gt = match_frames(est, gt)
@@ -377,8 +381,9 @@ def summary(
     out: dict = {"frames": len(P)}
     if pi_ref is not None and pi_realized is not None:
         per = pce_per_step(pi_realized, pi_ref)
-        out["pce"] = pce(pi_realized, pi_ref)
-        out["pce_steps"] = int(np.isfinite(per).sum())
+        usable = np.isfinite(per)
+        out["pce"] = float(per[usable].mean()) if usable.any() else None  # None: no usable step
+        out["pce_steps"] = int(usable.sum())
     rot = rot_err_per_frame(est, gt)
     out["rot_err"] = float(rot.sum())
     out["rot_err_deg"] = float(np.degrees(rot.sum()))
