@@ -12,6 +12,8 @@ import importlib
 _MODULES = (
     "prefs",
     "props",
+    "ops_reference",
+    "ops_rescale",
     "panel",
 )
 

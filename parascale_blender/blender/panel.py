@@ -68,8 +68,10 @@ class PARASCALE_PT_target(_Base, bpy.types.Panel):
         col.prop(s, "target_depth")
         if s.target_depth == "SCENE":
             col.prop(s, "target_collection")
-        else:
+        elif s.target_depth == "POINTS":
             col.prop(s, "target_points")
+        else:
+            col.prop(s, "target_distance")
         row = col.row(align=True)
         row.operator("parascale.points_from_scene", text="Points from Scene", icon="POINTCLOUD_DATA")
         row.operator("parascale.points_from_depth_map", text="Plate + Depth", icon="IMAGE_DATA")

@@ -20,6 +20,7 @@ REF_DEPTH_ITEMS = [
 TARGET_DEPTH_ITEMS = [
     ("SCENE", "Scene geometry", "Meshes of the target collection seen from the target camera"),
     ("POINTS", "Point cloud", "The target point-cloud object (e.g. from a plate + depth map)"),
+    ("DISTANCE", "Known distance", "A known subject distance in target units"),
 ]
 
 
@@ -37,6 +38,7 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     target_depth: bpy.props.EnumProperty(name="Target depth", items=TARGET_DEPTH_ITEMS, default="SCENE")
     target_collection: bpy.props.PointerProperty(name="Target geometry", type=bpy.types.Collection)
     target_points: bpy.props.PointerProperty(name="Target points", type=bpy.types.Object)
+    target_distance: bpy.props.FloatProperty(name="Target distance", default=3.0, min=1e-6, soft_max=1e4)
 
     mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="harmonic")
     allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")

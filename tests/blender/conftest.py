@@ -73,3 +73,11 @@ def scene(addon):
     sc = bpy.context.scene
     sc.render.resolution_x, sc.render.resolution_y = 640, 360
     return sc
+
+
+@pytest.fixture(scope="session")
+def ext(addon):
+    """``ext("blender.convert")`` -> that submodule of the installed extension."""
+    import importlib
+
+    return lambda name: importlib.import_module(f"{MODULE}.{name}")

@@ -1,0 +1,134 @@
+"""Reference operators: import a track (File > Import, drag-and-drop), use an animated camera."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+from bpy_extras.io_utils import ImportHelper
+
+from . import convert, tracks
+
+_FORMAT_ITEMS: list = []  # enum callback results must stay referenced
+
+
+def _format_items(self, context):
+    _FORMAT_ITEMS.clear()
+    _FORMAT_ITEMS.append(("AUTO", "Auto", "Guess the format from the file name and contents"))
+    try:
+        names = tracks.format_names()
+    except ImportError:
+        names = []
+    _FORMAT_ITEMS.extend((n, n, f"Read as {n}") for n in names)
+    return _FORMAT_ITEMS
+
+
+def _set_report(context, text: str) -> None:
+    context.scene.parascale.last_report = text[:200]
+
+
+class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
+    """Import a camera track as the ParaScale reference camera (keys at the footage's frame numbers)"""
+
+    bl_idname = "import_scene.parascale_track"
+    bl_label = "Import Camera Track (ParaScale)"
+    bl_options = {"REGISTER", "UNDO", "PRESET"}
+
+    filter_glob: bpy.props.StringProperty(default="*.json;*.txt;*.chan;*.log", options={"HIDDEN"})
+    directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    format: bpy.props.EnumProperty(name="Format", items=_format_items)
+    frame_offset: bpy.props.IntProperty(name="Frame offset", default=0, description="Added to the file's frames")
+    up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="KEEP")
+    repair_rotations: bpy.props.BoolProperty(
+        name="Repair rotations", description="Project non-rotation matrices (e.g. det -1) onto SO(3) by SVD"
+    )
+    set_scene: bpy.props.BoolProperty(name="Set scene size and range", default=True)
+
+    def execute(self, context):
+        path = self.filepath
+        if self.files and self.directory and self.files[0].name:
+            path = os.path.join(self.directory, self.files[0].name)
+        fmt = None if self.format == "AUTO" else self.format
+        try:
+            traj = tracks.read_track(path, fmt, self.repair_rotations)
+            traj = tracks.check_track(traj, os.path.basename(path), frame_offset=self.frame_offset)
+            traj = tracks.to_blender_world(traj, self.up_axis)
+        except (tracks.TrackError, ImportError) as exc:
+            self.report({"ERROR"}, f"Import failed: {exc}")
+            return {"CANCELLED"}
+        name = os.path.splitext(os.path.basename(path))[0] or "reference"
+        cam, pts = tracks.create_reference(context, traj, name, self.frame_offset, self.set_scene)
+        s = context.scene.parascale
+        s.reference_camera = cam
+        s.reference_source = f"{os.path.basename(path)} ({len(traj)} frames)"
+        if pts is not None:
+            s.reference_points = pts
+            s.reference_depth = "POINTS"
+        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}"
+        _set_report(context, msg)
+        self.report({"INFO"}, msg)
+        return {"FINISHED"}
+
+
+class PARASCALE_FH_track(bpy.types.FileHandler):
+    bl_idname = "PARASCALE_FH_track"
+    bl_label = "ParaScale camera track"
+    bl_import_operator = "import_scene.parascale_track"
+    bl_file_extensions = ".json;.txt;.chan"
+
+    @classmethod
+    def poll_drop(cls, context):
+        return context.area is not None and context.area.type == "VIEW_3D"
+
+
+class PARASCALE_OT_reference_from_camera(bpy.types.Operator):
+    """Use an animated camera already in the scene (the active object, or the chosen one) as reference"""
+
+    bl_idname = "parascale.reference_from_camera"
+    bl_label = "Reference from Camera"
+    bl_options = {"REGISTER", "UNDO"}
+
+    camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = active object")
+
+    def execute(self, context):
+        obj = bpy.data.objects.get(self.camera) if self.camera else context.active_object
+        if obj is None or obj.type != "CAMERA":
+            self.report({"ERROR"}, "Reference: select an animated camera object (or give its name)")
+            return {"CANCELLED"}
+        try:
+            traj = convert.trajectory_from_camera(obj, context.scene)
+            tracks.check_track(traj, f"camera {obj.name!r}")
+        except (convert.ConversionError, tracks.TrackError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        s = context.scene.parascale
+        s.reference_camera = obj
+        s.reference_source = f"camera {obj.name} ({len(traj)} keyed frames)"
+        s.reference_points = None
+        if s.reference_depth == "POINTS":
+            s.reference_depth = "DISTANCE"
+        _set_report(context, f"Reference: {s.reference_source}")
+        return {"FINISHED"}
+
+
+def _menu_import(self, context):
+    op = "import_scene.parascale_track"
+    self.layout.operator(op, text="ParaScale Camera Track (auto)")
+    try:
+        names = tracks.format_names()
+    except ImportError:
+        return
+    for name in names:
+        self.layout.operator(op, text=f"ParaScale: {name}").format = name
+
+
+classes = (IMPORT_SCENE_OT_parascale_track, PARASCALE_FH_track, PARASCALE_OT_reference_from_camera)
+
+
+def register() -> None:
+    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
+
+
+def unregister() -> None:
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)

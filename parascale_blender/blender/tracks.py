@@ -1,0 +1,134 @@
+"""Reading tracks through ``formats.registry`` and turning Trajectories into scene objects.
+
+Everything here validates first and touches the scene last, so a bad file leaves it unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+
+from ..core.camera import SparsePoints, Trajectory
+from . import compat, convert, keys, points
+
+# World up-axis conversions applied to imported poses and points (matrix W: p_blender = W p_file).
+UP_AXIS_ITEMS = [
+    ("KEEP", "As is", "Use the file's world axes unchanged"),
+    ("Y_DOWN", "Y down (OpenCV/COLMAP)", "The file's world has -Y up (COLMAP, OpenCV SfM); rotate to Z up"),
+    ("Y_UP", "Y up (OpenGL/NeRF)", "The file's world has +Y up (OpenGL, NeRF, USD); rotate to Z up"),
+]
+_W = {
+    "KEEP": np.eye(4),
+    "Y_UP": np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]]),
+    "Y_DOWN": np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]]),
+}
+
+
+class TrackError(ValueError):
+    """A track cannot be used; the message names the file/frame/field and what to change."""
+
+
+def format_names() -> list[str]:
+    from ..formats.registry import FORMATS
+
+    return sorted(FORMATS)
+
+
+def read_track(path: str, fmt: str | None = None, repair_rotations: bool = False) -> Trajectory:
+    """Read + validate a track file; every failure is a :class:`TrackError` with a clear message."""
+    from ..formats.errors import FormatError
+    from ..formats.registry import read_trajectory
+
+    if not path or not os.path.exists(path):
+        raise TrackError(f"{path or '(no file)'}: file not found")
+    try:
+        traj = read_trajectory(path, fmt=fmt or None)
+        return check_track(traj, os.path.basename(path), repair_rotations)
+    except FormatError as exc:
+        raise TrackError(str(exc)) from None
+
+
+def check_track(traj: Trajectory, source: str, repair_rotations: bool = False, frame_offset: int = 0) -> Trajectory:
+    """Validate a track for use as a reference: >= 2 frames, finite, proper rotations, frame range."""
+    try:
+        traj = traj.validate(source, repair_rotations=repair_rotations)
+    except ValueError as exc:
+        raise TrackError(str(exc)) from None
+    if len(traj) < 2:
+        raise TrackError(f"{source}: only one frame ({int(traj.frames[0])}); a camera move needs at least two")
+    lo, hi = int(traj.frames[0]) + frame_offset, int(traj.frames[-1]) + frame_offset
+    if lo < -convert.MAXFRAME or hi > convert.MAXFRAME:
+        raise TrackError(
+            f"{source}: frames {lo}..{hi} (after offset {frame_offset}) exceed Blender's limit ±{convert.MAXFRAME}; "
+            "use the frame offset option"
+        )
+    return traj
+
+
+def to_blender_world(traj: Trajectory, up_axis: str) -> Trajectory:
+    """The track with its world re-expressed in Blender's Z-up axes (poses and points)."""
+    W = _W[up_axis]
+    pts = traj.points
+    if pts is not None and up_axis != "KEEP":
+        pts = SparsePoints(pts.xyz @ W[:3, :3].T, pts.rgb, pts.visibility)
+    return traj.replace(c2w=W @ traj.c2w, points=pts)
+
+
+def create_reference(
+    context, traj: Trajectory, name: str, frame_offset: int = 0, set_scene: bool = True, radius: float = 0.01
+):
+    """Camera object keyed at the track's frames (+offset), intrinsics as lens/sensor/shift, points object.
+
+    Returns (camera_object, points_object_or_None). ``traj`` must already be validated.
+    """
+    scene = context.scene
+    coll = scene.collection
+    data = bpy.data.cameras.new(name)
+    aspect = convert.set_camera_intrinsics(data, traj.camera(0))
+    data["parascale_fps"] = float(traj.fps)
+    obj = bpy.data.objects.new(name, data)
+    coll.objects.link(obj)
+    obj.rotation_mode = "QUATERNION"
+    keys.write_action(obj, traj, frame_offset, f"{name} track")
+    K = traj.intrinsics
+    if np.ptp(K, axis=0).max() > 1e-6 * max(traj.width, traj.height):  # zooms: key lens and shift per frame
+        vals = [convert.blender_from_intrinsics(traj.camera(i)) for i in range(len(traj))]
+        compat.new_action(data, f"{name} lens")
+        fcs = compat.fcurves_of(data, ensure=True)
+        frames = traj.frames.astype(np.float64) + frame_offset
+        for prop in ("lens", "shift_x", "shift_y"):
+            keys._key(fcs, prop, 0, frames, np.array([v[prop] for v in vals]), "Lens")
+    pts_obj = None
+    if traj.points is not None and len(traj.points.xyz):
+        pts_obj = points.create_points_object(f"{name} points", traj.points.xyz, traj.points.rgb, radius, coll)
+        if traj.points.visibility is not None:
+            points.store_visibility(pts_obj, traj.points.visibility)
+        pts_obj["parascale_frames"] = traj.frames.tolist()
+    if set_scene:
+        r = scene.render
+        r.resolution_x, r.resolution_y, r.resolution_percentage = traj.width, traj.height, 100
+        if abs(aspect - 1.0) > 1e-6:
+            r.pixel_aspect_x, r.pixel_aspect_y = 1.0, aspect
+        keys.set_frame_range(scene, traj.frames[0] + frame_offset, traj.frames[-1] + frame_offset)
+    return obj, pts_obj
+
+
+def reference_trajectory(context) -> Trajectory:
+    """The scene's reference as a Trajectory (frames as keyed in Blender), points attached if known."""
+    s = context.scene.parascale
+    if s.reference_camera is None:
+        raise TrackError("Reference: no reference camera; import a track or pick an animated camera")
+    traj = convert.trajectory_from_camera(s.reference_camera, context.scene)
+    traj = check_track(traj, f"camera {s.reference_camera.name!r}")
+    if s.reference_points is not None:
+        xyz, rgb = points.points_of(s.reference_points)
+        vis = points.load_visibility(s.reference_points)
+        pf = s.reference_points.get("parascale_frames")
+        if vis is not None and pf is not None:  # visibility is stored per frame of the original file
+            offset = int(traj.frames[0]) - int(pf[0])
+            by_frame = {int(f) + offset: v for f, v in zip(pf, vis)}
+            vis = [by_frame.get(int(f), np.zeros(0, dtype=np.int64)) for f in traj.frames]
+        traj = traj.replace(points=SparsePoints(xyz, None if rgb is None else rgb * 255.0, vis))
+    return traj

@@ -1,0 +1,84 @@
+"""Rescale operator against the core rescale() on the same inputs; original action, undo, curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scenes import add_camera, animate, opencv_track, reference_move
+
+FRAMES = np.arange(10, 22)
+
+
+@pytest.fixture
+def rig(scene):
+    import bpy
+
+    ref = add_camera("ref", (0, -3, 1.5), (np.radians(80), 0, 0))
+    loc, rot = reference_move(len(FRAMES))
+    animate(ref, FRAMES, loc, rot)
+    tgt = add_camera("tgt", (40, -60, 12), (np.radians(75), 0, np.radians(30)), lens=50)
+    animate(tgt, [1, 100], [(40, -60, 12), (41, -60, 12)], [(np.radians(75), 0, np.radians(30))] * 2)
+    s = scene.parascale
+    s.target_camera = tgt
+    s.target_start_frame = 101
+    s.reference_depth, s.reference_distance = "DISTANCE", 2.0
+    s.target_depth, s.target_distance = "DISTANCE", 25.0
+    assert bpy.ops.parascale.reference_from_camera(camera="ref") == {"FINISHED"}
+    return scene, ref, tgt
+
+
+def _keys(ext, obj, path, n):
+    kf = ext("blender.keys")
+    return [kf.fcurve_values(obj, path, i) for i in range(n)]
+
+
+def test_rescaled_keys_equal_core(rig, ext):
+    import bpy
+
+    scene, ref, tgt = rig
+    original = tgt.animation_data.action
+    core_rescale = ext("core.rescale")
+    Trajectory = ext("core.camera").Trajectory
+    ConstantDepth = ext("core.depth").ConstantDepth
+    convert = ext("blender.convert")
+    # Independent inputs for the core: matrix_world read back per frame by the test itself.
+    ref_traj = Trajectory(FRAMES, opencv_track(ref, scene, FRAMES), _K(convert, ref, scene), 640, 360)
+    start = opencv_track(tgt, scene, [101])[0]
+    tcam = convert.camera_intrinsics(tgt, scene)
+    expected = core_rescale.rescale(
+        ref_traj, ConstantDepth(2.0), ConstantDepth(25.0), start, tcam, core_rescale.RescaleOptions(mode="harmonic")
+    )
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    s = scene.parascale
+    new = tgt.animation_data.action
+    assert new is not original and new is s.result_action
+    assert s.original_action is original and original.name in bpy.data.actions
+    # Location keys at start_frame + (f - first) equal the core's camera centres.
+    loc = _keys(ext, tgt, "location", 3)
+    for i in range(3):
+        np.testing.assert_array_equal(loc[i][0], 101 + FRAMES - FRAMES[0])
+        np.testing.assert_allclose(loc[i][1], expected.trajectory.c2w[:, i, 3], rtol=1e-5, atol=1e-4)
+    # Rotation copied: evaluated world matrices match the core's poses (Blender axes).
+    got = opencv_track(tgt, scene, 101 + FRAMES - FRAMES[0])
+    np.testing.assert_allclose(got[:, :3, :3], expected.trajectory.c2w[:, :3, :3], atol=1e-5)
+    # Closed form for constant depths: α = (||d||/2) / (||d||/25) = 12.5 on every step.
+    alpha = _keys(ext, tgt, '["alpha"]', 1)[0]
+    assert len(alpha[1]) == len(FRAMES) - 1
+    np.testing.assert_allclose(alpha[1], 12.5, rtol=1e-6)
+    for name in ("pi_ref", "pi_target"):
+        fr, vals = _keys(ext, tgt, f'["{name}"]', 1)[0]
+        np.testing.assert_allclose(vals, expected.trajectory.extras[name][1:], rtol=1e-5)
+    assert s.pce == pytest.approx(expected.pce, abs=1e-6)
+    assert (s.scale_min, s.scale_max) == pytest.approx((12.5, 12.5), rel=1e-6)
+    # Switch back to the original and forth again.
+    assert bpy.ops.parascale.switch_action() == {"FINISHED"}
+    assert tgt.animation_data.action is original
+    scene.frame_set(100)
+    assert tuple(tgt.location) == pytest.approx((41, -60, 12))
+    assert bpy.ops.parascale.switch_action() == {"FINISHED"}
+    assert tgt.animation_data.action is new
+
+
+def _K(convert, obj, scene):
+    c = convert.camera_intrinsics(obj, scene)
+    return [c.fx, c.fy, c.cx, c.cy]
