@@ -56,13 +56,13 @@ def evaluated_triangles(depsgraph, objects) -> tuple[np.ndarray, np.ndarray]:
 
 def mesh_depth(context, collection=None, where: str = "geometry") -> DepthSource:
     """Fast depth source over the evaluated meshes of ``collection`` (or the scene)."""
-    from ..core.depth_sources import MeshDepth
-
     objs = geometry_objects(context.scene, collection)
     verts, tris = evaluated_triangles(context.evaluated_depsgraph_get(), objs)
     if len(tris) == 0:
         scope = f"collection {collection.name!r}" if collection is not None else "the scene"
         raise DepthError(f"{where}: {scope} has no visible mesh geometry to measure depth on")
+    from ..core.depth_sources import MeshDepth
+
     return MeshDepth(verts, tris)
 
 

@@ -44,3 +44,24 @@ def opencv_track(obj, scene, frames):
         m[:3, :3] /= np.linalg.norm(m[:3, :3], axis=0)
         out.append(m @ np.diag([1.0, -1, -1, 1]))
     return np.array(out)
+
+
+def snapshot(scene) -> dict:
+    """Everything an operator could change: datablock names, transforms, actions, ParaScale settings."""
+    import bpy
+
+    s = scene.parascale
+    props = {k: getattr(s, k) for k in s.bl_rna.properties.keys() if k != "rna_type"}  # noqa: SIM118
+    props = {k: (v.name if hasattr(v, "name") else v) for k, v in props.items()}
+    return {
+        "objects": sorted(o.name for o in bpy.data.objects),
+        "actions": sorted(a.name for a in bpy.data.actions),
+        "meshes": sorted(m.name for m in bpy.data.meshes),
+        "cameras": sorted(c.name for c in bpy.data.cameras),
+        "matrices": {o.name: np.array(o.matrix_world).round(9).tolist() for o in bpy.data.objects},
+        "assigned": {
+            o.name: getattr(o.animation_data, "action", None) and o.animation_data.action.name for o in bpy.data.objects
+        },  # fmt: skip
+        "render": (scene.render.resolution_x, scene.render.resolution_y, scene.frame_start, scene.frame_end),
+        "settings": {k: v for k, v in props.items() if not (isinstance(v, float) and v != v)},
+    }

@@ -82,3 +82,85 @@ def test_rescaled_keys_equal_core(rig, ext):
 def _K(convert, obj, scene):
     c = convert.camera_intrinsics(obj, scene)
     return [c.fx, c.fy, c.cx, c.cy]
+
+
+def test_undo_restores_scene(rig):
+    """Headless bpy does not push undo for operators called from Python (op_undo_depth > 0), as in
+    Blender's UI the REGISTER|UNDO flag does; so we push around the call like the UI, then undo."""
+    import bpy
+    from scenes import snapshot
+
+    scene = rig[0]
+    win = bpy.context.window_manager.windows[0]
+    before = snapshot(scene)
+    with bpy.context.temp_override(window=win):
+        bpy.ops.ed.undo_push(message="before rescale")
+        assert bpy.ops.parascale.rescale() == {"FINISHED"}
+        bpy.ops.ed.undo_push(message="Rescale")
+        after = snapshot(bpy.context.scene)
+        assert after != before and "tgt ParaScale harmonic" in after["actions"]
+        assert bpy.ops.ed.undo() == {"FINISHED"}
+        assert snapshot(bpy.context.scene) == before
+        assert bpy.ops.ed.redo() == {"FINISHED"}
+        assert snapshot(bpy.context.scene) == after
+
+
+def test_custom_property_curves_exist(rig, ext):
+    import bpy
+
+    scene, _, tgt = rig
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    fcs = ext("blender.compat").fcurves_of(tgt)
+    paths = {fc.data_path for fc in fcs}
+    assert {'["pi_ref"]', '["pi_target"]', '["alpha"]', "location", "rotation_euler"} <= paths
+    scene.frame_set(105)
+    assert tgt["alpha"] == pytest.approx(12.5, rel=1e-5)  # evaluated as a curve on a frame
+
+
+@pytest.mark.parametrize("mode", ["flow", "arithmetic", "global", "none"])
+def test_modes(rig, mode):
+    import bpy
+
+    scene = rig[0]
+    scene.parascale.mode = mode
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    expected = 1.0 if mode == "none" else 12.5  # constant depths: the depth ratio ...
+    tol = 0.01 if mode == "flow" else 1e-5  # ... except flow, whose mean also depends on the two fields of view
+    assert (scene.parascale.scale_min, scene.parascale.scale_max) == pytest.approx((expected, expected), rel=tol)
+
+
+def _expect_error(op, match, scene, **kw):
+    from scenes import snapshot
+
+    before = snapshot(scene)
+    with pytest.raises(RuntimeError, match=match):
+        op(**kw)
+    assert snapshot(scene) == before
+
+
+def test_bad_inputs_change_nothing(rig):
+    import bpy
+
+    scene, ref, tgt = rig
+    s = scene.parascale
+    static = bpy.data.objects.new("static", bpy.data.cameras.new("static"))
+    scene.collection.objects.link(static)
+    _expect_error(bpy.ops.parascale.reference_from_camera, "has no animation", scene, camera="static")
+    static.keyframe_insert("location", frame=3)
+    _expect_error(bpy.ops.parascale.reference_from_camera, "only one keyed frame", scene, camera="static")
+    _expect_error(bpy.ops.parascale.reference_from_camera, "select an animated camera", scene, camera="nope")
+    # NaN pose on a key
+    bad = bpy.data.objects.new("nan", bpy.data.cameras.new("nan"))
+    scene.collection.objects.link(bad)
+    animate(bad, [1, 2, 3], [(0, 0, 0), (float("nan"), 0, 0), (1, 0, 0)], [(0, 0, 0)] * 3)
+    _expect_error(bpy.ops.parascale.reference_from_camera, "frame 2: pose has non-finite", scene, camera="nan")
+    # Rescale with missing pieces
+    s.target_camera = None
+    _expect_error(bpy.ops.parascale.rescale, "choose a target camera", scene)
+    s.target_camera = ref
+    _expect_error(bpy.ops.parascale.rescale, "must differ from the reference", scene)
+    s.target_camera = tgt
+    s.target_depth = "POINTS"
+    _expect_error(bpy.ops.parascale.rescale, "choose a target point-cloud", scene)
+    s.target_depth = "SCENE"
+    _expect_error(bpy.ops.parascale.rescale, "no visible mesh geometry", scene)
