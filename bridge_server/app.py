@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -35,6 +36,7 @@ from .inputs import (
 from .jobs import JobQueue, JobStore, new_job_id
 from .models import BackendInfo, ErrorBody, Health, JobList, JobStatus
 
+UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")]
 ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422)}
 
@@ -184,6 +186,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         except ValidationError as e:
             lines = [f"params.{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
             raise InputError(lines or ["params: must be a JSON object"]) from None
+        uploads = {"trajectory": trajectory, "image": image, "depth": depth}
+        bad_names = [
+            f"{field}: file name {f.filename!r} is not a plain name (no '/', '\\', '..' or control characters)"
+            for field, f in uploads.items()
+            if f.filename and (UNSAFE_NAME.search(f.filename) or ".." in f.filename)
+        ]
+        if bad_names:
+            raise InputError(bad_names)
         blobs = {"trajectory": await trajectory.read(), "image": await image.read(), "depth": await depth.read()}
 
         def validate():

@@ -14,6 +14,8 @@ import os
 import numpy as np
 
 from parascale_blender.core.camera import Trajectory
+from parascale_blender.formats.errors import FormatError
+from parascale_blender.formats.parascale_json import trajectory_from_dict
 
 from .config import Limits
 
@@ -35,105 +37,50 @@ class InputError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-def _number(value, where: str, problems: list[str]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.append(f"{where}: expected a number, got {json.dumps(value)[:40]}")
-        return float("nan")
-    if not np.isfinite(value):
-        problems.append(f"{where}: must be finite, got {value}")
-    return float(value)
-
-
-def _matrix(value, rows: int, cols: int, where: str, problems: list[str]) -> np.ndarray:
-    out = np.full((rows, cols), np.nan)
-    if not (
-        isinstance(value, list) and len(value) == rows and all(isinstance(r, list) and len(r) == cols for r in value)
-    ):
-        problems.append(f"{where}: expected a {rows}x{cols} list of numbers")
-        return out
-    for i in range(rows):
-        for j in range(cols):
-            out[i, j] = _number(value[i][j], f"{where}[{i}][{j}]", problems)
-    return out
-
-
-def _int_field(doc: dict, key: str, lo: int, hi: int, problems: list[str]) -> int:
-    v = doc.get(key)
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        problems.append(f"trajectory: {key!r} must be an integer in [{lo}, {hi}], got {json.dumps(v)[:40]}")
-        return lo
-    return v
-
-
 def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
-    """ParaScale trajectory JSON (docs/architecture.md) → validated :class:`Trajectory`."""
+    """ParaScale trajectory JSON bytes → validated :class:`Trajectory` within ``limits``.
+
+    The document is read by ``parascale_blender.formats.parascale_json`` (the one reader of the
+    format); the server's limits (frame count, size, fps, coordinate magnitude) are checked first.
+    """
     try:
         doc = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise InputError(f"trajectory: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise InputError(f"trajectory: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"trajectory: invalid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise InputError("trajectory: the top level must be a JSON object")
-    problems: list[str] = []
-    if doc.get("format", "parascale-trajectory") != "parascale-trajectory":
-        problems.append(
-            f"trajectory: 'format' must be 'parascale-trajectory', got {json.dumps(doc.get('format'))[:40]}"
-        )
-    if doc.get("version", 1) != 1:
-        problems.append(f"trajectory: unsupported version {json.dumps(doc.get('version'))[:20]} (this server reads 1)")
-    conv = doc.get("convention", {})
-    want = {"pose": "camera_to_world", "axes": "opencv", "intrinsics": "pixels"}
-    if not isinstance(conv, dict) or any(conv.get(k, v) != v for k, v in want.items()):
-        problems.append(f"trajectory: 'convention' must be {want}")
-    fps = _number(doc.get("fps", 24.0), "trajectory: 'fps'", problems)
-    if np.isfinite(fps) and not 0 < fps <= limits.max_fps:
-        problems.append(f"trajectory: 'fps' must be in (0, {limits.max_fps:g}], got {fps:g}")
-    width = _int_field(doc, "width", 2, limits.max_side, problems)
-    height = _int_field(doc, "height", 2, limits.max_side, problems)
+    problems = []
     frames = doc.get("frames")
     if not isinstance(frames, list) or not 1 <= len(frames) <= limits.max_frames:
         n = len(frames) if isinstance(frames, list) else "no"
-        problems.append(f"trajectory: 'frames' must list 1 to {limits.max_frames} frames, got {n}")
-        raise InputError(problems)
-    numbers = np.zeros(len(frames), dtype=np.int64)
-    c2w = np.zeros((len(frames), 4, 4))
-    K = np.zeros((len(frames), 4))
-    for i, fr in enumerate(frames):
-        if len(problems) > 20:
-            problems.append("trajectory: (more problems not listed)")
-            break
-        if not isinstance(fr, dict):
-            problems.append(f"trajectory: frames[{i}] must be an object")
-            continue
-        num = fr.get("frame", i + 1)
-        if isinstance(num, bool) or not isinstance(num, int) or abs(num) > 10**8:
-            problems.append(f"trajectory: frames[{i}] 'frame' must be an integer, got {json.dumps(num)[:40]}")
-            num = i
-        where = f"trajectory: frame {num} (index {i})"
-        numbers[i] = num
-        c2w[i] = _matrix(fr.get("c2w"), 4, 4, f"{where} c2w", problems)
-        if np.isfinite(c2w[i]).all():
-            if np.abs(c2w[i]).max() > limits.max_abs_coordinate:
-                problems.append(f"{where} c2w: entries beyond ±{limits.max_abs_coordinate:g}")
-            if not np.allclose(c2w[i, 3], [0, 0, 0, 1], atol=1e-6):
-                problems.append(f"{where} c2w: last row must be [0, 0, 0, 1]")
-        kv = fr.get("intrinsics")
-        K[i] = _matrix([kv] if isinstance(kv, list) else kv, 1, 4, f"{where} intrinsics", problems)[0]
-        if np.isfinite(K[i]).all():
-            if K[i, 0] <= 0 or K[i, 1] <= 0:
-                problems.append(
-                    f"{where} intrinsics: focal lengths must be positive, got fx={K[i, 0]:g}, fy={K[i, 1]:g}"
-                )
-            if np.abs(K[i]).max() > 1e3 * limits.max_side:
-                problems.append(f"{where} intrinsics: values beyond {1e3 * limits.max_side:g} px")
+        problems.append(f"trajectory: field 'frames': must list 1 to {limits.max_frames} frames, got {n}")
+    for key in ("width", "height"):
+        v = doc.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and not 2 <= v <= limits.max_side:
+            problems.append(f"trajectory: field '{key}': must be in [2, {limits.max_side}], got {v}")
+    fps = doc.get("fps")
+    if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > limits.max_fps:
+        problems.append(f"trajectory: field 'fps': at most {limits.max_fps:g}, got {fps}")
     if problems:
         raise InputError(problems)
-    traj = Trajectory(numbers, c2w, K, width, height, fps=fps, metadata=doc.get("metadata") or {})
     try:
-        return traj.validate("trajectory")
-    except ValueError as e:
+        traj = trajectory_from_dict(doc, "trajectory")
+    except (FormatError, ValueError) as e:
         raise InputError(str(e)) from None
+    big = np.abs(traj.c2w).max(axis=(1, 2)) > limits.max_abs_coordinate
+    if big.any():
+        raise InputError(
+            f"trajectory: frame {traj.frames[np.argmax(big)]}: field 'c2w': entries beyond "
+            f"±{limits.max_abs_coordinate:g} world units"
+        )
+    big = np.abs(traj.intrinsics).max(axis=1) > 1e3 * limits.max_side
+    if big.any():
+        raise InputError(f"trajectory: frame {traj.frames[np.argmax(big)]}: field 'intrinsics': absurdly large")
+    return traj
 
 
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:

@@ -134,33 +134,81 @@ def splat(
     return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
 
 
-def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor) -> torch.Tensor:
-    """Fill empty pixels (``zbuf`` inf) by push-pull, biased towards the farther surface.
+def _local_extreme(x: torch.Tensor, radius: int, sign: float) -> torch.Tensor:
+    """Max (sign=1) or min (sign=-1) of ``x`` (H, W) over a (2r+1)² window, separably."""
+    k = 2 * radius + 1
+    y = F.max_pool2d((sign * x)[None, None], (1, k), stride=1, padding=(0, radius))
+    return sign * F.max_pool2d(y, (k, 1), stride=1, padding=(radius, 0))[0, 0]
 
-    Covered pixels are returned unchanged. Weights grow with depth so disocclusions take the
-    colour of the background they reveal rather than the occluder's.
+
+def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 64) -> torch.Tensor:
+    """Fill empty pixels (``zbuf`` inf) from the background side; covered pixels are unchanged.
+
+    Disocclusions reveal what lies behind, so holes grow inwards one pixel ring per step from
+    neighbours on the far side: a neighbour counts when its log-depth is above the middle of the
+    local (``radius``) depth range. A step that would fill nothing falls back to the farthest
+    neighbour. What is left after ``max_steps`` (e.g. wide areas outside the source view) is
+    filled by push-pull.
     """
     valid = torch.isfinite(zbuf)
     if bool(valid.all()) or not bool(valid.any()):
         return rgb
-    d = torch.where(zbuf >= _FAR, torch.zeros_like(zbuf), zbuf)
-    finite = valid & (zbuf < _FAR)
-    dmax = d[finite].max() if bool(finite.any()) else torch.tensor(1.0, dtype=d.dtype, device=d.device)
-    wgt = torch.where(zbuf >= _FAR, torch.ones_like(d), d / dmax).clamp(min=1e-3).float() * valid.float()
-    c = (rgb * wgt[..., None]).permute(2, 0, 1)[None]
-    wt = wgt[None, None]
+    H, W = zbuf.shape
+    dev = rgb.device
+    ld = torch.where(valid, torch.log(zbuf.clamp(min=1e-12)), torch.full_like(zbuf, -torch.inf)).float()
+    hi = _local_extreme(ld, radius, 1.0)
+    lo = _local_extreme(torch.where(valid, ld, torch.full_like(ld, torch.inf)), radius, -1.0)
+    thresh = torch.where(torch.isfinite(hi) & torch.isfinite(lo), 0.5 * (hi + lo), torch.full_like(ld, -torch.inf))
+    Wp = W + 2
+    ldp = torch.full((H + 2, Wp), -torch.inf, device=dev)
+    ldp[1:-1, 1:-1] = ld
+    ldp = ldp.reshape(-1)
+    colp = torch.zeros((H + 2) * Wp, 3, device=dev)
+    colp.view(H + 2, Wp, 3)[1:-1, 1:-1] = rgb
+    thp = torch.full(((H + 2) * Wp,), -torch.inf, device=dev)
+    thp.view(H + 2, Wp)[1:-1, 1:-1] = thresh
+    rows, cols = torch.nonzero(~valid, as_tuple=True)
+    holes = (rows + 1) * Wp + cols + 1
+    offsets = torch.tensor([-Wp - 1, -Wp, -Wp + 1, -1, 1, Wp - 1, Wp, Wp + 1], device=dev)
+    for _ in range(max_steps):
+        nbr = holes[:, None] + offsets[None]
+        nd = ldp[nbr]
+        ok = torch.isfinite(nd)
+        if not bool(ok.any()):
+            break
+        good = ok & (nd >= thp[holes][:, None])
+        if not bool(good.any()):
+            good = ok & (nd >= nd.max(dim=1, keepdim=True).values)
+        use = good.any(dim=1)
+        w = good.float()
+        n = w.sum(dim=1).clamp(min=1.0)
+        colour = (colp[nbr] * w[..., None]).sum(dim=1) / n[:, None]
+        depth = torch.where(good, nd, torch.zeros_like(nd)).sum(dim=1) / n
+        colp[holes[use]] = colour[use]
+        ldp[holes[use]] = depth[use]
+        holes = holes[~use]
+        if len(holes) == 0:
+            break
+    out = colp.view(H + 2, Wp, 3)[1:-1, 1:-1]
+    if len(holes):
+        filled = torch.isfinite(ldp.view(H + 2, Wp)[1:-1, 1:-1])
+        out = _push_pull(out, filled)
+    return torch.where(valid[..., None], rgb, out)
+
+
+def _push_pull(rgb: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Fill ``~valid`` pixels with the pyramid average of the valid ones (valid pixels kept)."""
+    wt = valid.float()[None, None]
+    c = (rgb * valid[..., None]).permute(2, 0, 1)[None]
     pyramid = [(c, wt)]
     while min(c.shape[-2:]) > 1:
-        c = F.avg_pool2d(c, 2, ceil_mode=True)
-        wt = F.avg_pool2d(wt, 2, ceil_mode=True)
+        c, wt = F.avg_pool2d(c, 2, ceil_mode=True), F.avg_pool2d(wt, 2, ceil_mode=True)
         pyramid.append((c, wt))
-    c, wt = pyramid[-1]
     filled = c / wt.clamp(min=1e-12)
     for c, wt in reversed(pyramid[:-1]):
         up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
         filled = torch.where(wt > 0, c / wt.clamp(min=1e-12), up)
-    out = filled[0].permute(1, 2, 0)
-    return torch.where(valid[..., None], rgb, out)
+    return torch.where(valid[..., None], rgb, filled[0].permute(1, 2, 0))
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
