@@ -1,0 +1,78 @@
+"""Point and mesh scenes with known geometry for the depth-source tests (seeded, deterministic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from parascale_blender.core.camera import make_c2w
+
+ICL = Path("depth") / "icl_synthetic_open3d"
+
+
+def look_at(eye, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
+    """OpenCV camera-to-world looking from ``eye`` at ``target`` (world y down, so up = -y)."""
+    eye, target = np.asarray(eye, float), np.asarray(target, float)
+    z = target - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, up)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return make_c2w(np.stack([x, y, z], 1), eye)
+
+
+def plane_grid(z: float, half: float, spacing: float) -> np.ndarray:
+    """Regular grid of points on the plane Z = z, |X|, |Y| <= half."""
+    g = np.arange(-half, half + spacing / 2, spacing)
+    X, Y = np.meshgrid(g, g)
+    return np.stack([X.ravel(), Y.ravel(), np.full(X.size, z)], 1)
+
+
+def sphere_points(n: int, radius: float, centre=(0.0, 0.0, 0.0), seed: int = 0) -> np.ndarray:
+    """``n`` points on a sphere, evenly spread (Fibonacci lattice)."""
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    theta = np.pi * (1 + 5**0.5) * i + seed
+    d = np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1)
+    return np.asarray(centre, float) + radius * d
+
+
+def room_points(n: int, seed: int = 0) -> np.ndarray:
+    """A furnished room: the surfaces of an 8 x 3 x 12 box plus 20 spheres, uniformly sampled by area."""
+    rng = np.random.default_rng(seed)
+    dims = np.array([8.0, 3.0, 12.0])
+    box_area = 2 * (dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2])
+    centres = rng.uniform([-3, -1, -5], [3, 1, 5], (20, 3))
+    radii = rng.uniform(0.1, 0.6, 20)
+    sph_area = 4 * np.pi * radii**2
+    nb = int(n * box_area / (box_area + sph_area.sum()))
+    face_area = np.array([dims[1] * dims[2], dims[0] * dims[2], dims[0] * dims[1]])
+    axis = rng.choice(3, nb, p=face_area / face_area.sum())
+    p = rng.uniform(-dims / 2, dims / 2, (nb, 3))
+    p[np.arange(nb), axis] = np.where(rng.integers(0, 2, nb) == 1, 1, -1) * dims[axis] / 2
+    k = rng.choice(20, n - nb, p=sph_area / sph_area.sum())
+    d = rng.normal(size=(n - nb, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return np.concatenate([p, centres[k] + radii[k, None] * d])
+
+
+def room_views(count: int, seed: int = 1) -> list[np.ndarray]:
+    """Random camera poses inside :func:`room_points`' box, looking at random points in it."""
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array([-3, -1, -5.0]), np.array([3, 1, 5.0])
+    return [look_at(rng.uniform(lo, hi), rng.uniform(lo, hi)) for _ in range(count)]
+
+
+def icl_frames(shared_data: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The five ICL-NUIM depth maps (metres, NaN invalid, read by OpenCV) and their c2w poses."""
+    import cv2
+
+    root = shared_data / ICL
+    lines = (root / "trajectory.log").read_text().split("\n")
+    poses = [np.array([[float(v) for v in lines[5 * i + 1 + j].split()] for j in range(4)]) for i in range(5)]
+    maps = []
+    for i in range(5):
+        d = cv2.imread(str(root / "depth" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED).astype(np.float64) / 1000.0
+        maps.append(np.where(d > 0, d, np.nan))
+    return maps, poses
