@@ -14,6 +14,8 @@ _MODULES = (
     "props",
     "ops_reference",
     "ops_rescale",
+    "ops_target",
+    "ops_bake",
     "panel",
 )
 

@@ -112,6 +112,39 @@ class PARASCALE_OT_reference_from_camera(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
+    """Use a Movie Clip's camera solve (cameras, bundles, marker visibility) as the reference"""
+
+    bl_idname = "parascale.reference_from_clip"
+    bl_label = "Reference from Movie Clip Solve"
+    bl_options = {"REGISTER", "UNDO"}
+
+    clip: bpy.props.StringProperty(name="Clip", description="Movie clip name; empty = the scene's active clip")
+
+    def execute(self, context):
+        from . import clip as clip_mod
+
+        mc = bpy.data.movieclips.get(self.clip) if self.clip else context.scene.active_clip
+        if mc is None:
+            self.report({"ERROR"}, "Reference: no movie clip; load and solve a clip (or give its name)")
+            return {"CANCELLED"}
+        try:
+            traj = clip_mod.trajectory_from_clip(mc)
+            traj = tracks.check_track(traj, f"clip {mc.name!r}")
+        except (clip_mod.ClipError, tracks.TrackError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene=False)
+        s = context.scene.parascale
+        s.reference_camera = cam
+        s.reference_source = f"clip {mc.name} solve ({len(traj)} frames, {traj.metadata['solve_error_px']:.2f} px)"
+        if pts is not None:
+            s.reference_points = pts
+            s.reference_depth = "POINTS"
+        _set_report(context, f"Reference: {s.reference_source}")
+        return {"FINISHED"}
+
+
 def _menu_import(self, context):
     op = "import_scene.parascale_track"
     self.layout.operator(op, text="ParaScale Camera Track (auto)")
@@ -123,7 +156,12 @@ def _menu_import(self, context):
         self.layout.operator(op, text=f"ParaScale: {name}").format = name
 
 
-classes = (IMPORT_SCENE_OT_parascale_track, PARASCALE_FH_track, PARASCALE_OT_reference_from_camera)
+classes = (
+    IMPORT_SCENE_OT_parascale_track,
+    PARASCALE_FH_track,
+    PARASCALE_OT_reference_from_camera,
+    PARASCALE_OT_reference_from_clip,
+)
 
 
 def register() -> None:

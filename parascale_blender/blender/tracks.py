@@ -44,10 +44,10 @@ def read_track(path: str, fmt: str | None = None, repair_rotations: bool = False
     if not path or not os.path.exists(path):
         raise TrackError(f"{path or '(no file)'}: file not found")
     try:
-        traj = read_trajectory(path, fmt=fmt or None)
-        return check_track(traj, os.path.basename(path), repair_rotations)
-    except FormatError as exc:
+        traj = read_trajectory(path, fmt=fmt or None, repair_rotations=repair_rotations)
+    except (FormatError, ValueError, OSError) as exc:
         raise TrackError(str(exc)) from None
+    return check_track(traj, os.path.basename(path), repair_rotations)
 
 
 def check_track(traj: Trajectory, source: str, repair_rotations: bool = False, frame_offset: int = 0) -> Trajectory:
