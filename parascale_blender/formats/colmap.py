@@ -72,7 +72,7 @@ def read_colmap(
         if im.camera_id not in model.cameras:
             file, line, field = im.where
             raise FormatError(
-                file, f"image {im.name!r} uses camera {im.camera_id}, not defined", line, field or "CAMERA_ID"
+                file, f"image {im.name!r} uses camera {im.camera_id}, which is not defined", line, field or "CAMERA_ID"
             )
         cam = model.cameras[im.camera_id]
         K[i], dist = pinhole(cam)

@@ -204,6 +204,6 @@ def _points_from_doc(p, n_frames: int, path) -> SparsePoints:
     return SparsePoints(xyz=xyz, rgb=rgb, visibility=vis)
 
 
-def read_parascale_json(path: str | os.PathLike, repair_rotations: bool = False) -> Trajectory:
+def read_parascale_json(path: str | os.PathLike, *, repair_rotations: bool = False) -> Trajectory:
     """Read and validate a ParaScale trajectory JSON file."""
     return trajectory_from_dict(load_json(path), path, repair_rotations)
