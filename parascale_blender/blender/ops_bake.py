@@ -18,10 +18,10 @@ def _format_items(self, context):
     _ITEMS.clear()
     _ITEMS.append(("AUTO", "From extension", "Choose the format from the file name"))
     try:
-        names = tracks.format_names()
+        names = tracks.format_names(writable=True)
     except ImportError:
         names = []
-    _ITEMS.extend((n, n, f"Write as {n}") for n in names)
+    _ITEMS.extend((n, n, desc) for n, desc in names)
     return _ITEMS
 
 
@@ -72,7 +72,11 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         try:
             traj = baked_trajectory(context, obj)
-            write_trajectory(traj, path, fmt=None if self.format == "AUTO" else self.format)
+            fmt = None if self.format == "AUTO" else self.format
+            opts = {}
+            if fmt == "wanfun":  # intrinsics normalised against the baked camera's own image size
+                opts = {"original_width": traj.width, "original_height": traj.height}
+            write_trajectory(traj, path, fmt=fmt, **opts)
         except (convert.ConversionError, FormatError, ValueError, OSError) as exc:
             self.report({"ERROR"}, f"Export: {exc}")
             return {"CANCELLED"}

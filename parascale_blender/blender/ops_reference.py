@@ -19,7 +19,7 @@ def _format_items(self, context):
         names = tracks.format_names()
     except ImportError:
         names = []
-    _FORMAT_ITEMS.extend((n, n, f"Read as {n}") for n in names)
+    _FORMAT_ITEMS.extend((n, n, desc) for n, desc in names)
     return _FORMAT_ITEMS
 
 
@@ -44,6 +44,9 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
         name="Repair rotations", description="Project non-rotation matrices (e.g. det -1) onto SO(3) by SVD"
     )
     set_scene: bpy.props.BoolProperty(name="Set scene size and range", default=True)
+    image_size: bpy.props.IntVectorProperty(
+        name="Image size", size=2, default=(0, 0), min=0, description="For formats without it (RE10K txt); 0 = default"
+    )
 
     def execute(self, context):
         path = self.filepath
@@ -51,7 +54,8 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
             path = os.path.join(self.directory, self.files[0].name)
         fmt = None if self.format == "AUTO" else self.format
         try:
-            traj = tracks.read_track(path, fmt, self.repair_rotations)
+            size = tuple(self.image_size) if min(self.image_size) > 0 else None
+            traj = tracks.read_track(path, fmt, self.repair_rotations, size)
             traj = tracks.check_track(traj, os.path.basename(path), frame_offset=self.frame_offset)
             traj = tracks.to_blender_world(traj, self.up_axis)
         except (tracks.TrackError, ImportError) as exc:
@@ -152,8 +156,8 @@ def _menu_import(self, context):
         names = tracks.format_names()
     except ImportError:
         return
-    for name in names:
-        self.layout.operator(op, text=f"ParaScale: {name}").format = name
+    for name, desc in names:
+        self.layout.operator(op, text=f"ParaScale: {desc}").format = name
 
 
 classes = (

@@ -40,7 +40,8 @@ def _material():
     if mat is not None:
         return mat
     mat = bpy.data.materials.new(MATERIAL)
-    mat.use_nodes = True
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
     nt = mat.node_tree
     bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
     attr = nt.nodes.new("ShaderNodeAttribute")

@@ -30,21 +30,34 @@ class TrackError(ValueError):
     """A track cannot be used; the message names the file/frame/field and what to change."""
 
 
-def format_names() -> list[str]:
+def format_names(writable: bool = False) -> list[tuple[str, str]]:
+    """(name, description) of the registry's formats (only those with a writer if ``writable``)."""
     from ..formats.registry import FORMATS
 
-    return sorted(FORMATS)
+    return [(n, s.description) for n, s in FORMATS.items() if s.reader is not None and (not writable or s.writer)]
 
 
-def read_track(path: str, fmt: str | None = None, repair_rotations: bool = False) -> Trajectory:
-    """Read + validate a track file; every failure is a :class:`TrackError` with a clear message."""
+def read_track(
+    path: str, fmt: str | None = None, repair_rotations: bool = False, size: tuple[int, int] | None = None
+) -> Trajectory:
+    """Read + validate a track file; every failure is a :class:`TrackError` with a clear message.
+
+    ``size`` (width, height) is passed to formats that do not store the image size (RE10K txt...).
+    """
+    import inspect
+
     from ..formats.errors import FormatError
-    from ..formats.registry import read_trajectory
+    from ..formats.registry import FORMATS, detect_format, read_trajectory
 
     if not path or not os.path.exists(path):
         raise TrackError(f"{path or '(no file)'}: file not found")
     try:
-        traj = read_trajectory(path, fmt=fmt or None, repair_rotations=repair_rotations)
+        opts = {"repair_rotations": repair_rotations}
+        if size:
+            params = inspect.signature(FORMATS[fmt or detect_format(path)].reader).parameters
+            if "width" in params:
+                opts.update(width=int(size[0]), height=int(size[1]))
+        traj = read_trajectory(path, fmt=fmt or None, **opts)
     except (FormatError, ValueError, OSError) as exc:
         raise TrackError(str(exc)) from None
     return check_track(traj, os.path.basename(path), repair_rotations)

@@ -123,3 +123,21 @@ def _json(ext, tmp_path):
     p = tmp_path / "ok.json"
     ext("formats.parascale_json").write_parascale_json(_synthetic_track(ext), p)
     return str(p)
+
+
+def test_import_re10k_with_size_and_colmap_points(scene, shared_data, ext):
+    import bpy
+
+    path = sorted((shared_data / "re10k").glob("*.txt"))[1]
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path), image_size=(576, 320)) == {"FINISHED"}
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (576, 320)
+    images = shared_data / "colmap" / "kapture_maupertuis" / "sparse" / "images.txt"
+    assert bpy.ops.import_scene.parascale_track(filepath=str(images), up_axis="Y_DOWN") == {"FINISHED"}
+    s = scene.parascale
+    ref = ext("formats.registry").read_trajectory(images.parent)
+    assert len(s.reference_points.data.vertices) == len(ref.points.xyz) == 1039
+    assert s.reference_depth == "POINTS"
+    back = ext("blender.tracks").reference_trajectory(bpy.context)
+    assert [len(v) for v in back.points.visibility] == [len(v) for v in ref.points.visibility]
+    # Y_DOWN: the world is rotated to Z up, so relative camera motion is unchanged.
+    np.testing.assert_allclose(back.relative_to_first().c2w, ref.relative_to_first().c2w, atol=1e-4)
