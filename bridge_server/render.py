@@ -5,11 +5,12 @@ OpenCV axes (x right, y down, z forward), pixel intrinsics ``(fx, fy, cx, cy)`` 
 the top-left corner, so pixel ``(i, j)`` has its centre at ``(i + 0.5, j + 0.5)``.
 
 Geometry is exact: a point ``X`` lands at ``K · R^T (X - C)`` in every frame. Each point covers a
-square footprint whose side is its magnification (source pixel spacing seen from the target
-camera, at least one pixel) and writes the pixels whose centres lie inside it; the nearest depth
-wins, and among points of the same surface (depth within ``depth_tolerance``) the one projected
-nearest to the pixel centre wins. At magnification 1 this is exactly "the pixel containing the
-projection". Pixels of empty depth become points at infinity (they move with rotation only) and
+square footprint 1.2x its magnification (source pixel spacing seen from the target camera, at
+least 1.2 px) and competes for the pixels whose centres lie inside it; the nearest depth wins, and
+among points of the same surface (depth within ``depth_tolerance``) the one projected nearest to
+the pixel centre wins. The pixel's colour is then looked up at sub-pixel precision: its centre is
+lifted to 3D at the winner's depth and the source image is sampled bilinearly where that point
+projects. Pixels of empty depth become points at infinity (they move with rotation only) and
 lose against every finite point.
 """
 
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from parascale_blender.core.camera import Camera
 
 _FAR = 1e30  # depth key added to points at infinity so any finite point wins
+_FOOTPRINT_SLACK = 1.2  # footprints 20% wider than the point spacing: no cracks under shear
 
 
 @dataclass
@@ -35,6 +37,9 @@ class PointCloud:
     rgb: torch.Tensor  # (N, 3) float in [0, 1]
     src_depth: torch.Tensor  # (N,) z in the source camera (1 for directions)
     src_focal: float  # sqrt(fx * fy) of the source camera
+    src_c2w: torch.Tensor  # (4, 4) the source camera's pose
+    src_camera: Camera  # the source camera (describes ``image``)
+    image: torch.Tensor  # (1, 3, h, w) float source image, for sub-pixel resampling
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -70,6 +75,9 @@ def unproject_image(
         rgb=torch.as_tensor(rgb, device=device),
         src_depth=torch.as_tensor(zs[keep], dtype=f64, device=device),
         src_focal=float(np.sqrt(camera.fx * camera.fy)),
+        src_c2w=torch.as_tensor(c2w, dtype=f64, device=device),
+        src_camera=camera,
+        image=torch.as_tensor(image, device=device).permute(2, 0, 1)[None].float() / 255.0,
     )
 
 
@@ -79,10 +87,14 @@ def splat(
     camera: Camera,
     max_footprint: float = 4.0,
     depth_tolerance: float = 0.01,
+    resample: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``cloud`` from ``c2w`` / ``camera``: (rgb (H, W, 3) float, depth key (H, W), inf = empty).
 
     The depth key is the z-depth for finite points and ``1e30 + z`` for points at infinity.
+    With ``resample``, each covered pixel centre is lifted to 3D at its winner's depth and the
+    source image is sampled bilinearly where that point projects (sub-pixel exact colours
+    instead of the nearest point's); otherwise the winning point's own colour is used.
     """
     dev = cloud.xyz.device
     W, H = camera.width, camera.height
@@ -95,7 +107,7 @@ def splat(
     u = camera.fx * Xc[:, 0] / z + camera.cx
     v = camera.fy * Xc[:, 1] / z + camera.cy
     mag = (np.sqrt(camera.fx * camera.fy) / cloud.src_focal) * cloud.src_depth[idx] / z
-    half = 0.5 * torch.clamp(mag, 1.0, max_footprint)
+    half = 0.5 * torch.clamp(_FOOTPRINT_SLACK * mag, _FOOTPRINT_SLACK, max_footprint)
     u0 = torch.ceil(u - half - 0.5)
     v0 = torch.ceil(v - half - 0.5)
     nu = torch.ceil(u + half - 0.5) - u0
@@ -131,7 +143,33 @@ def splat(
     winner.scatter_reduce_(0, lin, pt, reduce="amin")
     hit = torch.isfinite(zbuf)
     rgb[hit] = cloud.rgb[winner[hit]]
+    if resample:
+        _resample_source(cloud, rgb, zbuf, T, camera)
     return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
+
+
+def _resample_source(cloud: PointCloud, rgb: torch.Tensor, zbuf: torch.Tensor, T: torch.Tensor, camera: Camera) -> None:
+    """Replace covered pixels' colours (flat ``rgb``) by bilinear samples of the source image."""
+    lin = torch.nonzero(torch.isfinite(zbuf)).squeeze(1)
+    if len(lin) == 0:
+        return
+    W = camera.width
+    far = zbuf[lin] >= _FAR
+    z = torch.where(far, torch.ones_like(zbuf[lin]), zbuf[lin])
+    x = ((lin % W).double() + 0.5 - camera.cx) / camera.fx * z
+    y = ((lin // W).double() + 0.5 - camera.cy) / camera.fy * z
+    d_world = torch.stack([x, y, z], 1) @ T[:3, :3].T
+    X = d_world + (~far).double()[:, None] * T[:3, 3]
+    S, sc = cloud.src_c2w, cloud.src_camera
+    Xs = (X - (~far).double()[:, None] * S[:3, 3]) @ S[:3, :3]
+    zs = Xs[:, 2]
+    ok = zs > 0
+    u = sc.fx * Xs[:, 0] / zs.clamp(min=1e-12) + sc.cx
+    v = sc.fy * Xs[:, 1] / zs.clamp(min=1e-12) + sc.cy
+    ok &= (u >= 0) & (u <= sc.width) & (v >= 0) & (v <= sc.height)
+    grid = torch.stack([2 * u[ok] / sc.width - 1, 2 * v[ok] / sc.height - 1], 1).float()[None, None]
+    sampled = F.grid_sample(cloud.image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    rgb[lin[ok]] = sampled[0, :, 0].T
 
 
 def _local_extreme(x: torch.Tensor, radius: int, sign: float) -> torch.Tensor:
