@@ -61,10 +61,11 @@ def read_plate(path: str) -> np.ndarray:
     return px
 
 
-def read_depth(path: str, scale: float) -> np.ndarray:
+def read_depth(path: str, scale: float | None = None) -> np.ndarray:
+    """(H, W) float32 z-depth, NaN = none (``scale``: units per stored value, None = format default)."""
     from ..formats.depthmaps import read_depth_map
 
-    d = np.asarray(read_depth_map(path), dtype=np.float32) * np.float32(scale)
+    d = np.asarray(read_depth_map(path, scale=scale), dtype=np.float32)
     if d.ndim != 2:
         raise DepthError(f"{path}: a depth map must be one channel (H, W), got shape {d.shape}")
     return d
@@ -79,7 +80,13 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
 
     depth_path: bpy.props.StringProperty(name="Depth map", subtype="FILE_PATH")
     plate_path: bpy.props.StringProperty(name="Plate image", subtype="FILE_PATH")
-    depth_scale: bpy.props.FloatProperty(name="Depth scale", default=1.0, min=1e-9, description="Map value -> units")
+    depth_scale: bpy.props.FloatProperty(
+        name="Depth scale",
+        default=0.0,
+        min=0.0,
+        precision=6,
+        description="World units per stored value; 0 = the format's default (PNG: millimetres, others: 1)",
+    )
     stride: bpy.props.IntProperty(name="Stride", default=1, min=1, max=64, description="Keep every n-th pixel")
 
     def execute(self, context):
@@ -93,7 +100,7 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
             if ppath and not os.path.exists(ppath):
                 raise DepthError(f"plate image not found: {ppath}")
             c2w, cam = target_start(context)
-            depth = read_depth(dpath, self.depth_scale)
+            depth = read_depth(dpath, self.depth_scale or None)
             h, w = depth.shape
             if abs(w / h - cam.width / cam.height) > 0.01 * cam.width / cam.height:
                 raise DepthError(
