@@ -95,6 +95,15 @@ def _unzip(block: bytes, size: int, path, y: int) -> bytes:
 
 def read_exr(path: str | os.PathLike, channel: str | None = None) -> np.ndarray:
     """One channel of a scanline OpenEXR as (H, W) float64 (UINT channels converted)."""
+    try:
+        return _read_exr(path, channel)
+    except FormatError:
+        raise
+    except (struct.error, ValueError, IndexError) as e:  # a field shorter than its type
+        raise FormatError(path, f"corrupt EXR header or data ({e})") from None
+
+
+def _read_exr(path, channel: str | None) -> np.ndarray:
     data = read_bytes(path)
     if len(data) < 8 or struct.unpack("<i", data[:4])[0] != MAGIC:
         raise FormatError(path, "not an OpenEXR file (bad magic number)", field="magic")
@@ -115,7 +124,9 @@ def read_exr(path: str | os.PathLike, channel: str | None = None) -> np.ndarray:
         raise FormatError(
             path, f"{name} compression is not supported; re-save with ZIP, ZIPS or no compression", field="compression"
         )
-    x0, y0, x1, y1 = struct.unpack("<iiii", attrs["dataWindow"][1][:16])
+    if len(attrs["dataWindow"][1]) != 16:
+        raise FormatError(path, "dataWindow must be a box2i (16 bytes)", field="dataWindow")
+    x0, y0, x1, y1 = struct.unpack("<iiii", attrs["dataWindow"][1])
     width, height = x1 - x0 + 1, y1 - y0 + 1
     if width <= 0 or height <= 0 or width * height > 1 << 28:
         raise FormatError(path, f"unsupported data window {width}x{height}", field="dataWindow")

@@ -81,6 +81,15 @@ def _unfilter(raw: np.ndarray, height: int, row_bytes: int, bpp: int, path) -> n
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
     """Greyscale PNG → (H, W) uint8 or uint16 array of raw counts."""
+    try:
+        return _read_png(path)
+    except FormatError:
+        raise
+    except (struct.error, ValueError, IndexError) as e:
+        raise FormatError(path, f"corrupt PNG ({e})") from None
+
+
+def _read_png(path) -> np.ndarray:
     chunks = _chunks(read_bytes(path), path)
     if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         raise FormatError(path, "the first chunk must be a 13-byte IHDR", field="IHDR")
