@@ -21,7 +21,7 @@ from ..core.camera import SparsePoints, Trajectory, invert_rigid, make_c2w
 from ..core.rotation import matrix_from_quat
 from .colmap_model import MODELS, RawCamera, read_raw_model
 from .errors import FormatError
-from .textio import finish, frames_from_names, natural_key
+from .textio import finish, frames_from_names, natural_key, quiet_numerics
 
 DISTORTION_NAMES = {
     "SIMPLE_RADIAL": ["k"],
@@ -49,6 +49,7 @@ def pinhole(cam: RawCamera) -> tuple[list[float], dict]:
     return [float(v) for v in K], dict(zip(DISTORTION_NAMES.get(cam.model, []), map(float, rest)))
 
 
+@quiet_numerics
 def read_colmap(
     path: str | os.PathLike,
     *,

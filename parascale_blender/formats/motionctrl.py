@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.camera import Trajectory, invert_rigid
 from .errors import FormatError
-from .textio import finish, is_number, load_json
+from .textio import finish, is_number, load_json, quiet_numerics
 
 
 def _entry(value, i: int, path) -> np.ndarray:
@@ -34,6 +34,7 @@ def _entry(value, i: int, path) -> np.ndarray:
     return arr
 
 
+@quiet_numerics
 def read_motionctrl(
     path: str | os.PathLike,
     *,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.camera import FLIP_YZ, Trajectory
 from .errors import FormatError
-from .textio import finish, frames_from_names, is_number, load_json, number_matrix
+from .textio import finish, frames_from_names, is_number, load_json, number_matrix, quiet_numerics
 
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y")
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
@@ -35,6 +35,7 @@ def _num(d: dict, key: str, path, where: str):
     return float(v)
 
 
+@quiet_numerics
 def read_nerf(
     path: str | os.PathLike,
     *,

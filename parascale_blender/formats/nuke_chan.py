@@ -21,13 +21,14 @@ import numpy as np
 from ..core.camera import FLIP_YZ, Trajectory, make_c2w
 from ..core.rotation import euler_to_matrix, matrix_to_euler
 from .errors import FormatError
-from .textio import finish, parse_floats, read_text
+from .textio import finish, parse_floats, quiet_numerics, read_text
 
 ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 NAMES = ["frame", "tx", "ty", "tz", "rx", "ry", "rz", "vfov"]
 NUKE_FOCAL_MM, NUKE_HAPERTURE_MM = 50.0, 24.576
 
 
+@quiet_numerics
 def read_chan(
     path: str | os.PathLike,
     *,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.camera import SparsePoints, Trajectory
 from .errors import FormatError
-from .textio import finish, is_number, load_json, number_matrix
+from .textio import finish, is_number, load_json, number_matrix, quiet_numerics
 
 FORMAT_NAME = "parascale-trajectory"
 VERSION = 1
@@ -204,6 +204,7 @@ def _points_from_doc(p, n_frames: int, path) -> SparsePoints:
     return SparsePoints(xyz=xyz, rgb=rgb, visibility=vis)
 
 
+@quiet_numerics
 def read_parascale_json(path: str | os.PathLike, *, repair_rotations: bool = False) -> Trajectory:
     """Read and validate a ParaScale trajectory JSON file."""
     return trajectory_from_dict(load_json(path), path, repair_rotations)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.camera import Trajectory, invert_rigid
 from .errors import FormatError
-from .textio import finish, parse_floats, read_text
+from .textio import finish, parse_floats, quiet_numerics, read_text
 
 COLUMNS = ["timestamp", "fx", "fy", "cx", "cy", "k1", "k2"]
 COLUMNS += [f"r{i}{j}" if j < 4 else f"t{i}" for i in (1, 2, 3) for j in (1, 2, 3, 4)]
@@ -82,6 +82,7 @@ def parse_rows(path) -> tuple[str | None, np.ndarray, list[int]]:
     return header, np.array(rows), numbers
 
 
+@quiet_numerics
 def read_re10k(
     path: str | os.PathLike,
     *,

@@ -60,10 +60,14 @@ def parse_float(token: str, path, line: int | None, field: str) -> float:
 
 
 def parse_int(token: str, path, line: int | None, field: str) -> int:
+    """An integer that fits in 64 bits (larger ones are refused, never overflow later)."""
     try:
-        return int(token)
+        value = int(token)
     except (ValueError, TypeError):
         raise FormatError(path, f"expected an integer, got {short(str(token))}", line, field) from None
+    if not -(2**63) <= value < 2**63:
+        raise FormatError(path, f"integer out of range: {short(str(token))}", line, field)
+    return value
 
 
 def parse_floats(tokens: list[str], path, line: int | None, names: list[str] | None = None) -> np.ndarray:
@@ -136,3 +140,16 @@ def number_matrix(value, rows: int | None, cols: int, path, field: str, what: st
     if not ok:
         raise FormatError(path, f"expected {what}", field=field)
     return np.array(value, dtype=np.float64).reshape(-1, cols)
+
+
+def quiet_numerics(reader):
+    """Run a reader with numpy floating-point warnings off: absurd numbers (1e308) must end in a
+    FormatError from validation, not in RuntimeWarnings on the way there."""
+    import functools
+
+    @functools.wraps(reader)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return reader(*args, **kwargs)
+
+    return wrapper
