@@ -164,3 +164,39 @@ def test_bad_inputs_change_nothing(rig):
     _expect_error(bpy.ops.parascale.rescale, "choose a target point-cloud", scene)
     s.target_depth = "SCENE"
     _expect_error(bpy.ops.parascale.rescale, "no visible mesh geometry", scene)
+
+
+def test_imported_track_points_onto_scene_geometry(scene, ext, tmp_path):
+    """File reference with its own points as depth -> target = a mesh in the scene (fast path),
+    keys equal the core rescale() on the same inputs built independently by the test."""
+    import bpy
+    from test_import import _synthetic_track
+
+    ds = pytest.importorskip(f"{ext('core').__name__}.depth_sources", reason="core.depth_sources not landed yet")
+    traj = _synthetic_track(ext)
+    path = tmp_path / "shot.json"
+    ext("formats.parascale_json").write_parascale_json(traj, path)
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path), set_scene=False) == {"FINISHED"}
+    # Target: a 200 m ground plane 30 m below a camera looking straight down.
+    verts = np.array([(-100, -100, 0), (100, -100, 0), (100, 100, 0), (-100, 100, 0)], dtype=np.float64)
+    me = bpy.data.meshes.new("ground")
+    me.from_pydata(verts.tolist(), [], [(0, 1, 2, 3)])
+    scene.collection.objects.link(bpy.data.objects.new("ground", me))
+    tgt = add_camera("tgt", (0, 0, 30), (0, 0, 0))
+    s = scene.parascale
+    s.target_camera, s.target_depth, s.target_start_frame = tgt, "SCENE", 1
+    assert s.reference_depth == "POINTS"
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    ref = ext("blender.tracks").reference_trajectory(bpy.context)
+    convert = ext("blender.convert")
+    scene.frame_set(1)
+    expected = ext("core.rescale").rescale(
+        ref,
+        ds.parse_depth_spec("track", ref),
+        ds.MeshDepth(verts, np.array([[0, 1, 2], [0, 2, 3]])),
+        opencv_track(tgt, scene, [1])[0],
+        convert.camera_intrinsics(tgt, scene),
+    )
+    got = opencv_track(tgt, scene, 1 + ref.frames - ref.frames[0])
+    np.testing.assert_allclose(got, expected.trajectory.c2w, atol=1e-3 * 30)
+    assert s.pce == pytest.approx(expected.pce, abs=1e-4)
