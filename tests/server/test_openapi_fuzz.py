@@ -21,7 +21,8 @@ def test_generated_requests_never_get_a_server_error(server, http):
 
         @given(case=op.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-        def run(case, label=op.label):
+        def run(case):
+            label = f"{case.method.upper()} {case.operation.path}"
             calls[label] = calls.get(label, 0) + 1
             case.call_and_validate(base_url=server.url, checks=CHECKS)
 
