@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from parascale_blender.formats.registry import write_trajectory
+
 from .errors import TrackingError
 from .pipeline import DEFAULT_MAPPER, TrackOptions, track_video
 from .reconstruct import MAPPERS
@@ -36,7 +38,9 @@ def _positive(text: str) -> int:
 def build_parser(prog: str = "parascale track") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Track the camera of a reference video (pycolmap SfM).")
     p.add_argument("video", help="the reference clip (any format FFmpeg reads)")
-    p.add_argument("-o", "--output", help="output trajectory (default: VIDEO's name + .track.json, beside it)")
+    p.add_argument(
+        "-o", "--output", help="output trajectory, format from its extension (default: VIDEO.track.json beside it)"
+    )
     p.add_argument("--intrinsics", type=_intrinsics, help="known fx,fy,cx,cy in pixels of the video (held fixed)")
     p.add_argument("--every", type=_positive, default=1, help="use every N-th frame (default 1)")
     p.add_argument("--max-frames", type=_positive, help="stop after this many used frames")
@@ -72,18 +76,6 @@ class _Bar:
             sys.stderr.write("\n")
 
 
-def write_track(track, path: Path) -> None:
-    """Write with the formats registry (format from the extension), ParaScale JSON as fallback."""
-    try:
-        from parascale_blender.formats.registry import write_trajectory
-    except ImportError:
-        from parascale_blender.formats.parascale_json import write_parascale_json
-
-        write_parascale_json(track, path)
-        return
-    write_trajectory(track, path)
-
-
 def track_main(argv: list[str] | None = None) -> int:
     """Run ``parascale track``; returns the exit status (0 ok, 2 tracking or usage error)."""
     parser = build_parser()
@@ -110,7 +102,7 @@ def track_main(argv: list[str] | None = None) -> int:
         return 130
     bar.close()
     try:
-        write_track(track, out)
+        write_trajectory(track, out)
     except (OSError, ValueError) as exc:
         print(f"parascale track: error: cannot write {out}: {exc}", file=sys.stderr)
         return 2

@@ -12,12 +12,13 @@ from pathlib import Path
 from parascale_blender.core.camera import Trajectory
 
 from .convert import to_trajectory
-from .errors import TrackingError
+from .errors import TrackingCancelled, TrackingError
+from .motion import is_static
 from .reconstruct import MAPPERS, MatchStats, SfmOptions, reconstruct
 from .video import decode_video
 
 ProgressCallback = Callable[[float, str], None]
-DEFAULT_MAPPER = "incremental"
+DEFAULT_MAPPER = "global"  # measured: registers every frame of all test clips; incremental does not
 
 
 @dataclass
@@ -130,10 +131,15 @@ def track_video(
     report(0.0, f"decoding {Path(path).name}")
     video = decode_video(path, every=opts.every, max_frames=opts.max_frames, max_side=opts.max_side)
     if cancelled is not None and cancelled():
-        from .errors import TrackingCancelled
-
         raise TrackingCancelled()
     seconds_decode = time.perf_counter() - t_start
+    static, motion = is_static(video.images)
+    if static:
+        raise TrackingError(
+            f"{source}: static camera: the image moves {motion:.2f} px at most over {len(video.images)} frames; "
+            "there is no camera move to transfer (Π is zero for this clip).",
+            kind="static",
+        )
     K = None
     if opts.intrinsics is not None:
         K = tuple(v * video.scale for v in opts.intrinsics)
