@@ -1,0 +1,272 @@
+"""Closed-loop transfer benchmark: does the rescaled move *look* like the reference move?
+
+For each pairing (reference scene at one scale → target scene at a scale ≥ 10⁴ away) and each
+reference track (real RealEstate10K tracks and synthetic truck/dolly/orbit/crane/handheld):
+
+1. rescale the track into the target scene in every mode (exact analytic depth on both sides);
+2. render the reference clip along the reference track and the output clip along the rescaled
+   track with the server's ``warp`` renderer (conditioning frame ray-traced, then splatted);
+3. measure the realized parallax of BOTH clips with the same estimator (OpenCV DIS optical flow,
+   minus the flow the known rotation causes, mean magnitude over pixels that are not
+   disocclusion fills), so estimator bias cancels;
+4. PCE_measured = mean_t |ln(Π_out,t / Π_ref,t)|; plus RotErr / TransErr / CamMC of the output
+   against the reference (relative normalisation).
+
+``rows(quick)`` returns benchmark rows; :func:`run` returns the full per-case records.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.camera import Camera, Trajectory, make_c2w
+from ..core.rescale import MODES, RescaleOptions, rescale
+from ..core.rotation import euler_to_matrix
+from . import raytrace
+
+# (reference scene, scale) -> (target scene, scale); every pair spans >= 4 orders of magnitude.
+PAIRINGS = [
+    (("room", 0.01), ("landscape", 100.0)),
+    (("landscape", 10.0), ("wall", 0.01)),
+    (("street", 100.0), ("room", 0.01)),
+    (("wall", 1.0), ("street", 1e4)),
+]
+SYNTHETIC = ("truck", "dolly", "orbit", "crane", "handheld")
+FLOW_FLOOR_PX = 0.02  # below this mean flow, DIS reads noise: a move this small is invisible
+TARGET_FLOW_PX = 4.0  # reference tracks are scaled (a similarity) to move ~this many pixels per frame
+
+
+def synthetic_track(kind: str, n: int, step: float = 0.035, seed: int = 0) -> np.ndarray:
+    """Unit-scale c2w (OpenCV) tracks starting at identity; ``step`` units per frame."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=float)
+    zero = np.zeros(n)
+    yaw = pitch = roll = zero
+    if kind == "truck":
+        pos = np.stack([t * step, zero, zero], 1)
+    elif kind == "dolly":
+        pos = np.stack([zero, zero, t * step], 1)
+    elif kind == "crane":
+        pos = np.stack([zero, -t * step, t * step * 0.2], 1)
+        pitch = -t * step * 0.25
+    elif kind == "orbit":
+        ang = t * step / 1.5
+        pos = np.stack([1.5 * np.sin(ang), zero, 1.5 * (1 - np.cos(ang))], 1)
+        yaw = -ang
+    elif kind == "handheld":
+        v = np.cumsum(rng.normal(0, step * 0.35, (n, 3)), axis=0) + np.array([step * 0.7, 0, step * 0.3])
+        pos = np.cumsum(v, axis=0) * 0.5
+        pos -= pos[0]
+        pitch, yaw, roll = (np.cumsum(rng.normal(0, 0.002, n)) for _ in range(3))
+    else:
+        raise ValueError(f"unknown synthetic move {kind!r}; expected one of {SYNTHETIC}")
+    R = euler_to_matrix(np.stack([pitch, yaw, roll], 1), "XYZ")
+    return make_c2w(R, pos)
+
+
+def real_tracks(shared_data: Path | None, limit: int) -> dict[str, np.ndarray]:
+    """RealEstate10K tracks made relative to frame 0 and normalised to a 0.5-unit path (similarity only)."""
+    from ..demo import bundled_reference_path
+    from ..formats.registry import read_trajectory
+
+    files = [bundled_reference_path()]
+    if shared_data is not None and (shared_data / "re10k").is_dir():
+        files += sorted(p for p in (shared_data / "re10k").glob("*.txt") if p.name not in files[0].name)
+    out = {}
+    for f in files[:limit]:
+        tr = read_trajectory(f, width=640, height=360).relative_to_first()
+        c2w = tr.c2w.copy()
+        c2w[:, :3, 3] *= 0.5 / max(tr.path_length(), 1e-12)
+        out[f"re10k:{f.stem[-16:]}"] = c2w
+    return out
+
+
+def _track(c2w: np.ndarray, cam: Camera, fps: float = 8.0) -> Trajectory:
+    n = len(c2w)
+    return Trajectory(np.arange(n), c2w, [cam.fx, cam.fy, cam.cx, cam.cy], cam.width, cam.height, fps=fps)
+
+
+def render_clip(
+    scene: raytrace.RectScene, traj: Trajectory, renderer: str = "warp", supersample: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (N, H, W, 3) uint8 and covered masks (N, H, W) along ``traj``.
+
+    ``warp``: the server's preview renderer (frame 0 ray-traced, then its point cloud splatted;
+    disocclusions are filled and marked uncovered). ``raytrace``: every frame traced exactly.
+    Rendered at ``supersample`` times the resolution and area-averaged down, so image motion is
+    resolved below a pixel (a nearest-pixel splat alone quantises motion to whole pixels).
+    """
+    import cv2
+
+    cam = traj.camera(0)
+    big = cam.scaled_to(cam.width * supersample, cam.height * supersample)
+    if renderer == "raytrace":
+        frames = [
+            cv2.resize(scene.trace(c, big)[0], (cam.width, cam.height), interpolation=cv2.INTER_AREA) for c in traj.c2w
+        ]
+        return np.stack(frames), np.ones((len(frames), cam.height, cam.width), dtype=bool)
+    import torch
+
+    from bridge_server.render import fill_holes, splat, to_uint8, unproject_image
+
+    image, depth = scene.trace(traj.c2w[0], big)
+    cloud = unproject_image(image, depth, traj.c2w[0], big, sky=True)
+    frames, covered = [], []
+    with torch.no_grad():
+        for i in range(len(traj)):
+            rgb, zbuf = splat(cloud, traj.c2w[i], big)
+            hit = torch.isfinite(zbuf).cpu().numpy().astype(np.uint8)
+            covered.append(cv2.resize(hit, (cam.width, cam.height), interpolation=cv2.INTER_AREA) == 1)
+            img = to_uint8(fill_holes(rgb, zbuf))
+            frames.append(cv2.resize(img, (cam.width, cam.height), interpolation=cv2.INTER_AREA))
+    return np.stack(frames), np.stack(covered)
+
+
+def measured_parallax(frames: np.ndarray, covered: np.ndarray, traj: Trajectory, border: int = 1) -> np.ndarray:
+    """Per-step mean translational flow (normalised image units) from DIS flow minus rotation flow."""
+    import cv2
+
+    cam = traj.camera(0)
+    H, W = frames.shape[1:3]
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    uu, vv = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    rays = np.stack([(uu - cam.cx) / cam.fx, (vv - cam.cy) / cam.fy, np.ones_like(uu)], -1)
+    out = np.full(len(frames), np.nan)
+    for t in range(1, len(frames)):
+        flow = dis.calc(gray[t - 1], gray[t], None)
+        R_rel = traj.c2w[t, :3, :3].T @ traj.c2w[t - 1, :3, :3]
+        r = rays @ R_rel.T
+        pu = cam.fx * r[..., 0] / r[..., 2] + cam.cx
+        pv = cam.fy * r[..., 1] / r[..., 2] + cam.cy
+        tu, tv = flow[..., 0] - (pu - uu), flow[..., 1] - (pv - vv)
+        eu, ev = uu + flow[..., 0], vv + flow[..., 1]
+        # Pixels that are not disocclusion fills in frame t-1, nor land on one in frame t (pixels
+        # that leave the frame keep DIS's estimate: dropping them biases against near geometry).
+        ok = covered[t - 1].copy()
+        inside = (eu >= 0) & (eu < W) & (ev >= 0) & (ev < H)
+        iu = np.clip(eu.astype(int), 0, W - 1)
+        iv = np.clip(ev.astype(int), 0, H - 1)
+        ok &= ~inside | covered[t][iv, iu]
+        ok[:border], ok[-border:], ok[:, :border], ok[:, -border:] = False, False, False, False
+        if ok.mean() > 0.2:
+            px = max(float(np.mean(np.hypot(tu[ok], tv[ok]))), FLOW_FLOOR_PX)
+            out[t] = px / np.sqrt(cam.fx * cam.fy)
+    return out
+
+
+def _pce(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    return float(np.mean(np.abs(np.log(a[ok] / b[ok])))) if ok.any() else float("nan")
+
+
+@dataclass
+class Case:
+    pairing: str
+    track: str
+    mode: str
+    pce_measured: float
+    pce_model: float
+    rot_err_deg: float
+    trans_err: float
+    cam_mc: float
+    alpha_median: float
+    pi_ref_measured: list
+    pi_out_measured: list
+
+
+def run(quick: bool = True, shared_data: Path | None = None, log=print, renderer: str = "raytrace") -> list[Case]:
+    from ..core.metrics import cam_mc, rot_err, trans_err
+
+    size = (192, 112) if quick else (384, 224)
+    n = 10 if quick else 16
+    pairings = PAIRINGS[:2] if quick else PAIRINGS
+    tracks = {k: synthetic_track(k, n, seed=i) for i, k in enumerate(SYNTHETIC[:2] if quick else SYNTHETIC)}
+    tracks.update({k: v[:n] for k, v in real_tracks(shared_data, 1 if quick else 8).items()})
+    f = 0.9 * size[0]
+    cam = Camera(f, f, size[0] / 2, size[1] / 2, *size)
+    cases: list[Case] = []
+    for (rs, rscale), (ts, tscale) in pairings:
+        ref_scene = raytrace.SCENES[rs](rscale)
+        tgt_scene = raytrace.SCENES[ts](tscale)
+        label = f"{rs}@{rscale:g} -> {ts}@{tscale:g}"
+        for tname, c2w in tracks.items():
+            ref_c2w = c2w.copy()
+            ref_c2w[:, :3, 3] *= rscale
+            probe = rescale(_track(ref_c2w, cam), ref_scene, ref_scene, np.eye(4), cam, RescaleOptions(mode="none"))
+            ref_c2w[:, :3, 3] *= TARGET_FLOW_PX / cam.fx / np.nanmedian(probe.pi_ref[1:])
+            ref = _track(ref_c2w, cam)
+            frames, cov = render_clip(ref_scene, ref, renderer)
+            pi_ref_meas = measured_parallax(frames, cov, ref)
+            for mode in MODES:
+                opts = RescaleOptions(mode=mode, allow_sky=True, working_size=96 if quick else 160)
+                res = rescale(ref, ref_scene, tgt_scene, np.eye(4), cam, opts)
+                out = res.trajectory
+                oframes, ocov = render_clip(tgt_scene, out, renderer)
+                pi_out = measured_parallax(oframes, ocov, out)
+                case = Case(
+                    pairing=label,
+                    track=tname,
+                    mode=mode,
+                    pce_measured=_pce(pi_out, pi_ref_meas),
+                    pce_model=res.pce,
+                    rot_err_deg=float(np.degrees(rot_err(out.c2w, ref.c2w))),
+                    trans_err=float(trans_err(out.c2w, ref.c2w)),
+                    cam_mc=float(cam_mc(out.c2w, ref.c2w)),
+                    alpha_median=float(np.nanmedian(res.alpha[1:])),
+                    pi_ref_measured=pi_ref_meas.tolist(),
+                    pi_out_measured=pi_out.tolist(),
+                )
+                cases.append(case)
+            if log:
+                by = {c.mode: c.pce_measured for c in cases[-len(MODES) :]}
+                log(f"  {label:<32} {tname:<24} " + " ".join(f"{m}={v:.3f}" for m, v in by.items()))
+    return cases
+
+
+def summarize(cases: list[Case]) -> dict[str, dict]:
+    """Per mode: mean/median/p90 measured PCE, RotErr, TransErr, CamMC over all cases."""
+    out = {}
+    for mode in MODES:
+        cs = [c for c in cases if c.mode == mode and np.isfinite(c.pce_measured)]
+        if not cs:
+            continue
+        p = np.array([c.pce_measured for c in cs])
+        out[mode] = {
+            "cases": len(cs),
+            "pce_mean": float(p.mean()),
+            "pce_median": float(np.median(p)),
+            "pce_p90": float(np.quantile(p, 0.9)),
+            "rot_err_deg": float(np.mean([c.rot_err_deg for c in cs])),
+            "trans_err": float(np.mean([c.trans_err for c in cs])),
+            "cam_mc": float(np.mean([c.cam_mc for c in cs])),
+        }
+    return out
+
+
+def rows(quick: bool = True) -> list[dict]:
+    here = Path(__file__).resolve().parents[2]
+    shared = here.parent / "shared" / "data"
+    t0 = time.perf_counter()
+    cases = run(quick=quick, shared_data=shared if shared.is_dir() else None, log=None)
+    summ = summarize(cases)
+    secs = time.perf_counter() - t0
+    base = summ["none"]["pce_mean"]
+    out = []
+    for mode, s in summ.items():
+        out.append(
+            {
+                "name": f"PCE measured by optical flow, mode {mode}",
+                "value": s["pce_mean"],
+                "unit": "PCE",
+                "baseline": base,
+                "ratio": base / s["pce_mean"] if s["pce_mean"] > 0 else float("inf"),
+                "note": f"{s['cases']} cases, median {s['pce_median']:.3f}, p90 {s['pce_p90']:.3f}; ratio = none/mode",
+            }
+        )
+    out.append({"name": "closed loop wall time", "value": secs, "unit": "s", "note": f"{len(cases)} rescale+render"})
+    return out
