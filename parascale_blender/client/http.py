@@ -1,0 +1,182 @@
+"""A bpy-free HTTP client for the ParaScale generation server (stdlib ``urllib`` only).
+
+Calls to loopback addresses bypass any system HTTP proxy (a proxy breaking 127.0.0.1 is a
+classic add-on failure). Every call has a timeout. Failures raise :class:`BridgeError` with a
+sentence for the artist; an unreachable server raises :class:`ServerNotRunning` saying how to
+start it. Upload names sent to the server are fixed plain names, never local paths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+class BridgeError(RuntimeError):
+    """The server refused or failed a call; ``status`` is the HTTP code (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None, detail: list[str] | None = None):
+        super().__init__(message)
+        self.status, self.detail = status, list(detail or [])
+
+
+class ServerNotRunning(BridgeError):
+    """Nothing answers at the server URL."""
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sniff(data: bytes, kind: str) -> str:
+    """A plain upload name for ``data`` from its first bytes (the server checks them again)."""
+    if kind == "image":
+        return "image.jpg" if data[:3] == b"\xff\xd8\xff" else "image.png"
+    if kind == "depth":
+        if data[:6] == b"\x93NUMPY":
+            return "depth.npy"
+        return "depth.exr" if data[:4] == b"\x76\x2f\x31\x01" else "depth.png"
+    return "trajectory.json"
+
+
+def _as_bytes(value: bytes | str | os.PathLike) -> bytes:
+    return bytes(value) if isinstance(value, bytes | bytearray) else Path(value).read_bytes()
+
+
+def encode_multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data request."""
+    boundary = f"parascale-{uuid.uuid4().hex}"
+    out = []
+    for name, value in fields.items():
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, data) in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        out += [head.encode(), data, b"\r\n"]
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+class BridgeClient:
+    """Talks to one server. ``timeout`` (seconds) applies to every call except downloads."""
+
+    def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 5.0):
+        self.url = url.rstrip("/")
+        self.token = token or None
+        self.timeout = float(timeout)
+        handlers = [urllib.request.ProxyHandler({})] if is_loopback_url(self.url) else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, timeout=None
+    ):
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
+        try:
+            return self._opener.open(req, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as e:
+            raise self._http_error(e) from None
+        except TimeoutError:
+            raise BridgeError(f"server at {self.url} did not answer within {timeout or self.timeout:g} s") from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, TimeoutError | socket.timeout):
+                raise BridgeError(f"server at {self.url} did not answer within {timeout or self.timeout:g} s") from None
+            raise ServerNotRunning(
+                f"server not running at {self.url}: start it with `parascale-server` ({e.reason})"
+            ) from None
+        except (ConnectionError, OSError) as e:
+            raise ServerNotRunning(
+                f"server not running at {self.url}: start it with `parascale-server` ({e})"
+            ) from None
+
+    def _http_error(self, e: urllib.error.HTTPError) -> BridgeError:
+        try:
+            body = json.loads(e.read().decode("utf-8"))
+            error, detail = str(body.get("error", e.reason)), [str(d) for d in body.get("detail", [])]
+        except (ValueError, AttributeError, OSError):
+            error, detail = f"HTTP {e.code} {e.reason}", []
+        if e.code == 401:
+            error += " (set the server token in the ParaScale preferences)"
+        msg = f"{error}: {'; '.join(detail)}" if detail else error
+        return BridgeError(msg, status=e.code, detail=detail)
+
+    def _json(self, method: str, path: str, **kw):
+        with self._request(method, path, **kw) as resp:
+            raw = resp.read()
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise BridgeError(f"server at {self.url} sent a malformed answer to {method} {path}") from None
+
+    # -- API --------------------------------------------------------------------------------
+    def health(self) -> dict:
+        return self._json("GET", "/v1/health")
+
+    def backends(self) -> list[dict]:
+        return self._json("GET", "/v1/backends")
+
+    def submit(
+        self,
+        trajectory: bytes | str | os.PathLike,
+        image: bytes | str | os.PathLike,
+        depth: bytes | str | os.PathLike,
+        backend: str = "warp",
+        params: dict | None = None,
+        depth_scale: float = 1.0,
+        num_frames: int | None = None,
+        timeout: float = 60.0,
+    ) -> dict:
+        """Upload a job (files as bytes or paths); returns the job status (``id``, ``state``…)."""
+        blobs = {"trajectory": _as_bytes(trajectory), "image": _as_bytes(image), "depth": _as_bytes(depth)}
+        fields = {"backend": backend, "params": json.dumps(params or {}), "depth_scale": repr(float(depth_scale))}
+        if num_frames is not None:
+            fields["num_frames"] = str(int(num_frames))
+        files = {k: (_sniff(v, k), v) for k, v in blobs.items()}
+        body, ctype = encode_multipart(fields, files)
+        return self._json("POST", "/v1/jobs", body=body, content_type=ctype, timeout=timeout)
+
+    def status(self, job_id: str) -> dict:
+        return self._json("GET", f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}")
+
+    def cancel(self, job_id: str) -> dict:
+        return self._json("POST", f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}/cancel", body=b"")
+
+    def jobs(self) -> list[dict]:
+        return self._json("GET", "/v1/jobs")["jobs"]
+
+    def download(self, job_id: str, dest: str | os.PathLike, timeout: float = 120.0) -> Path:
+        """Save the job's MP4 to ``dest`` (written to a temporary name, then renamed)."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        path = f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}/result"
+        try:
+            with self._request("GET", path, timeout=timeout) as resp, open(tmp, "wb") as f:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest

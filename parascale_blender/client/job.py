@@ -1,0 +1,149 @@
+"""The Generate job state machine: plain Python, driven by :meth:`GenerateJob.tick`.
+
+Inside Blender a persistent timer calls ``tick()`` (the bpy module has no event loop, so tests
+call it directly). Each tick makes at most one HTTP call and never waits for the generation.
+
+States: ``pending`` (not yet submitted) → ``queued`` / ``running`` (mirroring the server) →
+``downloading`` (the server is done; the next tick saves the MP4) → ``done``. Terminal states:
+``done``, ``failed``, ``cancelled``, ``interrupted`` (the server restarted mid-job), ``lost``
+(the server no longer knows the job). A server that stops answering while a job runs is retried
+for ``max_unreachable`` ticks before the job fails; the job id survives for re-attaching.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .http import BridgeClient, BridgeError, ServerNotRunning
+
+TERMINAL = frozenset({"done", "failed", "cancelled", "interrupted", "lost"})
+
+
+@dataclass
+class GenerateRequest:
+    """What to submit: the baked trajectory JSON, the conditioning image and its depth map."""
+
+    trajectory: bytes | str | os.PathLike
+    image: bytes | str | os.PathLike
+    depth: bytes | str | os.PathLike
+    backend: str = "warp"
+    params: dict = field(default_factory=dict)
+    depth_scale: float = 1.0
+
+
+class GenerateJob:
+    """One generation, from submission to the MP4 saved at ``output_path``."""
+
+    def __init__(
+        self,
+        client: BridgeClient,
+        request: GenerateRequest | None,
+        output_path: str | os.PathLike,
+        job_id: str | None = None,
+        poll_interval: float = 0.5,
+        max_unreachable: int = 60,
+    ):
+        self.client, self.request = client, request
+        self.output_path = Path(output_path)
+        self.job_id = job_id
+        self.poll_interval, self.max_unreachable = poll_interval, max_unreachable
+        self.state = "queued" if job_id else "pending"
+        self.progress, self.message, self.error = 0.0, "", None
+        self.server_status: dict = {}
+        self.result_path: Path | None = None
+        self._last_poll = -float("inf")
+        self._unreachable = 0
+        if request is None and job_id is None:
+            raise ValueError("a GenerateJob needs a request to submit or a job id to attach to")
+
+    @classmethod
+    def attach(cls, client: BridgeClient, job_id: str, output_path: str | os.PathLike, **kw) -> GenerateJob:
+        """Follow a job submitted earlier (e.g. after reopening the .blend)."""
+        return cls(client, None, output_path, job_id=job_id, **kw)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL
+
+    def tick(self, now: float | None = None) -> str:
+        """Advance by at most one HTTP call; returns the state. Safe to call at any rate."""
+        now = time.monotonic() if now is None else now
+        if self.finished:
+            return self.state
+        if self.state == "pending":
+            self._submit()
+        elif self.state == "downloading":
+            self._download()
+        elif now - self._last_poll >= self.poll_interval:
+            self._last_poll = now
+            self._poll()
+        return self.state
+
+    def cancel(self) -> None:
+        """Ask the server to cancel; the job ends as ``cancelled`` on a later tick."""
+        if self.finished:
+            return
+        if self.job_id is None:
+            self._finish("cancelled", "cancelled before submission")
+            return
+        try:
+            self._apply(self.client.cancel(self.job_id))
+        except BridgeError as e:
+            self.message = f"cancel failed: {e}"
+
+    def _submit(self) -> None:
+        r = self.request
+        try:
+            status = self.client.submit(r.trajectory, r.image, r.depth, r.backend, r.params, r.depth_scale)
+        except (BridgeError, OSError) as e:
+            self._finish("failed", error=str(e))
+            return
+        self.job_id = status["id"]
+        self._apply(status)
+
+    def _poll(self) -> None:
+        try:
+            status = self.client.status(self.job_id)
+        except ServerNotRunning as e:
+            self._unreachable += 1
+            self.message = f"waiting for the server ({self._unreachable}/{self.max_unreachable}): {e}"
+            if self._unreachable >= self.max_unreachable:
+                self._finish("failed", error=str(e))
+            return
+        except BridgeError as e:
+            if e.status == 404:
+                self._finish("lost", error=f"the server does not know job {self.job_id} (jobs folder changed?)")
+            else:
+                self.message = str(e)
+            return
+        self._unreachable = 0
+        self._apply(status)
+
+    def _apply(self, status: dict) -> None:
+        self.server_status = status
+        self.progress = float(status.get("progress", self.progress))
+        self.message = str(status.get("message", ""))
+        state = status.get("state")
+        if state == "done":
+            self.state = "downloading"
+        elif state in TERMINAL:
+            self._finish(state, error=status.get("error") or None)
+        elif state in ("queued", "running"):
+            self.state = state
+
+    def _download(self) -> None:
+        try:
+            self.result_path = self.client.download(self.job_id, self.output_path)
+        except (BridgeError, OSError) as e:
+            self._finish("failed", error=f"download failed: {e}")
+            return
+        self._finish("done", "done")
+        self.progress = 1.0
+
+    def _finish(self, state: str, message: str = "", error: str | None = None) -> None:
+        self.state = state
+        self.message = message or state
+        self.error = error

@@ -1,0 +1,90 @@
+"""The bpy-free client and the GenerateJob state machine against the real server."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from server_helpers import decode_mp4, free_port, npy_bytes, plane_scene, png_bytes
+
+from parascale_blender.client import BridgeClient, BridgeError, GenerateJob, GenerateRequest, ServerNotRunning
+
+
+def _request(scene, **kw) -> GenerateRequest:
+    return GenerateRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image), npy_bytes(scene.depth), **kw)
+
+
+def _drive(job: GenerateJob, limit: float = 60.0) -> list[str]:
+    """Tick until finished (real time, like Blender's timer); the distinct states seen, in order."""
+    seen, deadline = [], time.monotonic() + limit
+    while not job.finished and time.monotonic() < deadline:
+        state = job.tick()
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        time.sleep(0.01)
+    return seen
+
+
+def test_tick_drives_a_job_to_a_saved_mp4(server, tmp_path):
+    client = BridgeClient(server.url)
+    assert client.health()["status"] == "ok"
+    job = GenerateJob(client, _request(plane_scene(64, 40, 5)), tmp_path / "shot" / "clip.mp4", poll_interval=0.0)
+    assert job.state == "pending"
+    states = _drive(job)
+    assert job.state == "done", (states, job.error)
+    assert states[-2:] == ["downloading", "done"] and states[0] in ("queued", "running")
+    assert job.result_path == tmp_path / "shot" / "clip.mp4" and job.progress == 1.0
+    frames, fps, w, h = decode_mp4(job.result_path.read_bytes())
+    assert (len(frames), fps, w, h) == (5, 24.0, 64, 40)
+    assert not list((tmp_path / "shot").glob(".*part"))
+    # Re-attaching by id (reopened .blend) downloads the same finished result.
+    again = GenerateJob.attach(client, job.job_id, tmp_path / "again.mp4", poll_interval=0.0)
+    _drive(again)
+    assert again.state == "done" and again.result_path.read_bytes() == job.result_path.read_bytes()
+
+
+def test_cancel_from_the_client(server, tmp_path):
+    client = BridgeClient(server.url)
+    job = GenerateJob(client, _request(plane_scene(256, 160, 300, 0.001, 0.01)), tmp_path / "c.mp4", poll_interval=0)
+    job.tick()
+    while job.tick() != "running":
+        pass
+    job.cancel()
+    _drive(job)
+    assert job.state == "cancelled" and not (tmp_path / "c.mp4").exists()
+
+
+def test_rejected_submission_fails_the_job_with_the_server_reason(server, tmp_path):
+    scene = plane_scene(64, 40, 3)
+    scene.doc["frames"][1]["intrinsics"][0] = -10.0
+    job = GenerateJob(BridgeClient(server.url), _request(scene), tmp_path / "x.mp4")
+    job.tick()
+    assert job.state == "failed" and "focal lengths must be positive" in job.error
+    with pytest.raises(BridgeError) as e:
+        BridgeClient(server.url).status("0" * 32)
+    assert e.value.status == 404
+
+
+def test_server_not_running_says_how_to_start_it(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerNotRunning, match=rf"server not running at {url}: start it with `parascale-server`"):
+        BridgeClient(url, timeout=2).health()
+    job = GenerateJob(BridgeClient(url, timeout=2), _request(plane_scene(64, 40, 3)), tmp_path / "x.mp4")
+    assert job.tick() == "failed" and "parascale-server" in job.error
+    lost = GenerateJob.attach(BridgeClient(url, timeout=2), "a" * 32, tmp_path / "y.mp4", max_unreachable=3)
+    states = [lost.tick(now=float(i)) for i in range(3)]
+    assert states == ["queued", "queued", "failed"] and "waiting for the server" not in lost.error
+
+
+def test_loopback_calls_bypass_a_broken_system_proxy(server, monkeypatch):
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, dead_proxy)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(urllib.error.URLError):  # what a naive urllib call does with that proxy
+        urllib.request.urlopen(server.url + "/v1/health", timeout=5)
+    assert BridgeClient(server.url).health()["status"] == "ok"
