@@ -22,6 +22,8 @@ def _build_and_render(bpy, out_dir):
     sc.render.image_settings.file_format = "PNG"
     sc.frame_start, sc.frame_end = 1, N
     mat = bpy.data.materials.new("tex")
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
     nt = mat.node_tree
     noise = nt.nodes.new("ShaderNodeTexNoise")
     noise.inputs["Scale"].default_value, noise.inputs["Detail"].default_value = 12, 8
