@@ -9,6 +9,8 @@ import math
 
 import bpy
 
+from . import points
+
 
 def _fmt(x: float, spec: str = ".4g") -> str:
     return "—" if x is None or not math.isfinite(x) else format(x, spec)
@@ -75,8 +77,12 @@ class PARASCALE_PT_target(_Base, bpy.types.Panel):
         row = col.row(align=True)
         row.operator("parascale.points_from_scene", text="Points from Scene", icon="POINTCLOUD_DATA")
         row.operator("parascale.points_from_depth_map", text="Plate + Depth", icon="IMAGE_DATA")
-        if s.target_points is not None:
-            col.label(text=f"{s.target_points.name}: {len(s.target_points.data.vertices):,} points")
+        pts = s.target_points
+        if pts is not None and pts.type == "MESH":
+            col.label(text=f"{pts.name}: {len(pts.data.vertices):,} points")
+            mod = pts.modifiers.get(points.MODIFIER)
+            if mod is not None and mod.node_group is not None:
+                col.prop(mod, f'["{points.radius_identifier(mod)}"]', text="Point radius")
 
 
 class PARASCALE_PT_rescale(_Base, bpy.types.Panel):

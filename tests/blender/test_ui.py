@@ -52,6 +52,17 @@ def test_panels_draw(scene, panel):
             _draw(cls, bpy.context)
 
 
+def test_target_panel_radius(scene, ext):
+    import bpy
+    import numpy as np
+
+    s = scene.parascale
+    s.target_points = ext("blender.points").create_points_object("pc", np.zeros((7, 3)), radius=0.05)
+    log = _draw(bpy.types.PARASCALE_PT_target, bpy.context)
+    assert ("label", "pc: 7 points") in log
+    assert any(kind == "prop" and name.startswith('["Socket') for kind, name in log)
+
+
 def test_rescale_panel_shows_results(scene):
     import bpy
 
@@ -83,3 +94,23 @@ def test_menus_file_handler_and_preferences(scene, ext):
         "default_mode",
         "point_radius",
     }
+
+
+def test_points_evaluate_to_point_cloud_with_radius_colour_material(scene, ext):
+    import bpy
+    import numpy as np
+
+    rgb = np.random.default_rng(0).random((9, 3))
+    obj = ext("blender.points").create_points_object("pc", np.random.default_rng(1).random((9, 3)), rgb, radius=0.05)
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    if not hasattr(ev, "evaluated_geometry"):
+        pytest.skip("Object.evaluated_geometry() needs Blender 4.3+")
+    pc = ev.evaluated_geometry().pointcloud
+    assert len(pc.points) == 9
+    r = np.empty(9, np.float32)
+    pc.attributes["radius"].data.foreach_get("value", r)
+    np.testing.assert_allclose(r, 0.05)
+    c = np.empty(36, np.float32)
+    pc.attributes["color"].data.foreach_get("color", c)
+    np.testing.assert_allclose(c.reshape(9, 4)[:, :3], rgb, atol=1e-6)
+    assert pc.materials[0].name == "ParaScale Points"
