@@ -222,19 +222,24 @@ def cmd_metrics(args) -> int:
 
     est = _read(args.estimate, None, args.repair_rotations)
     ref = _read(args.reference, None, args.repair_rotations)
-    pi_ref = pi_real = None
-    if "pi_ref" in est.extras:
-        pi_ref = est.extras["pi_ref"]
-        pi_real = est.extras.get("pi_realized")
-    if len(est) != len(ref):
-        raise CliError(f"{args.estimate} has {len(est)} frames but {args.reference} has {len(ref)}")
-    result = summary(est.c2w, ref.c2w, pi_ref=pi_ref, pi_realized=pi_real)
+    pi_ref, pi_real = est.extras.get("pi_ref"), est.extras.get("pi_realized")
+    result = summary(est, ref, pi_ref=pi_ref, pi_realized=pi_real)
     if args.json:
         print(json.dumps(_jsonable(result), indent=2))
         return 0
-    for k, v in result.items():
-        print(f"  {k:<24} {_fmt(v) if isinstance(v, float) else v}")
+    for key, value in _flatten(result):
+        if isinstance(value, list):
+            continue  # matrices: see --json
+        print(f"  {key:<28} {_fmt(value) if isinstance(value, float) else value}")
     return 0
+
+
+def _flatten(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
 
 
 def cmd_track(args) -> int:
