@@ -14,7 +14,7 @@ from parascale_blender.core.camera import Trajectory
 from .convert import to_trajectory
 from .errors import TrackingCancelled, TrackingError
 from .motion import is_static
-from .reconstruct import MAPPERS, MatchStats, SfmOptions, reconstruct
+from .reconstruct import MAPPERS, ROTATION_ONLY, MatchStats, SfmOptions, reconstruct
 from .video import decode_video
 
 ProgressCallback = Callable[[float, str], None]
@@ -96,11 +96,12 @@ def explain_failure(stats: MatchStats, n_frames: int, width: int, height: int, s
             f"over {n_frames} frames; there is no camera move to transfer (Π is zero for this clip).",
             kind="static",
         )
-    if stats.homography_pairs >= 0.8 * stats.verified_pairs:
+    if stats.wide_homography_fraction >= ROTATION_ONLY:
         return TrackingError(
-            f"{source}: too little parallax: {stats.homography_pairs} of {stats.verified_pairs} frame pairs are "
-            "explained by a pure rotation or a flat scene (tripod pan/tilt, zoom, or a wall), so depth cannot "
-            "be recovered. Track a longer range (larger --every) or supply the move another way.",
+            f"{source}: too little parallax: even the most distant frame pairs are explained by a pure rotation "
+            f"or a flat scene ({stats.homography_pairs} of {stats.verified_pairs} pairs): a tripod pan/tilt, a zoom, "
+            "or a wall. Depth and translation cannot be recovered from this clip; track a longer range "
+            "(larger --every or more frames) or supply the move another way.",
             kind="parallax",
         )
     return TrackingError(

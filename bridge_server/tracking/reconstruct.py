@@ -20,6 +20,7 @@ from .errors import TrackingCancelled, TrackingError
 
 Progress = Callable[[float, str], None]
 MAPPERS = ("incremental", "global")
+ROTATION_ONLY = 0.9  # wide pairs explained by a homography at least this often: no usable parallax
 
 
 @dataclass
@@ -46,6 +47,7 @@ class MatchStats:
     max_median_motion_px: float
     homography_pairs: int
     median_inliers: float
+    wide_homography_fraction: float = 0.0
 
 
 @dataclass
@@ -102,7 +104,7 @@ def _match_stats(db_path: Path, n_images: int) -> MatchStats:
     try:
         keypoints = {img.image_id: db.read_keypoints(img.image_id)[:, :2] for img in db.read_all_images()}
         pair_ids, geometries = db.read_two_view_geometries()
-        motions, inliers, homography = [], [], 0
+        motions, inliers, flags = [], [], []
         config = pycolmap.TwoViewGeometryConfiguration
         flat = {config.PLANAR_OR_PANORAMIC, config.PANORAMIC}
         for pair_id, geom in zip(pair_ids, geometries):
@@ -113,16 +115,20 @@ def _match_stats(db_path: Path, n_images: int) -> MatchStats:
             d = np.linalg.norm(keypoints[a][m[:, 0]] - keypoints[b][m[:, 1]], axis=1)
             motions.append(float(np.median(d)))
             inliers.append(len(m))
-            homography += geom.config in flat
+            flags.append(geom.config in flat)
         total = db.num_matched_image_pairs()
     finally:
         db.close()
+    # Among the widest third of the pairs (by image motion), how many a homography explains:
+    # near 1 for a tripod pan/tilt or a flat scene, where depth cannot be recovered.
+    wide = np.argsort(motions)[-max(1, len(motions) // 3) :] if motions else []
     return MatchStats(
         pairs=int(total),
         verified_pairs=len(motions),
         max_median_motion_px=max(motions, default=0.0),
-        homography_pairs=homography,
+        homography_pairs=int(sum(flags)),
         median_inliers=float(np.median(inliers)) if inliers else 0.0,
+        wide_homography_fraction=float(np.mean([flags[i] for i in wide])) if motions else 0.0,
     )
 
 
@@ -236,7 +242,7 @@ def reconstruct(
         stats = _match_stats(db_path, len(images))
         if stats.verified_pairs == 0 or stats.max_median_motion_px <= 0:
             return None, stats
-        if _looks_static(stats, w, h):
+        if _looks_static(stats, w, h) or stats.wide_homography_fraction >= ROTATION_ONLY:
             return None, stats
 
         t0 = time.perf_counter()
