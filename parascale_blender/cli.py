@@ -321,8 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+DELEGATED = {"track": cmd_track, "bench": cmd_bench, "demo": cmd_demo}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:  # these parse their own options
+        args = argparse.Namespace(command=argv[0], rest=argv[1:], func=DELEGATED[argv[0]])
+    else:
+        args = build_parser().parse_args(argv)
     from .core.depth import DepthError
     from .core.rescale import RescaleError
 
