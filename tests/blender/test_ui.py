@@ -105,7 +105,8 @@ def test_points_evaluate_to_point_cloud_with_radius_colour_material(scene, ext):
     ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     if not hasattr(ev, "evaluated_geometry"):
         pytest.skip("Object.evaluated_geometry() needs Blender 4.3+")
-    pc = ev.evaluated_geometry().pointcloud
+    geometry = ev.evaluated_geometry()  # keep it alive while reading
+    pc = geometry.pointcloud
     assert len(pc.points) == 9
     r = np.empty(9, np.float32)
     pc.attributes["radius"].data.foreach_get("value", r)
