@@ -1,0 +1,80 @@
+"""Engine benchmark rows: ``rescale`` frames/s against point clouds, and how cost grows.
+
+Target scene: points sampled area-uniformly on the built-in desk mesh; reference: the bundled
+RealEstate10K track at a subject distance. Baseline for each row: the brute-force z-buffer
+(level of detail off) measured in the same run on the same cloud.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.camera import opencv_from_blender
+from ..core.depth import ConstantDepth
+from ..core.depth_sources import PointCloudDepth
+from ..core.rescale import RescaleOptions, rescale
+from ..scenes import desk_scene
+from .run import median_time
+
+
+def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` points uniformly distributed over the mesh surface (area-weighted)."""
+    rng = np.random.default_rng(seed)
+    tri = vertices[triangles]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    pick = rng.choice(len(tri), size=n, p=area / area.sum())
+    u, v = rng.random(n), rng.random(n)
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    t = tri[pick]
+    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+
+
+def rows(quick: bool = True) -> list[dict]:
+    from ..demo import bundled_reference_path
+    from ..formats.registry import read_trajectory
+
+    ref = read_trajectory(bundled_reference_path(), width=640, height=360)
+    scene = desk_scene()
+    start = opencv_from_blender(scene.start_c2w_blender)
+    steps = len(ref) - 1
+    repeat = 3 if quick else 5
+    out = []
+
+    def fps(source, size=160):
+        opts = RescaleOptions(working_size=size)
+        secs = median_time(lambda: rescale(ref, ConstantDepth(2.5), source, start, options=opts), repeat, 1)
+        return steps / secs
+
+    counts = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+    for n in counts:
+        pts = sample_surface(scene.vertices, scene.triangles, n)
+        lod, brute = PointCloudDepth(pts), PointCloudDepth(pts, lod_pixels=0)
+        f_lod, f_brute = fps(lod), fps(brute)
+        out.append(
+            {
+                "name": f"rescale, {n:,} points, 160 px working size",
+                "value": f_lod,
+                "unit": "frames/s",
+                "baseline": f_brute,
+                "ratio": f_lod / f_brute,
+                "note": "baseline: brute-force z-buffer; aim >= 100 frames/s per core at 1M",
+            }
+        )
+    pts = sample_surface(scene.vertices, scene.triangles, 100_000)
+    src = PointCloudDepth(pts)
+    base = None
+    for size in (80, 160, 320):
+        f = fps(src, size)
+        base = base or f
+        out.append(
+            {
+                "name": f"rescale, 100,000 points, {size} px working size",
+                "value": f,
+                "unit": "frames/s",
+                "baseline": base,
+                "ratio": f / base,
+                "note": "growth with resolution (baseline: 80 px)",
+            }
+        )
+    return out
