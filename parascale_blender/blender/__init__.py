@@ -17,6 +17,7 @@ _MODULES = (
     "ops_target",
     "ops_bake",
     "panel",
+    "ops_generate",
 )
 
 _registered: list = []
