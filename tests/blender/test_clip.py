@@ -112,15 +112,21 @@ def test_clip_solve_reference(scene, ext, tmp_path):
     scale = ref.path_length() / truth.path_length()
     err = np.linalg.norm(rel_s[:, :3, 3] / scale - rel_t[:, :3, 3], axis=1).max()
     assert err < 0.05 * truth.path_length()
-    # Π from the solve's bundles (scale-free) matches the ground-truth scene's Π within 10%.
+    # Π from the solve's bundles (scale-free) matches the ground-truth scene's Π within 10%, both
+    # sampled on the pixels where the solve has a visible bundle (the scene's true depth there by
+    # ray casting from the true camera): this isolates the solve's error from sparse-vs-dense sampling.
     ds = pytest.importorskip(f"{ext('core').__name__}.depth_sources", reason="core.depth_sources not landed yet")
-    parallax = ext("core.parallax")
     sd = ext("blender.scene_depth")
     ray = sd.RayCastDepth(scene, bpy.context.evaluated_depsgraph_get())
     sparse = ds.parse_depth_spec("track", ref)
     pi_s, pi_t = [], []
-    for t in range(1, N, 3):
+    for t in range(1, N):
         cam = ref.camera(t - 1).working(64)
-        pi_s.append(parallax.ParallaxProbe.from_view(sparse.view(ref.c2w[t - 1], cam, t - 1)).parallax(st_s[t - 1]))
-        pi_t.append(parallax.ParallaxProbe.from_view(ray.view(truth.c2w[t - 1], cam)).parallax(st_t[t - 1]))
+        zs = sparse.view(ref.c2w[t - 1], cam, t - 1).depth
+        zt = ray.view(truth.c2w[t - 1], cam).depth
+        ok = np.isfinite(zs) & np.isfinite(zt)
+        assert ok.sum() >= 10
+        pi_s.append(np.linalg.norm(st_s[t - 1]) * np.mean(1 / zs[ok]))
+        pi_t.append(np.linalg.norm(st_t[t - 1]) * np.mean(1 / zt[ok]))
+    print(f"clip solve: mean Π {np.mean(pi_s):.5f} vs truth {np.mean(pi_t):.5f}, rot drift {ang.max():.2f} deg")
     np.testing.assert_allclose(np.mean(pi_s), np.mean(pi_t), rtol=0.10)

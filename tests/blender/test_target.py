@@ -87,3 +87,26 @@ def test_bad_depth_inputs_change_nothing(scene, target, tmp_path, shared_data):
     scene.parascale.target_camera = None
     with pytest.raises(RuntimeError, match="choose a target camera"):
         bpy.ops.parascale.points_from_depth_map(depth_path=str(tum / "TUM_depth.png"))
+
+
+def test_points_from_scene_geometry(scene, ext):
+    """A camera 10 units above a ground plane, looking straight down: every point lies on the plane."""
+    import bpy
+
+    me = bpy.data.meshes.new("ground")
+    me.from_pydata([(-50, -50, 0), (50, -50, 0), (50, 50, 0), (-50, 50, 0)], [], [(0, 1, 2, 3)])
+    scene.collection.objects.link(bpy.data.objects.new("ground", me))
+    cam = add_camera("tgt", (0, 0, 10), (0, 0, 0))
+    s = scene.parascale
+    s.target_camera = cam
+    assert bpy.ops.parascale.points_from_scene(resolution=64) == {"FINISHED"}
+    xyz, rgb = ext("blender.points").points_of(s.target_points)
+    assert len(xyz) == 64 * 36  # 640x360 render -> 64x36 working pixels, all on the plane
+    np.testing.assert_allclose(xyz[:, 2], 0.0, atol=1e-4)
+    assert rgb is not None and s.target_depth == "POINTS"
+    s.target_camera.rotation_euler = (np.pi, 0, 0)  # looking up: nothing to see
+    bpy.context.view_layer.update()
+    before = snapshot(scene)
+    with pytest.raises(RuntimeError, match="sees no geometry"):
+        bpy.ops.parascale.points_from_scene(resolution=64)
+    assert snapshot(scene) == before
