@@ -7,7 +7,7 @@ import pytest
 from depth_scenes import icl_frames, look_at, plane_grid, room_points, room_views, sphere_points
 
 from parascale_blender.core.camera import Camera
-from parascale_blender.core.zbuffer import PointHierarchy, morton_codes, rasterise, to_camera, zbuffer
+from parascale_blender.core.zbuffer import PointHierarchy, fill_pinholes, morton_codes, rasterise, to_camera, zbuffer
 
 CAM = Camera(1500.0, 1500.0, 960.0, 540.0, 1920, 1080).working(160)  # 160 x 90, fx = 125
 EYE = np.eye(4)
@@ -193,3 +193,14 @@ def test_lod_agrees_with_brute_force_on_real_icl_depth(shared_data):
         brute = zbuffer(h.points, c2w, cam, radius=h.radius)
         lod = h.view(c2w, cam)
         assert inv_mean(lod) == pytest.approx(inv_mean(brute), rel=0.01)
+
+
+def test_fill_pinholes_fills_isolated_holes_only():
+    d = np.full((6, 8), 3.0)
+    d[2, 3] = np.nan  # pinhole inside a surface
+    d[0, 0] = np.nan  # corner pinhole: its 3 in-image neighbours are covered
+    d[:, 6:] = np.nan  # a real 2-pixel-wide gap
+    out = fill_pinholes(d)
+    assert out[2, 3] == 3.0 and out[0, 0] == 3.0
+    assert np.isnan(out[:, 6:]).all()
+    assert np.isnan(d[2, 3])  # input untouched

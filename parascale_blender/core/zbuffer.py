@@ -106,6 +106,25 @@ def zbuffer(
     return rasterise(cam, camera, radius, max_splat)
 
 
+def fill_pinholes(depth: np.ndarray, min_fraction: float = 0.75) -> np.ndarray:
+    """Fill empty pixels whose 8-neighbourhood (within the image) is at least ``min_fraction``
+    covered, with the neighbours' median depth (one pass). Random clouds leave such pinholes inside
+    surfaces where their samples happen to be sparse; real gaps and sky are larger and stay empty."""
+    hole = np.isnan(depth)
+    if not hole.any() or hole.all():
+        return depth
+    pad = np.pad(depth, 1, constant_values=np.inf)  # inf marks "outside the image"
+    r, c = np.nonzero(hole)
+    nb = np.stack([pad[r + 1 + dy, c + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], 1)
+    inside = ~np.isinf(nb)
+    valid = np.isfinite(nb)
+    ok = valid.sum(1) >= min_fraction * inside.sum(1)
+    out = depth.copy()
+    if ok.any():
+        out[r[ok], c[ok]] = np.nanmedian(np.where(valid[ok], nb[ok], np.nan), axis=1)
+    return out
+
+
 # --------------------------------------------------------------------------- hierarchy
 
 

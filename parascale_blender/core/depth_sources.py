@@ -1,0 +1,282 @@
+"""Depth sources: point clouds, meshes, per-frame depth maps, SfM points, and ``parse_depth_spec``.
+
+All answer :meth:`DepthSource.view` with per-pixel visible z-depth at the working camera (see
+:mod:`.depth`). Dense sources (clouds, meshes, maps) report NaN for pixels that see nothing, which
+the caller may count as sky; sparse SfM points report NaN for "unknown".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .camera import Camera, SparsePoints, Trajectory
+from .depth import ConstantDepth, DepthError, DepthSource, DepthView
+from .triangles import rasterise_triangles
+from .zbuffer import PointHierarchy, fill_pinholes, to_camera, zbuffer
+
+
+class PointCloudDepth(DepthSource):
+    """A point cloud (N,3), z-buffered per working pixel through a level-of-detail hierarchy.
+
+    ``radius``: world splat radius ("auto": from the local sample spacing, see
+    :class:`~.zbuffer.PointHierarchy`); ``lod_pixels``: nodes whose voxel projects to at most this
+    many pixels are drawn as one point (0 disables the level of detail: brute force);
+    ``fill_holes``: fill pinholes inside surfaces (see :func:`~.zbuffer.fill_pinholes`).
+    """
+
+    dense = True
+
+    def __init__(
+        self,
+        xyz: np.ndarray,
+        radius: float | str = "auto",
+        lod_pixels: float = 1.0,
+        dense: bool = True,
+        fill_holes: bool = True,
+    ):
+        xyz = np.asarray(xyz, dtype=np.float64)
+        if xyz.ndim != 2 or xyz.shape[1] != 3:
+            raise DepthError(f"a point cloud must be an (N, 3) array, got shape {xyz.shape}")
+        if not np.isfinite(xyz).all(axis=1).any():
+            raise DepthError("the point cloud has no finite points")
+        self.hierarchy = PointHierarchy(xyz, radius)
+        self.lod_pixels = float(lod_pixels)
+        self.dense, self.fill_holes = dense, fill_holes
+        self.description = f"point cloud ({self.hierarchy.size} points)"
+
+    def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
+        h = self.hierarchy
+        if self.lod_pixels > 0:
+            depth = h.view(c2w, camera, self.lod_pixels)
+        else:
+            depth = zbuffer(h.points, c2w, camera, radius=h.radius)
+        if self.fill_holes:
+            depth = fill_pinholes(depth)
+        return DepthView(depth, camera, dense=self.dense)
+
+
+class MeshDepth(DepthSource):
+    """A triangle mesh (vertices (N,3), triangles (M,3)), rasterised exactly at the working resolution."""
+
+    dense = True
+
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray):
+        v = np.asarray(vertices, dtype=np.float64)
+        t = np.asarray(triangles)
+        if v.ndim != 2 or v.shape[1] != 3 or t.ndim != 2 or t.shape[1] != 3:
+            raise DepthError(f"a mesh needs vertices (N, 3) and triangles (M, 3), got {v.shape} and {t.shape}")
+        if len(t) == 0:
+            raise DepthError("the mesh has no triangles")
+        t = t.astype(np.int64)
+        if t.min() < 0 or t.max() >= len(v):
+            raise DepthError(f"triangle indices must lie in 0..{len(v) - 1}, found {t.min()}..{t.max()}")
+        self.vertices, self.triangles = v, t
+        self.description = f"mesh ({len(t)} triangles)"
+
+    def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
+        depth = rasterise_triangles(to_camera(self.vertices, c2w), self.triangles, camera)
+        return DepthView(depth, camera, dense=True)
+
+
+def resample_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W) depth → (height, width) by min pooling over the source pixels whose centres fall in
+    each target pixel (NaN only when all of them are NaN); target pixels that receive no source
+    centre (upsampling) take the nearest source pixel."""
+    d = np.asarray(depth, dtype=np.float64)
+    H, W = d.shape
+    if (H, W) == (height, width):
+        return d.copy()
+    col = np.minimum(((np.arange(W) + 0.5) * width / W).astype(np.int64), width - 1)
+    row = np.minimum(((np.arange(H) + 0.5) * height / H).astype(np.int64), height - 1)
+    target = (row[:, None] * width + col[None, :]).ravel()
+    buf = np.full(height * width, np.nan)
+    np.fmin.at(buf, target, d.ravel())
+    hit = np.zeros(height * width, dtype=bool)
+    hit[target] = True
+    if not hit.all():
+        sc = np.minimum(((np.arange(width) + 0.5) * W / width).astype(np.int64), W - 1)
+        sr = np.minimum(((np.arange(height) + 0.5) * H / height).astype(np.int64), H - 1)
+        nearest = d[sr[:, None], sc[None, :]].ravel()
+        buf[~hit] = nearest[~hit]
+    return buf.reshape(height, width)
+
+
+class DepthMapSequence(DepthSource):
+    """One depth map per track frame (arrays or files), resampled to the working resolution.
+
+    ``maps``: a list of (H, W) arrays or paths (read lazily with ``scale``), or a folder. ``camera``:
+    the maps' camera; when given every map must have its size, otherwise maps must have the
+    working camera's aspect ratio. A single map serves every frame (a still plate).
+    """
+
+    dense = True
+    per_frame = True
+
+    def __init__(self, maps, camera: Camera | None = None, scale: float | None = None):
+        from ..formats.depthmaps import list_depth_maps
+
+        if isinstance(maps, (str, os.PathLike)):
+            maps = list_depth_maps(maps) if Path(maps).is_dir() else [Path(maps)]
+        self.maps = list(maps)
+        if not self.maps:
+            raise DepthError("no depth maps given")
+        self.camera, self.scale = camera, scale
+        self._cache: dict[tuple[int, int, int], np.ndarray] = {}
+        self.description = f"{len(self.maps)} depth maps"
+
+    def _name(self, i: int) -> str:
+        m = self.maps[i]
+        return f"frame index {i} ({Path(m).name})" if isinstance(m, (str, os.PathLike)) else f"frame index {i}"
+
+    def _load(self, i: int) -> np.ndarray:
+        from ..formats.depthmaps import clean_depth, read_depth_map
+
+        m = self.maps[i]
+        d = read_depth_map(m, self.scale) if isinstance(m, (str, os.PathLike)) else clean_depth(m)
+        if d.ndim != 2 or d.size == 0:
+            raise DepthError(f"depth map for {self._name(i)} must be 2-D, got shape {d.shape}")
+        return d
+
+    def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
+        if index is None:
+            raise DepthError("per-frame depth maps need the frame index")
+        n = len(self.maps)
+        i = 0 if n == 1 else int(index)
+        if not 0 <= i < n:
+            raise DepthError(f"no depth map for frame index {index}: {n} maps given")
+        key = (i, camera.width, camera.height)
+        if key not in self._cache:
+            d = self._load(i)
+            h, w = d.shape
+            if self.camera is not None and (w, h) != (self.camera.width, self.camera.height):
+                raise DepthError(
+                    f"depth map for {self._name(i)} is {w}x{h} but the maps' camera is "
+                    f"{self.camera.width}x{self.camera.height}"
+                )
+            if abs(w / h - camera.width / camera.height) > 0.02 * camera.width / camera.height + 1.0 / camera.height:
+                raise DepthError(
+                    f"depth map for {self._name(i)} is {w}x{h}, which does not match the track's aspect "
+                    f"ratio ({camera.width}x{camera.height} working size)"
+                )
+            self._cache[key] = resample_depth(d, camera.width, camera.height)
+        return DepthView(self._cache[key].copy(), camera, dense=True)
+
+
+class SparsePointsDepth(DepthSource):
+    """SfM points: per frame only the points seen in that frame (when visibility is known), z-buffered
+    with one pixel each. Sparse: empty pixels are unknown, never sky."""
+
+    dense = False
+
+    def __init__(self, points: SparsePoints, radius: float = 0.0):
+        xyz = np.asarray(points.xyz, dtype=np.float64)
+        if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
+            raise DepthError(f"SfM points must be a non-empty (N, 3) array, got shape {xyz.shape}")
+        self.xyz, self.visibility, self.radius = xyz, points.visibility, radius
+        self.per_frame = points.visibility is not None
+        self.description = f"{len(xyz)} SfM points" + (" with visibility" if self.per_frame else "")
+
+    def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
+        xyz = self.xyz
+        if self.visibility is not None:
+            if index is None:
+                raise DepthError("SfM points with visibility need the frame index")
+            if not 0 <= int(index) < len(self.visibility):
+                raise DepthError(f"no visibility for frame index {index}: {len(self.visibility)} frames known")
+            xyz = xyz[np.asarray(self.visibility[int(index)], dtype=np.int64)]
+        return DepthView(zbuffer(xyz, c2w, camera, radius=self.radius), camera, dense=False)
+
+
+def unproject_depth_map(depth: np.ndarray, camera: Camera, c2w: np.ndarray) -> np.ndarray:
+    """World points (N,3) of the valid pixels (pixel centres, z-depth) of a depth map seen by
+    ``camera`` (its size must match the map) from OpenCV pose ``c2w``."""
+    d = np.asarray(depth, dtype=np.float64)
+    if d.shape != (camera.height, camera.width):
+        raise DepthError(f"depth map is {d.shape[1]}x{d.shape[0]} but the camera is {camera.width}x{camera.height}")
+    x, y = camera.pixel_rays()
+    ok = np.isfinite(d) & (d > 0)
+    pc = np.stack([x[ok] * d[ok], y[ok] * d[ok], d[ok]], axis=1)
+    c2w = np.asarray(c2w, dtype=np.float64)
+    return pc @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+def parse_depth_spec(spec: str, trajectory: Trajectory | None = None, scale: float | None = None) -> DepthSource:
+    """A depth source from a command-line style spec (see docs/architecture.md).
+
+    A number (constant distance); ``track`` (the trajectory's SfM points); a folder of depth maps or
+    a COLMAP model folder; a depth map file (.npy HxW, .png, .exr, .pfm: the same map every frame);
+    a point cloud (.npy Nx3, .ply without faces); a mesh (.ply with faces, .obj). ``scale`` (or a
+    ``?scale=X`` suffix) sets PNG units per count.
+    """
+    from ..formats.depthmaps import EXTENSIONS, read_npy
+    from ..formats.errors import FormatError
+    from ..formats.meshes import read_mesh
+
+    text = str(spec).strip()
+    if "?scale=" in text:
+        text, _, s = text.partition("?scale=")
+        try:
+            scale = float(s)
+        except ValueError:
+            raise DepthError(f"depth spec {spec!r}: scale {s!r} is not a number") from None
+    try:
+        distance = float(text)
+    except ValueError:
+        distance = None
+    if distance is not None:
+        return ConstantDepth(distance)
+    if text == "track":
+        if trajectory is None or trajectory.points is None:
+            raise DepthError("depth 'track': the trajectory has no SfM points (read a COLMAP model or ParaScale JSON)")
+        return SparsePointsDepth(trajectory.points)
+    p = Path(text).expanduser()
+    if not p.exists():
+        raise DepthError(f"depth spec {text!r}: not a number, 'track', or an existing file or folder")
+    try:
+        if p.is_dir():
+            if _is_colmap(p):
+                return _colmap_points(p, trajectory)
+            return DepthMapSequence(p, scale=scale)
+        ext = p.suffix.lower()
+        if ext == ".npy":
+            a = read_npy(p)
+            if a.shape[1] == 3 and a.shape[0] > 3:
+                return PointCloudDepth(a)
+            return DepthMapSequence([p], scale=scale)
+        if ext in EXTENSIONS:
+            return DepthMapSequence([p], scale=scale)
+        if ext in (".ply", ".obj"):
+            mesh = read_mesh(p)
+            if mesh.is_point_cloud:
+                return PointCloudDepth(mesh.vertices)
+            return MeshDepth(mesh.vertices, mesh.triangles)
+    except FormatError as e:
+        raise DepthError(f"depth spec {text!r}: {e}") from None
+    raise DepthError(f"depth spec {text!r}: unknown file type {p.suffix!r} (expected .npy .png .exr .pfm .ply .obj)")
+
+
+def _is_colmap(folder: Path) -> bool:
+    from ..formats.colmap_model import find_model
+    from ..formats.errors import FormatError
+
+    try:
+        find_model(folder)
+        return True
+    except FormatError:
+        return False
+
+
+def _colmap_points(folder: Path, trajectory: Trajectory | None) -> SparsePointsDepth:
+    """COLMAP points; per-frame visibility only when ``trajectory`` is that model's images (same names)."""
+    from ..formats.colmap import read_colmap
+
+    model = read_colmap(folder)
+    if model.points is None or len(model.points.xyz) == 0:
+        raise DepthError(f"COLMAP model {folder} has no 3D points")
+    pts = model.points
+    names = model.metadata.get("image_names")
+    same = trajectory is not None and trajectory.metadata.get("image_names") == names
+    return SparsePointsDepth(SparsePoints(pts.xyz, pts.rgb, pts.visibility if same else None))
