@@ -174,8 +174,6 @@ def tick_scene(scene) -> str:
     job = _JOBS.get(scene.name_full)
     if job is None:
         return g.state
-    if _SAVING:
-        return job.state
     job.tick()
     _mirror(g, job)
     if job.finished:

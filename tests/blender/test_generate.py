@@ -81,15 +81,10 @@ def test_a_result_arriving_during_a_save_waits_for_save_post(shot, ext, tmp_path
 
     gen = ext("blender.ops_generate")
     assert bpy.ops.parascale.generate() == {"FINISHED"}
-    job = gen._JOBS[shot.name_full]
-    while not job.finished:  # the job finishes while a save is (simulated to be) in progress
-        gen._save_pre()
-        gen.tick_all()
-        gen._SAVING and job.tick()
-        time.sleep(0.02)
-    gen._JOBS[shot.name_full] = job
-    assert gen.tick_scene(shot) == "done"
+    gen._save_pre()  # a save is in progress while the job finishes
+    assert _run_to_end(gen, shot) == "done"
     assert shot.sequence_editor is None or not len(shot.sequence_editor.strips), "no strip during a save"
+    assert len(gen._PENDING_STRIPS) == 1
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "saved.blend"))  # the real save_post inserts it
     scene = bpy.context.scene
     assert len(scene.sequence_editor.strips) == 1
@@ -120,3 +115,22 @@ def test_generate_reports_a_missing_server(shot, ext):
     ext("blender.prefs").get(bpy.context).server_url = "http://127.0.0.1:9"
     with pytest.raises(RuntimeError, match="server not running at http://127.0.0.1:9: start it with"):
         bpy.ops.parascale.generate()
+
+
+def test_render_source_renders_the_first_frame_and_measures_geometry_depth(shot, ext, server):
+    import bpy
+
+    shot.render.engine = "CYCLES"
+    shot.cycles.samples = 1
+    shot.cycles.device = "CPU"
+    bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 2, 1), rotation=(np.radians(90), 0, 0))
+    shot.parascale_generate.source = "RENDER"
+    assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_generate.error
+    folder = server.jobs_dir / shot.parascale_generate.job_id
+    import cv2
+
+    assert cv2.imread(str(folder / "image.png")).shape[:2] == (H, W)
+    depth = np.load(folder / "depth.npy", allow_pickle=False)
+    assert abs(depth.shape[1] / depth.shape[0] - W / H) < 0.02
+    assert np.allclose(np.nanmedian(depth), 6.0, rtol=1e-3)  # the plane is 6 units in front of the camera
+    assert _run_to_end(ext("blender.ops_generate"), shot) == "done"
