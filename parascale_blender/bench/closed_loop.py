@@ -31,7 +31,7 @@ from . import raytrace
 # (reference scene, scale) -> (target scene, scale); every pair spans >= 4 orders of magnitude.
 PAIRINGS = [
     (("room", 0.01), ("landscape", 100.0)),
-    (("landscape", 10.0), ("wall", 0.01)),
+    (("landscape", 100.0), ("wall", 0.01)),
     (("street", 100.0), ("room", 0.01)),
     (("wall", 1.0), ("street", 1e4)),
 ]

@@ -1,0 +1,54 @@
+"""The closed-loop regression guard: rendered clips must show the reference's parallax.
+
+Runs the benchmark's quick mode (rescale, render both clips, measure both with optical flow)
+and fails if the product's default mode stops beating uncalibrated transfer by 10x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parascale_blender.bench import closed_loop as cl
+from parascale_blender.bench import raytrace
+from parascale_blender.core.camera import Camera
+from parascale_blender.core.parallax import ParallaxProbe
+
+
+@pytest.fixture(scope="module")
+def quick_summary(shared_data):
+    cases = cl.run(quick=True, shared_data=shared_data, log=None)
+    return cases, cl.summarize(cases)
+
+
+def test_harmonic_beats_uncalibrated_by_10x_and_arithmetic_by_3x(quick_summary):
+    _, s = quick_summary
+    assert s["harmonic"]["pce_mean"] * 10 <= s["none"]["pce_mean"], s
+    assert s["harmonic"]["pce_mean"] * 3 <= s["arithmetic"]["pce_mean"], s
+    assert s["flow"]["pce_mean"] < 0.1, s
+
+
+def test_rotation_is_never_touched(quick_summary):
+    cases, _ = quick_summary
+    assert max(c.rot_err_deg for c in cases) < 1e-6
+
+
+def test_pairings_span_four_orders_of_magnitude():
+    for (_, rs), (_, ts) in cl.PAIRINGS:
+        assert abs(np.log10(rs / ts)) >= 4
+
+
+@pytest.mark.parametrize("name", sorted(raytrace.SCENES))
+@pytest.mark.parametrize("step", [(1.0, 0, 0), (0, 0, 1.0)])
+def test_flow_measurement_agrees_with_analytic_flow(name, step):
+    """The optical-flow yardstick itself: within 8% of the exact mean flow on every scene."""
+    cam = Camera(170.0, 170.0, 96.0, 56.0, 192, 112)
+    scene = raytrace.SCENES[name](3.0)
+    d = np.asarray(step, dtype=float)
+    exact = ParallaxProbe.from_view(scene.view(np.eye(4), cam), allow_sky=True).parallax(d, "flow")
+    c1 = np.eye(4)
+    c1[:3, 3] = d * (4.0 / cam.fx / exact)  # about 4 px of mean flow
+    traj = cl._track(np.stack([np.eye(4), c1]), cam)
+    frames, covered = cl.render_clip(scene, traj, "raytrace")
+    measured = cl.measured_parallax(frames, covered, traj)[1]
+    assert measured == pytest.approx(4.0 / cam.fx, rel=0.08)
