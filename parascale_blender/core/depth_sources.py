@@ -15,7 +15,7 @@ import numpy as np
 from .camera import Camera, SparsePoints, Trajectory
 from .depth import ConstantDepth, DepthError, DepthSource, DepthView
 from .triangles import rasterise_triangles
-from .zbuffer import PointHierarchy, fill_pinholes, to_camera, zbuffer
+from .zbuffer import LOD_PIXELS, PointHierarchy, fill_pinholes, to_camera, zbuffer
 
 
 class PointCloudDepth(DepthSource):
@@ -33,7 +33,7 @@ class PointCloudDepth(DepthSource):
         self,
         xyz: np.ndarray,
         radius: float | str = "auto",
-        lod_pixels: float = 1.0,
+        lod_pixels: float = LOD_PIXELS,
         dense: bool = True,
         fill_holes: bool = True,
     ):
