@@ -88,7 +88,8 @@ def test_sphere_from_outside_matches_ray_casting(lod):
                       np.abs(pad[2:, 1:-1] - exact), np.abs(pad[:-2, 1:-1] - exact)], axis=0)  # fmt: skip
     interior = both & (step < 0.01 * exact)
     assert interior.sum() > 0.5 * both.sum()
-    np.testing.assert_allclose(depth[interior], exact[interior], rtol=0.01)
+    # level-of-detail nodes span up to 1.5 px, so single pixels may be off by a little more
+    np.testing.assert_allclose(depth[interior], exact[interior], rtol=0.015 if lod else 0.01)
     assert inv_mean(depth) == pytest.approx(inv_mean(exact), rel=0.01)
 
 
@@ -169,7 +170,8 @@ def test_lod_agrees_with_brute_force_in_a_furnished_room(room):
         brute = zbuffer(room.points, c2w, CAM, radius=room.radius)
         lod = room.view(c2w, CAM)
         assert inv_mean(lod) == pytest.approx(inv_mean(brute), rel=0.01)
-        assert abs(np.isfinite(lod).mean() - np.isfinite(brute).mean()) < 0.03
+        # random samples leave pinholes in brute force that the larger LOD splats cover
+        assert np.isfinite(lod).mean() > np.isfinite(brute).mean() - 0.01
 
 
 def test_lod_selects_far_fewer_points_than_the_cloud(room):
