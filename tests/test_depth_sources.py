@@ -12,6 +12,8 @@ from depth_scenes import (
     look_at,
     plane_grid,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from synthetic import PlanesDepth, room
 
 from parascale_blender.core.camera import Camera, SparsePoints, Trajectory
@@ -271,3 +273,24 @@ def test_spec_colmap_folder_uses_visibility_only_for_its_own_track(shared_data):
     view = own.view(traj.c2w[0], cam, index=0)
     assert not view.dense and 0 < view.coverage < 0.5
     assert np.nanmin(view.depth) > 0
+
+
+# ------------------------------------------------------------------ gauge
+
+
+@settings(max_examples=15, deadline=None)
+@given(s=st.floats(1e-4, 1e4), view=st.integers(0, 3))
+def test_scaling_scene_and_pose_scales_depth(s, view):
+    """Gauge invariance: scene and camera scaled by s give depth scaled by s (cloud LOD and mesh)."""
+    c2w = views_inside_room(4)[view]
+    scaled = c2w.copy()
+    scaled[:3, 3] *= s
+    for make in (lambda k: PointCloudDepth(GAUGE_CLOUD * k), lambda k: MeshDepth(GAUGE_BOX[0] * k, GAUGE_BOX[1])):
+        a = make(1.0).view(c2w, CAM).depth
+        b = make(s).view(scaled, CAM).depth / s
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(b, a, rtol=1e-9)
+
+
+GAUGE_CLOUD = box_surface_points(ROOM_LO, ROOM_HI, 30_000, seed=5)
+GAUGE_BOX = box_mesh(ROOM_LO, ROOM_HI)
