@@ -52,6 +52,7 @@ def icosphere_mesh(subdivisions: int, radius: float) -> tuple[np.ndarray, np.nda
     g = (1 + 5**0.5) / 2
     v = np.array([[-1, g, 0], [1, g, 0], [-1, -g, 0], [1, -g, 0], [0, -1, g], [0, 1, g], [0, -1, -g], [0, 1, -g],
                   [g, 0, -1], [g, 0, 1], [-g, 0, -1], [-g, 0, 1]], dtype=float)  # fmt: skip
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
     f = np.array([[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2],
                   [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5],
                   [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]])  # fmt: skip
@@ -59,11 +60,12 @@ def icosphere_mesh(subdivisions: int, radius: float) -> tuple[np.ndarray, np.nda
         edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
         uniq, inv = np.unique(edges, axis=0, return_inverse=True)
         mids = len(v) + inv.reshape(3, -1).T  # (F, 3): midpoints of edges ab, bc, ca
-        v = np.vstack([v, (v[uniq[:, 0]] + v[uniq[:, 1]]) / 2])
+        m = v[uniq[:, 0]] + v[uniq[:, 1]]
+        v = np.vstack([v, m / np.linalg.norm(m, axis=1, keepdims=True)])
         a, b, c = f.T
         ab, bc, ca = mids.T
         f = np.concatenate([np.stack(x, 1) for x in ((a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca))])
-    return radius * v / np.linalg.norm(v, axis=1, keepdims=True), f
+    return radius * v, f
 
 
 def _fps(source, poses: list[np.ndarray], camera: Camera, repeat: int) -> float:
