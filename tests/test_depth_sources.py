@@ -209,6 +209,11 @@ def test_sparse_points_use_visibility_and_are_never_sky():
         src.view(np.eye(4), CAM, index=5)
 
 
+def test_sparse_points_with_bad_visibility_name_the_frame():
+    with pytest.raises(DepthError, match="frame index 1 refers to points outside 0..2"):
+        SparsePointsDepth(SparsePoints(np.ones((3, 3)), visibility=[np.array([0, 2]), np.array([3])]))
+
+
 def test_sparse_points_without_visibility_are_zbuffered():
     xyz = np.array([[0.0, 0.0, 4.0], [0.0, 0.0, 2.0]])  # same pixel: the nearer wins
     d = SparsePointsDepth(SparsePoints(xyz)).view(np.eye(4), CAM).depth

@@ -24,7 +24,7 @@ class PointCloudDepth(DepthSource):
     ``radius``: world splat radius ("auto": from the local sample spacing, see
     :class:`~.zbuffer.PointHierarchy`); ``lod_pixels``: nodes whose voxel projects to at most this
     many pixels are drawn as one point (0 disables the level of detail: brute force);
-    ``fill_holes``: fill pinholes inside surfaces (see :func:`~.zbuffer.fill_pinholes`).
+    ``fill_holes``: fill pinholes inside surfaces (see :func:`~.zbuffer.fill_pinholes`; default: when dense).
     """
 
     dense = True
@@ -35,7 +35,7 @@ class PointCloudDepth(DepthSource):
         radius: float | str = "auto",
         lod_pixels: float = LOD_PIXELS,
         dense: bool = True,
-        fill_holes: bool = True,
+        fill_holes: bool | None = None,
     ):
         xyz = np.asarray(xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3:
@@ -44,7 +44,8 @@ class PointCloudDepth(DepthSource):
             raise DepthError("the point cloud has no finite points")
         self.hierarchy = PointHierarchy(xyz, radius)
         self.lod_pixels = float(lod_pixels)
-        self.dense, self.fill_holes = dense, fill_holes
+        self.dense = dense
+        self.fill_holes = dense if fill_holes is None else fill_holes
         self.description = f"point cloud ({self.hierarchy.size} points)"
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
@@ -175,6 +176,11 @@ class SparsePointsDepth(DepthSource):
         xyz = np.asarray(points.xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
             raise DepthError(f"SfM points must be a non-empty (N, 3) array, got shape {xyz.shape}")
+        n = len(xyz)
+        for i, vis in enumerate(points.visibility or []):
+            vis = np.asarray(vis)
+            if vis.size and (vis.min() < 0 or vis.max() >= n or vis.dtype.kind not in "iu"):
+                raise DepthError(f"visibility of frame index {i} refers to points outside 0..{n - 1}")
         self.xyz, self.visibility, self.radius = xyz, points.visibility, radius
         self.per_frame = points.visibility is not None
         self.description = f"{len(xyz)} SfM points" + (" with visibility" if self.per_frame else "")
