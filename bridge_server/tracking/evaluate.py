@@ -2,7 +2,8 @@
 
 Π convention (``core.parallax``): index t is the step t-1 → t, expressed in camera t-1's axes,
 with the depth seen from pose t-1; index 0 is NaN. The track's own depth is its sparse points
-visible in frame t-1, z-buffered at the working resolution (160 px longest side).
+visible in frame t-1 (``core.depth_sources.SparsePointsDepth``: one pixel each, z-buffered) at
+the working resolution (160 px longest side).
 """
 
 from __future__ import annotations
@@ -11,21 +12,17 @@ import numpy as np
 
 from parascale_blender.core.camera import Camera, Trajectory
 from parascale_blender.core.depth import DepthView
+from parascale_blender.core.depth_sources import SparsePointsDepth
 from parascale_blender.core.parallax import ParallaxProbe
 from parascale_blender.core.rotation import rotation_angle
-from parascale_blender.core.zbuffer import zbuffer
 
 
 def sparse_views(track: Trajectory, max_side: int = 160) -> list[DepthView]:
     """Per frame: the z-buffered depth of the points that frame sees (NaN elsewhere)."""
     if track.points is None or track.points.visibility is None:
         raise ValueError("the track has no sparse points with visibility")
-    views = []
-    for i in range(len(track)):
-        cam = track.camera(i).working(max_side)
-        seen = track.points.xyz[track.points.visibility[i]]
-        views.append(DepthView(zbuffer(seen, track.c2w[i], cam), cam, dense=False))
-    return views
+    source = SparsePointsDepth(track.points)
+    return [source.view(track.c2w[i], track.camera(i).working(max_side), i) for i in range(len(track))]
 
 
 def parallax_series(c2w: np.ndarray, views: list[DepthView]) -> np.ndarray:
