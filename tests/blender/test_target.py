@@ -3,8 +3,6 @@ colours checked against OpenCV's decoder), scene-geometry points, wrong-size and
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scenes import add_camera, snapshot
@@ -49,7 +47,8 @@ def test_plate_and_depth_map(scene, ext, target, shared_data):
     np.testing.assert_allclose(xyz, local @ c2w[:3, :3].T + c2w[:3, 3], atol=2e-5)
 
 
-def test_1080p_npy_fast(scene, ext, target, tmp_path):
+def test_1080p_npy_builds_every_valid_point(scene, ext, target, tmp_path):
+    """A full-HD depth map becomes one point per valid pixel (its speed is a benchmark row)."""
     import bpy
 
     scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
@@ -57,11 +56,8 @@ def test_1080p_npy_fast(scene, ext, target, tmp_path):
     d = np.full((1080, 1920), 4.0, dtype=np.float32)
     d[:10] = np.nan
     np.save(tmp_path / "d.npy", d)
-    t0 = time.perf_counter()
     assert bpy.ops.parascale.points_from_depth_map(depth_path=str(tmp_path / "d.npy")) == {"FINISHED"}
-    elapsed = time.perf_counter() - t0
     assert len(scene.parascale.target_points.data.vertices) == 1070 * 1920
-    assert elapsed < 3.0  # ~0.5 s measured (see the benchmark); loose here on a shared 2-core machine
 
 
 def test_bad_depth_inputs_change_nothing(scene, target, tmp_path, shared_data):
