@@ -65,11 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", choices=sorted(SECTIONS), help="run only these sections")
     p.add_argument("-o", "--output", default="bench/results.json", help="JSON output path")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--report", action="store_true", help="also write bench/report.md and plots (closed loop)")
     args = p.parse_args(argv)
+    sections = args.only or list(SECTIONS)
+    if args.report:  # the report runs the closed loop itself, with its per-case records
+        sections = [s for s in sections if s != "closed_loop"]
     rows: list[dict] = []
     status: dict[str, str] = {}
     failed = False
-    for section in args.only or list(SECTIONS):
+    for section in sections:
         try:
             mod = importlib.import_module(SECTIONS[section])
         except ModuleNotFoundError as exc:
@@ -102,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         "sections": status,
         "rows": rows,
     }
+    if args.report:
+        from .closed_loop import default_shared_data, rows_from_cases, run
+        from .report import write_report
+
+        t0 = time.perf_counter()
+        cases = run(quick=args.quick, shared_data=default_shared_data())
+        rows += rows_from_cases(cases, time.perf_counter() - t0)
+        status["closed_loop"] = f"ok ({time.perf_counter() - t0:.1f} s)"
+        print(f"wrote {write_report(cases, rows, Path(args.output).parent, args.quick)}")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float))
