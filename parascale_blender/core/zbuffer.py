@@ -6,8 +6,10 @@ Conventions: poses are OpenCV camera-to-world (x right, y down, z forward); ``ca
 Splat rule (the same for brute force and level of detail): a point at pixel position (u, v) and
 depth z with world radius r has a footprint half-width ``h = max(f * r / z, 0.5)`` pixels per axis
 (capped at ``max_splat``) and covers the pixels whose centres lie in ``(u - h, u + h]`` on both
-axes; with h = 0.5 that is exactly the pixel it falls in. Each pixel keeps the nearest depth
-(per-pixel visibility, never nearest-per-coarse-cell).
+axes; with h = 0.5 that is exactly the pixel it falls in. Visibility is per pixel (never
+nearest-per-coarse-cell): a pixel's depth is the harmonic mean of its samples within
+``FRONT_TOLERANCE`` (10%) of the nearest one — the front surface, averaged over the pixel rather
+than its nearest corner (plain minimum, tolerance 0, reads slanted surfaces ~1% near at 160 px).
 
 :class:`PointHierarchy` is built once per cloud: points sorted along a Morton curve so that every
 voxel of every level is a contiguous run. A view walks it top-down, culls nodes outside the
@@ -24,6 +26,7 @@ from .camera import Camera
 
 MORTON_BITS = 21  # bits per axis: 63-bit codes
 AUTO_NEIGHBOURS = 16  # points per voxel at which local spacing is measured (radius="auto")
+FRONT_TOLERANCE = 0.1  # pixel depth: harmonic mean of the samples within 10% of the nearest one
 LOD_PIXELS = 1.5  # default: voxels projecting to <= 1.5 px are drawn as one point (~0.5% from brute force)
 NODE_SPLAT = 1.5  # a node splats over 1.5x its voxel: lattice-like clouds leave no holes
 SPLAT_MARGIN = 1.5  # auto radius = SPLAT_MARGIN * spacing / 2: margin so oblique and perspective views leave no holes
@@ -41,10 +44,12 @@ def rasterise(
     camera: Camera,
     radius: float | np.ndarray = 0.0,
     max_splat: float = 16.0,
+    front_tolerance: float | None = None,
 ) -> np.ndarray:
-    """Nearest z per pixel of camera-space points (N,3) splatted with world ``radius`` (see module doc)."""
+    """Visible z per pixel of camera-space points (N,3) splatted with world ``radius`` (see module doc)."""
+    if front_tolerance is None:
+        front_tolerance = FRONT_TOLERANCE
     W, H = camera.width, camera.height
-    buf = np.full(H * W, np.inf)
     z = cam_xyz[:, 2]
     front = z > 0
     if not front.all():
@@ -67,13 +72,16 @@ def rasterise(
     ncol = c1 - c0
     nrow = r1 - r0
     hit = (ncol >= 0) & (nrow >= 0)
-    # Footprints of at most 2x2 pixels (nearly all, with level of detail): four corner writes
-    # (repeats are harmless under min); larger ones are expanded pixel by pixel below.
+    # Footprints of at most 2x2 pixels (nearly all, with level of detail): up to four corner writes;
+    # larger ones are expanded pixel by pixel below.
     small = hit & (ncol <= 1) & (nrow <= 1)
     cs0, cs1 = c0[small].astype(np.int64), c1[small].astype(np.int64)
     rs0, rs1 = r0[small].astype(np.int64) * W, r1[small].astype(np.int64) * W
     zs = z[small]
-    np.minimum.at(buf, np.concatenate([rs0 + cs0, rs0 + cs1, rs1 + cs0, rs1 + cs1]), np.concatenate([zs, zs, zs, zs]))
+    wide, tall = cs1 > cs0, rs1 > rs0
+    both = wide & tall
+    pix = [rs0 + cs0, rs0[wide] + cs1[wide], rs1[tall] + cs0[tall], rs1[both] + cs1[both]]
+    val = [zs, zs[wide], zs[tall], zs[both]]
     multi = hit & ~small
     if multi.any():
         c0, r0, zm = c0[multi].astype(np.int64), r0[multi].astype(np.int64), z[multi]
@@ -82,8 +90,17 @@ def rasterise(
         owner = np.repeat(np.arange(len(count)), count)
         k = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
         nc = ncol[owner]
-        pix = (r0[owner] + k // nc) * W + c0[owner] + k % nc
-        np.minimum.at(buf, pix, zm[owner])
+        pix.append((r0[owner] + k // nc) * W + c0[owner] + k % nc)
+        val.append(zm[owner])
+    pix, val = np.concatenate(pix), np.concatenate(val)
+    buf = np.full(H * W, np.inf)
+    np.minimum.at(buf, pix, val)
+    if front_tolerance > 0 and len(pix):
+        # Harmonic mean over the front layer: samples within the tolerance of the nearest one.
+        near = val <= buf[pix] * (1.0 + front_tolerance)
+        n = np.bincount(pix[near], minlength=H * W)
+        s = np.bincount(pix[near], weights=1.0 / val[near], minlength=H * W)
+        buf = np.divide(n, s, out=np.full(H * W, np.inf), where=n > 0)
     buf[np.isinf(buf)] = np.nan
     return buf.reshape(H, W)
 
@@ -94,6 +111,7 @@ def zbuffer(
     camera: Camera,
     radius: float | np.ndarray = 0.0,
     max_splat: float = 16.0,
+    front_tolerance: float | None = None,
 ) -> np.ndarray:
     """Brute force: project every world point (N,3) and keep the nearest depth per working pixel.
 
@@ -104,7 +122,7 @@ def zbuffer(
     if not ok.all():
         cam = cam[ok]
         radius = np.asarray(radius)[ok] if np.ndim(radius) else radius
-    return rasterise(cam, camera, radius, max_splat)
+    return rasterise(cam, camera, radius, max_splat, front_tolerance)
 
 
 def fill_pinholes(depth: np.ndarray, min_fraction: float = 0.75) -> np.ndarray:
