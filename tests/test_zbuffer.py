@@ -206,3 +206,23 @@ def test_fill_pinholes_fills_isolated_holes_only():
     assert out[2, 3] == 3.0 and out[0, 0] == 3.0
     assert np.isnan(out[:, 6:]).all()
     assert np.isnan(d[2, 3])  # input untouched
+
+
+def test_slanted_floor_front_layer_mean_removes_the_nearest_corner_bias():
+    """A floor seen at grazing angles: the harmonic mean of a pixel's front layer matches ray casting
+    at pixel centres; the plain minimum reads each pixel at its nearest corner (~1.5% too near)."""
+    from synthetic import PlanesDepth
+
+    g = np.arange(-15, 15, 0.03)
+    X, Z = np.meshgrid(g, np.arange(0.2, 30, 0.03))
+    pts = np.stack([X.ravel(), np.full(X.size, 1.5), Z.ravel()], 1)
+    c2w = look_at([0, 0, 0], [0, 0.5, 5])
+    ref = PlanesDepth([((0, 1, 0), 1.5)]).view(c2w, CAM).depth
+    use = np.isfinite(ref) & (ref < 20)
+    layer = zbuffer(pts, c2w, CAM)
+    nearest = zbuffer(pts, c2w, CAM, front_tolerance=0.0)
+    both = use & np.isfinite(layer) & np.isfinite(nearest)
+    assert both.sum() > 0.95 * use.sum()
+    truth = np.mean(1 / ref[both])
+    assert np.mean(1 / layer[both]) == pytest.approx(truth, rel=1e-3)
+    assert np.mean(1 / nearest[both]) / truth - 1 > 0.005
