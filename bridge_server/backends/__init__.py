@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from .base import Backend, GenerationJob, JobCancelled
+from .depth_anything import DepthAnythingBackend
+from .diffusers_i2v import DiffusersI2VBackend
+from .wan_fun_camera import WanFunCameraBackend
 from .warp import WarpBackend
 
 _REGISTRY: dict[str, Backend] = {}
@@ -24,5 +27,8 @@ def backend_names() -> list[str]:
 
 
 register_backend(WarpBackend())
+register_backend(DiffusersI2VBackend())
+register_backend(WanFunCameraBackend())
+register_backend(DepthAnythingBackend())
 
 __all__ = ["Backend", "GenerationJob", "JobCancelled", "register_backend", "get_backend", "backend_names"]

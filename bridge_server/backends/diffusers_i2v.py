@@ -1,0 +1,297 @@
+"""``diffusers-i2v``: a diffusers image-to-video pipeline from a local folder, steered along the
+trajectory by scene-constrained noise shaping (see ``noise_shaping``).
+
+The warp preview (``bridge_server.render``) is rendered along the trajectory at the generation
+size, VAE-encoded, and pasted (noised) into the latents inside the eroded visibility mask for the
+high-noise steps; latent frame 0 is the encoding of the real conditioning image. The pipeline
+generates ``4k + 1`` frames (the VAE's temporal stride) covering the trajectory; extra frames are
+dropped and the video is resized to the trajectory's size. Supported pipeline classes are listed
+in :data:`FAMILIES`. A pipeline saved without a text encoder uses ``prompt_embeds.safetensors``
+from its folder instead of the prompt.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+from ..render import fill_holes, splat, to_uint8, unproject_image
+from ..video import Mp4Writer
+from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
+from .noise_shaping import NoiseShaper, ShapingEvent, latent_mask
+from .weights import (
+    PROMPT_EMBEDS,
+    ModelCache,
+    RuntimeParams,
+    WeightsError,
+    availability,
+    check_diffusers_folder,
+    folder_stamp,
+    memory_guard,
+    model_folder,
+    torch_dtype,
+)
+
+
+@dataclass(frozen=True)
+class WanFamily:
+    """Wan 2.x image-to-video: latents (B, C, F', H/8, W/8), normalised by the VAE's mean/std."""
+
+    layout: str = "BCFHW"
+
+    def latent_shape(self, pipe, frames: int, height: int, width: int) -> tuple[int, ...]:
+        s, t = pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
+        return (1, pipe.vae.config.z_dim, (frames - 1) // t + 1, height // s, width // s)
+
+    def encode(self, pipe, video: np.ndarray) -> torch.Tensor:
+        """(F, H, W, 3) uint8 → normalised latents (1, C, F', h, w) in float32."""
+        vae = pipe.vae
+        dev = next(vae.parameters()).device
+        x = torch.as_tensor(video, device=dev).permute(3, 0, 1, 2)[None].to(vae.dtype) / 127.5 - 1.0
+        z = vae.encode(x).latent_dist.mode().float()
+        c = vae.config
+        mean = torch.tensor(c.latents_mean, device=dev).view(1, -1, 1, 1, 1)
+        std = torch.tensor(c.latents_std, device=dev).view(1, -1, 1, 1, 1)
+        return (z - mean) / std
+
+    def frame_axis(self) -> int:
+        return 2
+
+
+FAMILIES: dict[str, WanFamily] = {"WanImageToVideoPipeline": WanFamily()}
+
+
+class I2VParams(RuntimeParams):
+    """Parameters of ``diffusers-i2v``."""
+
+    backend_folder: ClassVar[str] = "diffusers-i2v"
+
+    prompt: str = Field("", max_length=4000, description="text prompt (ignored when the folder has no text encoder)")
+    negative_prompt: str = Field("", max_length=4000)
+    steps: int = Field(30, ge=1, le=500, description="denoising steps")
+    guidance_scale: float = Field(5.0, ge=0.0, le=50.0, allow_inf_nan=False)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    width: int | None = Field(None, ge=16, le=4096, description="generation width (default: the trajectory's)")
+    height: int | None = Field(None, ge=16, le=4096, description="generation height (default: the trajectory's)")
+    noise_shaping: bool = Field(True, description="paste the noised warp preview into the high-noise latents")
+    shaping_threshold: float = Field(0.9, ge=0.0, le=1.0, allow_inf_nan=False, description="shape while t >= this")
+    erode_px: int = Field(8, ge=0, le=256, description="erode the preview's visibility mask by this many pixels")
+    sky: bool = Field(True, description="preview: pixels without depth are infinitely far")
+    crf: int = Field(18, ge=0, le=51, description="H.264 constant rate factor")
+
+    @classmethod
+    def check_folder(cls, folder: Path) -> None:
+        check_diffusers_folder(folder, tuple(FAMILIES))
+
+    @field_validator("model")
+    @classmethod
+    def _weights_present(cls, model: str) -> str:
+        cls.check_folder(model_folder(cls.backend_folder, model))
+        return model
+
+
+_CACHE = ModelCache()
+
+
+def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[str], None]):
+    """The pipeline in ``folder`` on ``device`` with ``p``'s dtype and memory options (cached)."""
+    index = check_diffusers_folder(folder, tuple(FAMILIES))
+    dtype = torch_dtype(p.dtype, device)
+    key = (str(folder), folder_stamp(folder), device, p.dtype, p.cpu_offload, p.attention_slicing)
+
+    def load():
+        from diffusers import DiffusionPipeline
+
+        absent = {k: None for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and not v[1]}
+        with memory_guard(device, f"loading {folder}"):
+            pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True, **absent)
+            if p.cpu_offload and device.startswith("cuda"):
+                pipe.enable_model_cpu_offload(device=device)
+            else:
+                if p.cpu_offload:
+                    log(f"cpu_offload ignored on {device}")
+                pipe.to(device)
+        if p.attention_slicing:
+            try:
+                pipe.enable_attention_slicing()
+            except Exception as e:  # pipelines on the attention dispatcher do not slice
+                log(f"attention_slicing not supported by {type(pipe).__name__}: {e}")
+        pipe.set_progress_bar_config(disable=True)
+        log(f"loaded {type(pipe).__name__} from {folder} ({p.dtype} on {device})")
+        return pipe
+
+    return _CACHE.get(key, load)
+
+
+def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str) -> dict:
+    """``prompt`` for pipelines with a text encoder, else embeddings from ``prompt_embeds.safetensors``."""
+    if getattr(pipe, "text_encoder", None) is not None:
+        return {"prompt": p.prompt, "negative_prompt": p.negative_prompt}
+    from safetensors.torch import load_file
+
+    path = folder / PROMPT_EMBEDS
+    if not path.is_file():
+        raise WeightsError(f"weights folder {folder}: missing {PROMPT_EMBEDS} (the pipeline has no text encoder)")
+    tensors = load_file(str(path), device=device)
+    if "prompt_embeds" not in tensors:
+        raise WeightsError(f"{path}: no tensor 'prompt_embeds' (has {', '.join(sorted(tensors)) or 'none'})")
+    pe = tensors["prompt_embeds"]
+    ne = tensors.get("negative_prompt_embeds", torch.zeros_like(pe))
+    return {"prompt_embeds": pe, "negative_prompt_embeds": ne}
+
+
+def generation_size(pipe, traj_w: int, traj_h: int, p: I2VParams) -> tuple[int, int]:
+    """(width, height) rounded down to the latent patch grid."""
+    m = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+    w, h = (p.width or traj_w) // m * m, (p.height or traj_h) // m * m
+    if w < m or h < m:
+        raise ValueError(f"generation size {p.width or traj_w}x{p.height or traj_h} is below one latent patch ({m} px)")
+    return w, h
+
+
+def render_preview(job: GenerationJob, c2w: np.ndarray, width: int, height: int, sky: bool, cancelled: CancelledFn):
+    """Warp preview frames (F, H, W, 3) uint8 and visibility (F, H, W) bool at ``width`` x ``height``."""
+    traj = job.trajectory
+    h, w = job.depth.shape
+    frames, visible = [], []
+    with torch.inference_mode():
+        cloud = unproject_image(job.image, job.depth, traj.c2w[0], traj.camera(0).scaled_to(w, h), sky=sky)
+        for i, pose in enumerate(c2w):
+            if cancelled():
+                raise JobCancelled(f"cancelled while rendering the preview (frame {i + 1} of {len(c2w)})")
+            cam = traj.camera(min(i, len(traj) - 1)).scaled_to(width, height)
+            rgb, zbuf = splat(cloud, pose, cam)
+            visible.append(torch.isfinite(zbuf).cpu().numpy())
+            frames.append(to_uint8(fill_holes(rgb, zbuf)))
+    return np.stack(frames), np.stack(visible)
+
+
+def write_video(job: GenerationJob, frames: np.ndarray, crf: int) -> None:
+    """(F, h, w, 3) float [0, 1] → the trajectory's size (even) as H.264."""
+    traj = job.trajectory
+    W, H = traj.width - traj.width % 2, traj.height - traj.height % 2
+    with Mp4Writer(job.output, W, H, traj.fps, crf=crf) as mp4:
+        for f in frames[: len(traj)]:
+            img = (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            if img.shape[:2] != (traj.height, traj.width):
+                img = cv2.resize(img, (traj.width, traj.height), interpolation=cv2.INTER_AREA)
+            mp4.write(img[:H, :W])
+
+
+def run_pipeline(
+    job: GenerationJob,
+    progress: ProgressFn,
+    cancelled: CancelledFn,
+    pipe,
+    folder: Path,
+    p: I2VParams,
+    shaping_hook: Callable[[ShapingEvent], None] | None = None,
+) -> np.ndarray:
+    """Generate the clip; returns frames (F_gen, H, W, 3) float in [0, 1]."""
+    from PIL import Image
+
+    family = FAMILIES[type(pipe).__name__]
+    traj = job.trajectory
+    W, H = generation_size(pipe, traj.width, traj.height, p)
+    t_stride = pipe.vae_scale_factor_temporal
+    n = len(traj)
+    n_gen = t_stride * (-(-(n - 1) // t_stride)) + 1
+    job.log(f"{type(pipe).__name__}: {n_gen} frames at {W}x{H} for a {n}-frame trajectory, {p.steps} steps")
+    dev = job.device if not p.cpu_offload else "cpu"
+    gen = torch.Generator(device="cpu").manual_seed(p.seed)
+    shape = family.latent_shape(pipe, n_gen, H, W)
+    noise = torch.randn(shape, generator=gen, dtype=torch.float32).to(dev)
+    shaper = None
+    if p.noise_shaping:
+        c2w = np.concatenate([traj.c2w, np.repeat(traj.c2w[-1:], n_gen - n, axis=0)])
+        video, visible = render_preview(job, c2w, W, H, p.sky, cancelled)
+        progress(0.05, "preview rendered")
+        with torch.inference_mode(), memory_guard(job.device, "encoding the preview"):
+            preview = family.encode(pipe, video).to(dev)
+            first = family.encode(pipe, cv2.resize(job.image, (W, H), interpolation=cv2.INTER_AREA)[None])
+            preview.narrow(family.frame_axis(), 0, 1).copy_(first.to(dev))  # latent 0: the real image
+        m = latent_mask(visible, p.erode_px, pipe.vae_scale_factor_spatial, t_stride)
+        mask = torch.as_tensor(m, device=dev)[None, None]  # (1, 1, F', h, w)
+        if family.layout == "BFCHW":
+            mask = mask.transpose(1, 2)
+        job.log(f"noise shaping: visible latent cells {100 * m[1:].mean() if len(m) > 1 else 100:.0f}%")
+
+        def hook(ev: ShapingEvent) -> None:
+            job.log(f"noise shaping: step {ev.step} t={ev.t:.3f} {'applied' if ev.applied else 'skipped'}")
+            if shaping_hook is not None:
+                shaping_hook(ev)
+
+        shaper = NoiseShaper(pipe.scheduler, preview, mask, noise, p.shaping_threshold, hook)
+    steps_done = [0]
+
+    def on_step_end(pipe_, step: int, timestep, kwargs: dict) -> dict:
+        if shaper is not None:
+            kwargs = shaper.callback(pipe_, step, timestep, kwargs)
+        steps_done[0] = step + 1
+        progress(0.05 + 0.85 * (step + 1) / p.steps, f"step {step + 1}/{p.steps}")
+        if cancelled() and step + 1 < p.steps:
+            raise JobCancelled(f"cancelled after denoising step {step + 1} of {p.steps}")
+        return kwargs
+
+    latents = noise
+    if shaper is not None:
+        # The scheduler's schedule is only known after set_timesteps; the pipeline calls it again.
+        pipe.scheduler.set_timesteps(p.steps, device=dev)
+        latents = shaper.shape(noise, -1)
+    kwargs = {
+        "image": Image.fromarray(job.image),
+        "height": H,
+        "width": W,
+        "num_frames": n_gen,
+        "num_inference_steps": p.steps,
+        "guidance_scale": p.guidance_scale,
+        "generator": gen,
+        "latents": latents,
+        "output_type": "np",
+        "callback_on_step_end": on_step_end,
+        "callback_on_step_end_tensor_inputs": ["latents"],
+        **prompt_kwargs(pipe, folder, p, dev),
+    }
+    accepted = inspect.signature(pipe.__call__).parameters
+    missing = [k for k in ("image", "num_frames", "latents", "callback_on_step_end") if k not in accepted]
+    if missing:
+        raise WeightsError(f"{type(pipe).__name__} is not an image-to-video pipeline (no {', '.join(missing)})")
+    if cancelled():
+        raise JobCancelled("cancelled before denoising")
+    with memory_guard(job.device, f"{n_gen} frames at {W}x{H}"):
+        out = pipe(**{k: v for k, v in kwargs.items() if k in accepted})
+    frames = np.asarray(out.frames)[0]
+    if frames.shape[0] != n_gen:
+        job.log(f"pipeline returned {frames.shape[0]} frames, expected {n_gen}")
+    if frames.shape[0] < n:
+        raise RuntimeError(f"the pipeline returned {frames.shape[0]} frames for a {n}-frame trajectory")
+    return frames
+
+
+class DiffusersI2VBackend(Backend):
+    name = "diffusers-i2v"
+    description = "Any diffusers image-to-video pipeline (Wan 2.x I2V) from local weights, steered by noise shaping"
+    Params = I2VParams
+    shaping_hook: Callable[[ShapingEvent], None] | None = None  # tests observe the shaping here
+
+    def available(self) -> tuple[bool, str]:
+        return availability(self.Params.backend_folder, self.Params.check_folder)
+
+    def weights_present(self) -> bool:
+        return self.available()[0]
+
+    def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
+        p: I2VParams = job.params  # type: ignore[assignment]
+        folder = model_folder(p.backend_folder, p.model)
+        pipe = load_pipeline(folder, job.device, p, job.log)
+        frames = run_pipeline(job, progress, cancelled, pipe, folder, p, self.shaping_hook)
+        write_video(job, frames, p.crf)
+        progress(1.0, "done")

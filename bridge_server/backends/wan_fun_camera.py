@@ -1,0 +1,179 @@
+"""``wan-fun-camera``: Wan image-to-video with Plücker-ray camera control through a camera adapter.
+
+The trajectory's Plücker maps (``parascale_blender.core.plucker``, relative to frame 0, at the
+generation size) are packed the way Wan-Fun Control-Camera expects: the first frame is repeated
+to fill the first group of ``s`` frames (``s`` = the VAE's temporal stride, 4), then every group of
+``s`` frames is stacked into channels (channel ``c * s + j`` = Plücker channel ``c`` of frame ``j``
+of the group): ``(6, 4k + 1, H, W) -> (24, k + 1, H, W)``. The :class:`CameraAdapter` (pixel
+unshuffle by the VAE's spatial stride, a conv with the transformer's patch as kernel and stride,
+residual blocks) maps it to the transformer's width; its output is added to the output of the
+transformer's ``patch_embedding`` by a forward hook, on every denoising step.
+
+Adapter weights: ``camera_adapter.safetensors`` in the model folder, keys ``conv.weight``,
+``conv.bias``, ``residual_blocks.<i>.conv1/conv2.weight/bias`` (a ``control_adapter.`` prefix is
+stripped). Noise shaping is available too but off by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from parascale_blender.core.camera import invert_rigid
+from parascale_blender.core.plucker import plucker_from_poses
+
+from .base import Backend, CancelledFn, GenerationJob, ProgressFn
+from .diffusers_i2v import FAMILIES, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
+from .noise_shaping import ShapingEvent
+from .weights import WeightsError, availability, check_diffusers_folder, model_folder
+
+ADAPTER_FILE = "camera_adapter.safetensors"
+PREFIX = "control_adapter."
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.relu(self.conv1(x)))
+
+
+class CameraAdapter(nn.Module):
+    """Packed Plücker maps (B, in_dim, F', H, W) → features (B, out_dim, F', H/(d*ph), W/(d*pw))."""
+
+    def __init__(self, in_dim: int, out_dim: int, patch: tuple[int, int], downscale: int = 8, residual_blocks: int = 1):
+        super().__init__()
+        self.pixel_unshuffle = nn.PixelUnshuffle(downscale)
+        self.conv = nn.Conv2d(in_dim * downscale * downscale, out_dim, kernel_size=patch, stride=patch)
+        self.residual_blocks = nn.Sequential(*[ResidualBlock(out_dim) for _ in range(residual_blocks)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = x.shape
+        y = self.pixel_unshuffle(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w))
+        y = self.residual_blocks(self.conv(y))
+        return y.reshape(b, f, *y.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
+def pack_plucker(maps: np.ndarray, temporal: int = 4) -> np.ndarray:
+    """(6, s*k + 1, H, W) → (6*s, k + 1, H, W): first frame repeated s times, groups of s into channels."""
+    c, f, h, w = maps.shape
+    if (f - 1) % temporal:
+        raise ValueError(f"Plücker maps have {f} frames; Wan-Fun needs {temporal}k + 1")
+    full = np.concatenate([np.repeat(maps[:, :1], temporal, axis=1), maps[:, 1:]], axis=1)  # (c, s(k+1), h, w)
+    groups = full.reshape(c, -1, temporal, h, w).transpose(1, 0, 2, 3, 4)  # (k+1, c, s, h, w)
+    return np.ascontiguousarray(groups.reshape(-1, c * temporal, h, w).transpose(1, 0, 2, 3))
+
+
+def load_adapter(path: Path, downscale: int = 8) -> CameraAdapter:
+    """A :class:`CameraAdapter` with its size read from the tensors in ``path``."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise WeightsError(f"weights folder {path.parent}: missing {path.name}")
+    try:
+        raw = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    sd = {k[len(PREFIX) :] if k.startswith(PREFIX) else k: v for k, v in raw.items()}
+    if "conv.weight" not in sd:
+        raise WeightsError(f"{path}: no tensor 'conv.weight' (has {', '.join(sorted(sd)[:6]) or 'none'})")
+    out_dim, cin, kh, kw = sd["conv.weight"].shape
+    if cin % (downscale * downscale):
+        raise WeightsError(f"{path}: conv.weight has {cin} input channels, not a multiple of {downscale}²")
+    n_res = len({k.split(".")[1] for k in sd if k.startswith("residual_blocks.")})
+    adapter = CameraAdapter(cin // downscale**2, out_dim, (kh, kw), downscale, n_res)
+    missing, unexpected = adapter.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"{path}: missing tensors {missing[:4]}, unexpected {unexpected[:4]}")
+    return adapter.eval()
+
+
+class CameraParams(I2VParams):
+    """Parameters of ``wan-fun-camera`` (noise shaping off by default)."""
+
+    backend_folder: ClassVar[str] = "wan-fun-camera"
+    noise_shaping: bool = Field(False, description="also paste the noised warp preview (RealCam-I2V style)")
+    camera_scale: float = Field(1.0, ge=0.0, le=10.0, allow_inf_nan=False, description="adapter output multiplier")
+
+    @classmethod
+    def check_folder(cls, folder: Path) -> None:
+        check_diffusers_folder(folder, tuple(FAMILIES))
+        if not (folder / ADAPTER_FILE).is_file():
+            raise WeightsError(f"weights folder {folder}: missing {ADAPTER_FILE} (the camera adapter)")
+
+
+def camera_features(job: GenerationJob, pipe, adapter: CameraAdapter, width: int, height: int) -> torch.Tensor:
+    """Adapter features for the trajectory, padded to the generated frame count (4k + 1)."""
+    traj = job.trajectory
+    s = pipe.vae_scale_factor_temporal
+    n = len(traj)
+    n_gen = s * (-(-(n - 1) // s)) + 1
+    c2w = np.concatenate([traj.c2w, np.repeat(traj.c2w[-1:], n_gen - n, axis=0)])
+    K = np.concatenate([traj.intrinsics, np.repeat(traj.intrinsics[-1:], n_gen - n, axis=0)])
+    K = K * np.array([width / traj.width, height / traj.height] * 2)
+    rel = invert_rigid(c2w[0]) @ c2w
+    packed = pack_plucker(plucker_from_poses(rel, K, width, height), s)
+    p = next(adapter.parameters())
+    with torch.inference_mode():
+        return adapter(torch.as_tensor(packed, device=p.device, dtype=p.dtype)[None])
+
+
+class WanFunCameraBackend(Backend):
+    name = "wan-fun-camera"
+    description = "Wan image-to-video with Plücker camera control through a camera adapter (local weights)"
+    Params = CameraParams
+    shaping_hook: Callable[[ShapingEvent], None] | None = None
+    injection_hook: Callable[[torch.Tensor], None] | None = None  # sees every added feature tensor
+
+    def available(self) -> tuple[bool, str]:
+        return availability(self.Params.backend_folder, self.Params.check_folder)
+
+    def weights_present(self) -> bool:
+        return self.available()[0]
+
+    def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
+        p: CameraParams = job.params  # type: ignore[assignment]
+        folder = model_folder(p.backend_folder, p.model)
+        pipe = load_pipeline(folder, job.device, p, job.log)
+        transformers = [t for t in (pipe.transformer, getattr(pipe, "transformer_2", None)) if t is not None]
+        t0 = transformers[0]
+        dim, patch = t0.patch_embedding.out_channels, tuple(t0.config.patch_size[1:])
+        adapter = load_adapter(folder / ADAPTER_FILE, pipe.vae_scale_factor_spatial)
+        if adapter.conv.out_channels != dim or adapter.conv.kernel_size != patch:
+            raise WeightsError(
+                f"{folder / ADAPTER_FILE}: adapter outputs {adapter.conv.out_channels} channels with patch "
+                f"{adapter.conv.kernel_size}, the transformer needs {dim} with {patch}"
+            )
+        expected_in = 6 * pipe.vae_scale_factor_temporal
+        if adapter.conv.in_channels != expected_in * pipe.vae_scale_factor_spatial**2:
+            raise WeightsError(f"{folder / ADAPTER_FILE}: adapter input is not {expected_in} packed Plücker channels")
+        adapter.to(t0.device, t0.dtype)
+        W, H = generation_size(pipe, job.trajectory.width, job.trajectory.height, p)
+        feats = camera_features(job, pipe, adapter, W, H) * p.camera_scale
+        job.log(f"camera adapter: features {tuple(feats.shape)} from {ADAPTER_FILE}")
+
+        def add_camera(module, inputs, output):
+            if output.shape[2:] != feats.shape[2:]:
+                raise RuntimeError(f"camera features {tuple(feats.shape)} do not match patches {tuple(output.shape)}")
+            if self.injection_hook is not None:
+                self.injection_hook(feats)
+            return output + feats.to(output.dtype)
+
+        handles = [t.patch_embedding.register_forward_hook(add_camera) for t in transformers]
+        try:
+            frames = run_pipeline(job, progress, cancelled, pipe, folder, p, self.shaping_hook)
+        finally:
+            for h in handles:
+                h.remove()
+        write_video(job, frames, p.crf)
+        progress(1.0, "done")
