@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_PORT, Limits, ServerConfig, is_loopback
+from .config import DEFAULT_PORT, Limits, ServerConfig, default_threads, is_loopback
 
 
 def resolve_devices(spec: str) -> list[str]:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every request")
     p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, or a comma list (one worker each)")
+    p.add_argument("--threads", type=int, default=default_threads(), help="torch CPU threads (default: half the cores)")
     lim = Limits()
     p.add_argument("--max-frames", type=int, default=lim.max_frames)
     p.add_argument("--max-side", type=int, default=lim.max_side, help="largest width/height in pixels")
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.token is not None and len(args.token) < 8:
         print("parascale-server: --token must be at least 8 characters", file=sys.stderr)
         return 2
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     try:
         devices = resolve_devices(args.device)
     except (ValueError, RuntimeError) as e:

@@ -91,71 +91,68 @@ def splat(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``cloud`` from ``c2w`` / ``camera``: (rgb (H, W, 3) float, depth key (H, W), inf = empty).
 
-    The depth key is the z-depth for finite points and ``1e30 + z`` for points at infinity.
+    The depth key (float32) is the z-depth for finite points and 1e30 for points at infinity.
     With ``resample``, each covered pixel centre is lifted to 3D at its winner's depth and the
     source image is sampled bilinearly where that point projects (sub-pixel exact colours
     instead of the nearest point's); otherwise the winning point's own colour is used.
     """
     dev = cloud.xyz.device
     W, H = camera.width, camera.height
+    trash = H * W  # an extra buffer slot that absorbs every rejected write (no boolean indexing)
     T = torch.as_tensor(np.asarray(c2w, dtype=np.float64), device=dev)
     Xc = (cloud.xyz - cloud.w[:, None] * T[:3, 3]) @ T[:3, :3]
-    z = Xc[:, 2]
-    front = z > 1e-9 * torch.clamp(cloud.src_depth, min=1.0)
-    idx = torch.nonzero(front).squeeze(1)
-    Xc, z = Xc[idx], z[idx]
-    u = camera.fx * Xc[:, 0] / z + camera.cx
-    v = camera.fy * Xc[:, 1] / z + camera.cy
-    mag = (np.sqrt(camera.fx * camera.fy) / cloud.src_focal) * cloud.src_depth[idx] / z
+    z64 = Xc[:, 2]
+    front = z64 > 1e-9 * torch.clamp(cloud.src_depth, min=1.0)
+    zs = torch.where(front, z64, torch.ones_like(z64))
+    u = (camera.fx * Xc[:, 0] / zs + camera.cx).float()
+    v = (camera.fy * Xc[:, 1] / zs + camera.cy).float()
+    mag = ((np.sqrt(camera.fx * camera.fy) / cloud.src_focal) * cloud.src_depth / zs).float()
     half = 0.5 * torch.clamp(_FOOTPRINT_SLACK * mag, _FOOTPRINT_SLACK, max_footprint)
-    u0 = torch.ceil(u - half - 0.5)
-    v0 = torch.ceil(v - half - 0.5)
-    nu = torch.ceil(u + half - 0.5) - u0
-    nv = torch.ceil(v + half - 0.5) - v0
-    onscreen = (u0 + nu > 0) & (u0 < W) & (v0 + nv > 0) & (v0 < H)
-    sel = torch.nonzero(onscreen).squeeze(1)
-    idx, u, v, u0, v0, nu, nv, z = (a[sel] for a in (idx, u, v, u0, v0, nu, nv, z))
-    key = z + (1.0 - cloud.w[idx]) * _FAR
-    lins, keys, dists, pts = [], [], [], []
-    for dv in range(int(nv.max().item()) if len(sel) else 0):
-        for du in range(int(nu.max().item())):
-            px, py = u0 + du, v0 + dv
-            m = (du < nu) & (dv < nv) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
-            if not bool(m.any()):
-                continue
-            lins.append((py[m] * W + px[m]).long())
-            keys.append(key[m])
-            dists.append((px[m] + 0.5 - u[m]) ** 2 + (py[m] + 0.5 - v[m]) ** 2)
-            pts.append(idx[m])
+    u0, v0 = torch.ceil(u - half - 0.5), torch.ceil(v - half - 0.5)
+    nu, nv = torch.ceil(u + half - 0.5) - u0, torch.ceil(v + half - 0.5) - v0
+    front &= (u0 + nu > 0) & (u0 < W) & (v0 + nv > 0) & (v0 < H)
+    key = (zs + (1.0 - cloud.w) * _FAR).float()
     rgb = torch.zeros(H * W, 3, device=dev)
-    zbuf = torch.full((H * W,), float("inf"), dtype=torch.float64, device=dev)
-    if not lins:
-        return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
-    lin, key, dist, pt = torch.cat(lins), torch.cat(keys), torch.cat(dists), torch.cat(pts)
-    zbuf.scatter_reduce_(0, lin, key, reduce="amin")
-    same_surface = key <= zbuf[lin] * (1.0 + depth_tolerance)
-    lin, key, dist, pt = lin[same_surface], key[same_surface], dist[same_surface], pt[same_surface]
-    dbuf = torch.full((H * W,), float("inf"), dtype=dist.dtype, device=dev)
-    dbuf.scatter_reduce_(0, lin, dist, reduce="amin")
-    nearest = dist <= dbuf[lin]
-    lin, pt = lin[nearest], pt[nearest]
-    winner = torch.full((H * W,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=dev)
-    winner.scatter_reduce_(0, lin, pt, reduce="amin")
+    if not bool(front.any()):
+        return rgb.reshape(H, W, 3), torch.full((H, W), float("inf"), device=dev)
+    pts = torch.arange(len(u), device=dev)
+    lins, dists = [], []
+    for dv in range(int(nv[front].max().item())):
+        for du in range(int(nu[front].max().item())):
+            px, py = u0 + du, v0 + dv
+            ok = front & (du < nu) & (dv < nv) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
+            lins.append(torch.where(ok, (py * W + px).long(), trash))
+            dists.append((px + 0.5 - u) ** 2 + (py + 0.5 - v) ** 2)
+    n = len(lins)
+    lin, dist = torch.cat(lins), torch.cat(dists)
+    key, pt = key.repeat(n), pts.repeat(n)
+    zbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, key, reduce="amin")
+    dist = torch.where(key <= zbuf[lin] * (1.0 + depth_tolerance), dist, torch.full_like(dist, float("inf")))
+    dbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, dist, reduce="amin")
+    big = torch.iinfo(torch.int64).max
+    pt = torch.where(torch.isfinite(dist) & (dist <= dbuf[lin]), pt, torch.full_like(pt, big))
+    winner = torch.full((trash + 1,), big, dtype=torch.int64, device=dev).scatter_reduce_(0, lin, pt, reduce="amin")
+    zbuf, winner = zbuf[:trash], winner[:trash]
     hit = torch.isfinite(zbuf)
-    rgb[hit] = cloud.rgb[winner[hit]]
     if resample:
-        _resample_source(cloud, rgb, zbuf, T, camera)
+        _resample_source(cloud, rgb, zbuf, T, camera, fallback=winner)
+    else:
+        rgb[hit] = cloud.rgb[winner[hit]]
     return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
 
 
-def _resample_source(cloud: PointCloud, rgb: torch.Tensor, zbuf: torch.Tensor, T: torch.Tensor, camera: Camera) -> None:
-    """Replace covered pixels' colours (flat ``rgb``) by bilinear samples of the source image."""
+def _resample_source(
+    cloud: PointCloud, rgb: torch.Tensor, zbuf: torch.Tensor, T: torch.Tensor, camera: Camera, fallback: torch.Tensor
+) -> None:
+    """Covered pixels' colours (flat ``rgb``): bilinear samples of the source image where their
+    centre, lifted at the z-buffer depth, projects; the winning point's colour (``fallback``
+    indices) where that lands outside the source image."""
     lin = torch.nonzero(torch.isfinite(zbuf)).squeeze(1)
     if len(lin) == 0:
         return
     W = camera.width
     far = zbuf[lin] >= _FAR
-    z = torch.where(far, torch.ones_like(zbuf[lin]), zbuf[lin])
+    z = torch.where(far, torch.ones_like(zbuf[lin]), zbuf[lin]).double()
     x = ((lin % W).double() + 0.5 - camera.cx) / camera.fx * z
     y = ((lin // W).double() + 0.5 - camera.cy) / camera.fy * z
     d_world = torch.stack([x, y, z], 1) @ T[:3, :3].T
@@ -167,16 +164,25 @@ def _resample_source(cloud: PointCloud, rgb: torch.Tensor, zbuf: torch.Tensor, T
     u = sc.fx * Xs[:, 0] / zs.clamp(min=1e-12) + sc.cx
     v = sc.fy * Xs[:, 1] / zs.clamp(min=1e-12) + sc.cy
     ok &= (u >= 0) & (u <= sc.width) & (v >= 0) & (v <= sc.height)
+    rgb[lin[~ok]] = cloud.rgb[fallback[lin[~ok]]]
     grid = torch.stack([2 * u[ok] / sc.width - 1, 2 * v[ok] / sc.height - 1], 1).float()[None, None]
     sampled = F.grid_sample(cloud.image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     rgb[lin[ok]] = sampled[0, :, 0].T
 
 
-def _local_extreme(x: torch.Tensor, radius: int, sign: float) -> torch.Tensor:
-    """Max (sign=1) or min (sign=-1) of ``x`` (H, W) over a (2r+1)² window, separably."""
-    k = 2 * radius + 1
-    y = F.max_pool2d((sign * x)[None, None], (1, k), stride=1, padding=(0, radius))
-    return sign * F.max_pool2d(y, (k, 1), stride=1, padding=(radius, 0))[0, 0]
+def _local_extreme(x: torch.Tensor, radius: int, sign: float, size: tuple[int, int], cell: int = 4) -> torch.Tensor:
+    """Max (sign=1) or min (sign=-1) of ``x`` (H, W) over about a (2r+1)² window.
+
+    Computed on ``cell``-pixel blocks (block extreme, then a separable window of r/cell blocks,
+    then back to full size), so the window is r rounded up to whole blocks: cheap and conservative.
+    """
+    y = F.max_pool2d((sign * x)[None, None], cell, ceil_mode=True)
+    r = max(1, -(-radius // cell))
+    k = 2 * r + 1
+    y = F.max_pool2d(y, (1, k), stride=1, padding=(0, r))
+    y = F.max_pool2d(y, (k, 1), stride=1, padding=(r, 0))
+    y = y.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)[..., : size[0], : size[1]]
+    return sign * y[0, 0]
 
 
 def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 64) -> torch.Tensor:
@@ -194,8 +200,8 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
     H, W = zbuf.shape
     dev = rgb.device
     ld = torch.where(valid, torch.log(zbuf.clamp(min=1e-12)), torch.full_like(zbuf, -torch.inf)).float()
-    hi = _local_extreme(ld, radius, 1.0)
-    lo = _local_extreme(torch.where(valid, ld, torch.full_like(ld, torch.inf)), radius, -1.0)
+    hi = _local_extreme(ld, radius, 1.0, (H, W))
+    lo = _local_extreme(torch.where(valid, ld, torch.full_like(ld, torch.inf)), radius, -1.0, (H, W))
     thresh = torch.where(torch.isfinite(hi) & torch.isfinite(lo), 0.5 * (hi + lo), torch.full_like(ld, -torch.inf))
     Wp = W + 2
     ldp = torch.full((H + 2, Wp), -torch.inf, device=dev)

@@ -110,6 +110,10 @@ def round_trip_overhead(frames: int = 120, width: int = 512, height: int = 320, 
 def rows(quick: bool = False) -> list[dict]:
     import torch
 
+    from bridge_server.config import default_threads
+
+    torch.set_num_threads(default_threads())  # what the server uses
+
     n = 12 if quick else 48
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     out = []
