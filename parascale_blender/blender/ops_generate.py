@@ -96,11 +96,14 @@ def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tupl
 
     scene, r = context.scene, context.scene.render
     saved = (scene.camera, scene.frame_current, r.filepath, r.image_settings.file_format, r.image_settings.color_mode)
+    post = (r.use_sequencer, r.use_compositing)
     with tempfile.TemporaryDirectory(prefix="parascale-gen-") as tmp:
         path = os.path.join(tmp, "first_frame.png")
         try:
             scene.camera = cam
             scene.frame_set(frame)
+            # The camera's view, not the edit: strips (e.g. an earlier generated clip) would replace it.
+            r.use_sequencer = r.use_compositing = False
             r.filepath, r.image_settings.file_format, r.image_settings.color_mode = path, "PNG", "RGB"
             bpy.ops.render.render(write_still=True)
             c2w = convert.c2w_from_object(cam)
@@ -109,6 +112,7 @@ def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tupl
             z = depth.view(c2w, camera.working(depth_side)).depth
         finally:
             scene.camera, r.filepath = saved[0], saved[2]
+            r.use_sequencer, r.use_compositing = post
             r.image_settings.file_format, r.image_settings.color_mode = saved[3], saved[4]
             scene.frame_set(saved[1])
         if not os.path.isfile(path):
