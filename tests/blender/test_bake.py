@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_rescale import rig  # noqa: F401 (fixture)
+from test_blender_rescale import rig  # noqa: F401 (fixture)
 
 FORMATS = [("parascale", "shot.json"), ("re10k", "shot.txt"), ("wanfun", "wan.txt"), ("nerf", "transforms.json"),
            ("chan", "shot.chan"), ("motionctrl", "mc.json")]  # fmt: skip
