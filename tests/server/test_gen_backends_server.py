@@ -1,0 +1,114 @@
+"""The weights-backed backends through the real server process: PARASCALE_WEIGHTS points at tiny
+random models saved in the real layout; jobs run end to end over HTTP, noise shaping shows in
+the job log, cancel stops between steps, and a missing weights folder is a 422 naming the file."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+from server_helpers import Server, decode_mp4, plane_scene, submit, wait_finished
+from test_gen_backends import camera_adapter_tensors
+from test_gen_backends_tiny import build_depth_anything, build_wan_i2v
+
+from bridge_server.backends.weights import ENV
+
+W, H, N = 48, 32, 6
+
+
+@pytest.fixture(scope="module")
+def gen_server(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("weights")
+    build_wan_i2v(root / "diffusers-i2v" / "default")
+    shutil.copytree(root / "diffusers-i2v" / "default", root / "wan-fun-camera" / "default")
+    save_file(camera_adapter_tensors(), str(root / "wan-fun-camera" / "default" / "camera_adapter.safetensors"))
+    build_depth_anything(root / "depth-anything" / "default", metric=True)
+    old = os.environ.get(ENV)
+    os.environ[ENV] = str(root)  # the server process inherits it
+    try:
+        srv = Server(tmp_path_factory.mktemp("jobs"), ["--max-upload-mb", "2", "--max-frames", "300"]).start(60)
+    finally:
+        os.environ.pop(ENV) if old is None else os.environ.__setitem__(ENV, old)
+    yield srv
+    srv.stop()
+
+
+def scene():
+    return plane_scene(W, H, N, step=0.25, yaw_deg=1.0)
+
+
+def run_job(http, srv, backend, params, timeout=120.0):
+    r = submit(http, srv.url, scene(), {"backend": backend, "params": json.dumps(params)})
+    assert r.status_code == 201, r.text
+    st = wait_finished(http, srv.url, r.json()["id"], timeout)
+    assert st["state"] == "done", st
+    return st, http.get(f"{srv.url}/v1/jobs/{st['id']}/result").content
+
+
+def test_backends_are_listed_available_with_their_parameters(gen_server, http):
+    infos = {b["name"]: b for b in http.get(gen_server.url + "/v1/backends").json()}
+    for name in ("diffusers-i2v", "wan-fun-camera", "depth-anything"):
+        assert infos[name]["available"] and infos[name]["weights_present"], infos[name]
+        props = infos[name]["parameters"]["properties"]
+        assert {"model", "dtype"} <= set(props)
+    assert {"steps", "shaping_threshold", "cpu_offload", "attention_slicing"} <= set(
+        infos["diffusers-i2v"]["parameters"]["properties"]
+    )
+
+
+def test_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, http):
+    st, mp4 = run_job(http, gen_server, "diffusers-i2v", {"steps": 4, "shaping_threshold": 0.7, "erode_px": 2})
+    frames, fps, w, h = decode_mp4(mp4)
+    assert (len(frames), w, h) == (N, W, H)
+    log = (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    shaped = [line for line in log.splitlines() if "noise shaping: step" in line]
+    assert len(shaped) == 5  # before step 0 and after each of the 4 steps
+    flags = [(float(line.split("t=")[1].split()[0]), line.endswith("applied")) for line in shaped]
+    assert [a for _, a in flags] == [t >= 0.7 for t, _ in flags[:-1]] + [False]
+    assert any(a for _, a in flags) and not all(a for _, a in flags)
+
+
+def test_camera_and_depth_jobs_round_trip(gen_server, http):
+    st, mp4 = run_job(http, gen_server, "wan-fun-camera", {"steps": 2})
+    frames, _, w, h = decode_mp4(mp4)
+    assert (len(frames), w, h) == (N, W, H)
+    assert "camera adapter: features (1, 24, 3, 2, 3)" in (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    _, npy = run_job(http, gen_server, "depth-anything", {})
+    depth = np.load(io.BytesIO(npy), allow_pickle=False)
+    assert depth.shape == (H, W) and np.isfinite(depth).all() and depth.min() > 0
+
+
+def test_missing_weights_are_a_422_naming_the_file_and_the_server_stays_healthy(gen_server, http):
+    for backend, params, needle in (
+        ("diffusers-i2v", {"model": "absent"}, "diffusers-i2v/absent: no such folder"),
+        ("wan-fun-camera", {"model": "../x"}, "folder name"),
+        ("depth-anything", {"model": "absent"}, "config.json"),
+    ):
+        r = submit(http, gen_server.url, scene(), {"backend": backend, "params": json.dumps(params)})
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert any(line.startswith("params.model") and needle in line for line in body["detail"]), body
+    assert http.get(gen_server.url + "/v1/health").json()["status"] == "ok"
+
+
+def test_cancel_stops_a_running_diffusion_job_between_steps(gen_server, http):
+    r = submit(http, gen_server.url, scene(), {"backend": "diffusers-i2v", "params": json.dumps({"steps": 300})})
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = http.get(f"{gen_server.url}/v1/jobs/{job_id}").json()
+        if st["message"].startswith("step "):
+            break
+        time.sleep(0.05)
+    http.post(f"{gen_server.url}/v1/jobs/{job_id}/cancel")
+    st = wait_finished(http, gen_server.url, job_id, 60)
+    assert st["state"] == "cancelled", st
+    assert "after denoising step" in st["message"] and "of 300" in st["message"]
+    assert int(st["message"].split("step ")[1].split()[0]) < 300
