@@ -177,9 +177,36 @@ class Case:
     alpha_median: float
     pi_ref_measured: list
     pi_out_measured: list
+    pce_colmap: float | None = None  # output clip re-tracked with pycolmap: Π from its reconstruction
 
 
-def run(quick: bool = True, shared_data: Path | None = None, log=print, renderer: str = "raytrace") -> list[Case]:
+def colmap_pce(frames: np.ndarray, traj: Trajectory, pi_ref: np.ndarray, folder: Path) -> float:
+    """Second, independent measurement: track the output clip with pycolmap (known intrinsics) and
+    compare the harmonic Π of its reconstruction (poses + sparse points, scale-free) with Π_ref."""
+    from bridge_server.tracking.evaluate import track_parallax
+    from bridge_server.tracking.pipeline import TrackOptions, track_video
+    from bridge_server.video import Mp4Writer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = folder / "output.mp4"
+    with Mp4Writer(clip, frames.shape[2], frames.shape[1], traj.fps, crf=12) as w:
+        for f in frames:
+            w.write(f)
+    cam = traj.camera(0)
+    track = track_video(clip, TrackOptions(intrinsics=(cam.fx, cam.fy, cam.cx, cam.cy), max_side=None))
+    return _pce(track_parallax(track), pi_ref)
+
+
+def run(
+    quick: bool = True,
+    shared_data: Path | None = None,
+    log=print,
+    renderer: str = "raytrace",
+    colmap_cases: int = 0,
+) -> list[Case]:
+    """All closed-loop cases; the first ``colmap_cases`` harmonic outputs are also re-tracked with pycolmap."""
+    import tempfile
+
     from ..core.metrics import cam_mc, rot_err, trans_err
 
     size = (192, 112) if quick else (384, 224)
@@ -221,6 +248,15 @@ def run(quick: bool = True, shared_data: Path | None = None, log=print, renderer
                     pi_ref_measured=pi_ref_meas.tolist(),
                     pi_out_measured=pi_out.tolist(),
                 )
+                if mode == "harmonic" and colmap_cases > 0:
+                    colmap_cases -= 1
+                    with tempfile.TemporaryDirectory() as tmp:
+                        try:
+                            case.pce_colmap = colmap_pce(oframes, out, res.pi_ref, Path(tmp))
+                        except Exception as exc:  # a failed re-track is a result, not a crash
+                            case.pce_colmap = float("nan")
+                            if log:
+                                log(f"  pycolmap re-track failed: {exc}")
                 cases.append(case)
             if log:
                 by = {c.mode: c.pce_measured for c in cases[-len(MODES) :]}
