@@ -115,5 +115,24 @@ def main(argv: list[str] | None = None) -> int:
             from .demo_blender import blender_demo
 
             report["blender"] = blender_demo(out, quick=args.quick)
-    print(f"\noutputs in {out}")
+    print_headline(report, out)
     return 0
+
+
+def print_headline(report: dict, out: Path) -> None:
+    """Where everything is, and the numbers that matter."""
+    modes = report["modes"]
+    print("\n== ParaScale demo: headline ==")
+    print(
+        f"engine  harmonic PCE {modes['harmonic']['pce_harmonic']:.2g} vs uncalibrated "
+        f"{modes['none']['pce_harmonic']:.3f} and arithmetic Π {modes['arithmetic']['pce_harmonic']:.3f} "
+        f"(scene '{report['scene']}')"
+    )
+    for name, shot in report.get("blender", {}).items():
+        lo, hi = shot["alpha_range"]
+        print(f"shot    {name}: α {lo:.3g}–{hi:.3g}, PCE measured on the generated clip {shot['pce_measured']:.3f}")
+        print(f"        clip {shot['clip']}")
+    print(f"outputs {out}")
+    for f in sorted(out.iterdir()):
+        if not f.name.startswith("_"):
+            print(f"        {f.name}")
