@@ -221,11 +221,11 @@ def rescale(
         if opts.clamp_ratio:
             med = np.median(filled[1:])
             filled[1:] = np.clip(filled[1:], med / opts.clamp_ratio, med * opts.clamp_ratio)
-        fixed = np.where(fill | (opts.smooth > 0) | (opts.clamp_ratio is not None), filled, np.nan)
+        adjust = bool(opts.smooth) or opts.clamp_ratio is not None
+        fixed = np.where(fill | adjust, filled, np.nan)
         fixed[0] = np.nan
-        if fill.any() or opts.smooth or opts.clamp_ratio:
-            c2w, alpha2, pi_tgt, _ = integrate(fixed, passes, 2)
-            alpha = np.where(np.isfinite(fixed), fixed, alpha2)
+        if fill.any() or adjust:  # second pass: fixed α where filled/adjusted, re-measured elsewhere
+            c2w, alpha, pi_tgt, _ = integrate(fixed, passes, 2)
         interpolated = [int(f) for f in ref.frames[unusable]]
         if interpolated:
             warnings.append(
