@@ -268,6 +268,11 @@ def run_pipeline(
         raise JobCancelled("cancelled before denoising")
     with memory_guard(job.device, f"{n_gen} frames at {W}x{H}"):
         out = pipe(**{k: v for k, v in kwargs.items() if k in accepted})
+    if shaper is not None and not [s for s in shaper.applied_steps if shaper.level(s + 1) < 1.0]:
+        job.log(
+            f"noise shaping had no effect: no latent level below 1 reached t >= {p.shaping_threshold} "
+            "(use more steps or a lower shaping_threshold)"
+        )
     frames = np.asarray(out.frames)[0]
     if frames.shape[0] != n_gen:
         job.log(f"pipeline returned {frames.shape[0]} frames, expected {n_gen}")
