@@ -24,6 +24,7 @@ SECTIONS = {
     "blender": "parascale_blender.bench.blender_bench",
     "server": "parascale_blender.bench.server_bench",
     "tracking": "parascale_blender.bench.tracking_bench",
+    "gen": "parascale_blender.bench.gen_bench",
     "closed_loop": "parascale_blender.bench.closed_loop",
 }
 
