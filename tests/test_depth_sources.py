@@ -193,10 +193,30 @@ def test_depth_map_sequence_from_a_folder_with_errors(tmp_path):
 # ------------------------------------------------------------------ sparse points
 
 
+def test_sparse_fill_weights_samples_by_area_not_by_feature_count():
+    """Half the view at depth 2 with 30 features, half at depth 8 with 600: E[1/Z] is 0.3125."""
+    rng = np.random.default_rng(0)
+    cam = Camera(80.0, 80.0, 80.0, 45.0, 160, 90)
+
+    def half(n, z, left):
+        u = rng.uniform(2, 78, n) + (0 if left else 80)
+        v = rng.uniform(2, 88, n)
+        return np.stack([(u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z, np.full(n, z)], 1)
+
+    xyz = np.concatenate([half(30, 2.0, True), half(600, 8.0, False)])
+    pts = SparsePoints(xyz, visibility=[np.arange(len(xyz))])
+    raw = SparsePointsDepth(pts, fill=0.0).view(np.eye(4), cam, index=0)
+    filled = SparsePointsDepth(pts, fill=0.5).view(np.eye(4), cam, index=0)
+    truth = (1 / 2 + 1 / 8) / 2
+    assert raw.samples()[2].mean() < 0.5 * truth  # biased towards where features are dense
+    assert filled.samples()[2].mean() == pytest.approx(truth, rel=0.1)
+    assert not filled.dense
+
+
 def test_sparse_points_use_visibility_and_are_never_sky():
     xyz = np.array([[0.0, 0.0, 4.0], [0.2, 0.0, 2.0], [-0.3, 0.1, 8.0]])
     pts = SparsePoints(xyz, visibility=[np.array([0, 2]), np.array([1])])
-    src = SparsePointsDepth(pts)
+    src = SparsePointsDepth(pts, fill=0.0)
     v0 = src.view(np.eye(4), CAM, index=0)
     assert not v0.dense and sorted(v0.depth[np.isfinite(v0.depth)]) == [4.0, 8.0]
     assert len(v0.samples(allow_sky=True)[2]) == 2  # empty pixels are unknown, not sky
@@ -216,7 +236,7 @@ def test_sparse_points_with_bad_visibility_name_the_frame():
 
 def test_sparse_points_without_visibility_are_zbuffered():
     xyz = np.array([[0.0, 0.0, 4.0], [0.0, 0.0, 2.0]])  # same pixel: the nearer wins
-    d = SparsePointsDepth(SparsePoints(xyz)).view(np.eye(4), CAM).depth
+    d = SparsePointsDepth(SparsePoints(xyz), fill=0.0).view(np.eye(4), CAM).depth
     assert np.nanmin(d) == 2.0 and np.isfinite(d).sum() == 1
 
 
@@ -276,7 +296,7 @@ def test_spec_colmap_folder_uses_visibility_only_for_its_own_track(shared_data):
     assert not other.per_frame
     cam = traj.camera(0).working(160)
     view = own.view(traj.c2w[0], cam, index=0)
-    assert not view.dense and 0 < view.coverage < 0.5
+    assert not view.dense and 0 < view.coverage < 0.95  # sparse: filled near samples only
     assert np.nanmin(view.depth) > 0
 
 

@@ -172,13 +172,39 @@ class DepthMapSequence(DepthSource):
         return DepthView(self._cache[key].copy(), camera, dense=True)
 
 
+def fill_nearest(depth: np.ndarray, max_px: float) -> np.ndarray:
+    """Empty (NaN) pixels take the depth of the nearest filled pixel within ``max_px`` pixels.
+
+    For sparse samples this weights each sample by the image area it stands for (its Voronoi cell)
+    instead of by how many features happened to be found there; beyond ``max_px`` a pixel stays
+    unknown (no extrapolation into sky or off the scene).
+    """
+    filled = np.isfinite(depth)
+    if max_px <= 0 or filled.all() or not filled.any():
+        return depth
+    h, w = depth.shape
+    fy, fx = np.nonzero(filled)
+    ey, ex = np.nonzero(~filled)
+    vals = depth[fy, fx]
+    out = depth.copy()
+    chunk = max(1, 4_000_000 // len(fy))
+    for i in range(0, len(ey), chunk):
+        d2 = (ey[i : i + chunk, None] - fy[None, :]) ** 2 + (ex[i : i + chunk, None] - fx[None, :]) ** 2
+        j = np.argmin(d2, axis=1)
+        near = d2[np.arange(len(j)), j] <= max_px * max_px
+        out[ey[i : i + chunk][near], ex[i : i + chunk][near]] = vals[j[near]]
+    return out
+
+
 class SparsePointsDepth(DepthSource):
     """SfM points: per frame only the points seen in that frame (when visibility is known), z-buffered
-    with one pixel each. Sparse: empty pixels are unknown, never sky."""
+    with one pixel each, then each empty pixel within ``fill`` (a fraction of the working image's
+    longest side) takes its nearest sample's depth (see :func:`fill_nearest`; 0 disables).
+    Sparse: pixels left empty are unknown, never sky."""
 
     dense = False
 
-    def __init__(self, points: SparsePoints, radius: float = 0.0):
+    def __init__(self, points: SparsePoints, radius: float = 0.0, fill: float = 0.1):
         xyz = np.asarray(points.xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
             raise DepthError(f"SfM points must be a non-empty (N, 3) array, got shape {xyz.shape}")
@@ -187,7 +213,7 @@ class SparsePointsDepth(DepthSource):
             vis = np.asarray(vis)
             if vis.size and (vis.min() < 0 or vis.max() >= n or vis.dtype.kind not in "iu"):
                 raise DepthError(f"visibility of frame index {i} refers to points outside 0..{n - 1}")
-        self.xyz, self.visibility, self.radius = xyz, points.visibility, radius
+        self.xyz, self.visibility, self.radius, self.fill = xyz, points.visibility, radius, float(fill)
         self.per_frame = points.visibility is not None
         self.description = f"{len(xyz)} SfM points" + (" with visibility" if self.per_frame else "")
 
@@ -199,7 +225,9 @@ class SparsePointsDepth(DepthSource):
             if not 0 <= int(index) < len(self.visibility):
                 raise DepthError(f"no visibility for frame index {index}: {len(self.visibility)} frames known")
             xyz = xyz[np.asarray(self.visibility[int(index)], dtype=np.int64)]
-        return DepthView(zbuffer(xyz, c2w, camera, radius=self.radius), camera, dense=False)
+        depth = zbuffer(xyz, c2w, camera, radius=self.radius)
+        depth = fill_nearest(depth, self.fill * max(camera.width, camera.height))
+        return DepthView(depth, camera, dense=False)
 
 
 def unproject_depth_map(depth: np.ndarray, camera: Camera, c2w: np.ndarray) -> np.ndarray:
