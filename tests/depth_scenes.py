@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parascale_blender.bench.depth_bench import room_cloud
 from parascale_blender.core.camera import make_c2w
 
 ICL = Path("depth") / "icl_synthetic_open3d"
@@ -40,21 +41,7 @@ def sphere_points(n: int, radius: float, centre=(0.0, 0.0, 0.0), seed: int = 0) 
 
 def room_points(n: int, seed: int = 0) -> np.ndarray:
     """A furnished room: the surfaces of an 8 x 3 x 12 box plus 20 spheres, uniformly sampled by area."""
-    rng = np.random.default_rng(seed)
-    dims = np.array([8.0, 3.0, 12.0])
-    box_area = 2 * (dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2])
-    centres = rng.uniform([-3, -1, -5], [3, 1, 5], (20, 3))
-    radii = rng.uniform(0.1, 0.6, 20)
-    sph_area = 4 * np.pi * radii**2
-    nb = int(n * box_area / (box_area + sph_area.sum()))
-    face_area = np.array([dims[1] * dims[2], dims[0] * dims[2], dims[0] * dims[1]])
-    axis = rng.choice(3, nb, p=face_area / face_area.sum())
-    p = rng.uniform(-dims / 2, dims / 2, (nb, 3))
-    p[np.arange(nb), axis] = np.where(rng.integers(0, 2, nb) == 1, 1, -1) * dims[axis] / 2
-    k = rng.choice(20, n - nb, p=sph_area / sph_area.sum())
-    d = rng.normal(size=(n - nb, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    return np.concatenate([p, centres[k] + radii[k, None] * d])
+    return room_cloud(n, seed)
 
 
 def room_views(count: int, seed: int = 1) -> list[np.ndarray]:
