@@ -185,7 +185,18 @@ def _local_extreme(x: torch.Tensor, radius: int, sign: float, size: tuple[int, i
     return sign * y[0, 0]
 
 
-def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 64) -> torch.Tensor:
+def _dilate3(m: torch.Tensor) -> torch.Tensor:
+    """3x3 binary dilation of a 2D bool mask (separable, by shifted slices)."""
+    rows = m.clone()
+    rows[1:] |= m[:-1]
+    rows[:-1] |= m[1:]
+    out = rows.clone()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 32) -> torch.Tensor:
     """Fill empty pixels (``zbuf`` inf) from the background side; covered pixels are unchanged.
 
     Disocclusions reveal what lies behind, so holes grow inwards one pixel ring per step from
@@ -215,12 +226,14 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
     holes = (rows + 1) * Wp + cols + 1
     offsets = torch.tensor([-Wp - 1, -Wp, -Wp + 1, -1, 1, Wp - 1, Wp, Wp + 1], device=dev)
     for _ in range(max_steps):
-        nbr = holes[:, None] + offsets[None]
+        near = _dilate3(torch.isfinite(ldp).view(H + 2, Wp)).view(-1)
+        front = holes[near[holes]]  # only the ring next to known pixels can be filled this step
+        if len(front) == 0:
+            break
+        nbr = front[:, None] + offsets[None]
         nd = ldp[nbr]
         ok = torch.isfinite(nd)
-        if not bool(ok.any()):
-            break
-        good = ok & (nd >= thp[holes][:, None])
+        good = ok & (nd >= thp[front][:, None])
         if not bool(good.any()):
             good = ok & (nd >= nd.max(dim=1, keepdim=True).values)
         use = good.any(dim=1)
@@ -228,9 +241,9 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
         n = w.sum(dim=1).clamp(min=1.0)
         colour = (colp[nbr] * w[..., None]).sum(dim=1) / n[:, None]
         depth = torch.where(good, nd, torch.zeros_like(nd)).sum(dim=1) / n
-        colp[holes[use]] = colour[use]
-        ldp[holes[use]] = depth[use]
-        holes = holes[~use]
+        colp[front[use]] = colour[use]
+        ldp[front[use]] = depth[use]
+        holes = holes[~torch.isfinite(ldp[holes])]
         if len(holes) == 0:
             break
     out = colp.view(H + 2, Wp, 3)[1:-1, 1:-1]
