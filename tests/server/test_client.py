@@ -50,8 +50,9 @@ def test_cancel_from_the_client(server, tmp_path):
     client = BridgeClient(server.url)
     job = GenerateJob(client, _request(plane_scene(256, 160, 300, 0.001, 0.01)), tmp_path / "c.mp4", poll_interval=0)
     job.tick()
-    while job.tick() != "running":
-        pass
+    while job.tick() == "queued":
+        time.sleep(0.01)
+    assert job.state == "running", job.error
     job.cancel()
     _drive(job)
     assert job.state == "cancelled" and not (tmp_path / "c.mp4").exists()
