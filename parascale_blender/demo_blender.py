@@ -369,15 +369,15 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
 
 
 def _wait_for_server(port: int, timeout: float = 120.0) -> None:
-    import urllib.request
+    from .client.http import BridgeClient, BridgeError
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    client = BridgeClient(f"http://127.0.0.1:{port}", timeout=2.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with opener.open(f"http://127.0.0.1:{port}/v1/health", timeout=2):
-                return
-        except OSError:
+            client.health()
+            return
+        except BridgeError:
             time.sleep(0.3)
     raise RuntimeError(f"the bridge server did not start on port {port} (see server.log)")
 
