@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=lim.max_frames)
     p.add_argument("--max-side", type=int, default=lim.max_side, help="largest width/height in pixels")
     p.add_argument("--max-upload-mb", type=float, default=lim.max_upload_bytes / 2**20)
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of local model weights, one sub-folder per backend (default: $PARASCALE_WEIGHTS)",
+    )
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -52,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.token is not None and len(args.token) < 8:
         print("parascale-server: --token must be at least 8 characters", file=sys.stderr)
         return 2
+    weights = None
+    if args.weights is not None:
+        weights = args.weights.expanduser().resolve()
+        if not weights.is_dir():
+            print(f"parascale-server: --weights: {weights} is not a folder", file=sys.stderr)
+            return 2
     import torch
 
     torch.set_num_threads(max(1, args.threads))
@@ -64,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         max_frames=args.max_frames, max_side=args.max_side, max_upload_bytes=int(args.max_upload_mb * 2**20)
     )
     config = ServerConfig(
-        jobs_dir=args.jobs_dir, host=args.host, port=args.port, token=args.token, devices=devices, limits=limits
+        jobs_dir=args.jobs_dir,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        devices=devices,
+        limits=limits,
+        weights_dir=weights,
     )
     import uvicorn
 

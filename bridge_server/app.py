@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import re
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Path, Request, UploadFile
@@ -23,6 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .backends import backend_names, get_backend
+from .backends.weights import ENV as WEIGHTS_ENV
+from .backends.weights import weights_root
 from .config import ServerConfig
 from .inputs import (
     EXR_MAGIC,
@@ -33,13 +37,15 @@ from .inputs import (
     decode_image,
     match_sizes,
     parse_trajectory,
+    probe_video,
+    video_file_name,
 )
-from .jobs import JobQueue, JobStore, new_job_id
+from .jobs import RESULT_MEDIA_TYPES, JobQueue, JobStore, new_job_id
 from .models import BackendInfo, ErrorBody, Health, JobList, JobStatus
 
 UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422)}
+ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 410, 413, 422)}
 
 
 def _error(status: int, error: str, detail: list[str] | None = None, headers: dict | None = None) -> JSONResponse:
@@ -93,7 +99,16 @@ class GuardMiddleware:
         return await self.app(scope, replay, send)
 
 
+def _weights_dir(backend) -> str | None:
+    """The resolved folder a weight-backed backend reads (``<weights root>/<backend>``), else None."""
+    sub, root = getattr(backend.Params, "backend_folder", None), weights_root()
+    return str(root / sub) if sub and root is not None else None
+
+
 def create_app(config: ServerConfig) -> FastAPI:
+    if config.weights_dir is not None:
+        # Weight-backed backends read the root from the environment at call time (weights.py).
+        os.environ[WEIGHTS_ENV] = str(FilePath(config.weights_dir).expanduser().resolve())
     store = JobStore(config.jobs_dir)
     jobs = JobQueue(store, config.devices, config.limits)
     limits = config.limits
@@ -141,6 +156,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             backends=backend_names(),
             queued=queued,
             running=running,
+            weights_dir=str(root) if (root := weights_root()) is not None else None,
         )
 
     @app.get("/v1/backends", response_model=list[BackendInfo], responses=ERRORS)
@@ -157,15 +173,23 @@ def create_app(config: ServerConfig) -> FastAPI:
                     available=ok,
                     reason=reason,
                     weights_present=b.weights_present(),
+                    uploads=list(b.uploads),
+                    result_media_type=b.result_media_type,
+                    weights_dir=_weights_dir(b),
                 )
             )
         return out
 
     @app.post("/v1/jobs", status_code=201, response_model=JobStatus, responses=ERRORS)
     async def submit_job(
-        trajectory: Annotated[UploadFile, File(description="ParaScale trajectory JSON (version 1)")],
-        image: Annotated[UploadFile, File(description="conditioning image (PNG or JPEG), the first camera's view")],
-        depth: Annotated[UploadFile, File(description="its z-depth: .npy, 16-bit PNG or OpenEXR")],
+        trajectory: Annotated[
+            UploadFile | None, File(description="ParaScale trajectory JSON (version 1); generative backends")
+        ] = None,
+        image: Annotated[
+            UploadFile | None, File(description="conditioning image (PNG or JPEG), the first camera's view")
+        ] = None,
+        depth: Annotated[UploadFile | None, File(description="the image's z-depth: .npy, 16-bit PNG or EXR")] = None,
+        video: Annotated[UploadFile | None, File(description="a reference clip (MP4/MOV/MKV/AVI/TS)")] = None,
         backend: Annotated[str, Form(max_length=64)] = "warp",
         params: Annotated[str, Form(max_length=100_000, description="backend parameters, a JSON object")] = "{}",
         depth_scale: Annotated[
@@ -179,6 +203,16 @@ def create_app(config: ServerConfig) -> FastAPI:
         ok, reason = b.available()
         if not ok:
             raise InputError(f"backend: {backend!r} is not available: {reason}")
+        given = {"trajectory": trajectory, "image": image, "depth": depth, "video": video}
+        problems = [f"{k}: required by backend {backend!r} (it takes {', '.join(b.uploads)})" for k in b.uploads]
+        problems = [line for k, line in zip(b.uploads, problems) if given[k] is None]
+        problems += [
+            f"{k}: not taken by backend {backend!r} (it takes {', '.join(b.uploads)})"
+            for k, f in given.items()
+            if f is not None and k not in b.uploads
+        ]
+        if problems:
+            raise InputError(problems)
         try:
             raw_params = json.loads(params)
             parsed = b.Params.model_validate(raw_params)
@@ -187,7 +221,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         except ValidationError as e:
             lines = [f"params.{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
             raise InputError(lines or ["params: must be a JSON object"]) from None
-        uploads = {"trajectory": trajectory, "image": image, "depth": depth}
+        uploads = {k: f for k, f in given.items() if f is not None}
         bad_names = [
             f"{field}: file name {f.filename!r} is not a plain name (no '/', '\\', '..' or control characters)"
             for field, f in uploads.items()
@@ -195,46 +229,67 @@ def create_app(config: ServerConfig) -> FastAPI:
         ]
         if bad_names:
             raise InputError(bad_names)
-        blobs = {"trajectory": await trajectory.read(), "image": await image.read(), "depth": await depth.read()}
+        blobs = {k: await f.read() for k, f in uploads.items()}
+        status, files = await run_in_threadpool(_validate, b, blobs, parsed, depth_scale, num_frames)
+        request = {
+            "backend": backend,
+            "params": parsed.model_dump(mode="json"),
+            "depth_scale": depth_scale,
+            "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
+        }
+        await run_in_threadpool(store.create, status, request, files)
+        jobs.submit(status.id)
+        return status
 
-        def validate():
+    def _validate(b, blobs: dict[str, bytes], params, depth_scale: float, num_frames: int | None):
+        """Decode and check the uploads (worker thread): (queued JobStatus, stored files by name)."""
+        files: dict[str, bytes] = {}
+        shape = {"frames": 1, "width": 0, "height": 0, "fps": 0.0, "first_frame": 1}
+        traj = img = dep = None
+        if "trajectory" in blobs:
             traj = parse_trajectory(blobs["trajectory"], limits)
             if num_frames is not None and num_frames != len(traj):
                 if num_frames > limits.max_frames:
                     raise InputError(f"num_frames: {num_frames} exceeds the limit of {limits.max_frames}")
                 raise InputError(f"num_frames: {num_frames} given but the trajectory has {len(traj)} frames")
+            files["trajectory.json"] = blobs["trajectory"]
+            shape.update(frames=len(traj), width=traj.width, height=traj.height, fps=traj.fps)
+            shape["first_frame"] = int(traj.frames[0])
+        if "image" in blobs:
             img = decode_image(blobs["image"], limits)
-            match_sizes(traj, img, decode_depth(blobs["depth"], depth_scale, limits))
-            return traj
-
-        traj = await run_in_threadpool(validate)
-        image_name = "image.png" if blobs["image"].startswith(PNG_MAGIC) else "image.jpg"
-        d = blobs["depth"]
-        depth_name = "depth.npy" if d.startswith(NPY_MAGIC) else "depth.exr" if d.startswith(EXR_MAGIC) else "depth.png"
+            files["image.png" if blobs["image"].startswith(PNG_MAGIC) else "image.jpg"] = blobs["image"]
+            if traj is None:
+                shape.update(height=img.shape[0], width=img.shape[1])
+        if "depth" in blobs:
+            d = blobs["depth"]
+            dep = decode_depth(d, depth_scale, limits)
+            ext = ".npy" if d.startswith(NPY_MAGIC) else ".exr" if d.startswith(EXR_MAGIC) else ".png"
+            files[f"depth{ext}"] = d
+        if traj is not None and img is not None and dep is not None:
+            match_sizes(traj, img, dep)
+        if "video" in blobs:
+            name = video_file_name(blobs["video"])
+            frames, w, h, fps = probe_video(blobs["video"])
+            every, most = getattr(params, "every", 1), getattr(params, "max_frames", None)
+            tracked = -(-frames // every) if frames else 0
+            tracked = min(tracked, most) if most else tracked
+            if tracked > limits.max_frames:
+                raise InputError(
+                    f"video: {tracked} frames to track exceed the limit of {limits.max_frames}; "
+                    "set params.every or params.max_frames"
+                )
+            files[name] = blobs["video"]
+            shape.update(frames=tracked, width=w, height=h, fps=fps)
         status = JobStatus(
             id=new_job_id(),
-            backend=backend,
+            backend=b.name,
             state="queued",
             message="queued",
             created=time.time(),
-            frames=len(traj),
-            width=traj.width,
-            height=traj.height,
-            fps=traj.fps,
-            first_frame=int(traj.frames[0]),
+            result_media_type=b.result_media_type,
+            **shape,
         )
-        request = {
-            "backend": backend,
-            "params": parsed.model_dump(mode="json"),
-            "depth_scale": depth_scale,
-            "uploaded_names": {
-                k: str(f.filename)[:200] for k, f in (("trajectory", trajectory), ("image", image), ("depth", depth))
-            },
-        }
-        files = {"trajectory.json": blobs["trajectory"], image_name: blobs["image"], depth_name: d}
-        await run_in_threadpool(store.create, status, request, files)
-        jobs.submit(status.id)
-        return status
+        return status, files
 
     @app.get("/v1/jobs", response_model=JobList, responses=ERRORS)
     def list_jobs() -> JobList:
@@ -252,14 +307,22 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get(
         "/v1/jobs/{job_id}/result",
         response_class=FileResponse,
-        responses={**ERRORS, 200: {"content": {"video/mp4": {}}, "description": "the H.264 MP4"}},
+        responses={
+            **ERRORS,
+            200: {
+                "content": {t: {} for t in RESULT_MEDIA_TYPES},
+                "description": "the job's result: an H.264 MP4 (video backends), a .npy depth map "
+                "(depth-anything) or a ParaScale trajectory JSON (track-video); see the job's result_media_type",
+            },
+        },
     )
     def job_result(job_id: JobId):
         status = _job(job_id)
         if status.state != "done":
             raise HTTPException(409, f"job {job_id} is {status.state}, no result to download")
-        return FileResponse(
-            store.path(job_id, "result.mp4"), media_type="video/mp4", filename=f"parascale_{job_id}.mp4"
-        )
+        path = store.result_path(job_id)
+        if path is None:
+            raise HTTPException(410, f"job {job_id} is done but its result file is gone from the jobs folder")
+        return FileResponse(path, media_type=status.result_media_type, filename=f"parascale_{job_id}{path.suffix}")
 
     return app

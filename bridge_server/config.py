@@ -29,6 +29,7 @@ class ServerConfig:
     token: str | None = None
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     limits: Limits = field(default_factory=Limits)
+    weights_dir: Path | None = None  # root of the local model folders; sets PARASCALE_WEIGHTS for the process
 
 
 def default_threads() -> int:

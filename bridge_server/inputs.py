@@ -1,4 +1,4 @@
-"""Decoding and validating a job's uploads: trajectory JSON, conditioning image, depth map.
+"""Decoding and validating a job's uploads: trajectory JSON, conditioning image, depth map, video.
 
 Everything is read from bytes (uploaded names never become paths), nothing is unpickled
 (``np.load(allow_pickle=False)``), and every problem raises :class:`InputError` naming the upload,
@@ -27,6 +27,8 @@ NPY_MAGIC = b"\x93NUMPY"
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 JPEG_MAGIC = b"\xff\xd8\xff"
 ASPECT_TOLERANCE = 0.02
+MAX_VIDEO_SIDE = 8192
+ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
 
 class InputError(ValueError):
@@ -162,3 +164,51 @@ def match_sizes(traj: Trajectory, image: np.ndarray, depth: np.ndarray) -> np.nd
     if depth.shape != (h, w):
         depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
     return depth
+
+
+def video_file_name(data: bytes) -> str:
+    """The fixed name a video upload is stored under, its extension chosen from the first bytes."""
+    if data[4:8] in ISO_BOXES:
+        return "video.mp4" if data[4:8] == b"ftyp" and data[8:12] != b"qt  " else "video.mov"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video.mkv"
+    if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
+        return "video.avi"
+    if data.startswith(b"\x00\x00\x01\xba"):
+        return "video.mpg"
+    if len(data) > 376 and data[0] == data[188] == 0x47:
+        return "video.ts"
+    raise InputError(
+        "video: not a recognised video file (MP4/MOV, Matroska/WebM, AVI, MPEG-PS/TS; checked by its first bytes)"
+    )
+
+
+def probe_video(data: bytes) -> tuple[int, int, int, float]:
+    """(frame count or 0 when the container does not say, width, height, fps) of a video upload.
+
+    Opens the bytes with PyAV (no file, no path) and decodes the first frame, so a truncated or
+    foreign file is refused at submission rather than in the job.
+    """
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), "r") as container:
+            if not container.streams.video:
+                raise InputError("video: the file has no video stream")
+            stream = container.streams.video[0]
+            w, h = int(stream.codec_context.width), int(stream.codec_context.height)
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else 24.0
+            frames = int(stream.frames or 0)
+            if not frames and stream.duration and stream.time_base:
+                frames = round(float(stream.duration * stream.time_base) * fps)
+            next(container.decode(stream), None)
+    except InputError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, StopIteration) as e:
+        raise InputError(f"video: cannot be decoded ({e})") from None
+    if not (2 <= w <= MAX_VIDEO_SIDE and 2 <= h <= MAX_VIDEO_SIDE):
+        raise InputError(f"video: {w}x{h} is outside 2..{MAX_VIDEO_SIDE} px a side")
+    if not 0 < fps <= 1000:
+        fps = 24.0
+    return frames, w, h, fps

@@ -7,8 +7,11 @@ job folder, never from the request. Cancelling sets an :class:`threading.Event` 
 checks between frames. Files inside a folder have fixed names chosen here; job ids are 32 hex
 digits generated here, so nothing a client sends ever becomes a path.
 
-Folder layout: ``request.json`` (backend, params, depth_scale), ``trajectory.json``,
-``image.png|jpg``, ``depth.npy|png|exr``, ``status.json``, ``log.txt``, ``result.mp4``.
+Folder layout: ``request.json`` (backend, params, depth_scale, uploaded names), the uploads the
+backend takes (``trajectory.json``, ``image.png|jpg``, ``depth.npy|png|exr``,
+``video.mp4|mov|mkv|avi|mpg|ts``), ``status.json``, ``log.txt`` and ``result<suffix>`` (``.mp4``,
+``.npy`` or ``.json``: the backend's ``result_suffix``), written as ``result.partial<suffix>``
+first and renamed when the job is done.
 """
 
 from __future__ import annotations
@@ -23,15 +26,22 @@ import traceback
 import uuid
 from pathlib import Path
 
-from .backends import GenerationJob, JobCancelled, get_backend
+from .backends import GenerationJob, JobCancelled, JobFailed, get_backend
 from .config import Limits
 from .inputs import decode_depth, decode_image, match_sizes, parse_trajectory
 from .models import FINISHED, JobStatus
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+RESULT_SHAPE = frozenset({"frames", "width", "height", "fps", "first_frame"})
+RESULT_SUFFIXES = (".mp4", ".npy", ".json")
+RESULT_MEDIA_TYPES = ("video/mp4", "application/octet-stream", "application/json")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpg", ".ts")
 FILE_NAMES = frozenset(
     {"request.json", "trajectory.json", "image.png", "image.jpg", "depth.npy", "depth.png", "depth.exr"}
-    | {"status.json", "log.txt", "result.mp4", "result.partial.mp4"}
+    | {"status.json", "log.txt"}
+    | {f"video{x}" for x in VIDEO_SUFFIXES}
+    | {f"result{x}" for x in RESULT_SUFFIXES}
+    | {f"result.partial{x}" for x in RESULT_SUFFIXES}
 )
 
 
@@ -61,13 +71,17 @@ class JobStore:
         return self.root / job_id / name
 
     def find(self, job_id: str, stem: str) -> Path | None:
-        """The stored input called ``stem`` (``image``/``depth``), whatever its extension."""
+        """The stored file called ``stem`` (``image``/``depth``/``video``/``result``), whatever its extension."""
         for name in sorted(FILE_NAMES):
-            if name.startswith(stem + "."):
+            if name.startswith(stem + ".") and ".partial." not in name:
                 p = self.path(job_id, name)
                 if p.exists():
                     return p
         return None
+
+    def result_path(self, job_id: str) -> Path | None:
+        """The finished result file of a job (any kind), or None."""
+        return self.find(job_id, "result")
 
     def create(self, status: JobStatus, request: dict, files: dict[str, bytes]) -> None:
         folder = self.path(status.id, "status.json").parent
@@ -111,7 +125,8 @@ class JobStore:
             with self._lock:
                 self._jobs[status.id] = status
             if status.state == "running":
-                self.path(status.id, "result.partial.mp4").unlink(missing_ok=True)
+                for x in RESULT_SUFFIXES:
+                    self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
                 self.update(
                     status.id,
                     state="interrupted",
@@ -187,24 +202,15 @@ class JobQueue:
                 return
             store.update(job_id, state="running", started=time.time(), message="loading inputs")
         cancel = self._cancel.setdefault(job_id, threading.Event())
-        partial = store.path(job_id, "result.partial.mp4")
+        partial: Path | None = None
         t_gen = None
         try:
             request = json.loads(store.path(job_id, "request.json").read_text())
             backend = get_backend(request["backend"])
-            traj = parse_trajectory(store.path(job_id, "trajectory.json").read_bytes(), self.limits)
-            image = decode_image(store.find(job_id, "image").read_bytes(), self.limits)
-            depth = decode_depth(store.find(job_id, "depth").read_bytes(), request["depth_scale"], self.limits)
-            depth = match_sizes(traj, image, depth)
-            job = GenerationJob(
-                trajectory=traj,
-                image=image,
-                depth=depth,
-                params=backend.Params.model_validate(request["params"]),
-                output=partial,
-                device=device,
-                log=lambda line: store.log(job_id, line),
-            )
+            if backend is None:
+                raise JobFailed(f"backend {request['backend']!r} is no longer served by this server")
+            partial = store.path(job_id, f"result.partial{backend.result_suffix}")
+            job = self._load_job(job_id, backend, request, partial, device)
             last = [0.0]
 
             def progress(fraction: float, message: str) -> None:
@@ -213,22 +219,66 @@ class JobQueue:
                     last[0] = now
                     store.update(job_id, progress=min(max(fraction, 0.0), 1.0), message=message)
 
-            store.log(job_id, f"start: backend {backend.name} on {device}, {len(traj)} frames")
+            what = f"{len(job.trajectory)} frames" if job.trajectory is not None else ", ".join(backend.uploads)
+            store.log(job_id, f"start: backend {backend.name} on {device}, {what}")
             t_gen = time.perf_counter()
-            backend.generate(job, progress, cancel.is_set)
+            shape = backend.generate(job, progress, cancel.is_set) or {}
             t_gen = time.perf_counter() - t_gen
-            os.replace(partial, store.path(job_id, "result.mp4"))
+            os.replace(partial, store.path(job_id, f"result{backend.result_suffix}"))
+            shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
             store.update(
-                job_id, state="done", progress=1.0, message="done", finished=time.time(), generation_seconds=t_gen
+                job_id,
+                state="done",
+                progress=1.0,
+                message="done",
+                finished=time.time(),
+                generation_seconds=t_gen,
+                **shape,
             )
             store.log(job_id, f"done in {t_gen:.3f} s")
         except JobCancelled as e:
-            partial.unlink(missing_ok=True)
+            self._discard(partial)
             store.update(job_id, state="cancelled", message=str(e) or "cancelled", finished=time.time())
             store.log(job_id, f"cancelled: {e}")
+        except JobFailed as e:  # a user-facing reason, kept verbatim
+            self._discard(partial)
+            store.update(job_id, state="failed", error=str(e), message="failed", finished=time.time())
+            store.log(job_id, f"failed: {e}")
         except Exception as e:  # a failing backend fails its job, never the server
-            partial.unlink(missing_ok=True)
+            self._discard(partial)
             store.update(
                 job_id, state="failed", error=f"{type(e).__name__}: {e}", message="failed", finished=time.time()
             )
             store.log(job_id, "failed:\n" + traceback.format_exc())
+
+    @staticmethod
+    def _discard(partial: Path | None) -> None:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+
+    def _load_job(self, job_id: str, backend, request: dict, output: Path, device: str) -> GenerationJob:
+        """The :class:`GenerationJob` from the job folder: only the uploads the backend takes."""
+        store, limits = self.store, self.limits
+        takes = set(backend.uploads)
+        traj = image = depth = video = None
+        if "trajectory" in takes:
+            traj = parse_trajectory(store.path(job_id, "trajectory.json").read_bytes(), limits)
+        if "image" in takes:
+            image = decode_image(store.find(job_id, "image").read_bytes(), limits)
+        if "depth" in takes:
+            depth = decode_depth(store.find(job_id, "depth").read_bytes(), request["depth_scale"], limits)
+            if traj is not None and image is not None:
+                depth = match_sizes(traj, image, depth)
+        if "video" in takes:
+            video = store.find(job_id, "video")
+        return GenerationJob(
+            trajectory=traj,
+            image=image,
+            depth=depth,
+            params=backend.Params.model_validate(request["params"]),
+            output=output,
+            device=device,
+            log=lambda line: store.log(job_id, line),
+            video=video,
+            video_name=str(request.get("uploaded_names", {}).get("video") or "video"),
+        )

@@ -25,6 +25,7 @@ class Health(BaseModel):
     backends: list[str]
     queued: int
     running: int
+    weights_dir: str | None = Field(None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS)")
 
 
 class BackendInfo(BaseModel):
@@ -34,6 +35,9 @@ class BackendInfo(BaseModel):
     available: bool
     reason: str = ""
     weights_present: bool
+    uploads: list[str] = Field(description="the multipart uploads a job of this backend needs (no others)")
+    result_media_type: str = Field(description="media type of GET /v1/jobs/{id}/result")
+    weights_dir: str | None = Field(None, description="the folder its models are read from (weight-backed only)")
 
 
 class JobStatus(BaseModel):
@@ -48,12 +52,17 @@ class JobStatus(BaseModel):
     created: float
     started: float | None = None
     finished: float | None = None
-    frames: int
+    frames: int = Field(description="frames of the result (1 for a depth map; for track-video, tracked frames)")
     width: int
     height: int
-    fps: float
+    fps: float = Field(description="frames per second (0 for a single image result)")
     first_frame: int = Field(description="the trajectory's first frame number (where the clip starts)")
     generation_seconds: float | None = Field(None, description="time spent inside the backend")
+    result_media_type: str = Field(
+        "video/mp4",
+        description="what GET /v1/jobs/{id}/result serves: video/mp4, application/octet-stream (.npy depth) "
+        "or application/json (ParaScale trajectory)",
+    )
 
 
 class JobList(BaseModel):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Backend, GenerationJob, JobCancelled
+from .base import UPLOADS, Backend, GenerationJob, JobCancelled, JobFailed
 from .depth_anything import DepthAnythingBackend
 from .diffusers_i2v import DiffusersI2VBackend
+from .track_video import TrackVideoBackend
 from .wan_fun_camera import WanFunCameraBackend
 from .warp import WarpBackend
 
@@ -30,5 +31,15 @@ register_backend(WarpBackend())
 register_backend(DiffusersI2VBackend())
 register_backend(WanFunCameraBackend())
 register_backend(DepthAnythingBackend())
+register_backend(TrackVideoBackend())
 
-__all__ = ["Backend", "GenerationJob", "JobCancelled", "register_backend", "get_backend", "backend_names"]
+__all__ = [
+    "UPLOADS",
+    "Backend",
+    "GenerationJob",
+    "JobCancelled",
+    "JobFailed",
+    "register_backend",
+    "get_backend",
+    "backend_names",
+]

@@ -1,11 +1,16 @@
 """The backend contract: what a generator must provide to be served.
 
 A backend has a ``name``, a one-line ``description``, a pydantic ``Params`` model (its JSON schema
-is published by ``GET /v1/backends``), ``available() -> (ok, reason)`` (e.g. weights present) and
-``generate(job, progress, cancelled)``. ``generate`` runs on a worker thread, reads only the
-:class:`GenerationJob` it is given, writes ``job.output`` (an MP4), calls ``progress(fraction,
-message)`` after each frame and checks ``cancelled()`` between frames, raising
-:class:`JobCancelled` when it returns true. Any other exception fails the job with its message.
+is published by ``GET /v1/backends``), the ``uploads`` it takes (a subset of :data:`UPLOADS`),
+the kind of result it writes (``result_media_type``, ``result_suffix``; default an MP4),
+``available() -> (ok, reason)`` (e.g. weights present) and ``generate(job, progress, cancelled)``.
+``generate`` runs on a worker thread, reads only the :class:`GenerationJob` it is given, writes
+``job.output`` (a file of its result kind), calls ``progress(fraction, message)`` after each frame
+and checks ``cancelled()`` between frames, raising :class:`JobCancelled` when it returns true.
+It may return a dict of :class:`~bridge_server.models.JobStatus` fields to update once done
+(``frames``, ``width``, ``height``, ``fps``, ``first_frame``). :class:`JobFailed` fails the job
+with its message verbatim (a user-facing reason); any other exception fails it with its type
+and message.
 """
 
 from __future__ import annotations
@@ -19,9 +24,15 @@ from pydantic import BaseModel
 
 from parascale_blender.core.camera import Trajectory
 
+UPLOADS = ("trajectory", "image", "depth", "video")
+
 
 class JobCancelled(Exception):
     """Raised by a backend between frames when the job was cancelled."""
+
+
+class JobFailed(Exception):
+    """A failure the user can act on; ``str(err)`` becomes the job's ``error`` as it is."""
 
 
 @dataclass
@@ -30,16 +41,20 @@ class GenerationJob:
 
     ``image`` is the conditioning image (H, W, 3 uint8 RGB) seen by the trajectory's first camera,
     ``depth`` its z-depth (H, W float, world units of the trajectory, NaN = empty). The output
-    video has the trajectory's width, height, fps and frame count.
+    video has the trajectory's width, height, fps and frame count. Inputs the backend does not
+    take (see ``Backend.uploads``) are None; ``video`` is the stored video upload's path and
+    ``video_name`` the name to show for it in messages (never the server path).
     """
 
-    trajectory: Trajectory
-    image: np.ndarray
-    depth: np.ndarray
+    trajectory: Trajectory | None
+    image: np.ndarray | None
+    depth: np.ndarray | None
     params: BaseModel
     output: Path
     device: str = "cpu"
     log: Callable[[str], None] = field(default=lambda msg: None)
+    video: Path | None = None
+    video_name: str = "video"
 
 
 ProgressFn = Callable[[float, str], None]
@@ -52,6 +67,9 @@ class Backend:
     name: str = ""
     description: str = ""
     Params: type[BaseModel] = BaseModel
+    uploads: tuple[str, ...] = ("trajectory", "image", "depth")
+    result_media_type: str = "video/mp4"
+    result_suffix: str = ".mp4"
 
     def available(self) -> tuple[bool, str]:
         return True, ""
@@ -62,5 +80,5 @@ class Backend:
     def parameters_schema(self) -> dict:
         return self.Params.model_json_schema()
 
-    def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
+    def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> dict | None:
         raise NotImplementedError

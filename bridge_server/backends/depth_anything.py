@@ -8,8 +8,8 @@ metres. Relative models predict affine-invariant inverse depth; they are returne
 ``1 / disparity`` normalised to a median of 1 (world units unknown: scale it), NaN where the
 disparity is not positive.
 
-As a backend, a job's result file holds the depth map as ``.npy`` (H, W float32, the conditioning
-image's size) instead of a video; the job's trajectory and depth uploads are not used.
+As a backend, a job takes only the ``image`` upload and its result file holds the depth map as
+``.npy`` (H, W float32 z-depth, the image's size, NaN invalid) instead of a video.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .weights import (
     torch_dtype,
 )
 
-RESULT_MEDIA_TYPE = "application/x-npy"
+RESULT_MEDIA_TYPE = "application/octet-stream"
 
 
 def check_depth_folder(folder: Path) -> None:
@@ -102,6 +102,7 @@ class DepthAnythingBackend(Backend):
     Params = DepthParams
     result_media_type = RESULT_MEDIA_TYPE
     result_suffix = ".npy"
+    uploads = ("image",)
 
     def available(self) -> tuple[bool, str]:
         return availability(DepthParams.backend_folder, check_depth_folder)
