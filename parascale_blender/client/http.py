@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import socket
 import urllib.error
 import urllib.parse
@@ -43,8 +44,17 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def plain_name(name: str, default: str) -> str:
+    """``name`` reduced to a plain file name (no folders, no odd characters), or ``default``."""
+    base = re.sub(r"[^A-Za-z0-9._ -]", "_", os.path.basename(str(name).replace("\\", "/")))
+    base = base.replace("..", "_").strip(" .")[:120]
+    return base or default
+
+
 def _sniff(data: bytes, kind: str) -> str:
     """A plain upload name for ``data`` from its first bytes (the server checks them again)."""
+    if kind == "video":
+        return "video.mov" if data[4:8] == b"ftyp" and data[8:12] == b"qt  " else "video.mp4"
     if kind == "image":
         return "image.jpg" if data[:3] == b"\xff\xd8\xff" else "image.png"
     if kind == "depth":
@@ -139,21 +149,38 @@ class BridgeClient:
 
     def submit(
         self,
-        trajectory: bytes | str | os.PathLike,
-        image: bytes | str | os.PathLike,
-        depth: bytes | str | os.PathLike,
+        trajectory: bytes | str | os.PathLike | None = None,
+        image: bytes | str | os.PathLike | None = None,
+        depth: bytes | str | os.PathLike | None = None,
         backend: str = "warp",
         params: dict | None = None,
         depth_scale: float = 1.0,
         num_frames: int | None = None,
         timeout: float = 60.0,
+        *,
+        video: bytes | str | os.PathLike | None = None,
+        video_name: str | None = None,
     ) -> dict:
-        """Upload a job (files as bytes or paths); returns the job status (``id``, ``state``…)."""
-        blobs = {"trajectory": _as_bytes(trajectory), "image": _as_bytes(image), "depth": _as_bytes(depth)}
-        fields = {"backend": backend, "params": json.dumps(params or {}), "depth_scale": repr(float(depth_scale))}
+        """Upload a job; returns its status (``id``, ``state``, ``result_media_type``…).
+
+        Send exactly the uploads the backend takes (``GET /v1/backends`` lists them as ``uploads``):
+        ``warp``/``diffusers-i2v``/``wan-fun-camera`` trajectory + image + depth, ``depth-anything``
+        image, ``track-video`` video. Each is bytes or a local path; ``video_name`` is the name
+        shown in messages (reduced to a plain name; default from a path or ``video.mp4``).
+        """
+        given = {"trajectory": trajectory, "image": image, "depth": depth, "video": video}
+        blobs = {k: _as_bytes(v) for k, v in given.items() if v is not None}
+        if not blobs:
+            raise BridgeError("nothing to submit: give the uploads the backend takes")
+        fields = {"backend": backend, "params": json.dumps(params or {})}
+        if "depth" in blobs:
+            fields["depth_scale"] = repr(float(depth_scale))
         if num_frames is not None:
             fields["num_frames"] = str(int(num_frames))
         files = {k: (_sniff(v, k), v) for k, v in blobs.items()}
+        if "video" in blobs:
+            named = video_name or (None if isinstance(video, bytes | bytearray) else Path(video).name)
+            files["video"] = (plain_name(named, files["video"][0]) if named else files["video"][0], blobs["video"])
         body, ctype = encode_multipart(fields, files)
         return self._json("POST", "/v1/jobs", body=body, content_type=ctype, timeout=timeout)
 
@@ -167,7 +194,8 @@ class BridgeClient:
         return self._json("GET", "/v1/jobs")["jobs"]
 
     def download(self, job_id: str, dest: str | os.PathLike, timeout: float = 120.0) -> Path:
-        """Save the job's MP4 to ``dest`` (written to a temporary name, then renamed)."""
+        """Save the job's result, whatever its kind (MP4, .npy, JSON: see the status's
+        ``result_media_type``), to ``dest`` (written to a temporary name, then renamed)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")

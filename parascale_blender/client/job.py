@@ -3,8 +3,11 @@
 Inside Blender a persistent timer calls ``tick()`` (the bpy module has no event loop, so tests
 call it directly). Each tick makes at most one HTTP call and never waits for the generation.
 
+Any backend: the request carries the uploads the backend takes, and the result is saved as it is
+(an MP4, a ``.npy`` depth map or a ParaScale trajectory JSON: see :attr:`GenerateJob.result_media_type`).
+
 States: ``pending`` (not yet submitted) → ``queued`` / ``running`` (mirroring the server) →
-``downloading`` (the server is done; the next tick saves the MP4) → ``done``. Terminal states:
+``downloading`` (the server is done; the next tick saves the result) → ``done``. Terminal states:
 ``done``, ``failed``, ``cancelled``, ``interrupted`` (the server restarted mid-job), ``lost``
 (the server no longer knows the job). A server that stops answering while a job runs is retried
 for ``max_unreachable`` ticks before the job fails; the job id survives for re-attaching.
@@ -22,20 +25,30 @@ from .http import BridgeClient, BridgeError, ServerNotRunning
 TERMINAL = frozenset({"done", "failed", "cancelled", "interrupted", "lost"})
 
 
+Upload = bytes | str | os.PathLike
+
+
 @dataclass
 class GenerateRequest:
-    """What to submit: the baked trajectory JSON, the conditioning image and its depth map."""
+    """What to submit: the uploads the backend takes (bytes or paths; None = not sent).
 
-    trajectory: bytes | str | os.PathLike
-    image: bytes | str | os.PathLike
-    depth: bytes | str | os.PathLike
+    Video backends take the baked trajectory JSON, the conditioning image and its depth map;
+    ``depth-anything`` the image only; ``track-video`` the ``video`` only (``video_name`` is the
+    name shown in its messages).
+    """
+
+    trajectory: Upload | None = None
+    image: Upload | None = None
+    depth: Upload | None = None
     backend: str = "warp"
     params: dict = field(default_factory=dict)
     depth_scale: float = 1.0
+    video: Upload | None = None
+    video_name: str | None = None
 
 
 class GenerateJob:
-    """One generation, from submission to the MP4 saved at ``output_path``."""
+    """One job of any backend, from submission to its result saved at ``output_path``."""
 
     def __init__(
         self,
@@ -63,6 +76,12 @@ class GenerateJob:
     def attach(cls, client: BridgeClient, job_id: str, output_path: str | os.PathLike, **kw) -> GenerateJob:
         """Follow a job submitted earlier (e.g. after reopening the .blend)."""
         return cls(client, None, output_path, job_id=job_id, **kw)
+
+    @property
+    def result_media_type(self) -> str | None:
+        """``video/mp4``, ``application/octet-stream`` (.npy depth) or ``application/json``
+        (ParaScale trajectory), as the server reports it; None before the first answer."""
+        return self.server_status.get("result_media_type")
 
     @property
     def finished(self) -> bool:
@@ -97,7 +116,16 @@ class GenerateJob:
     def _submit(self) -> None:
         r = self.request
         try:
-            status = self.client.submit(r.trajectory, r.image, r.depth, r.backend, r.params, r.depth_scale)
+            status = self.client.submit(
+                r.trajectory,
+                r.image,
+                r.depth,
+                r.backend,
+                r.params,
+                r.depth_scale,
+                video=r.video,
+                video_name=r.video_name,
+            )
         except (BridgeError, OSError) as e:
             self._finish("failed", error=str(e))
             return
