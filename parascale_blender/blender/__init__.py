@@ -12,7 +12,9 @@ import importlib
 _MODULES = (
     "prefs",
     "props",
+    "server_jobs",
     "ops_reference",
+    "ops_video",
     "ops_rescale",
     "ops_target",
     "ops_bake",

@@ -133,20 +133,31 @@ class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
             self.report({"ERROR"}, "Reference: no movie clip; load and solve a clip (or give its name)")
             return {"CANCELLED"}
         try:
-            traj = clip_mod.trajectory_from_clip(mc)
-            traj = tracks.check_track(traj, f"clip {mc.name!r}")
+            import_clip_solve(context, mc)
         except (clip_mod.ClipError, tracks.TrackError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene=False)
-        s = context.scene.parascale
-        s.reference_camera = cam
-        s.reference_source = f"clip {mc.name} solve ({len(traj)} frames, {traj.metadata['solve_error_px']:.2f} px)"
-        if pts is not None:
-            s.reference_points = pts
-            s.reference_depth = "POINTS"
-        _set_report(context, f"Reference: {s.reference_source}")
         return {"FINISHED"}
+
+
+def import_clip_solve(context, mc, set_scene: bool = False) -> str:
+    """Make the movie clip's solve the scene's reference (camera + bundles); returns the report.
+
+    Raises ClipError / TrackError before touching the scene when the solve cannot be used.
+    """
+    from . import clip as clip_mod
+
+    traj = clip_mod.trajectory_from_clip(mc)
+    traj = tracks.check_track(traj, f"clip {mc.name!r}")
+    cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene=set_scene)
+    s = context.scene.parascale
+    s.reference_camera = cam
+    s.reference_source = f"clip {mc.name} solve ({len(traj)} frames, {traj.metadata['solve_error_px']:.2f} px)"
+    if pts is not None:
+        s.reference_points = pts
+        s.reference_depth = "POINTS"
+    _set_report(context, f"Reference: {s.reference_source}")
+    return s.reference_source
 
 
 def _menu_import(self, context):

@@ -9,7 +9,7 @@ import math
 
 import bpy
 
-from . import points
+from . import points, server_jobs
 
 
 def _fmt(x: float, spec: str = ".4g") -> str:
@@ -42,6 +42,8 @@ class PARASCALE_PT_reference(_Base, bpy.types.Panel):
         row.operator("import_scene.parascale_track", text="Import Track", icon="IMPORT")
         row.operator("parascale.reference_from_camera", text="From Camera", icon="CAMERA_DATA")
         col.operator("parascale.reference_from_clip", text="From Movie Clip Solve", icon="TRACKER")
+        if not server_jobs.draw_job(col, context.scene, "track", "parascale.track_video_cancel"):
+            col.operator("import_scene.parascale_video", text="Import Reference Video", icon="FILE_MOVIE")
         col.prop(s, "reference_camera")
         if s.reference_camera is not None:
             col.label(text=s.reference_source or s.reference_camera.name, icon="CHECKMARK")

@@ -1,0 +1,168 @@
+"""Blender's own Movie Clip tracker and camera solver, run from Python (also headless).
+
+The fallback of "Import Reference Video" when no ParaScale server is reachable: load the video
+as a movie clip, detect features on its first frame, track them forward, and solve the camera
+(automatic keyframe selection). The clip operators need a CLIP_EDITOR area: the largest area of
+the window is switched to one for the duration and restored afterwards.
+
+Failures raise :class:`TrackerError` whose ``kind`` says why: ``features`` (nothing to track),
+``static`` (the image does not move), ``parallax`` (the solve failed: too little parallax or too
+few tracks), ``unreadable``. :func:`solve_video` removes the clip it loaded when it fails, so the
+file is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+STATIC_FRACTION = 0.0025  # of the image diagonal: below this the median track moves "not at all"
+
+
+class TrackerError(ValueError):
+    """Blender's tracker could not solve the clip; ``kind`` is features / static / parallax / unreadable."""
+
+    def __init__(self, message: str, kind: str = "solve"):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class TrackerOptions:
+    """Solve settings. ``focal_mm`` is the lens for ``sensor_width`` (mm); 0 = unknown: start from a
+    35 mm-equivalent guess and let the solver refine the focal length."""
+
+    focal_mm: float = 0.0
+    sensor_width: float = 36.0
+    frame_start: int = 1
+    max_frames: int = 0  # 0 = the whole clip
+
+
+@contextlib.contextmanager
+def clip_editor(context, clip) -> Iterator[dict]:
+    """A ``temp_override`` dict for the clip operators: the largest area shown as a CLIP_EDITOR."""
+    win = context.window or context.window_manager.windows[0]
+    screen = win.screen
+    area = max(screen.areas, key=lambda a: a.width * a.height)
+    old_type = area.type
+    area.type = "CLIP_EDITOR"
+    try:
+        space = area.spaces.active
+        old_clip, space.clip = space.clip, clip
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        yield {"window": win, "area": area, "region": region, "screen": screen}
+        space.clip = old_clip
+    finally:
+        area.type = old_type
+
+
+def _scaled(size: tuple[int, int]) -> dict:
+    """Detection / tracking sizes in pixels for a clip of ``size``, as measured at 320x180."""
+    diag = float(np.hypot(*size))
+    k = max(diag / 367.0, 1.0)
+    return {
+        "min_distance": int(round(24 * k)),
+        "margin": int(round(16 * k)),
+        "pattern": int(round(21 * min(k, 2.0))) | 1,
+        "search": int(round(61 * min(k, 3.0))) | 1,
+    }
+
+
+def track_motion_px(clip) -> np.ndarray:
+    """Per track, the largest distance (pixels) of its unmuted markers from its first marker."""
+    W, H = clip.size
+    out = []
+    for t in clip.tracking.tracks:
+        co = np.array([tuple(m.co) for m in t.markers if not m.mute], dtype=np.float64).reshape(-1, 2)
+        if len(co) >= 2:
+            out.append(np.max(np.linalg.norm((co - co[0]) * (W, H), axis=1)))
+    return np.asarray(out)
+
+
+def solve_clip(context, clip, options: TrackerOptions) -> dict:
+    """Detect, track and solve ``clip`` in place; returns timing and counts. Raises TrackerError."""
+    W, H = int(clip.size[0]), int(clip.size[1])
+    if W <= 0 or H <= 0 or clip.frame_duration < 2:
+        raise TrackerError(f"{clip.filepath}: Blender could not read the video (size {W}x{H})", "unreadable")
+    sz = _scaled((W, H))
+    tr = clip.tracking
+    cam = tr.camera
+    cam.sensor_width = options.sensor_width
+    cam.focal_length = options.focal_mm if options.focal_mm > 0 else 35.0 * options.sensor_width / 36.0
+    tr.settings.refine_intrinsics_focal_length = options.focal_mm <= 0
+    tr.settings.default_pattern_size, tr.settings.default_search_size = sz["pattern"], sz["search"]
+    tr.settings.use_keyframe_selection = True
+    clip.frame_start = options.frame_start
+    scene = context.scene
+    saved = (scene.frame_start, scene.frame_end, scene.frame_current)
+    n = clip.frame_duration if options.max_frames <= 0 else min(options.max_frames, clip.frame_duration)
+    t0 = time.perf_counter()
+    try:
+        scene.frame_start, scene.frame_end = options.frame_start, options.frame_start + n - 1
+        with clip_editor(context, clip) as ov, context.temp_override(**ov):
+            scene.frame_set(options.frame_start)
+            bpy.ops.clip.detect_features(threshold=0.05, min_distance=sz["min_distance"], margin=sz["margin"])
+            if len(tr.tracks) < 8:
+                raise TrackerError(
+                    f"{os.path.basename(clip.filepath)}: only {len(tr.tracks)} features found on the first frame "
+                    "(textureless, blurred or too dark); Blender's solver needs at least 8",
+                    "features",
+                )
+            bpy.ops.clip.track_markers(backwards=False, sequence=True)
+            t_track = time.perf_counter() - t0
+            motion = track_motion_px(clip)
+            if motion.size and np.median(motion) < STATIC_FRACTION * np.hypot(W, H):
+                raise TrackerError(
+                    f"{os.path.basename(clip.filepath)}: static camera: tracked features move "
+                    f"{np.median(motion):.2f} px (median) over {n} frames; there is no camera move to transfer",
+                    "static",
+                )
+            try:
+                bpy.ops.clip.solve_camera()
+            except RuntimeError as e:
+                raise TrackerError(_solve_failed(clip, n, str(e).strip()), "parallax") from None
+    finally:
+        scene.frame_start, scene.frame_end = saved[0], saved[1]
+        scene.frame_set(saved[2])
+    rec = tr.reconstruction
+    if not rec.is_valid or len(rec.cameras) < 2:
+        raise TrackerError(_solve_failed(clip, n, ""), "parallax")
+    return {
+        "tracks": len(tr.tracks),
+        "cameras": len(rec.cameras),
+        "error_px": float(rec.average_error),
+        "seconds_track": t_track,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _solve_failed(clip, n: int, why: str) -> str:
+    good = sum(1 for t in clip.tracking.tracks if len(t.markers) >= 3)
+    why = f" ({why})" if why else ""
+    return (
+        f"{os.path.basename(clip.filepath)}: Blender's camera solve failed{why}: {good} tracks over {n} frames. "
+        "Usually too little parallax (a tripod pan, a zoom, a flat wall) or too few tracks; "
+        "give the focal length, or run the ParaScale server for pycolmap tracking"
+    )
+
+
+def solve_video(context, path: str, options: TrackerOptions):
+    """Load ``path`` as a movie clip and solve it; the clip is removed again if anything fails."""
+    if not os.path.isfile(path):
+        raise TrackerError(f"{path}: file not found", "unreadable")
+    try:
+        clip = bpy.data.movieclips.load(path, check_existing=False)
+    except RuntimeError as e:
+        raise TrackerError(f"{path}: Blender cannot open it as a movie clip ({e})", "unreadable") from None
+    try:
+        info = solve_clip(context, clip, options)
+    except BaseException:
+        bpy.data.movieclips.remove(clip)
+        raise
+    return clip, info

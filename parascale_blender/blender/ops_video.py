@@ -1,0 +1,196 @@
+"""Import Reference Video: a clip → the reference camera with its own sparse depth, in one step.
+
+With a reachable ParaScale server offering ``track-video`` the video is uploaded and tracked there
+(pycolmap), followed by the server-jobs timer; the resulting ParaScale JSON is saved next to the
+video (or the .blend) and imported as the reference with its points. Without a server, Blender's
+own Movie Clip tracker and solver run here (blocking, a few seconds for short clips) and the solve
+is imported through the Movie Clip path. Either way a failure changes nothing in the scene.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+
+import bpy
+from bpy_extras.io_utils import ImportHelper
+
+from ..client import BridgeError
+from . import clip as clip_mod
+from . import clip_tracker, server_jobs, tracks
+from .ops_reference import _set_report, import_clip_solve
+
+BACKEND = "track-video"
+VIDEO_GLOB = "*.mp4;*.mov;*.mkv;*.avi;*.webm;*.m4v;*.ts;*.mpg"
+METHOD_ITEMS = [
+    ("AUTO", "Auto", "The ParaScale server when it answers, else Blender's own tracker"),
+    ("SERVER", "Server (pycolmap)", "Track on the ParaScale server; fail if it does not answer"),
+    ("BLENDER", "Blender tracker", "Blender's Movie Clip tracker and camera solver, here"),
+]
+
+
+def import_track_result(scene, st, path: str) -> str:
+    """Server-jobs handler: the downloaded ParaScale JSON becomes the scene's reference."""
+    opts = json.loads(st.options or "{}")
+    offset = int(opts.get("frame_offset", 0))
+    name = os.path.splitext(os.path.basename(st.source_path))[0] or "reference"
+    traj = tracks.read_track(path, "parascale")
+    traj = tracks.check_track(traj, os.path.basename(path), frame_offset=offset)
+    traj = tracks.to_blender_world(traj, opts.get("up_axis", "Y_DOWN"))
+    ctx = types.SimpleNamespace(scene=scene)
+    cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, bool(opts.get("set_scene", True)))
+    s = scene.parascale
+    s.reference_camera = cam
+    s.reference_source = f"{os.path.basename(st.source_path)} tracked on the server ({len(traj)} frames)"
+    if pts is not None:
+        s.reference_points = pts
+        s.reference_depth = "POINTS"
+    msg = f"Reference: {s.reference_source}, {0 if pts is None else len(pts.data.vertices)} points"
+    s.last_report = msg[:200]
+    return msg
+
+
+def video_size(path: str) -> tuple[int, int]:
+    """(width, height) of a video as Blender reads it (a temporary movie clip)."""
+    clip = bpy.data.movieclips.load(path, check_existing=False)
+    try:
+        return int(clip.size[0]), int(clip.size[1])
+    finally:
+        bpy.data.movieclips.remove(clip)
+
+
+class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
+    """Track a reference video (ParaScale server, or Blender's own tracker) and use it as the reference"""
+
+    bl_idname = "import_scene.parascale_video"
+    bl_label = "Import Reference Video (ParaScale)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: bpy.props.StringProperty(default=VIDEO_GLOB, options={"HIDDEN"})
+    method: bpy.props.EnumProperty(name="Tracker", items=METHOD_ITEMS, default="AUTO")
+    focal_length: bpy.props.FloatProperty(
+        name="Focal length", default=0.0, min=0.0, soft_max=300.0, unit="CAMERA",
+        description="Lens in mm for the sensor width; 0 = unknown (estimated)",
+    )  # fmt: skip
+    sensor_width: bpy.props.FloatProperty(name="Sensor width", default=36.0, min=1.0, max=100.0, unit="CAMERA")
+    frame_start: bpy.props.IntProperty(name="Start frame", default=1, description="Scene frame of the video's first")
+    every: bpy.props.IntProperty(name="Every", default=1, min=1, max=100, description="Server: track every n-th frame")
+    max_frames: bpy.props.IntProperty(name="Max frames", default=0, min=0, max=2000, description="0 = all")
+    mapper: bpy.props.EnumProperty(
+        name="Mapper",
+        items=[("global", "Global", "pycolmap global mapper"), ("incremental", "Incremental", "pycolmap incremental")],
+        default="global",
+    )
+    up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="Y_DOWN")
+    set_scene: bpy.props.BoolProperty(name="Set scene size and range", default=True)
+
+    def execute(self, context):
+        path = bpy.path.abspath(self.filepath)
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"Import video: file not found: {path or '(no file)'}")
+            return {"CANCELLED"}
+        why = ""
+        if self.method != "BLENDER":
+            try:
+                cl = server_jobs.client(context, timeout=2.0)
+                ok, why = server_jobs.backend_ready(cl, BACKEND)
+            except server_jobs.JobError as e:
+                ok, why = False, str(e)
+            if ok:
+                return self._on_server(context, cl, path)
+            if self.method == "SERVER":
+                self.report({"ERROR"}, f"Import video: {why}")
+                return {"CANCELLED"}
+        return self._in_blender(context, path, why)
+
+    def _params(self, path: str) -> dict:
+        params = {"every": self.every, "mapper": self.mapper}
+        if self.max_frames:
+            params["max_frames"] = self.max_frames
+        if self.focal_length > 0:
+            w, h = video_size(path)
+            f = self.focal_length / self.sensor_width * w
+            params["intrinsics"] = [f, f, w / 2.0, h / 2.0]
+        return params
+
+    def _on_server(self, context, cl, path: str):
+        scene = context.scene
+        try:
+            if server_jobs.is_running(scene, "track"):
+                raise server_jobs.JobError("a video is already being tracked for this scene: cancel it first")
+            stem = os.path.splitext(os.path.basename(path))[0]
+            output = server_jobs.unique_path(server_jobs.output_folder(path), f"{stem}_track", ".json")
+            with open(path, "rb") as f:
+                data = f.read()
+            status = server_jobs.submit_upload(cl, BACKEND, "video", data, "video" + _ext(path), self._params(path))
+            options = {"frame_offset": self.frame_start - 1, "up_axis": self.up_axis, "set_scene": self.set_scene}
+            job = server_jobs.start(scene, "track", cl, status, path, output, options)
+        except (server_jobs.JobError, BridgeError, OSError) as e:
+            server_jobs.settings(scene, "track").error = str(e)[:1000]
+            self.report({"ERROR"}, f"Import video: {e}")
+            return {"CANCELLED"}
+        msg = f"Tracking {os.path.basename(path)} on the server (job {job.job_id[:8]})"
+        _set_report(context, msg)
+        self.report({"INFO"}, msg)
+        return {"FINISHED"}
+
+    def _in_blender(self, context, path: str, why: str):
+        opts = clip_tracker.TrackerOptions(self.focal_length, self.sensor_width, self.frame_start, self.max_frames)
+        st = server_jobs.settings(context.scene, "track")
+        try:
+            mc, info = clip_tracker.solve_video(context, path, opts)
+        except clip_tracker.TrackerError as e:
+            st.error = str(e)[:1000]
+            self.report({"ERROR"}, f"Import video: {e}")
+            return {"CANCELLED"}
+        try:
+            import_clip_solve(context, mc, set_scene=self.set_scene)
+        except (clip_mod.ClipError, tracks.TrackError) as e:
+            bpy.data.movieclips.remove(mc)
+            st.error = str(e)[:1000]
+            self.report({"ERROR"}, f"Import video: {e}")
+            return {"CANCELLED"}
+        st.error = ""
+        note = f" (no server: {why})" if why else ""
+        msg = (
+            f"Blender tracker: {info['cameras']} cameras, {info['tracks']} tracks, "
+            f"{info['error_px']:.2f} px in {info['seconds']:.1f} s{note}"
+        )
+        st.message = msg[:500]
+        self.report({"INFO"}, msg)
+        return {"FINISHED"}
+
+
+def _ext(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    return ext if ext[1:].isalnum() and len(ext) <= 5 else ".mp4"
+
+
+class PARASCALE_OT_track_video_cancel(bpy.types.Operator):
+    """Cancel the running reference-video tracking job"""
+
+    bl_idname = "parascale.track_video_cancel"
+    bl_label = "Cancel Tracking"
+
+    def execute(self, context):
+        if not server_jobs.cancel(context.scene, "track"):
+            self.report({"WARNING"}, "Import video: no running tracking job")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def _menu_import(self, context):
+    self.layout.operator(IMPORT_SCENE_OT_parascale_video.bl_idname, text="ParaScale Reference Video (track)")
+
+
+classes = (IMPORT_SCENE_OT_parascale_video, PARASCALE_OT_track_video_cancel)
+
+
+def register() -> None:
+    server_jobs.register_handler("track", import_track_result)
+    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
+
+
+def unregister() -> None:
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)

@@ -1,0 +1,102 @@
+"""Import Reference Video without a server: Blender's own tracker solves a Cycles-rendered MP4 and the
+solve becomes the reference (motion matches the ground-truth camera); a static clip fails clearly
+and leaves the scene as it was."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scenes import opencv_track, snapshot
+from test_clip import N, _build_and_render
+
+
+def encode_mp4(frames: list[np.ndarray], path, fps: int = 24) -> None:
+    """H.264 MP4 (near-lossless) of RGB uint8 frames, with PyAV (independent of Blender's encoder)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": "10", "preset": "veryfast"}
+        for img in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+
+
+@pytest.fixture(scope="session")
+def rendered_clip(addon, tmp_path_factory):
+    """The test_clip scene rendered once: MP4 path, static MP4 path, ground-truth OpenCV c2w per frame."""
+    import bpy
+    import cv2
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    out = tmp_path_factory.mktemp("clip")
+    gt = _build_and_render(bpy, out)
+    truth = opencv_track(gt, bpy.context.scene, range(1, N + 1))
+    frames = [cv2.imread(str(out / f"f_{i:04d}.png"))[:, :, ::-1].copy() for i in range(1, N + 1)]
+    encode_mp4(frames, out / "move.mp4")
+    encode_mp4([frames[0]] * N, out / "static.mp4")
+    return {"video": out / "move.mp4", "static": out / "static.mp4", "truth": truth}
+
+
+def _no_server(ext):
+    import bpy
+
+    ext("blender.prefs").get(bpy.context).server_url = "http://127.0.0.1:9"
+
+
+def rotation_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame angle (degrees) between the frame-0-relative rotations of two pose stacks."""
+    ra = np.linalg.inv(a[0]) @ a
+    rb = np.linalg.inv(b[0]) @ b
+    cos = (np.einsum("nij,nij->n", ra[:, :3, :3], rb[:, :3, :3]) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def direction_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame angle (degrees) between frame-0-relative camera positions (scale-free), frames 1.."""
+    pa = (np.linalg.inv(a[0]) @ a)[1:, :3, 3]
+    pb = (np.linalg.inv(b[0]) @ b)[1:, :3, 3]
+    cos = np.einsum("ij,ij->i", pa, pb) / (np.linalg.norm(pa, axis=1) * np.linalg.norm(pb, axis=1))
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+@pytest.mark.slow
+def test_video_without_server_uses_blenders_tracker(scene, ext, rendered_clip):
+    import bpy
+
+    _no_server(ext)
+    res = bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["video"]), focal_length=28)
+    assert res == {"FINISHED"}
+    s = scene.parascale
+    assert s.reference_camera is not None and s.reference_depth == "POINTS"
+    assert len(s.reference_points.data.vertices) > 20
+    assert "no server" in scene.parascale_track_job.message, scene.parascale_track_job.message
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (320, 180)
+    ref = ext("blender.tracks").reference_trajectory(bpy.context)
+    np.testing.assert_array_equal(ref.frames, np.arange(1, N + 1))
+    truth = rendered_clip["truth"]
+    rot, direction = rotation_deg(ref.c2w, truth), direction_deg(ref.c2w, truth)
+    print(f"Blender tracker on MP4: rot {rot.max():.2f} deg, direction {direction[2:].max():.2f} deg")
+    assert rot.max() < 2.0
+    assert direction[2:].max() < 10.0  # frames 3.. (the first steps are short: direction is noisy)
+
+
+@pytest.mark.slow
+def test_static_video_fails_clearly_and_changes_nothing(scene, ext, rendered_clip):
+    import bpy
+
+    _no_server(ext)
+    before, clips = snapshot(scene), len(bpy.data.movieclips)
+    with pytest.raises(RuntimeError, match="static camera"):
+        bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["static"]), focal_length=28)
+    assert snapshot(scene) == before and len(bpy.data.movieclips) == clips
+    assert "static camera" in scene.parascale_track_job.error
+
+
+def test_server_only_without_a_server_is_a_clear_error(scene, ext, rendered_clip):
+    import bpy
+
+    _no_server(ext)
+    with pytest.raises(RuntimeError, match="server not running at http://127.0.0.1:9"):
+        bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["video"]), method="SERVER")
