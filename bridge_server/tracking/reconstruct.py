@@ -84,7 +84,10 @@ class _CancelWatcher:
                 return
 
     def check(self) -> None:
-        if self.cancelled is not None and (self.token.is_cancelled() or self.cancelled()):
+        if self.cancelled is None:
+            return
+        tripped = self.token.is_cancelled  # a property in pycolmap 4.2, a method in some builds
+        if (tripped() if callable(tripped) else tripped) or self.cancelled():
             raise TrackingCancelled()
 
     def __enter__(self) -> _CancelWatcher:
@@ -92,8 +95,10 @@ class _CancelWatcher:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self._stop.set()
+        if exc_type is InterruptedError and self.cancelled is not None:
+            raise TrackingCancelled() from None  # pycolmap stopped at the tripped token
 
 
 def _match_stats(db_path: Path, n_images: int) -> MatchStats:
