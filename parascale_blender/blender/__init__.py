@@ -11,6 +11,7 @@ import importlib
 
 _MODULES = (
     "prefs",
+    "local_server",
     "props",
     "server_jobs",
     "ops_reference",

@@ -25,6 +25,16 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         name="Server URL", default="http://127.0.0.1:8765", description="ParaScale generation server (loopback)"
     )
     token: bpy.props.StringProperty(name="Token", subtype="PASSWORD", description="Bearer token for the server")
+    server_python: bpy.props.StringProperty(
+        name="Server Python",
+        subtype="FILE_PATH",
+        description="Python executable (or environment folder) with torch and the ParaScale server, for Start",
+    )
+    depth_model: bpy.props.StringProperty(
+        name="Depth model",
+        default="default",
+        description="Folder name of the Depth Anything weights under the server's depth-anything weights folder",
+    )
     working_size: bpy.props.IntProperty(
         name="Working depth resolution",
         default=160,
@@ -39,6 +49,12 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         col = self.layout.column()
         col.prop(self, "server_url")
         col.prop(self, "token")
+        box = col.box()
+        box.prop(self, "server_python")
+        from . import local_server
+
+        local_server.draw(box)
+        col.prop(self, "depth_model")
         col.prop(self, "working_size")
         col.prop(self, "default_mode")
         col.prop(self, "point_radius")

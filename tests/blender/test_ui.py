@@ -90,10 +90,16 @@ def test_menus_file_handler_and_preferences(scene, ext):
     assert {n for kind, n in plog if kind == "prop"} == {
         "server_url",
         "token",
+        "server_python",
+        "depth_model",
         "working_size",
         "default_mode",
         "point_radius",
     }
+    assert {n for kind, n in plog if kind == "operator"} == {"parascale.server_start", "parascale.server_stop"}
+    vlog = []
+    ext("blender.ops_video")._menu_import(types.SimpleNamespace(layout=RecordingLayout(vlog)), bpy.context)
+    assert vlog == [("operator", "import_scene.parascale_video")]
 
 
 def test_points_evaluate_to_point_cloud_with_radius_colour_material(scene, ext):
