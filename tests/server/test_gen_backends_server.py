@@ -45,7 +45,10 @@ def scene():
 
 
 def run_job(http, srv, backend, params, timeout=120.0):
-    r = submit(http, srv.url, scene(), {"backend": backend, "params": json.dumps(params)})
+    files = scene().files()
+    if backend == "depth-anything":
+        files = {"image": files["image"]}  # it takes the image only
+    r = http.post(srv.url + "/v1/jobs", files=files, data={"backend": backend, "params": json.dumps(params)})
     assert r.status_code == 201, r.text
     st = wait_finished(http, srv.url, r.json()["id"], timeout)
     assert st["state"] == "done", st
@@ -91,7 +94,9 @@ def test_missing_weights_are_a_422_naming_the_file_and_the_server_stays_healthy(
         ("wan-fun-camera", {"model": "../x"}, "folder name"),
         ("depth-anything", {"model": "absent"}, "config.json"),
     ):
-        r = submit(http, gen_server.url, scene(), {"backend": backend, "params": json.dumps(params)})
+        files = scene().files()
+        files = {"image": files["image"]} if backend == "depth-anything" else files
+        r = http.post(gen_server.url + "/v1/jobs", files=files, data={"backend": backend, "params": json.dumps(params)})
         assert r.status_code == 422, r.text
         body = r.json()
         assert any(line.startswith("params.model") and needle in line for line in body["detail"]), body
