@@ -16,6 +16,7 @@ _MODULES = (
     "server_jobs",
     "ops_reference",
     "ops_video",
+    "ops_depth",
     "ops_rescale",
     "ops_target",
     "ops_bake",

@@ -324,6 +324,9 @@ class PARASCALE_PT_generate(bpy.types.Panel):
         if g.source == "PLATE":
             col.prop(g, "plate_image")
             col.prop(g, "plate_depth")
+            from . import ops_depth
+
+            ops_depth.draw(col, context)
             col.prop(g, "depth_scale")
         col.prop(g, "output_dir")
         running = context.scene.name_full in _JOBS

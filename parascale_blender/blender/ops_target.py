@@ -1,7 +1,8 @@
 """Target operators: a coloured point cloud of the target scene's depth.
 
 * From a plate image + depth map (EXR / 16-bit PNG / NPY / PFM through ``formats.depthmaps``),
-  unprojected through the target camera's intrinsics (scaled to the map's size) at the start frame.
+  unprojected through the target camera's intrinsics (scaled to the map's size) at the start frame;
+  without a depth path, the Generate plate and its depth (e.g. from Estimate Plate Depth) are used.
 * From the scene's own geometry seen from the target camera (fast mesh depth), coloured by depth.
 Depth is z-depth along the optical axis; pixel (i, j) centre is (j + 0.5, i + 0.5), origin top-left.
 """
@@ -92,15 +93,19 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
     def execute(self, context):
         from ..formats.errors import FormatError
 
-        dpath = bpy.path.abspath(self.depth_path)
-        ppath = bpy.path.abspath(self.plate_path) if self.plate_path else ""
+        depth_path, plate_path, scale = self.depth_path, self.plate_path, self.depth_scale or None
+        if not depth_path:  # default: the Generate plate and its (estimated) depth, with its scale
+            g = context.scene.parascale_generate
+            depth_path, plate_path, scale = g.plate_depth, plate_path or g.plate_image, scale or g.depth_scale
+        dpath = bpy.path.abspath(depth_path)
+        ppath = bpy.path.abspath(plate_path) if plate_path else ""
         try:
             if not dpath or not os.path.exists(dpath):
                 raise DepthError(f"depth map not found: {dpath or '(empty path)'}")
             if ppath and not os.path.exists(ppath):
                 raise DepthError(f"plate image not found: {ppath}")
             c2w, cam = target_start(context)
-            depth = read_depth(dpath, self.depth_scale or None)
+            depth = read_depth(dpath, scale)
             h, w = depth.shape
             if abs(w / h - cam.width / cam.height) > 0.01 * cam.width / cam.height:
                 raise DepthError(

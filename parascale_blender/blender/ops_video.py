@@ -16,12 +16,12 @@ import types
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
-from ..client import BridgeError
+from ..client import BridgeError, submit_tracking
 from . import clip as clip_mod
 from . import clip_tracker, server_jobs, tracks
 from .ops_reference import _set_report, import_clip_solve
 
-BACKEND = "track-video"
+BACKEND = "track-video"  # client.jobs.TRACK_BACKEND
 VIDEO_GLOB = "*.mp4;*.mov;*.mkv;*.avi;*.webm;*.m4v;*.ts;*.mpg"
 METHOD_ITEMS = [
     ("AUTO", "Auto", "The ParaScale server when it answers, else Blender's own tracker"),
@@ -121,9 +121,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
                 raise server_jobs.JobError("a video is already being tracked for this scene: cancel it first")
             stem = os.path.splitext(os.path.basename(path))[0]
             output = server_jobs.unique_path(server_jobs.output_folder(path), f"{stem}_track", ".json")
-            with open(path, "rb") as f:
-                data = f.read()
-            status = server_jobs.submit_upload(cl, BACKEND, "video", data, "video" + _ext(path), self._params(path))
+            status = submit_tracking(cl, path, os.path.basename(path), self._params(path))
             options = {"frame_offset": self.frame_start - 1, "up_axis": self.up_axis, "set_scene": self.set_scene}
             job = server_jobs.start(scene, "track", cl, status, path, output, options)
         except (server_jobs.JobError, BridgeError, OSError) as e:
@@ -160,11 +158,6 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         st.message = msg[:500]
         self.report({"INFO"}, msg)
         return {"FINISHED"}
-
-
-def _ext(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    return ext if ext[1:].isalnum() and len(ext) <= 5 else ".mp4"
 
 
 class PARASCALE_OT_track_video_cancel(bpy.types.Operator):

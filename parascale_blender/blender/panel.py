@@ -79,6 +79,10 @@ class PARASCALE_PT_target(_Base, bpy.types.Panel):
         row = col.row(align=True)
         row.operator("parascale.points_from_scene", text="Points from Scene", icon="POINTCLOUD_DATA")
         row.operator("parascale.points_from_depth_map", text="Plate + Depth", icon="IMAGE_DATA")
+        if context.scene.parascale_generate.plate_image:
+            from . import ops_depth
+
+            ops_depth.draw(col, context)
         pts = s.target_points
         if pts is not None and pts.type == "MESH":
             col.label(text=f"{pts.name}: {len(pts.data.vertices):,} points")

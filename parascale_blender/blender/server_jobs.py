@@ -17,7 +17,6 @@ from collections.abc import Callable
 import bpy
 
 from ..client import BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
-from ..client.http import encode_multipart
 from . import prefs
 
 TIMER_INTERVAL = 0.5
@@ -73,14 +72,6 @@ def backend_ready(cl: BridgeClient, backend: str) -> tuple[bool, str]:
     if not info.get("available", True):
         return False, f"server at {cl.url}: {backend!r} is not available: {info.get('reason') or 'no reason given'}"
     return True, ""
-
-
-def submit_upload(
-    cl: BridgeClient, backend: str, field: str, data: bytes, filename: str, params: dict, timeout: float = 120.0
-) -> dict:
-    """POST one upload (``field``) to /v1/jobs for ``backend``; returns the job status."""
-    body, ctype = encode_multipart({"backend": backend, "params": json.dumps(params)}, {field: (filename, bytes(data))})
-    return cl._json("POST", "/v1/jobs", body=body, content_type=ctype, timeout=timeout)
 
 
 def unique_path(folder: str, stem: str, ext: str) -> str:

@@ -81,3 +81,34 @@ def ext(addon):
     import importlib
 
     return lambda name: importlib.import_module(f"{MODULE}.{name}")
+
+
+def encode_mp4(frames: list, path, fps: int = 24) -> None:
+    """H.264 MP4 (near-lossless) of RGB uint8 frames, with PyAV (independent of Blender's encoder)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": "10", "preset": "veryfast"}
+        for img in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+
+
+@pytest.fixture(scope="session")
+def rendered_clip(addon, tmp_path_factory):
+    """The test_clip scene rendered once: MP4 path, static MP4 path, ground-truth OpenCV c2w per frame."""
+    import bpy
+    import cv2
+    from scenes import opencv_track
+    from test_clip import N, _build_and_render
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    out = tmp_path_factory.mktemp("clip")
+    gt = _build_and_render(bpy, out)
+    truth = opencv_track(gt, bpy.context.scene, range(1, N + 1))
+    frames = [cv2.imread(str(out / f"f_{i:04d}.png"))[:, :, ::-1].copy() for i in range(1, N + 1)]
+    encode_mp4(frames, out / "move.mp4")
+    encode_mp4([frames[0]] * N, out / "static.mp4")
+    return {"video": out / "move.mp4", "static": out / "static.mp4", "truth": truth}
