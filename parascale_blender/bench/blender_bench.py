@@ -1,6 +1,8 @@
 """Blender benchmark rows (real bpy, headless): 1080p depth map -> point cloud object, and target
 depth of a ~1M-triangle scene for 500 frames, fast path (foreach_get + core MeshDepth) against the
-exact ``scene.ray_cast`` path, with their Π agreement.
+exact ``scene.ray_cast`` path, with their Π agreement; Blender's own Movie Clip tracker + solver
+against pycolmap (``bridge_server.tracking.track_video``) on the same synthetic clip (rotation and
+translation-direction error against the exact cameras, seconds; skipped without pycolmap / PyAV).
 
 The ray-cast path costs ~0.2 s a frame, so it is timed on a subset of frames and extrapolated
 to the full shot (the per-frame cost is flat); Π agreement is checked on that same subset.
@@ -134,11 +136,91 @@ def scene_depth_rows(quick: bool) -> list[dict]:
     ]
 
 
+def _blender_solve(path, f_px: float, width: int, n: int):
+    """(c2w (m,4,4) OpenCV, frame indices 0.., seconds) of Blender's tracker on ``path``, or the failure."""
+    import bpy
+
+    from ..blender import clip as clip_mod
+    from ..blender import clip_tracker
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    t0 = time.perf_counter()
+    try:
+        mc, _info = clip_tracker.solve_video(bpy.context, str(path), clip_tracker.TrackerOptions(f_px / width * 36.0))
+        traj = clip_mod.trajectory_from_clip(mc)
+    except (clip_tracker.TrackerError, clip_mod.ClipError) as e:
+        return None, None, time.perf_counter() - t0, str(e)
+    return traj.c2w, traj.frames.astype(int) - 1, time.perf_counter() - t0, ""
+
+
+def _pycolmap_solve(path, f_px: float, width: int, height: int):
+    from bridge_server.tracking import TrackingError, track_video
+
+    t0 = time.perf_counter()
+    try:
+        track = track_video(path, {"intrinsics": (f_px, f_px, width / 2, height / 2)})
+    except TrackingError as e:
+        return None, None, time.perf_counter() - t0, str(e)
+    return track.c2w, track.frames.astype(int) - 1, time.perf_counter() - t0, ""
+
+
+def tracker_rows(quick: bool) -> list[dict]:
+    """Blender's tracker (value) vs pycolmap global mapper (baseline), both with the true focal length."""
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    if importlib.util.find_spec("pycolmap") is None or importlib.util.find_spec("av") is None:
+        return []
+    from bridge_server.tracking.evaluate import pose_errors
+    from bridge_server.tracking.synthetic import orbit_path, render_clip
+    from bridge_server.tracking.video import write_video
+
+    from ..core.camera import Camera
+
+    W, H, n = 576, 320, (12 if quick else 24)
+    f = 0.78 * W
+    poses = orbit_path(n)
+    images, _ = render_clip(poses, Camera(f, f, W / 2, H / 2, W, H))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="parascale-blbench-") as tmp:
+        path = Path(tmp) / "room.mp4"
+        write_video(path, images)
+        results["blender"] = _blender_solve(path, f, W, n)
+        results["pycolmap"] = _pycolmap_solve(path, f, W, H)
+    acc, notes = {}, []
+    for name, (c2w, idx, secs, err) in results.items():
+        if c2w is None:
+            acc[name] = (float("nan"), float("nan"), secs)
+            notes.append(f"{name} failed: {err[:120]}")
+            continue
+        rot, direction = pose_errors(c2w, poses[idx])
+        acc[name] = (float(rot.max()), float(np.nanmax(direction)), secs)
+        notes.append(f"{name} solved {len(idx)}/{n} frames")
+    label = f"synthetic room {W}x{H}, {n} frames, known focal"
+    out = []
+    for k, (what, unit) in enumerate(
+        (("max rotation error", "deg"), ("max translation-direction error", "deg"), ("track + solve time", "s"))
+    ):
+        v, b = acc["blender"][k], acc["pycolmap"][k]
+        out.append(
+            {
+                "name": f"Blender tracker vs pycolmap ({label}): {what}",
+                "value": v,
+                "unit": unit,
+                "baseline": b,
+                "ratio": v / b if b and np.isfinite(b) and np.isfinite(v) else None,
+                "note": "baseline = pycolmap global mapper (server track-video); " + "; ".join(notes),
+            }
+        )
+    return out
+
+
 def rows(quick: bool = False) -> list[dict]:
     import bpy
 
     bpy.ops.wm.read_homefile(use_empty=True)
-    return point_cloud_rows(quick) + scene_depth_rows(quick)
+    return point_cloud_rows(quick) + scene_depth_rows(quick) + tracker_rows(quick)
 
 
 if __name__ == "__main__":
