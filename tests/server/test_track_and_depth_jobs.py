@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 
 import httpx
 import numpy as np
 import pytest
-from server_helpers import Server, plane_scene, png_bytes, textured_image, wait_finished
+from server_helpers import ROOT, Server, plane_scene, png_bytes, textured_image, wait_finished
 
 pytest.importorskip("pycolmap")
 pytest.importorskip("transformers")
@@ -183,3 +185,17 @@ def test_uploads_are_checked_per_backend(srv, clips):
         assert http.get(srv.url + "/v1/health").json()["status"] == "ok"
     with pytest.raises(BridgeError, match="video: required"):
         BridgeClient(srv.url).submit(backend="track-video", image=png_bytes(textured_image(8, 8)))
+
+
+def test_video_beyond_the_upload_limit_gets_413(srv):
+    video = b"\x00\x00\x00\x20ftypisom" + bytes(5 * 2**20)  # the server's limit is 4 MiB
+    with httpx.Client(timeout=30) as http:
+        r = _post(http, srv.url, "track-video", {"video": ("big.mp4", video)})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        assert http.get(srv.url + "/v1/health").json()["status"] == "ok"
+
+
+def test_weights_option_must_name_a_folder(tmp_path):
+    cmd = [sys.executable, "-m", "bridge_server", "--port", "1", "--jobs-dir", str(tmp_path / "jobs")]
+    p = subprocess.run([*cmd, "--weights", str(tmp_path / "absent")], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 2 and "--weights" in p.stderr and "absent" in p.stderr
