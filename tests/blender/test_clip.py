@@ -118,7 +118,7 @@ def test_clip_solve_reference(scene, ext, tmp_path):
     ds = pytest.importorskip(f"{ext('core').__name__}.depth_sources", reason="core.depth_sources not landed yet")
     sd = ext("blender.scene_depth")
     ray = sd.RayCastDepth(scene, bpy.context.evaluated_depsgraph_get())
-    sparse = ds.parse_depth_spec("track", ref)
+    sparse = ds.SparsePointsDepth(ref.points, fill=0.0)  # bundle pixels only (no nearest-sample fill)
     pi_s, pi_t = [], []
     for t in range(1, N):
         cam = ref.camera(t - 1).working(64)

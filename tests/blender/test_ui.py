@@ -52,6 +52,16 @@ def test_panels_draw(scene, panel):
             _draw(cls, bpy.context)
 
 
+def test_plate_ui_offers_estimate_depth(scene):
+    import bpy
+
+    g = scene.parascale_generate
+    g.source, g.plate_image = "PLATE", "/tmp/plate.png"
+    for panel in ("target", "generate"):
+        log = _draw(getattr(bpy.types, f"PARASCALE_PT_{panel}"), bpy.context)
+        assert ("operator", "parascale.estimate_plate_depth") in log, panel
+
+
 def test_target_panel_radius(scene, ext):
     import bpy
     import numpy as np
