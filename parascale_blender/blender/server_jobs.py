@@ -3,9 +3,9 @@
 Same threading contract as ``ops_generate``: no threads; one persistent timer ticks every live job
 (each tick makes at most one short HTTP call); tests call :func:`tick_scene` directly. A job's
 state is mirrored into a :class:`ParaScaleServerJob` property group on the scene (saved with the
-.blend) so the panel can show progress and Cancel. When a job's result is downloaded, the
-handler registered for its kind runs (it validates first and touches the scene last); an error
-there is shown as the job's error and changes nothing.
+.blend, so ``load_post`` re-attaches to unfinished jobs) and the panel shows progress and Cancel.
+When a job's result is downloaded, the handler registered for its kind runs (it validates first
+and touches the scene last); an error there is shown as the job's error and changes nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable
 
 import bpy
+from bpy.app.handlers import persistent
 
-from ..client import BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
+from ..client import TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
 from . import prefs
 
 TIMER_INTERVAL = 0.5
@@ -179,15 +180,43 @@ def draw_job(layout, scene, kind: str, cancel_op: str) -> bool:
     return False
 
 
+def reattach(context) -> int:
+    """Follow again every job the open file records as unfinished; returns how many."""
+    _JOBS.clear()
+    n = 0
+    for scene in bpy.data.scenes:
+        for kind in KINDS:
+            st = settings(scene, kind)
+            if st.job_id and st.state not in TERMINAL:
+                try:
+                    cl = client(context)
+                except JobError as e:
+                    st.error = str(e)
+                    continue
+                _JOBS[(scene.name_full, kind)] = GenerateJob.attach(cl, st.job_id, st.output_path)
+                n += 1
+    if n:
+        ensure_timer()
+    return n
+
+
+@persistent
+def _load_post(*_args) -> None:
+    reattach(bpy.context)
+
+
 classes = (ParaScaleServerJob,)
 
 
 def register() -> None:
     for kind in KINDS:
         setattr(bpy.types.Scene, f"parascale_{kind}_job", bpy.props.PointerProperty(type=ParaScaleServerJob))
+    bpy.app.handlers.load_post.append(_load_post)
 
 
 def unregister() -> None:
+    if _load_post in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_load_post)
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     _JOBS.clear()

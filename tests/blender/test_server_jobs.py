@@ -178,3 +178,18 @@ def test_missing_depth_weights_show_the_servers_message(plate_shot, ext):
     with pytest.raises(RuntimeError, match=r"params\.model.*absent"):
         bpy.ops.parascale.estimate_plate_depth()
     assert "absent" in plate_shot.parascale_depth_job.error and plate_shot.parascale_generate.plate_depth == ""
+
+
+def test_reopening_the_blend_reattaches_to_a_depth_job(plate_shot, ext, tmp_path):
+    import bpy
+
+    jobs = ext("blender.server_jobs")
+    assert bpy.ops.parascale.estimate_plate_depth() == {"FINISHED"}
+    job_id = plate_shot.parascale_depth_job.job_id
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    jobs._JOBS.clear()  # forget it, as a restarted Blender would
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "shot.blend"))
+    scene = bpy.context.scene
+    assert scene.parascale_depth_job.job_id == job_id and jobs.is_running(scene, "depth"), "load_post re-attaches"
+    assert _run(jobs, scene, "depth") == "done"
+    assert Path(scene.parascale_generate.plate_depth) == tmp_path / "plate_depth.npy"
