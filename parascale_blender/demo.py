@@ -132,7 +132,7 @@ def print_headline(report: dict, out: Path) -> None:
         lo, hi = shot["alpha_range"]
         print(f"shot    {name}: α {lo:.3g}–{hi:.3g}, PCE measured on the generated clip {shot['pce_measured']:.3f}")
         print(f"        clip {shot['clip']}")
-    print(f"outputs {out}")
+    print(f"outputs in {out}")
     for f in sorted(out.iterdir()):
         if not f.name.startswith("_"):
             print(f"        {f.name}")
