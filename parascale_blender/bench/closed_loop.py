@@ -38,6 +38,9 @@ PAIRINGS = [
 SYNTHETIC = ("truck", "dolly", "orbit", "crane", "handheld")
 FLOW_FLOOR_PX = 0.02  # below this mean flow, DIS reads noise: a move this small is invisible
 TARGET_FLOW_PX = 4.0  # reference tracks are scaled (a similarity) to move ~this many pixels per frame
+# Targets whose output clips are re-tracked with pycolmap (harmonic mode): scenes with depth
+# relief. A plane (wall) or a distant landscape under sky gives SfM too little parallax to solve.
+RETRACK_TARGETS = ("room", "street")
 
 
 def synthetic_track(kind: str, n: int, step: float = 0.035, seed: int = 0) -> np.ndarray:
@@ -178,6 +181,7 @@ class Case:
     pi_ref_measured: list
     pi_out_measured: list
     pce_colmap: float | None = None  # output clip re-tracked with pycolmap: Π from its reconstruction
+    colmap_error: str | None = None  # why the re-track gave no reconstruction
 
 
 def colmap_pce(frames: np.ndarray, traj: Trajectory, pi_ref: np.ndarray, folder: Path) -> float:
@@ -202,9 +206,10 @@ def run(
     shared_data: Path | None = None,
     log=print,
     renderer: str = "raytrace",
-    colmap_cases: int = 0,
+    retrack: bool = False,
 ) -> list[Case]:
-    """All closed-loop cases; the first ``colmap_cases`` harmonic outputs are also re-tracked with pycolmap."""
+    """All closed-loop cases; with ``retrack``, harmonic outputs into :data:`RETRACK_TARGETS` are
+    also re-tracked with pycolmap (the second, independent measurement)."""
     import tempfile
 
     from ..core.metrics import cam_mc, rot_err, trans_err
@@ -248,13 +253,12 @@ def run(
                     pi_ref_measured=pi_ref_meas.tolist(),
                     pi_out_measured=pi_out.tolist(),
                 )
-                if mode == "harmonic" and colmap_cases > 0:
-                    colmap_cases -= 1
+                if retrack and mode == "harmonic" and ts in RETRACK_TARGETS:
                     with tempfile.TemporaryDirectory() as tmp:
                         try:
                             case.pce_colmap = colmap_pce(oframes, out, res.pi_ref, Path(tmp))
                         except Exception as exc:  # a failed re-track is a result, not a crash
-                            case.pce_colmap = float("nan")
+                            case.pce_colmap, case.colmap_error = float("nan"), str(exc).splitlines()[0][:200]
                             if log:
                                 log(f"  pycolmap re-track failed: {exc}")
                 cases.append(case)

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         from .report import write_report
 
         t0 = time.perf_counter()
-        cases = run(quick=args.quick, shared_data=default_shared_data(), colmap_cases=0 if args.quick else 6)
+        cases = run(quick=args.quick, shared_data=default_shared_data(), retrack=not args.quick)
         rows += rows_from_cases(cases, time.perf_counter() - t0)
         status["closed_loop"] = f"ok ({time.perf_counter() - t0:.1f} s)"
         print(f"wrote {write_report(cases, rows, Path(args.output).parent, args.quick)}")
