@@ -4,15 +4,18 @@ trajectory by scene-constrained noise shaping (see ``noise_shaping``).
 The warp preview (``bridge_server.render``) is rendered along the trajectory at the generation
 size, VAE-encoded, and pasted (noised) into the latents inside the eroded visibility mask for the
 high-noise steps; latent frame 0 is the encoding of the real conditioning image. The pipeline
-generates ``4k + 1`` frames (the VAE's temporal stride) covering the trajectory; extra frames are
-dropped and the video is resized to the trajectory's size. Supported pipeline classes are listed
-in :data:`FAMILIES`. A pipeline saved without a text encoder uses ``prompt_embeds.safetensors``
-from its folder instead of the prompt.
+generates the fewest frames its VAE decodes causally that cover the trajectory (Wan: ``4k + 1``,
+CogVideoX: ``8k + 1``, for a temporal stride of 4); extra frames are dropped and the video is
+resized to the trajectory's size. Supported pipelines (:data:`FAMILIES`): Wan 2.x I2V
+(``WanImageToVideoPipeline``) and CogVideoX / CogVideoX 1.5 I2V (``CogVideoXImageToVideoPipeline``).
+A pipeline saved without a text encoder uses ``prompt_embeds.safetensors`` from its folder
+instead of the prompt.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,18 @@ class WanFamily:
 
     layout: str = "BCFHW"
 
+    def num_frames(self, pipe, n: int) -> int:
+        """Frames to generate for an ``n``-frame trajectory: ``t k + 1`` (t: the VAE's temporal stride)."""
+        t = pipe.vae_scale_factor_temporal
+        return t * (-(-(n - 1) // t)) + 1
+
+    def lead_frames(self, pipe, latent_frames: int) -> int:
+        """Latent frames the pipeline adds in front of the video's (and drops before decoding)."""
+        return 0
+
+    def size_multiple(self, pipe) -> int:
+        return pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+
     def latent_shape(self, pipe, frames: int, height: int, width: int) -> tuple[int, ...]:
         s, t = pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
         return (1, pipe.vae.config.z_dim, (frames - 1) // t + 1, height // s, width // s)
@@ -65,8 +80,61 @@ class WanFamily:
     def frame_axis(self) -> int:
         return 2
 
+    def latents_dtype(self, pipe) -> torch.dtype:
+        return torch.float32  # the pipeline denoises in float32 whatever the weights' dtype
 
-FAMILIES: dict[str, WanFamily] = {"WanImageToVideoPipeline": WanFamily()}
+
+@dataclass(frozen=True)
+class CogVideoXFamily:
+    """CogVideoX (1.0 and 1.5) image-to-video: latents (B, F', C, H/8, W/8), scaled by the VAE's
+    ``scaling_factor`` (the pipeline decodes ``latents / scaling_factor``).
+
+    The VAE decodes latent frames in pairs after a leading odd group, so only an odd latent count
+    F' decodes causally to ``t (F' - 1) + 1`` frames (an even one gives ``t F'``, frame 0 not
+    special): the clip has ``2 t k + 1`` frames. CogVideoX 1.5 (``patch_size_t`` set) needs F'
+    divisible by ``patch_size_t``; its pipeline then prepends padding latent frames (conditioned on
+    the image latent, dropped before decoding), which the latents we pass include and shaping
+    leaves alone. ``invert_scale_latents`` (1.5) only changes the pipeline's conditioning-image
+    channels, not the denoised latents shaped here.
+    """
+
+    layout: str = "BFCHW"
+
+    def num_frames(self, pipe, n: int) -> int:
+        t = pipe.vae_scale_factor_temporal
+        return 2 * t * (-(-(n - 1) // (2 * t))) + 1
+
+    def lead_frames(self, pipe, latent_frames: int) -> int:
+        p = pipe.transformer.config.patch_size_t
+        return -latent_frames % p if p else 0  # the pipeline's ``additional_frames``
+
+    def size_multiple(self, pipe) -> int:
+        return math.lcm(8, pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size)  # the pipeline: /8
+
+    def latent_shape(self, pipe, frames: int, height: int, width: int) -> tuple[int, ...]:
+        s, t = pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
+        f = (frames - 1) // t + 1
+        return (1, self.lead_frames(pipe, f) + f, pipe.transformer.config.in_channels // 2, height // s, width // s)
+
+    def encode(self, pipe, video: np.ndarray) -> torch.Tensor:
+        """(F, H, W, 3) uint8 → scaled latents (1, F', C, h, w) in float32."""
+        vae = pipe.vae
+        dev = next(vae.parameters()).device
+        x = torch.as_tensor(video, device=dev).permute(3, 0, 1, 2)[None].to(vae.dtype) / 127.5 - 1.0
+        z = vae.encode(x).latent_dist.mode().float()
+        return (vae.config.scaling_factor * z).permute(0, 2, 1, 3, 4)
+
+    def frame_axis(self) -> int:
+        return 1
+
+    def latents_dtype(self, pipe) -> torch.dtype:
+        return pipe.transformer.dtype  # the pipeline uses given latents as they are
+
+
+FAMILIES: dict[str, WanFamily | CogVideoXFamily] = {
+    "WanImageToVideoPipeline": WanFamily(),
+    "CogVideoXImageToVideoPipeline": CogVideoXFamily(),
+}
 
 
 class I2VParams(RuntimeParams):
@@ -143,14 +211,15 @@ def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str) -> dict:
     tensors = load_file(str(path), device=device)
     if "prompt_embeds" not in tensors:
         raise WeightsError(f"{path}: no tensor 'prompt_embeds' (has {', '.join(sorted(tensors)) or 'none'})")
-    pe = tensors["prompt_embeds"]
-    ne = tensors.get("negative_prompt_embeds", torch.zeros_like(pe))
+    dtype = pipe.transformer.dtype  # CogVideoX computes in the embeddings' dtype
+    pe = tensors["prompt_embeds"].to(dtype)
+    ne = tensors.get("negative_prompt_embeds", torch.zeros_like(pe)).to(dtype)
     return {"prompt_embeds": pe, "negative_prompt_embeds": ne}
 
 
 def generation_size(pipe, traj_w: int, traj_h: int, p: I2VParams) -> tuple[int, int]:
     """(width, height) rounded down to the latent patch grid."""
-    m = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+    m = FAMILIES[type(pipe).__name__].size_multiple(pipe)
     w, h = (p.width or traj_w) // m * m, (p.height or traj_h) // m * m
     if w < m or h < m:
         raise ValueError(f"generation size {p.width or traj_w}x{p.height or traj_h} is below one latent patch ({m} px)")
@@ -203,8 +272,11 @@ def run_pipeline(
     W, H = generation_size(pipe, traj.width, traj.height, p)
     t_stride = pipe.vae_scale_factor_temporal
     n = len(traj)
-    n_gen = t_stride * (-(-(n - 1) // t_stride)) + 1
+    n_gen = family.num_frames(pipe, n)
+    lead = family.lead_frames(pipe, (n_gen - 1) // t_stride + 1)
     job.log(f"{type(pipe).__name__}: {n_gen} frames at {W}x{H} for a {n}-frame trajectory, {p.steps} steps")
+    if lead:
+        job.log(f"the pipeline adds {lead} padding latent frame(s) in front (patch_size_t); not shaped")
     dev = job.device if not p.cpu_offload else "cpu"
     gen = torch.Generator(device="cpu").manual_seed(p.seed)
     shape = family.latent_shape(pipe, n_gen, H, W)
@@ -218,11 +290,15 @@ def run_pipeline(
             preview = family.encode(pipe, video).to(dev)
             first = family.encode(pipe, cv2.resize(job.image, (W, H), interpolation=cv2.INTER_AREA)[None])
             preview.narrow(family.frame_axis(), 0, 1).copy_(first.to(dev))  # latent 0: the real image
+            if lead:
+                pad = torch.zeros_like(preview.narrow(family.frame_axis(), 0, 1))
+                preview = torch.cat([pad] * lead + [preview], dim=family.frame_axis())
         m = latent_mask(visible, p.erode_px, pipe.vae_scale_factor_spatial, t_stride)
+        job.log(f"noise shaping: visible latent cells {100 * m[1:].mean() if len(m) > 1 else 100:.0f}%")
+        m = np.concatenate([np.zeros((lead, *m.shape[1:]), m.dtype), m])  # padding latents: left alone
         mask = torch.as_tensor(m, device=dev)[None, None]  # (1, 1, F', h, w)
         if family.layout == "BFCHW":
             mask = mask.transpose(1, 2)
-        job.log(f"noise shaping: visible latent cells {100 * m[1:].mean() if len(m) > 1 else 100:.0f}%")
 
         def hook(ev: ShapingEvent) -> None:
             job.log(f"noise shaping: step {ev.step} t={ev.t:.3f} {'applied' if ev.applied else 'skipped'}")
@@ -245,7 +321,10 @@ def run_pipeline(
     if shaper is not None:
         # The scheduler's schedule is only known after set_timesteps; the pipeline calls it again.
         pipe.scheduler.set_timesteps(p.steps, device=dev)
-        latents = shaper.shape(noise, -1)
+        # The pipeline multiplies the latents it is given by init_noise_sigma (1 for DDPM-family and
+        # flow-matching schedulers): shape the initial latents at their real scale.
+        sigma0 = float(getattr(pipe.scheduler, "init_noise_sigma", 1.0))
+        latents = shaper.shape(noise * sigma0, -1) / sigma0
     kwargs = {
         "image": Image.fromarray(job.image),
         "height": H,
@@ -254,7 +333,7 @@ def run_pipeline(
         "num_inference_steps": p.steps,
         "guidance_scale": p.guidance_scale,
         "generator": gen,
-        "latents": latents,
+        "latents": latents.to(family.latents_dtype(pipe)),
         "output_type": "np",
         "callback_on_step_end": on_step_end,
         "callback_on_step_end_tensor_inputs": ["latents"],
@@ -283,7 +362,9 @@ def run_pipeline(
 
 class DiffusersI2VBackend(Backend):
     name = "diffusers-i2v"
-    description = "Any diffusers image-to-video pipeline (Wan 2.x I2V) from local weights, steered by noise shaping"
+    description = (
+        "A diffusers image-to-video pipeline (Wan 2.x I2V, CogVideoX I2V) from local weights, steered by noise shaping"
+    )
     Params = I2VParams
     shaping_hook: Callable[[ShapingEvent], None] | None = None  # tests observe the shaping here
 

@@ -67,6 +67,72 @@ def build_tiny_wan_i2v(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def build_tiny_cogvideox_i2v(folder: Path, seed: int = 0, patch_size_t: int | None = None) -> Path:
+    """A CogVideoX image-to-video pipeline (no text encoder/tokenizer) + ``prompt_embeds.safetensors``.
+
+    ``patch_size_t=2`` gives the CogVideoX 1.5 layout (temporal patches, ofs embedding, and the
+    VAE's ``invert_scale_latents`` for the conditioning image). VAE: 4 px spatial, 4 frames temporal.
+    """
+    import torch
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
+    from diffusers import CogVideoXTransformer3DModel as Transformer
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLCogVideoX(
+        down_block_types=("CogVideoXDownBlock3D",) * 3,
+        up_block_types=("CogVideoXUpBlock3D",) * 3,
+        block_out_channels=(8, 8, 8),
+        latent_channels=Z_DIM,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+        scaling_factor=0.7,
+        invert_scale_latents=patch_size_t is not None,
+    )
+    v15 = patch_size_t is not None
+    transformer = Transformer(
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=2 * Z_DIM,  # noisy latents + conditioning-image latents
+        out_channels=Z_DIM,
+        time_embed_dim=16,
+        ofs_embed_dim=16 if v15 else None,
+        text_embed_dim=TEXT_DIM,
+        num_layers=1,
+        sample_width=12,
+        sample_height=8,
+        sample_frames=9,
+        patch_size=2,
+        patch_size_t=patch_size_t,
+        max_text_seq_length=8,
+        use_rotary_positional_embeddings=True,
+        patch_bias=not v15,
+    )
+    scheduler = CogVideoXDDIMScheduler(  # the released CogVideoX I2V scheduler config
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        snr_shift_scale=1.0,
+        timestep_spacing="trailing",
+    )
+    pipe = CogVideoXImageToVideoPipeline(
+        tokenizer=None, text_encoder=None, vae=vae, scheduler=scheduler, transformer=transformer
+    )
+    pipe.save_pretrained(folder)
+    g = torch.Generator().manual_seed(seed)
+    embeds = {
+        "prompt_embeds": torch.randn(1, 8, TEXT_DIM, generator=g),
+        "negative_prompt_embeds": torch.zeros(1, 8, TEXT_DIM),
+    }
+    save_file(embeds, str(folder / "prompt_embeds.safetensors"))
+    return folder
+
+
 def build_tiny_depth_anything(folder: Path, metric: bool, seed: int = 0) -> Path:
     """A Depth Anything V2 model (tiny DINOv2 backbone) and its image processor."""
     import torch
