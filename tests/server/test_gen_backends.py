@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 from server_helpers import decode_mp4, plane_scene
-from test_gen_backends_tiny import build_depth_anything, build_wan_i2v
+from test_gen_backends_tiny import build_cogvideox_i2v, build_depth_anything, build_wan_i2v
 
 torch = pytest.importorskip("torch")
 
@@ -48,6 +48,8 @@ def weights(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("weights")
     build_wan_i2v(root / "diffusers-i2v" / "default")
+    build_cogvideox_i2v(root / "diffusers-i2v" / "cogvideox")
+    build_cogvideox_i2v(root / "diffusers-i2v" / "cogvideox15", patch_size_t=2)
     shutil.copytree(root / "diffusers-i2v" / "default", root / "wan-fun-camera" / "default")
     save_file(camera_adapter_tensors(), str(root / "wan-fun-camera" / "default" / "camera_adapter.safetensors"))
     build_depth_anything(root / "depth-anything" / "default", metric=True)
@@ -139,6 +141,127 @@ def test_i2v_cancel_stops_between_steps(weights, tmp_path):
 
     backend = DiffusersI2VBackend()
     job, _ = make_job(backend, tmp_path, steps=8, noise_shaping=False)
+    with pytest.raises(JobCancelled, match="after denoising step 2 of 8"):
+        run(backend, job, cancel_after=2)
+    assert not job.output.exists()
+
+
+def cogvideox_x0(weights, model: str, steps: int, events, k: int) -> torch.Tensor:
+    """The clean preview behind the target of the event at schedule index ``k`` (DDPM marginal:
+    target = sqrt(a) x0 + sqrt(1 - a) eps, eps = the initial noise, i.e. the latents before step 0)."""
+    from diffusers import CogVideoXDDIMScheduler
+
+    sched = CogVideoXDDIMScheduler.from_pretrained(weights / "diffusers-i2v" / model / "scheduler")
+    sched.set_timesteps(steps)
+    ev = events[k]  # events[k] shapes the latents entering schedule index k
+    assert ev.t == pytest.approx(float(sched.timesteps[k]) / 1000)
+    a = float(sched.alphas_cumprod[sched.timesteps[k]])
+    eps = events[0].before
+    return (ev.target - (1 - a) ** 0.5 * eps) / a**0.5
+
+
+def cogvideox_image_latent(weights, model: str, image: np.ndarray) -> torch.Tensor:
+    """``scaling_factor`` x the VAE's mode of the image resized to W x H, as (1, 1, C, h, w)."""
+    from diffusers import AutoencoderKLCogVideoX
+    from PIL import Image
+
+    vae = AutoencoderKLCogVideoX.from_pretrained(weights / "diffusers-i2v" / model / "vae")
+    img = np.asarray(Image.fromarray(image).resize((W, H), Image.BOX), dtype=np.float32)
+    with torch.no_grad():
+        z = vae.encode(torch.from_numpy(img / 127.5 - 1).permute(2, 0, 1)[None, :, None]).latent_dist.mode()
+    return (vae.config.scaling_factor * z).permute(0, 2, 1, 3, 4)
+
+
+def test_cogvideox_i2v_shapes_only_masked_high_noise_steps_and_writes_every_frame(weights, tmp_path):
+    from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend
+
+    backend = DiffusersI2VBackend()
+    events = []
+    backend.shaping_hook = events.append
+    job, logs = make_job(backend, tmp_path, model="cogvideox", steps=6, shaping_threshold=0.7, erode_px=2)
+    run(backend, job)
+    frames, fps, w, h = decode_mp4(job.output.read_bytes())
+    assert (len(frames), w, h, fps) == (N, W, H, 24.0)
+    assert f"CogVideoXImageToVideoPipeline: 9 frames at {W}x{H} for a {N}-frame trajectory, 6 steps" in logs
+    assert not [line for line in logs if "pipeline returned" in line], logs
+
+    assert [e.step for e in events] == list(range(-1, 6))
+    assert events[0].before.shape == (1, 3, 4, H // 4, W // 4), "(B, F', C, h, w)"
+    levels = [e.t for e in events]  # DDPM family: t = timestep / 1000 ("trailing": 999 first)
+    assert levels[0] == pytest.approx(0.999) and levels[-1] == 0.0
+    assert all(a > b for a, b in zip(levels, levels[1:])), "levels must fall"
+    applied = [e for e in events if e.applied]
+    assert [e.step for e in applied] == [e.step for e in events if e.t >= 0.7 and e.step < 5] == [-1, 0]
+    for e in events:
+        if not e.applied:
+            assert torch.equal(e.after, e.before)
+            continue
+        if e.step == -1:  # zero terminal SNR: at t = 999 the noised preview is the initial noise itself
+            assert torch.allclose(e.target, e.before) and torch.allclose(e.after, e.before)
+            continue
+        shaped = torch.isclose(e.after, e.target, atol=1e-6).all(dim=2)[0]  # (F', h, w): all channels replaced
+        kept = torch.isclose(e.after, e.before, atol=1e-6).all(dim=2)[0]
+        assert (shaped | kept).all(), "each latent cell is either replaced or untouched"
+        assert (shaped & ~kept).float().mean() > 0.5 and (kept & ~shaped).any()
+        assert shaped[0].all(), "latent frame 0 (the conditioning image) is always shaped"
+        assert (kept & ~shaped)[-1, :, -1].all(), "the disoccluded right edge of the last frames is left alone"
+        assert shaped[1:, :, : 2 * (W // 4) // 3].all(), "the visible left two thirds are shaped"
+    assert sum("applied" in line for line in logs) == len(applied)
+
+    x0 = cogvideox_x0(weights, "cogvideox", 6, events, 1)
+    z = cogvideox_image_latent(weights, "cogvideox", job.image)
+    assert torch.allclose(x0[:, :1], z, atol=1e-3), "latent frame 0 = scaling_factor x the encoded image"
+
+
+def test_cogvideox15_generates_odd_latents_padded_in_front_like_its_pipeline(weights, tmp_path):
+    """CogVideoX 1.5 (patch_size_t = 2): 10 frames -> 17 generated (5 latents: an even count would
+    decode to 4 F' frames), one padding latent in front that shaping leaves alone; the shaped latents
+    use scaling_factor although the VAE has invert_scale_latents (conditioning channels only)."""
+    from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend
+
+    backend = DiffusersI2VBackend()
+    events = []
+    backend.shaping_hook = events.append
+    sc = plane_scene(W, H, 10, step=0.25, yaw_deg=1.0)
+    job, logs = make_job(backend, tmp_path, scene=sc, model="cogvideox15", steps=3, shaping_threshold=0.6)
+    run(backend, job)
+    frames, _, w, h = decode_mp4(job.output.read_bytes())
+    assert (len(frames), w, h) == (10, W, H)
+    assert f"CogVideoXImageToVideoPipeline: 17 frames at {W}x{H} for a 10-frame trajectory, 3 steps" in logs
+    assert any("adds 1 padding latent frame" in line for line in logs)
+    assert not [line for line in logs if "pipeline returned" in line], logs
+    assert events[0].before.shape == (1, 6, 4, H // 4, W // 4), "1 padding + 5 latent frames"
+    assert [e.step for e in events if e.applied] == [-1, 0]
+    e = events[1]
+    assert torch.equal(e.after[:, 0], e.before[:, 0]), "the padding latent is not shaped"
+    assert torch.allclose(e.after[:, 1], e.target[:, 1], atol=1e-6), "latent 1 (the image) is shaped"
+    x0 = cogvideox_x0(weights, "cogvideox15", 3, events, 1)
+    assert torch.allclose(x0[:, 1:2], cogvideox_image_latent(weights, "cogvideox15", job.image), atol=1e-3)
+
+
+def test_cogvideox_frame_count_is_what_its_vae_decodes(weights):
+    """For every trajectory length the family's frame count encodes to latents that decode back to
+    exactly that many frames (the 4k + 1 of Wan would not: 13 frames -> 4 latents -> 16 frames)."""
+    from diffusers import DiffusionPipeline
+
+    from bridge_server.backends.diffusers_i2v import FAMILIES
+
+    pipe = DiffusionPipeline.from_pretrained(weights / "diffusers-i2v" / "cogvideox", text_encoder=None, tokenizer=None)
+    fam = FAMILIES[type(pipe).__name__]
+    got = {n: fam.num_frames(pipe, n) for n in (1, 2, 6, 9, 10, 17, 18)}
+    assert got == {1: 1, 2: 9, 6: 9, 9: 9, 10: 17, 17: 17, 18: 25}
+    with torch.no_grad():
+        for n_gen in (9, 17, 13):
+            z = pipe.vae.encode(torch.zeros(1, 3, n_gen, 16, 16)).latent_dist.mode()
+            out = pipe.vae.decode(z).sample.shape[2]
+            assert (out == n_gen) == (n_gen != 13), (n_gen, z.shape[2], out)
+
+
+def test_cogvideox_cancel_stops_between_steps(weights, tmp_path):
+    from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend
+
+    backend = DiffusersI2VBackend()
+    job, _ = make_job(backend, tmp_path, model="cogvideox", steps=8, noise_shaping=False)
     with pytest.raises(JobCancelled, match="after denoising step 2 of 8"):
         run(backend, job, cancel_after=2)
     assert not job.output.exists()
