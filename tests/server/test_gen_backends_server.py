@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from server_helpers import Server, decode_mp4, plane_scene, submit, wait_finished
 from test_gen_backends import camera_adapter_tensors
-from test_gen_backends_tiny import build_depth_anything, build_wan_i2v
+from test_gen_backends_tiny import build_cogvideox_i2v, build_depth_anything, build_wan_i2v
 
 from bridge_server.backends.weights import ENV
 
@@ -27,6 +27,7 @@ def gen_server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("weights")
     build_wan_i2v(root / "diffusers-i2v" / "default")
+    build_cogvideox_i2v(root / "diffusers-i2v" / "cogvideox")
     shutil.copytree(root / "diffusers-i2v" / "default", root / "wan-fun-camera" / "default")
     save_file(camera_adapter_tensors(), str(root / "wan-fun-camera" / "default" / "camera_adapter.safetensors"))
     build_depth_anything(root / "depth-anything" / "default", metric=True)
@@ -76,6 +77,18 @@ def test_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, http):
     flags = [(float(line.split("t=")[1].split()[0]), line.endswith("applied")) for line in shaped]
     assert [a for _, a in flags] == [t >= 0.7 for t, _ in flags[:-1]] + [False]
     assert any(a for _, a in flags) and not all(a for _, a in flags)
+
+
+def test_cogvideox_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, http):
+    params = {"model": "cogvideox", "steps": 4, "shaping_threshold": 0.7, "erode_px": 2, "guidance_scale": 6.0}
+    st, mp4 = run_job(http, gen_server, "diffusers-i2v", params)
+    frames, fps, w, h = decode_mp4(mp4)
+    assert (len(frames), w, h, fps) == (N, W, H, 24.0)
+    log = (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    assert f"CogVideoXImageToVideoPipeline: 9 frames at {W}x{H} for a {N}-frame trajectory, 4 steps" in log
+    shaped = [line for line in log.splitlines() if "noise shaping: step" in line]
+    flags = [(float(line.split("t=")[1].split()[0]), line.endswith("applied")) for line in shaped]
+    assert flags == [(0.999, True), (0.749, True), (0.499, False), (0.249, False), (0.0, False)]
 
 
 def test_camera_and_depth_jobs_round_trip(gen_server, http):
