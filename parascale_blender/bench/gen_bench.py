@@ -1,11 +1,11 @@
 """Weights-backed backend benchmark rows on tiny random-weight models (built offline here, saved in
 the real on-disk layout, loaded back through the backends' own loaders): frames/s and peak memory
-of ``diffusers-i2v`` (baseline: the same job without noise shaping), ``wan-fun-camera`` and
+of ``diffusers-i2v`` on Wan and on CogVideoX (baseline: the same job without noise shaping), ``wan-fun-camera`` and
 ``depth-anything`` on CPU, and on CUDA when available. The numbers measure the plumbing (preview,
 shaping, adapter, encode), not a real model: users add rows for their real weights.
 
 Also holds the tiny model builders the tests use (:func:`build_tiny_wan_i2v`,
-:func:`build_tiny_depth_anything`).
+:func:`build_tiny_cogvideox_i2v`, :func:`build_tiny_depth_anything`).
 """
 
 from __future__ import annotations
@@ -241,6 +241,7 @@ def rows(quick: bool = True) -> list[dict]:
     out: list[dict] = []
     try:
         wan = build_tiny_wan_i2v(root / "diffusers-i2v" / "default")
+        build_tiny_cogvideox_i2v(root / "diffusers-i2v" / "cogvideox")
         shutil.copytree(wan, root / "wan-fun-camera" / "default")
         tiny_camera_adapter(root / "wan-fun-camera" / "default" / "camera_adapter.safetensors")
         build_tiny_depth_anything(root / "depth-anything" / "default", metric=True)
@@ -252,6 +253,10 @@ def rows(quick: bool = True) -> list[dict]:
             t_on, mem_on = _measure(i2v, _job(i2v.Params(steps=steps), width, height, frames, mp4), dev, repeat)
             plain = i2v.Params(steps=steps, noise_shaping=False)
             t_off, _ = _measure(i2v, _job(plain, width, height, frames, mp4), dev, repeat)
+            cog_on = i2v.Params(model="cogvideox", steps=steps)
+            t_cog, mem_cog = _measure(i2v, _job(cog_on, width, height, frames, mp4), dev, repeat)
+            cog_off = i2v.Params(model="cogvideox", steps=steps, noise_shaping=False)
+            t_cog_off, _ = _measure(i2v, _job(cog_off, width, height, frames, mp4), dev, repeat)
             t_cam, mem_cam = _measure(cam, _job(cam.Params(steps=steps), width, height, frames, mp4), dev, repeat)
             npy = root / f"depth-{dev}.npy"
             t_da, mem_da = _measure(da, _job(da.Params(), 518, 294, 1, npy), dev, repeat)
@@ -263,6 +268,14 @@ def rows(quick: bool = True) -> list[dict]:
                     "baseline": frames / t_off,
                     "ratio": t_off / t_on,
                     "note": f"baseline: shaping off; {mem_on:.0f} MiB {mem_unit[dev[:4]]}",
+                },
+                {
+                    "name": f"diffusers-i2v tiny CogVideoX + noise shaping, {size}, {dev}",
+                    "value": frames / t_cog,
+                    "unit": "frames/s",
+                    "baseline": frames / t_cog_off,
+                    "ratio": t_cog_off / t_cog,
+                    "note": f"baseline: shaping off; {mem_cog:.0f} MiB {mem_unit[dev[:4]]}",
                 },
                 {
                     "name": f"wan-fun-camera tiny Wan + Plücker adapter, {size}, {dev}",
