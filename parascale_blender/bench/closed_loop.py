@@ -184,6 +184,13 @@ class Case:
     colmap_error: str | None = None  # why the re-track gave no reconstruction
 
 
+def short_reason(exc: Exception) -> str:
+    """The tracker's reason without the temporary clip path: ``"too little parallax"``."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts = [p.strip() for p in text.split(": ")]
+    return (parts[1] if len(parts) > 1 and parts[0].endswith(".mp4") else parts[0])[:80]
+
+
 def colmap_pce(frames: np.ndarray, traj: Trajectory, pi_ref: np.ndarray, folder: Path) -> float:
     """Second, independent measurement: track the output clip with pycolmap (known intrinsics) and
     compare the harmonic Π of its reconstruction (poses + sparse points, scale-free) with Π_ref."""
@@ -258,7 +265,7 @@ def run(
                         try:
                             case.pce_colmap = colmap_pce(oframes, out, res.pi_ref, Path(tmp))
                         except Exception as exc:  # a failed re-track is a result, not a crash
-                            case.pce_colmap, case.colmap_error = float("nan"), str(exc).splitlines()[0][:200]
+                            case.pce_colmap, case.colmap_error = float("nan"), short_reason(exc)
                             if log:
                                 log(f"  pycolmap re-track failed: {exc}")
                 cases.append(case)
