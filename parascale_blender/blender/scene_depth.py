@@ -60,9 +60,10 @@ LARGE_EDGE_FACTOR = 4.0  # "large" triangles: longest edge above this multiple o
 
 class HybridMeshDepth(DepthSource):
     """Depth of a big mesh at working resolution: exact rasterisation for its few large triangles,
-    a level-of-detail point cloud (vertices + centroids of the small triangles) for the rest, combined
-    by the per-pixel minimum. The cost follows the working pixels instead of the triangle count.
-    Measured against ``scene.ray_cast`` on a 1M-triangle terrain: E[1/Z] within 0.5%.
+    a level-of-detail point cloud of the small triangles' vertices for the rest, combined by the
+    per-pixel minimum. The cost follows the working pixels instead of the triangle count. Measured
+    against ``scene.ray_cast``: E[1/Z] within 0.1% on a 1M-triangle terrain, 1.3% on a near dense
+    sphere over a plane (adding triangle centroids as points cost 3x the points for no gain).
     """
 
     dense = True
@@ -79,8 +80,9 @@ class HybridMeshDepth(DepthSource):
         self.mesh = MeshDepth(v, t[large]) if large.any() else None
         self.points = None
         if len(small):
-            used = np.unique(small)
-            self.points = PointCloudDepth(np.concatenate([v[used], P[~large].mean(axis=1)]))
+            used = np.zeros(len(v), dtype=bool)
+            used[small.ravel()] = True
+            self.points = PointCloudDepth(v[used])
         self.description = f"mesh ({len(t)} triangles: {int(large.sum())} rasterised, {len(small)} as points)"
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:

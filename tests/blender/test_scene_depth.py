@@ -74,7 +74,7 @@ def test_hybrid_depth_matches_ray_cast(scene, ext):
     """Large triangles (the ground) rasterised, a dense sphere as points: E[1/Z] within 2% of ray_cast.
 
     A worst case: a big near sphere whose silhouette splats bleed ~0.5 px onto the ground (measured
-    1.7%); the benchmark's 1M-triangle terrain agrees within 0.6%."""
+    1.3%); the benchmark's 1M-triangle terrain agrees within 0.1%."""
     import bpy
 
     sd = ext("blender.scene_depth")
