@@ -3,7 +3,9 @@
 Target scene: points sampled area-uniformly on the built-in desk mesh; reference: the bundled
 RealEstate10K track at a subject distance. Baseline for each row: the brute-force z-buffer
 (level of detail off) measured in the same run on the same cloud. Rates are per core: CPU time
-of this process (the engine is single-threaded numpy), so a busy machine does not skew them.
+of a child process whose BLAS runs on one thread (the engine is single-threaded numpy; OpenBLAS's
+idle worker threads spin after every small matmul and would be billed as a second core), so a busy
+machine does not skew them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int, seed: in
 
 
 def rows(quick: bool = True) -> list[dict]:
+    """The rows, measured in a child process with single-threaded BLAS (see the module docstring)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", __name__] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def measure(quick: bool = True) -> list[dict]:
     from ..demo import bundled_reference_path
     from ..formats.registry import read_trajectory
 
@@ -82,3 +97,10 @@ def rows(quick: bool = True) -> list[dict]:
             }
         )
     return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(measure(quick="--quick" in sys.argv[1:])))
