@@ -23,12 +23,24 @@ Z_DIM = 4
 TEXT_DIM = 16
 
 
+def _save_prompt_embeds(folder: Path, seed: int) -> None:
+    """``prompt_embeds.safetensors`` standing in for a text encoder (random prompt, zero negative)."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    embeds = {
+        "prompt_embeds": torch.randn(1, 8, TEXT_DIM, generator=g),
+        "negative_prompt_embeds": torch.zeros(1, 8, TEXT_DIM),
+    }
+    save_file(embeds, str(folder / "prompt_embeds.safetensors"))
+
+
 def build_tiny_wan_i2v(folder: Path, seed: int = 0) -> Path:
     """A Wan image-to-video pipeline (no text/image encoder) + ``prompt_embeds.safetensors``."""
     import torch
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
     from diffusers import WanTransformer3DModel as Transformer
-    from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     vae = AutoencoderKLWan(
@@ -58,12 +70,7 @@ def build_tiny_wan_i2v(folder: Path, seed: int = 0) -> Path:
         tokenizer=None, text_encoder=None, vae=vae, scheduler=scheduler, transformer=transformer
     )
     pipe.save_pretrained(folder)
-    g = torch.Generator().manual_seed(seed)
-    embeds = {
-        "prompt_embeds": torch.randn(1, 8, TEXT_DIM, generator=g),
-        "negative_prompt_embeds": torch.zeros(1, 8, 16),
-    }
-    save_file(embeds, str(folder / "prompt_embeds.safetensors"))
+    _save_prompt_embeds(folder, seed)
     return folder
 
 
@@ -76,7 +83,6 @@ def build_tiny_cogvideox_i2v(folder: Path, seed: int = 0, patch_size_t: int | No
     import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
     from diffusers import CogVideoXTransformer3DModel as Transformer
-    from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     vae = AutoencoderKLCogVideoX(
@@ -124,12 +130,7 @@ def build_tiny_cogvideox_i2v(folder: Path, seed: int = 0, patch_size_t: int | No
         tokenizer=None, text_encoder=None, vae=vae, scheduler=scheduler, transformer=transformer
     )
     pipe.save_pretrained(folder)
-    g = torch.Generator().manual_seed(seed)
-    embeds = {
-        "prompt_embeds": torch.randn(1, 8, TEXT_DIM, generator=g),
-        "negative_prompt_embeds": torch.zeros(1, 8, TEXT_DIM),
-    }
-    save_file(embeds, str(folder / "prompt_embeds.safetensors"))
+    _save_prompt_embeds(folder, seed)
     return folder
 
 

@@ -86,6 +86,27 @@ def run(backend, job, cancel_after: int | None = None):
     return messages
 
 
+def shaped_cells(events, channel_dim: int):
+    """Per shaped step after the first: (shaped, kept) latent-cell masks (F', h, w). Checks on the way
+    that unshaped steps change nothing, that the initial shaping at pure noise is the noise itself,
+    that every cell is either replaced in all channels or untouched, and that frame 0 is shaped."""
+    import torch
+
+    for e in events:
+        if not e.applied:
+            assert torch.equal(e.after, e.before)
+            continue
+        if e.step == -1:  # at t = 1 (or zero terminal SNR) the noised preview is the initial noise itself
+            assert torch.allclose(e.target, e.before) and torch.allclose(e.after, e.before)
+            continue
+        shaped = torch.isclose(e.after, e.target, atol=1e-6).all(dim=channel_dim)[0]
+        kept = torch.isclose(e.after, e.before, atol=1e-6).all(dim=channel_dim)[0]
+        assert (shaped | kept).all(), "each latent cell is either replaced or untouched"
+        assert (shaped & ~kept).float().mean() > 0.5 and (kept & ~shaped).any()
+        assert shaped[0].all(), "latent frame 0 (the conditioning image) is always shaped"
+        yield shaped, kept
+
+
 def test_i2v_shapes_only_masked_high_noise_steps_and_writes_every_frame(weights, tmp_path):
     from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend
 
@@ -104,18 +125,7 @@ def test_i2v_shapes_only_masked_high_noise_steps_and_writes_every_frame(weights,
     applied = [e for e in events if e.applied]
     assert [e.step for e in applied] == [e.step for e in events if e.t >= 0.7 and e.step < 5]
     assert 2 <= len(applied) < len(events), "some but not all steps are shaped"
-    for e in events:
-        if not e.applied:
-            assert torch.equal(e.after, e.before)
-            continue
-        if e.step == -1:  # at t = 1 the noised preview is the initial noise itself
-            assert torch.allclose(e.target, e.before) and torch.allclose(e.after, e.before)
-            continue
-        shaped = torch.isclose(e.after, e.target, atol=1e-6).all(dim=1)[0]  # (F', h, w): all channels replaced
-        kept = torch.isclose(e.after, e.before, atol=1e-6).all(dim=1)[0]
-        assert (shaped | kept).all(), "each latent cell is either replaced or untouched"
-        assert (shaped & ~kept).float().mean() > 0.5 and (kept & ~shaped).any()
-        assert shaped[0].all(), "latent frame 0 (the conditioning image) is always shaped"
+    for shaped, kept in shaped_cells(events, channel_dim=1):
         assert (kept & ~shaped)[-1, :, -1].all(), "the disoccluded right edge of the last frames is left alone"
         assert shaped[1:, 1:-1, 1:-2].all(), "the visible interior is shaped"
     assert sum("applied" in line for line in logs) == len(applied)
@@ -192,18 +202,7 @@ def test_cogvideox_i2v_shapes_only_masked_high_noise_steps_and_writes_every_fram
     assert all(a > b for a, b in zip(levels, levels[1:])), "levels must fall"
     applied = [e for e in events if e.applied]
     assert [e.step for e in applied] == [e.step for e in events if e.t >= 0.7 and e.step < 5] == [-1, 0]
-    for e in events:
-        if not e.applied:
-            assert torch.equal(e.after, e.before)
-            continue
-        if e.step == -1:  # zero terminal SNR: at t = 999 the noised preview is the initial noise itself
-            assert torch.allclose(e.target, e.before) and torch.allclose(e.after, e.before)
-            continue
-        shaped = torch.isclose(e.after, e.target, atol=1e-6).all(dim=2)[0]  # (F', h, w): all channels replaced
-        kept = torch.isclose(e.after, e.before, atol=1e-6).all(dim=2)[0]
-        assert (shaped | kept).all(), "each latent cell is either replaced or untouched"
-        assert (shaped & ~kept).float().mean() > 0.5 and (kept & ~shaped).any()
-        assert shaped[0].all(), "latent frame 0 (the conditioning image) is always shaped"
+    for shaped, kept in shaped_cells(events, channel_dim=2):
         assert (kept & ~shaped)[-1, :, -1].all(), "the disoccluded right edge of the last frames is left alone"
         assert shaped[1:, :, : 2 * (W // 4) // 3].all(), "the visible left two thirds are shaped"
     assert sum("applied" in line for line in logs) == len(applied)
