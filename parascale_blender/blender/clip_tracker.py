@@ -107,6 +107,9 @@ def solve_clip(context, clip, options: TrackerOptions) -> dict:
         scene.frame_start, scene.frame_end = options.frame_start, options.frame_start + n - 1
         with clip_editor(context, clip) as ov, context.temp_override(**ov):
             scene.frame_set(options.frame_start)
+            # Headless, no frame-change notifier updates the editor's clip user: set it, or a clip
+            # that starts at a frame other than the editor's last one has "no valid clip frame".
+            ov["area"].spaces.active.clip_user.frame_current = options.frame_start
             bpy.ops.clip.detect_features(threshold=0.05, min_distance=sz["min_distance"], margin=sz["margin"])
             if len(tr.tracks) < 8:
                 raise TrackerError(

@@ -122,7 +122,15 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             stem = os.path.splitext(os.path.basename(path))[0]
             output = server_jobs.unique_path(server_jobs.output_folder(path), f"{stem}_track", ".json")
             status = submit_tracking(cl, path, os.path.basename(path), self._params(path))
-            options = {"frame_offset": self.frame_start - 1, "up_axis": self.up_axis, "set_scene": self.set_scene}
+            options = {
+                "frame_offset": self.frame_start - 1,
+                "up_axis": self.up_axis,
+                "set_scene": self.set_scene,
+                # for "Retry in Blender" after a server-side failure
+                "focal_length": self.focal_length,
+                "sensor_width": self.sensor_width,
+                "max_frames": self.max_frames,
+            }
             job = server_jobs.start(scene, "track", cl, status, path, output, options)
         except (server_jobs.JobError, BridgeError, OSError) as e:
             server_jobs.settings(scene, "track").error = str(e)[:1000]
@@ -150,6 +158,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, f"Import video: {e}")
             return {"CANCELLED"}
         st.error = ""
+        st.job_id = st.state = ""  # a failed server job, if any, is superseded
         note = f" (no server: {why})" if why else ""
         msg = (
             f"Blender tracker: {info['cameras']} cameras, {info['tracks']} tracks, "
@@ -158,6 +167,36 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         st.message = msg[:500]
         self.report({"INFO"}, msg)
         return {"FINISHED"}
+
+
+class PARASCALE_OT_track_video_in_blender(bpy.types.Operator):
+    """Track the video of the failed server job with Blender's own tracker instead (same settings)"""
+
+    bl_idname = "parascale.track_video_in_blender"
+    bl_label = "Retry with Blender Tracker"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        st = server_jobs.settings(context.scene, "track")
+        return st.state == "failed" and bool(st.source_path) and not server_jobs.is_running(context.scene, "track")
+
+    def execute(self, context):
+        st = server_jobs.settings(context.scene, "track")
+        path = bpy.path.abspath(st.source_path)
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"Import video: file not found: {path}")
+            return {"CANCELLED"}
+        o = json.loads(st.options or "{}")
+        return bpy.ops.import_scene.parascale_video(
+            filepath=path,
+            method="BLENDER",
+            focal_length=float(o.get("focal_length", 0.0)),
+            sensor_width=float(o.get("sensor_width", 36.0)),
+            frame_start=int(o.get("frame_offset", 0)) + 1,
+            max_frames=int(o.get("max_frames", 0)),
+            set_scene=bool(o.get("set_scene", True)),
+        )
 
 
 class PARASCALE_OT_track_video_cancel(bpy.types.Operator):
@@ -177,7 +216,7 @@ def _menu_import(self, context):
     self.layout.operator(IMPORT_SCENE_OT_parascale_video.bl_idname, text="ParaScale Reference Video (track)")
 
 
-classes = (IMPORT_SCENE_OT_parascale_video, PARASCALE_OT_track_video_cancel)
+classes = (IMPORT_SCENE_OT_parascale_video, PARASCALE_OT_track_video_in_blender, PARASCALE_OT_track_video_cancel)
 
 
 def register() -> None:

@@ -44,6 +44,8 @@ class PARASCALE_PT_reference(_Base, bpy.types.Panel):
         col.operator("parascale.reference_from_clip", text="From Movie Clip Solve", icon="TRACKER")
         if not server_jobs.draw_job(col, context.scene, "track", "parascale.track_video_cancel"):
             col.operator("import_scene.parascale_video", text="Import Reference Video", icon="FILE_MOVIE")
+            if context.scene.parascale_track_job.state == "failed":
+                col.operator("parascale.track_video_in_blender", icon="TRACKER")
         col.prop(s, "reference_camera")
         if s.reference_camera is not None:
             col.label(text=s.reference_source or s.reference_camera.name, icon="CHECKMARK")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scenes import add_camera, animate, snapshot
+from test_clip import N as CLIP_FRAMES
 from test_video import direction_deg, rotation_deg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
@@ -105,6 +106,31 @@ def test_video_is_tracked_on_the_server_and_imported(online, ext, room_clip, tmp
     assert rot.max() < 1.0 and direction[2:].max() < 5.0
     up = np.array(ref.c2w[0][:3, :3]) @ np.array([0.0, -1.0, 0.0])  # the first camera's up, in Blender's world
     assert up[2] > 0.9, "Y-down SfM world turned Z-up"
+
+
+def test_a_server_tracking_failure_can_be_retried_with_blenders_tracker(online, ext, rendered_clip, tmp_path):
+    """pycolmap cannot initialise on the noisy Cycles clip; one click re-tracks it in Blender with the
+    same settings (focal length, start frame) and the failed job stops being shown."""
+    import shutil
+
+    import bpy
+
+    jobs = ext("blender.server_jobs")
+    video = tmp_path / "noisy.mp4"
+    shutil.copy(rendered_clip["video"], video)
+    before = _state(online)
+    assert not bpy.ops.parascale.track_video_in_blender.poll()
+    assert bpy.ops.import_scene.parascale_video(filepath=str(video), focal_length=28, frame_start=11) == {"FINISHED"}
+    assert _run(jobs, online, "track") == "failed"
+    st = online.parascale_track_job
+    assert st.error and _state(online) == before
+    assert bpy.ops.parascale.track_video_in_blender.poll()
+    assert bpy.ops.parascale.track_video_in_blender() == {"FINISHED"}
+    assert st.state == st.error == st.job_id == "" and "Blender tracker" in st.message
+    assert not bpy.ops.parascale.track_video_in_blender.poll()
+    ref = ext("blender.tracks").reference_trajectory(bpy.context)
+    np.testing.assert_array_equal(ref.frames, np.arange(11, 11 + CLIP_FRAMES))
+    assert rotation_deg(ref.c2w, rendered_clip["truth"]).max() < 2.0
 
 
 def test_a_static_video_fails_on_the_server_and_changes_nothing(online, ext, room_clip):
