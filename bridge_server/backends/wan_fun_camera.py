@@ -29,11 +29,12 @@ from parascale_blender.core.camera import invert_rigid
 from parascale_blender.core.plucker import plucker_from_poses
 
 from .base import Backend, CancelledFn, GenerationJob, ProgressFn
-from .diffusers_i2v import FAMILIES, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
+from .diffusers_i2v import I2VParams, generation_size, load_pipeline, run_pipeline, write_video
 from .noise_shaping import ShapingEvent
 from .weights import WeightsError, availability, check_diffusers_folder, model_folder
 
 ADAPTER_FILE = "camera_adapter.safetensors"
+PIPELINES = ("WanImageToVideoPipeline",)  # the adapter hooks Wan's ``patch_embedding``
 PREFIX = "control_adapter."
 
 
@@ -107,7 +108,7 @@ class CameraParams(I2VParams):
 
     @classmethod
     def check_folder(cls, folder: Path) -> None:
-        check_diffusers_folder(folder, tuple(FAMILIES))
+        check_diffusers_folder(folder, PIPELINES)
         if not (folder / ADAPTER_FILE).is_file():
             raise WeightsError(f"weights folder {folder}: missing {ADAPTER_FILE} (the camera adapter)")
 

@@ -55,6 +55,10 @@ def test_cogvideox_folder_has_the_diffusers_layout_and_passes_the_backend_check(
     assert cfg["patch_size_t"] == patch_size_t and vae["invert_scale_latents"] == (patch_size_t is not None)
 
     I2VParams.check_folder(folder)
+    from bridge_server.backends.wan_fun_camera import CameraParams
+
+    with pytest.raises(WeightsError, match="CogVideoXImageToVideoPipeline is not supported here"):
+        CameraParams.check_folder(folder)  # the camera adapter hooks Wan's patch embedding only
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "CogVideoXPipeline"}))
     with pytest.raises(WeightsError, match="CogVideoXPipeline is not supported") as err:
         I2VParams.check_folder(folder)
