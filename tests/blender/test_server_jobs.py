@@ -70,7 +70,7 @@ def _state(scene) -> dict:
     return snap
 
 
-def _run(jobs, scene, kind, timeout=120.0) -> str:
+def _run(jobs, scene, kind, timeout=300.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = jobs.tick_scene(scene, kind)
