@@ -1,12 +1,10 @@
 """Generate: send the baked target camera and its first frame to the generation server, follow the
 job without blocking the UI, and insert the clip as a movie strip at the shot's start frame.
 
-Threading contract: no threads. A persistent ``bpy.app.timers`` timer calls :func:`tick_all` every
-0.5 s on the main thread; each :meth:`GenerateJob.tick` makes at most one short HTTP call. The bpy
-module has no event loop, so tests call :func:`tick_scene` directly. The job id and output path are
-stored in ``scene.parascale_generate`` (saved with the .blend); ``load_post`` re-attaches to jobs
-that were still running. Strips are never inserted while a file is being saved: a result that
-arrives during a save waits in a queue that ``save_post`` empties.
+The job is followed by ``server_jobs`` (kind ``"generate"``, mirrored into ``scene.parascale_generate``:
+one timer, no threads, re-attached on load; tests call :func:`tick_scene` directly). Strips are never
+inserted while a file is being saved: a result that arrives during a save waits in a queue that
+``save_post`` empties.
 """
 
 from __future__ import annotations
@@ -19,11 +17,10 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..client import TERMINAL, BridgeClient, BridgeError, GenerateJob, GenerateRequest, is_loopback_url
-from . import compat, convert, prefs
+from ..client import BridgeError, GenerateJob, GenerateRequest
+from . import compat, convert, server_jobs
 
-TIMER_INTERVAL = 0.5
-_JOBS: dict[str, GenerateJob] = {}  # scene.name_full → the live job
+KIND = "generate"  # server_jobs kind
 _PENDING_STRIPS: list[tuple[str, str, int, int]] = []  # (scene, mp4 path, start frame, frames)
 _SAVING = False
 
@@ -55,14 +52,6 @@ class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
     message: bpy.props.StringProperty(name="Message")
     error: bpy.props.StringProperty(name="Error")
     strip_name: bpy.props.StringProperty(name="Strip")
-
-
-def _client(context) -> BridgeClient:
-    p = prefs.get(context)
-    url = p.server_url if p else "http://127.0.0.1:8765"
-    if not is_loopback_url(url) and not bpy.app.online_access:
-        raise GenerateError(f"server {url} is not on this machine and Blender's online access is off")
-    return BridgeClient(url, token=(p.token if p else None) or None)
 
 
 def target_camera(context):
@@ -142,7 +131,7 @@ def start_generate(context) -> GenerateJob:
 
     scene = context.scene
     g = scene.parascale_generate
-    if scene.name_full in _JOBS and not _JOBS[scene.name_full].finished:
+    if server_jobs.is_running(scene, KIND):
         raise GenerateError("a Generate job is already running for this scene: cancel it first")
     cam = target_camera(context)
     try:
@@ -155,59 +144,23 @@ def start_generate(context) -> GenerateJob:
         image, depth = render_conditioning(context, cam, int(traj.frames[0]))
     output = _output_path(context, cam, g)
     request = GenerateRequest(dumps(traj).encode(), image, depth, g.backend, {}, g.depth_scale)
-    job = GenerateJob(_client(context), request, output)
+    job = GenerateJob(server_jobs.client(context), request, output)
     job.tick()  # submits now, so a refusal is reported by the operator itself
     if job.state == "failed":
         raise GenerateError(job.error or "the server refused the job")
-    g.job_id, g.output_path, g.shot_start, g.frames = job.job_id, output, int(traj.frames[0]), len(traj)
-    g.error, g.strip_name = "", ""
-    _mirror(g, job)
-    _JOBS[scene.name_full] = job
-    ensure_timer()
-    return job
-
-
-def _mirror(g, job: GenerateJob) -> None:
-    g.state, g.progress, g.message = job.state, min(max(job.progress, 0.0), 1.0), (job.message or "")[:500]
-    g.error = (job.error or "")[:1000]
+    g.output_path, g.shot_start, g.frames, g.strip_name = output, int(traj.frames[0]), len(traj), ""
+    return server_jobs.follow(scene, KIND, job)
 
 
 def tick_scene(scene) -> str:
     """Advance the scene's job by one step; on success insert (or queue) the strip. Returns the state."""
-    g = scene.parascale_generate
-    job = _JOBS.get(scene.name_full)
-    if job is None:
-        return g.state
-    job.tick()
-    _mirror(g, job)
-    if job.finished:
-        _JOBS.pop(scene.name_full, None)
-        if job.state == "done":
-            request_strip(scene, str(job.result_path), g.shot_start, g.frames)
-    return job.state
+    return server_jobs.tick_scene(scene, KIND)
 
 
-def tick_all() -> bool:
-    """Tick every scene's job; True while any job is still running."""
-    for name in list(_JOBS):
-        scene = bpy.data.scenes.get(name)
-        if scene is None:
-            _JOBS.pop(name, None)
-            continue
-        try:
-            tick_scene(scene)
-        except Exception as e:  # a timer that raises is unregistered by Blender: keep it alive
-            scene.parascale_generate.error = f"Generate: {type(e).__name__}: {e}"
-    return bool(_JOBS)
-
-
-def _timer():
-    return TIMER_INTERVAL if tick_all() else None
-
-
-def ensure_timer() -> None:
-    if not bpy.app.timers.is_registered(_timer):
-        bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL, persistent=True)
+def _strip_for_result(scene, g, path: str) -> str:
+    """server_jobs handler: the downloaded clip becomes a strip at the shot start (after a save)."""
+    request_strip(scene, path, g.shot_start, g.frames)
+    return g.message
 
 
 def free_channel(scene, start: int, length: int) -> int:
@@ -255,30 +208,6 @@ def _save_post(*_args) -> None:
             insert_strip(scene, path, start, frames)
 
 
-@persistent
-def _load_post(*_args) -> None:
-    reattach(bpy.context)
-
-
-def reattach(context) -> int:
-    """Follow again every job recorded as unfinished in the open file's scenes; returns how many."""
-    _JOBS.clear()
-    n = 0
-    for scene in bpy.data.scenes:
-        g = scene.parascale_generate
-        if g.job_id and g.state not in TERMINAL:
-            try:
-                client = _client(context)
-            except GenerateError as e:
-                g.error = str(e)
-                continue
-            _JOBS[scene.name_full] = GenerateJob.attach(client, g.job_id, g.output_path)
-            n += 1
-    if n:
-        ensure_timer()
-    return n
-
-
 class PARASCALE_OT_generate(bpy.types.Operator):
     """Render a clip along the baked target camera on the generation server; it lands in the sequencer"""
 
@@ -303,12 +232,9 @@ class PARASCALE_OT_generate_cancel(bpy.types.Operator):
     bl_label = "Cancel"
 
     def execute(self, context):
-        job = _JOBS.get(context.scene.name_full)
-        if job is None:
+        if not server_jobs.cancel(context.scene, KIND):
             self.report({"WARNING"}, "Generate: no running job")
             return {"CANCELLED"}
-        job.cancel()
-        _mirror(context.scene.parascale_generate, job)
         return {"FINISHED"}
 
 
@@ -329,8 +255,7 @@ class PARASCALE_PT_generate(bpy.types.Panel):
             ops_depth.draw(col, context)
             col.prop(g, "depth_scale")
         col.prop(g, "output_dir")
-        running = context.scene.name_full in _JOBS
-        if running:
+        if server_jobs.is_running(context.scene, KIND):
             col.progress(factor=g.progress, text=f"{g.state} {g.message}")
             col.operator("parascale.generate_cancel", icon="CANCEL")
         else:
@@ -342,11 +267,12 @@ class PARASCALE_PT_generate(bpy.types.Panel):
 
 
 classes = (ParaScaleGenerateSettings, PARASCALE_OT_generate, PARASCALE_OT_generate_cancel, PARASCALE_PT_generate)
-_HANDLERS = (("save_pre", _save_pre), ("save_post", _save_post), ("load_post", _load_post))
+_HANDLERS = (("save_pre", _save_pre), ("save_post", _save_post))
 
 
 def register() -> None:
     bpy.types.Scene.parascale_generate = bpy.props.PointerProperty(type=ParaScaleGenerateSettings)
+    server_jobs.register_handler(KIND, _strip_for_result, settings=lambda scene: scene.parascale_generate)
     for name, fn in _HANDLERS:
         getattr(bpy.app.handlers, name).append(fn)
 
@@ -356,7 +282,4 @@ def unregister() -> None:
         handlers = getattr(bpy.app.handlers, name)
         if fn in handlers:
             handlers.remove(fn)
-    if bpy.app.timers.is_registered(_timer):
-        bpy.app.timers.unregister(_timer)
-    _JOBS.clear()
     del bpy.types.Scene.parascale_generate

@@ -1,11 +1,12 @@
-"""Server jobs other than Generate (reference-video tracking, plate depth), followed without blocking.
+"""Server jobs (Generate, reference-video tracking, plate depth), followed without blocking.
 
-Same threading contract as ``ops_generate``: no threads; one persistent timer ticks every live job
-(each tick makes at most one short HTTP call); tests call :func:`tick_scene` directly. A job's
-state is mirrored into a :class:`ParaScaleServerJob` property group on the scene (saved with the
-.blend, so ``load_post`` re-attaches to unfinished jobs) and the panel shows progress and Cancel.
-When a job's result is downloaded, the handler registered for its kind runs (it validates first
-and touches the scene last); an error there is shown as the job's error and changes nothing.
+Threading contract: no threads. One persistent ``bpy.app.timers`` timer ticks every live job every
+0.5 s on the main thread; each :meth:`GenerateJob.tick` makes at most one short HTTP call. The bpy
+module has no event loop, so tests call :func:`tick_scene` directly. A job's state is mirrored
+into a property group on the scene (:class:`ParaScaleServerJob`, or the group a kind registers;
+saved with the .blend, so ``load_post`` re-attaches to unfinished jobs) and the panel shows
+progress and Cancel. When a job's result is downloaded, the handler registered for its kind runs
+(it validates first and touches the scene last); an error there is shown as the job's error.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from ..client import TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNot
 from . import prefs
 
 TIMER_INTERVAL = 0.5
-KINDS = ("track", "depth")  # scene.parascale_<kind>_job
+KINDS = ("track", "depth")  # scene.parascale_<kind>_job, a ParaScaleServerJob
 _JOBS: dict[tuple[str, str], GenerateJob] = {}  # (scene.name_full, kind) -> live job
 _HANDLERS: dict[str, Callable] = {}  # kind -> handler(scene, settings, result_path) -> message
+_SETTINGS: dict[str, Callable] = {}  # kind -> settings(scene), for kinds with their own property group
 
 
 class JobError(ValueError):
@@ -41,13 +43,18 @@ class ParaScaleServerJob(bpy.types.PropertyGroup):
     options: bpy.props.StringProperty(name="Options", description="JSON: what the result handler needs")
 
 
-def settings(scene, kind: str) -> ParaScaleServerJob:
-    return getattr(scene, f"parascale_{kind}_job")
+def settings(scene, kind: str):
+    """The property group mirroring the scene's ``kind`` job (state, progress, message, error, job_id)."""
+    get = _SETTINGS.get(kind)
+    return get(scene) if get is not None else getattr(scene, f"parascale_{kind}_job")
 
 
-def register_handler(kind: str, handler: Callable) -> None:
-    """``handler(scene, settings, result_path) -> str`` imports a finished job's result."""
+def register_handler(kind: str, handler: Callable, settings: Callable | None = None) -> None:
+    """``handler(scene, settings, result_path) -> str`` imports a finished job's result;
+    ``settings(scene)`` gives the kind's property group when it is not ``scene.parascale_<kind>_job``."""
     _HANDLERS[kind] = handler
+    if settings is not None:
+        _SETTINGS[kind] = settings
 
 
 def client(context=None, timeout: float = 5.0) -> BridgeClient:
@@ -98,8 +105,14 @@ def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output:
         raise JobError(f"a {kind} job is already running for this scene: cancel it first")
     job = GenerateJob.attach(cl, status["id"], output)
     st = settings(scene, kind)
-    st.job_id, st.source_path, st.output_path, st.options = job.job_id, source, output, json.dumps(options)
-    st.error = ""
+    st.source_path, st.output_path, st.options = source, output, json.dumps(options)
+    return follow(scene, kind, job)
+
+
+def follow(scene, kind: str, job: GenerateJob) -> GenerateJob:
+    """Mirror ``job`` (submitted) into the scene's ``kind`` settings and tick it until it ends."""
+    st = settings(scene, kind)
+    st.job_id, st.error = job.job_id, ""
     _mirror(st, job)
     _JOBS[(scene.name_full, kind)] = job
     ensure_timer()
@@ -185,7 +198,7 @@ def reattach(context) -> int:
     _JOBS.clear()
     n = 0
     for scene in bpy.data.scenes:
-        for kind in KINDS:
+        for kind in _HANDLERS:
             st = settings(scene, kind)
             if st.job_id and st.state not in TERMINAL:
                 try:

@@ -63,7 +63,7 @@ def test_generate_lands_a_strip_at_the_shot_start(shot, ext):
     assert bpy.ops.parascale.generate() == {"FINISHED"}
     g = shot.parascale_generate
     assert len(g.job_id) == 32 and g.state in ("queued", "running", "downloading")
-    assert bpy.app.timers.is_registered(gen._timer)
+    assert bpy.app.timers.is_registered(ext("blender.server_jobs")._timer)
     assert _run_to_end(gen, shot) == "done", g.error
     strip = shot.sequence_editor.strips[g.strip_name]
     assert strip.type == "MOVIE" and Path(strip.filepath) == Path(g.output_path)
@@ -94,16 +94,16 @@ def test_a_result_arriving_during_a_save_waits_for_save_post(shot, ext, tmp_path
 def test_reopening_the_blend_reattaches_to_the_job(shot, ext, tmp_path):
     import bpy
 
-    gen = ext("blender.ops_generate")
+    gen, jobs = ext("blender.ops_generate"), ext("blender.server_jobs")
     assert bpy.ops.parascale.generate() == {"FINISHED"}
     job_id = shot.parascale_generate.job_id
     path = tmp_path / "shot.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
-    gen._JOBS.clear()  # forget it, as a restarted Blender would
+    jobs._JOBS.clear()  # forget it, as a restarted Blender would
     bpy.ops.wm.open_mainfile(filepath=str(path))
     scene = bpy.context.scene
     assert scene.parascale_generate.job_id == job_id
-    assert scene.name_full in gen._JOBS, "load_post must re-attach"
+    assert (scene.name_full, gen.KIND) in jobs._JOBS, "load_post must re-attach"
     assert _run_to_end(gen, scene) == "done"
     strip = scene.sequence_editor.strips[scene.parascale_generate.strip_name]
     assert strip.frame_final_start == START and strip.frame_final_duration == END - START + 1
