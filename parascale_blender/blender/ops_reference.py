@@ -63,12 +63,7 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         name = os.path.splitext(os.path.basename(path))[0] or "reference"
         cam, pts = tracks.create_reference(context, traj, name, self.frame_offset, self.set_scene)
-        s = context.scene.parascale
-        s.reference_camera = cam
-        s.reference_source = f"{os.path.basename(path)} ({len(traj)} frames)"
-        if pts is not None:
-            s.reference_points = pts
-            s.reference_depth = "POINTS"
+        tracks.use_as_reference(context.scene, cam, pts, f"{os.path.basename(path)} ({len(traj)} frames)")
         msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}"
         _set_report(context, msg)
         self.report({"INFO"}, msg)
@@ -150,14 +145,10 @@ def import_clip_solve(context, mc, set_scene: bool = False) -> str:
     traj = clip_mod.trajectory_from_clip(mc)
     traj = tracks.check_track(traj, f"clip {mc.name!r}")
     cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene=set_scene)
-    s = context.scene.parascale
-    s.reference_camera = cam
-    s.reference_source = f"clip {mc.name} solve ({len(traj)} frames, {traj.metadata['solve_error_px']:.2f} px)"
-    if pts is not None:
-        s.reference_points = pts
-        s.reference_depth = "POINTS"
-    _set_report(context, f"Reference: {s.reference_source}")
-    return s.reference_source
+    source = f"clip {mc.name} solve ({len(traj)} frames, {traj.metadata['solve_error_px']:.2f} px)"
+    tracks.use_as_reference(context.scene, cam, pts, source)
+    _set_report(context, f"Reference: {source}")
+    return source
 
 
 def _menu_import(self, context):

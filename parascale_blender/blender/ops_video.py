@@ -40,14 +40,10 @@ def import_track_result(scene, st, path: str) -> str:
     traj = tracks.to_blender_world(traj, opts.get("up_axis", "Y_DOWN"))
     ctx = types.SimpleNamespace(scene=scene)
     cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, bool(opts.get("set_scene", True)))
-    s = scene.parascale
-    s.reference_camera = cam
-    s.reference_source = f"{os.path.basename(st.source_path)} tracked on the server ({len(traj)} frames)"
-    if pts is not None:
-        s.reference_points = pts
-        s.reference_depth = "POINTS"
-    msg = f"Reference: {s.reference_source}, {0 if pts is None else len(pts.data.vertices)} points"
-    s.last_report = msg[:200]
+    source = f"{os.path.basename(st.source_path)} tracked on the server ({len(traj)} frames)"
+    tracks.use_as_reference(scene, cam, pts, source)
+    msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"
+    scene.parascale.last_report = msg[:200]
     return msg
 
 

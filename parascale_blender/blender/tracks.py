@@ -128,6 +128,14 @@ def create_reference(
     return obj, pts_obj
 
 
+def use_as_reference(scene, cam, pts, source: str) -> None:
+    """Make ``cam`` the scene's reference (its points, when any, the reference depth)."""
+    s = scene.parascale
+    s.reference_camera, s.reference_source = cam, source
+    if pts is not None:
+        s.reference_points, s.reference_depth = pts, "POINTS"
+
+
 def reference_trajectory(context) -> Trajectory:
     """The scene's reference as a Trajectory (frames as keyed in Blender), points attached if known."""
     s = context.scene.parascale
