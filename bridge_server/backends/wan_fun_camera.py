@@ -28,10 +28,9 @@ from torch import nn
 from parascale_blender.core.camera import invert_rigid
 from parascale_blender.core.plucker import plucker_from_poses
 
-from .base import Backend, CancelledFn, GenerationJob, ProgressFn
-from .diffusers_i2v import I2VParams, generation_size, load_pipeline, run_pipeline, write_video
-from .noise_shaping import ShapingEvent
-from .weights import WeightsError, availability, check_diffusers_folder, model_folder
+from .base import CancelledFn, GenerationJob, ProgressFn
+from .diffusers_i2v import DiffusersI2VBackend, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
+from .weights import WeightsError, check_diffusers_folder, model_folder
 
 ADAPTER_FILE = "camera_adapter.safetensors"
 PIPELINES = ("WanImageToVideoPipeline",)  # the adapter hooks Wan's ``patch_embedding``
@@ -129,18 +128,13 @@ def camera_features(job: GenerationJob, pipe, adapter: CameraAdapter, width: int
         return adapter(torch.as_tensor(packed, device=p.device, dtype=p.dtype)[None])
 
 
-class WanFunCameraBackend(Backend):
+class WanFunCameraBackend(DiffusersI2VBackend):
+    """``diffusers-i2v`` on a Wan folder, plus the camera adapter's features on every step."""
+
     name = "wan-fun-camera"
     description = "Wan image-to-video with Plücker camera control through a camera adapter (local weights)"
     Params = CameraParams
-    shaping_hook: Callable[[ShapingEvent], None] | None = None
     injection_hook: Callable[[torch.Tensor], None] | None = None  # sees every added feature tensor
-
-    def available(self) -> tuple[bool, str]:
-        return availability(self.Params.backend_folder, self.Params.check_folder)
-
-    def weights_present(self) -> bool:
-        return self.available()[0]
 
     def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
         p: CameraParams = job.params  # type: ignore[assignment]
