@@ -204,8 +204,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         if not ok:
             raise InputError(f"backend: {backend!r} is not available: {reason}")
         given = {"trajectory": trajectory, "image": image, "depth": depth, "video": video}
-        problems = [f"{k}: required by backend {backend!r} (it takes {', '.join(b.uploads)})" for k in b.uploads]
-        problems = [line for k, line in zip(b.uploads, problems) if given[k] is None]
+        problems = [
+            f"{k}: required by backend {backend!r} (it takes {', '.join(b.uploads)})"
+            for k in b.uploads
+            if given[k] is None
+        ]
         problems += [
             f"{k}: not taken by backend {backend!r} (it takes {', '.join(b.uploads)})"
             for k, f in given.items()
