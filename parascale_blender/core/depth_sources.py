@@ -15,7 +15,7 @@ import numpy as np
 from .camera import Camera, SparsePoints, Trajectory
 from .depth import ConstantDepth, DepthError, DepthSource, DepthView
 from .triangles import rasterise_triangles
-from .zbuffer import FRONT_TOLERANCE, LOD_PIXELS, PointHierarchy, fill_pinholes, to_camera, zbuffer
+from .zbuffer import LOD_PIXELS, PointHierarchy, fill_pinholes, front_layer, to_camera, zbuffer
 
 
 class PointCloudDepth(DepthSource):
@@ -84,9 +84,9 @@ class MeshDepth(DepthSource):
 
 def resample_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
     """(H, W) depth → (height, width) by front-layer pooling over the source pixels whose centres
-    fall in each target pixel: the harmonic mean of those within ``FRONT_TOLERANCE`` of their
-    minimum, as the z-buffer does (NaN only when all are NaN); target pixels that receive no source
-    centre (upsampling) take the nearest source pixel."""
+    fall in each target pixel (:func:`~.zbuffer.front_layer`, as the z-buffer does; NaN only when
+    all are NaN); target pixels that receive no source centre (upsampling) take the nearest source
+    pixel."""
     d = np.asarray(depth, dtype=np.float64)
     H, W = d.shape
     if (H, W) == (height, width):
@@ -94,13 +94,7 @@ def resample_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
     col = np.minimum(((np.arange(W) + 0.5) * width / W).astype(np.int64), width - 1)
     row = np.minimum(((np.arange(H) + 0.5) * height / H).astype(np.int64), height - 1)
     target = (row[:, None] * width + col[None, :]).ravel()
-    flat = d.ravel()
-    buf = np.full(height * width, np.nan)
-    np.fmin.at(buf, target, flat)
-    near = flat <= buf[target] * (1.0 + FRONT_TOLERANCE)  # False for NaN samples
-    n = np.bincount(target[near], minlength=height * width)
-    s = np.bincount(target[near], weights=1.0 / flat[near], minlength=height * width)
-    np.divide(n, s, out=buf, where=n > 0)
+    buf = front_layer(target, d.ravel(), height * width)
     hit = np.zeros(height * width, dtype=bool)
     hit[target] = True
     if not hit.all():

@@ -92,17 +92,21 @@ def rasterise(
         nc = ncol[owner]
         pix.append((r0[owner] + k // nc) * W + c0[owner] + k % nc)
         val.append(zm[owner])
-    pix, val = np.concatenate(pix), np.concatenate(val)
-    buf = np.full(H * W, np.inf)
-    np.minimum.at(buf, pix, val)
-    if front_tolerance > 0 and len(pix):
-        # Harmonic mean over the front layer: samples within the tolerance of the nearest one.
-        near = val <= buf[pix] * (1.0 + front_tolerance)
-        n = np.bincount(pix[near], minlength=H * W)
-        s = np.bincount(pix[near], weights=1.0 / val[near], minlength=H * W)
-        buf = np.divide(n, s, out=np.full(H * W, np.inf), where=n > 0)
-    buf[np.isinf(buf)] = np.nan
-    return buf.reshape(H, W)
+    return front_layer(np.concatenate(pix), np.concatenate(val), H * W, front_tolerance).reshape(H, W)
+
+
+def front_layer(index: np.ndarray, z: np.ndarray, size: int, tolerance: float = FRONT_TOLERANCE) -> np.ndarray:
+    """Depth per cell (``size``,) from samples ``z`` landing in cells ``index``: the harmonic mean of
+    the samples within ``tolerance`` of the cell's nearest one (the front layer); NaN samples are
+    ignored, cells without a sample are NaN. ``tolerance`` 0 keeps the nearest sample."""
+    buf = np.full(size, np.nan)
+    np.fmin.at(buf, index, z)
+    if tolerance > 0:
+        near = z <= buf[index] * (1.0 + tolerance)  # False for NaN samples
+        n = np.bincount(index[near], minlength=size)
+        s = np.bincount(index[near], weights=1.0 / z[near], minlength=size)
+        np.divide(n, s, out=buf, where=n > 0)
+    return buf
 
 
 def zbuffer(
