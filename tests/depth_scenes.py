@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parascale_blender.bench.depth_bench import room_cloud
 from parascale_blender.core.camera import make_c2w
+from parascale_tools.bench.depth_bench import room_cloud
 
 ICL = Path("depth") / "icl_synthetic_open3d"
 

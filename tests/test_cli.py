@@ -14,7 +14,7 @@ from parascale_blender.formats.registry import read_trajectory
 
 def parascale(*args, check=True):
     proc = subprocess.run(
-        [sys.executable, "-m", "parascale_blender", *map(str, args)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "parascale_tools", *map(str, args)], capture_output=True, text=True, timeout=300
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
@@ -88,7 +88,7 @@ def test_rescale_constant_depths_closed_form(shared_data, tmp_path):
 
 def test_rescale_onto_a_mesh_writes_pi_table(shared_data, tmp_path):
     from parascale_blender.formats.meshes import write_ply
-    from parascale_blender.scenes import desk_scene
+    from parascale_tools.scenes import desk_scene
 
     scene = desk_scene()
     mesh = tmp_path / "desk.ply"

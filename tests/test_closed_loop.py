@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parascale_blender.bench import closed_loop as cl
-from parascale_blender.bench import raytrace
 from parascale_blender.core.camera import Camera
 from parascale_blender.core.parallax import ParallaxProbe
+from parascale_tools.bench import closed_loop as cl
+from parascale_tools.bench import raytrace
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The README's main command, reduced (``--quick``): the whole product end to end in real Blender.
 
-Runs ``python -m parascale_blender demo --quick`` as a new user would (a fresh process, an isolated
+Runs ``python -m parascale_tools demo --quick`` as a new user would (a fresh process, an isolated
 Blender user folder), then checks every artefact it promises against independent readers.
 """
 
@@ -20,7 +20,7 @@ pytest.importorskip("bpy")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
-        [sys.executable, "-m", "parascale_blender", "demo", "--quick", "-o", str(out)],
+        [sys.executable, "-m", "parascale_tools", "demo", "--quick", "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=900,

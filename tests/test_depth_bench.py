@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from depth_scenes import icosphere
 
-from parascale_blender.bench.depth_bench import camera_path, depth_rows, icosphere_mesh, room_cloud
+from parascale_tools.bench.depth_bench import camera_path, depth_rows, icosphere_mesh, room_cloud
 
 
 def test_room_cloud_lies_on_the_room_and_spheres():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bridge_server.plucker import export_plucker, plucker_maps
 from parascale_blender.core.camera import Trajectory, make_c2w
-from parascale_blender.core.plucker import export_plucker, plucker_maps
 from parascale_blender.core.rotation import matrix_from_quat
 
 

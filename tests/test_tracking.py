@@ -9,13 +9,13 @@ pytest.importorskip("pycolmap")
 pytest.importorskip("av")
 
 from bridge_server.tracking import TrackingCancelled, TrackingError, TrackOptions, track_video  # noqa: E402
-from bridge_server.tracking.cli import track_main  # noqa: E402
 from bridge_server.tracking.convert import to_trajectory  # noqa: E402
 from bridge_server.tracking.motion import is_static  # noqa: E402
 from bridge_server.tracking.reconstruct import MatchStats, SfmResult  # noqa: E402
-from bridge_server.tracking.synthetic import orbit_path, render, room_scene  # noqa: E402
 from bridge_server.tracking.video import DecodedVideo, decode_video, write_video  # noqa: E402
 from parascale_blender.core.camera import Camera, invert_rigid  # noqa: E402
+from parascale_tools.tracking.synthetic import orbit_path, render, room_scene  # noqa: E402
+from parascale_tools.tracking.track_cli import track_main  # noqa: E402
 
 CAM = Camera(150.0, 150.0, 96.0, 64.0, 192, 128)
 

@@ -9,9 +9,9 @@ pytest.importorskip("pycolmap")
 pytest.importorskip("av")
 
 from bridge_server.tracking import TrackingError, track_video  # noqa: E402
-from bridge_server.tracking.evaluate import pose_errors  # noqa: E402
 from parascale_blender.core.metrics import rot_err, trans_err  # noqa: E402
 from parascale_blender.formats.re10k import read_re10k  # noqa: E402
+from parascale_tools.tracking.evaluate import pose_errors  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

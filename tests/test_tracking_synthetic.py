@@ -14,12 +14,12 @@ pytest.importorskip("pycolmap")
 pytest.importorskip("av")
 
 from bridge_server.tracking import TrackingError, track_video  # noqa: E402
-from bridge_server.tracking.cli import track_main  # noqa: E402
-from bridge_server.tracking.evaluate import dense_views, parallax_series, pose_errors, track_parallax  # noqa: E402
-from bridge_server.tracking.synthetic import look_at, orbit_path, render_clip  # noqa: E402
 from bridge_server.tracking.video import write_video  # noqa: E402
 from parascale_blender.core.camera import Camera  # noqa: E402
 from parascale_blender.formats.registry import read_trajectory  # noqa: E402
+from parascale_tools.tracking.evaluate import dense_views, parallax_series, pose_errors, track_parallax  # noqa: E402
+from parascale_tools.tracking.synthetic import look_at, orbit_path, render_clip  # noqa: E402
+from parascale_tools.tracking.track_cli import track_main  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CAM = Camera(300.0, 300.0, 192.0, 128.0, 384, 256)

@@ -1,6 +1,6 @@
 """``wan-fun-camera``: Wan image-to-video with Plücker-ray camera control through a camera adapter.
 
-The trajectory's Plücker maps (``parascale_blender.core.plucker``, relative to frame 0, at the
+The trajectory's Plücker maps (``bridge_server.plucker``, relative to frame 0, at the
 generation size) are packed the way Wan-Fun Control-Camera expects: the first frame is repeated
 to fill the first group of ``s`` frames (``s`` = the VAE's temporal stride, 4), then every group of
 ``s`` frames is stacked into channels (channel ``c * s + j`` = Plücker channel ``c`` of frame ``j``
@@ -26,8 +26,8 @@ from pydantic import Field
 from torch import nn
 
 from parascale_blender.core.camera import invert_rigid
-from parascale_blender.core.plucker import plucker_from_poses
 
+from ..plucker import plucker_from_poses
 from .base import CancelledFn, GenerationJob, ProgressFn
 from .diffusers_i2v import DiffusersI2VBackend, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
 from .weights import WeightsError, check_diffusers_folder, model_folder

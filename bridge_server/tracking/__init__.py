@@ -2,7 +2,7 @@
 
 Server/CLI side only: pycolmap and PyAV never ship inside the Blender extension. Public entry
 points: :func:`track_video` (used by the server job and the CLI), :class:`TrackOptions`,
-:class:`TrackingError`, and ``cli.track_main`` for ``parascale track``.
+:class:`TrackingError` (``parascale track`` lives in ``parascale_tools.tracking``).
 """
 
 from .errors import TrackingCancelled, TrackingError

@@ -31,9 +31,9 @@ N = 10
 @pytest.fixture(scope="module")
 def room_clip(tmp_path_factory):
     """The project's textured room (exact renderer), 256x160, 10 frames: MP4s and true OpenCV c2w."""
-    from bridge_server.tracking.synthetic import orbit_path, render_clip
     from bridge_server.tracking.video import write_video
     from parascale_blender.core.camera import Camera
+    from parascale_tools.tracking.synthetic import orbit_path, render_clip
 
     folder = tmp_path_factory.mktemp("room")
     poses = orbit_path(N)
@@ -45,7 +45,7 @@ def room_clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from parascale_blender.bench.gen_bench import build_tiny_depth_anything
+    from parascale_tools.bench.gen_bench import build_tiny_depth_anything
 
     root = tmp_path_factory.mktemp("weights")
     build_tiny_depth_anything(root / "depth-anything" / "default", metric=True)

@@ -1,5 +1,5 @@
 """Tiny random-weight models for the generative backends (built offline from constructor configs by
-``parascale_blender.bench.gen_bench`` and saved with ``save_pretrained`` in the real on-disk layout;
+``parascale_tools.bench.gen_bench`` and saved with ``save_pretrained`` in the real on-disk layout;
 imported by the other ``test_gen_backends*`` modules). The tests here check that layout."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from parascale_blender.bench.gen_bench import build_tiny_cogvideox_i2v as build_cogvideox_i2v  # noqa: E402
-from parascale_blender.bench.gen_bench import build_tiny_depth_anything as build_depth_anything  # noqa: E402
-from parascale_blender.bench.gen_bench import build_tiny_wan_i2v as build_wan_i2v  # noqa: E402
+from parascale_tools.bench.gen_bench import build_tiny_cogvideox_i2v as build_cogvideox_i2v  # noqa: E402
+from parascale_tools.bench.gen_bench import build_tiny_depth_anything as build_depth_anything  # noqa: E402
+from parascale_tools.bench.gen_bench import build_tiny_wan_i2v as build_wan_i2v  # noqa: E402
 
 __all__ = ["build_cogvideox_i2v", "build_depth_anything", "build_wan_i2v"]
 

@@ -21,10 +21,7 @@ pytest.importorskip("pycolmap")
 pytest.importorskip("transformers")
 
 from bridge_server.backends.weights import ENV  # noqa: E402
-from bridge_server.tracking.evaluate import pose_errors  # noqa: E402
-from bridge_server.tracking.synthetic import orbit_path, render_clip  # noqa: E402
 from bridge_server.tracking.video import write_video  # noqa: E402
-from parascale_blender.bench.gen_bench import build_tiny_depth_anything  # noqa: E402
 from parascale_blender.client import (  # noqa: E402
     BridgeClient,
     BridgeError,
@@ -35,6 +32,9 @@ from parascale_blender.client import (  # noqa: E402
 )
 from parascale_blender.core.camera import Camera  # noqa: E402
 from parascale_blender.formats.registry import read_trajectory  # noqa: E402
+from parascale_tools.bench.gen_bench import build_tiny_depth_anything  # noqa: E402
+from parascale_tools.tracking.evaluate import pose_errors  # noqa: E402
+from parascale_tools.tracking.synthetic import orbit_path, render_clip  # noqa: E402
 
 CAM = Camera(200.0, 200.0, 128.0, 80.0, 256, 160)
 N = 10

@@ -42,8 +42,8 @@ def _terrain(n_side: int):
 
 def _poses(n: int) -> np.ndarray:
     """OpenCV c2w of a camera flying over the terrain, looking down at ~45 degrees."""
-    from ..core.camera import make_c2w
-    from ..core.rotation import euler_to_matrix
+    from parascale_blender.core.camera import make_c2w
+    from parascale_blender.core.rotation import euler_to_matrix
 
     t = np.linspace(0, 1, n)
     pos = np.column_stack([-30 + 60 * t, -20 + 10 * np.sin(3 * t), np.full(n, 12.0)])
@@ -55,9 +55,9 @@ def _poses(n: int) -> np.ndarray:
 def point_cloud_rows(quick: bool) -> list[dict]:
     import bpy
 
-    from ..blender import points
-    from ..blender.ops_target import depth_colours, unproject
-    from ..core.camera import Camera
+    from parascale_blender.blender import points
+    from parascale_blender.blender.ops_target import depth_colours, unproject
+    from parascale_blender.core.camera import Camera
 
     W, H = (960, 540) if quick else (1920, 1080)
     cam = Camera(0.9 * W, 0.9 * W, W / 2, H / 2, W, H)
@@ -88,9 +88,9 @@ def point_cloud_rows(quick: bool) -> list[dict]:
 def scene_depth_rows(quick: bool) -> list[dict]:
     import bpy
 
-    from ..blender import scene_depth
-    from ..core.camera import Camera
-    from ..core.parallax import ParallaxProbe
+    from parascale_blender.blender import scene_depth
+    from parascale_blender.core.camera import Camera
+    from parascale_blender.core.parallax import ParallaxProbe
 
     n_side, n_frames, n_ray = (230, 50, 3) if quick else (708, 500, 10)
     obj = _terrain(n_side)
@@ -140,8 +140,8 @@ def _blender_solve(path, f_px: float, width: int, n: int):
     """(c2w (m,4,4) OpenCV, frame indices 0.., seconds) of Blender's tracker on ``path``, or the failure."""
     import bpy
 
-    from ..blender import clip as clip_mod
-    from ..blender import clip_tracker
+    from parascale_blender.blender import clip as clip_mod
+    from parascale_blender.blender import clip_tracker
 
     bpy.ops.wm.read_homefile(use_empty=True)
     t0 = time.perf_counter()
@@ -172,11 +172,10 @@ def tracker_rows(quick: bool) -> list[dict]:
 
     if importlib.util.find_spec("pycolmap") is None or importlib.util.find_spec("av") is None:
         return []
-    from bridge_server.tracking.evaluate import pose_errors
-    from bridge_server.tracking.synthetic import orbit_path, render_clip
     from bridge_server.tracking.video import write_video
-
-    from ..core.camera import Camera
+    from parascale_blender.core.camera import Camera
+    from parascale_tools.tracking.evaluate import pose_errors
+    from parascale_tools.tracking.synthetic import orbit_path, render_clip
 
     W, H, n = 576, 320, (12 if quick else 24)
     f = 0.78 * W

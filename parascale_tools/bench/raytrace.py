@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.camera import Camera
-from ..core.depth import DepthSource, DepthView
+from parascale_blender.core.camera import Camera
+from parascale_blender.core.depth import DepthSource, DepthView
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Stage 1 (engine, always): the bundled real RealEstate10K track, with its depth given as a subject
 distance, is rescaled onto the built-in desk scene (metres, objects a few cm tall) in every mode;
 the Π table and the modes' PCE are printed and written to ``demo/``.
-Stage 2 (Blender, when the bpy module is installed): ``parascale_blender.demo_blender`` builds the
+Stage 2 (Blender, when the bpy module is installed): ``parascale_tools.demo_blender`` builds the
 scene in real Blender, runs the add-on's operators, starts the bridge server, generates the clip
 and inserts it in the Video Sequencer.
 """
@@ -14,28 +14,22 @@ import argparse
 import json
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-REFERENCE_FILE = "re10k_0bf152ef84195293.txt"
-REFERENCE_SUBJECT_DISTANCE = 2.5  # RealEstate10K SLAM units: the room's walls a few units away
-
-
-def bundled_reference_path() -> Path:
-    return Path(str(resources.files("parascale_blender") / "data" / REFERENCE_FILE))
+from .output import jsonable, print_pi_table
+from .reference import REFERENCE_FILE, REFERENCE_SUBJECT_DISTANCE, bundled_reference_path
 
 
 def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160, quiet: bool = False) -> dict:
     """Rescale the bundled reference onto a built-in scene in every mode; returns the headline numbers."""
-    from .cli import _jsonable, print_pi_table
-    from .core.camera import Camera, opencv_from_blender
-    from .core.depth import ConstantDepth
-    from .core.depth_sources import MeshDepth
-    from .core.rescale import MODES, RescaleOptions, rescale
-    from .formats.registry import read_trajectory, write_trajectory
-    from .scenes import SCENES
+    from parascale_blender.core.camera import Camera, opencv_from_blender
+    from parascale_blender.core.depth import ConstantDepth
+    from parascale_blender.core.depth_sources import MeshDepth
+    from parascale_blender.core.rescale import MODES, RescaleOptions, rescale
+    from parascale_blender.formats.registry import read_trajectory, write_trajectory
+    from parascale_tools.scenes import SCENES
 
     ref = read_trajectory(bundled_reference_path(), width=640, height=360, fps=30.0)
     scene = SCENES[scene_name]()
@@ -66,7 +60,7 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
         print_pi_table(best)
         print()
     # The harmonic measure of every mode's output against the reference: the common yardstick.
-    from .core.parallax import ParallaxProbe
+    from parascale_blender.core.parallax import ParallaxProbe
 
     summary = {}
     steps_ref = ref.steps_in_camera()
@@ -93,7 +87,7 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
                 f"{s['seconds']:>8.3f}"
             )
     report = {"reference": REFERENCE_FILE, "scene": scene.name, "modes": summary}
-    (out_dir / "engine_summary.json").write_text(json.dumps(_jsonable(report), indent=2))
+    (out_dir / "engine_summary.json").write_text(json.dumps(jsonable(report), indent=2))
     return report
 
 
@@ -111,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if find_spec("bpy") is None:
             print("\nbpy is not installed: Blender stage skipped (./scripts/dev demo installs it).", file=sys.stderr)
-        elif find_spec("parascale_blender.demo_blender") is not None:
-            from .demo_blender import blender_demo
+        elif find_spec("parascale_tools.demo_blender") is not None:
+            from parascale_tools.demo_blender import blender_demo
 
             report["blender"] = blender_demo(out, quick=args.quick)
     print_headline(report, out)

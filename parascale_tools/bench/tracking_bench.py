@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.camera import Camera
+from parascale_blender.core.camera import Camera
 
 SIZES = ((576, 320), (960, 540))
 
 
 def _synthetic(width: int, height: int, n: int, tmp: Path):
-    from bridge_server.tracking.evaluate import dense_views, parallax_series
-    from bridge_server.tracking.synthetic import orbit_path, render_clip
     from bridge_server.tracking.video import write_video
+    from parascale_tools.tracking.evaluate import dense_views, parallax_series
+    from parascale_tools.tracking.synthetic import orbit_path, render_clip
 
     f = 0.78 * width
     cam = Camera(f, f, width / 2, height / 2, width, height)
@@ -36,7 +36,7 @@ def _synthetic(width: int, height: int, n: int, tmp: Path):
 
 
 def _accuracy(track, poses, true_pi) -> tuple[float, float, float]:
-    from bridge_server.tracking.evaluate import pose_errors, track_parallax
+    from parascale_tools.tracking.evaluate import pose_errors, track_parallax
 
     rot, direction = pose_errors(track.c2w, poses)
     pi = track_parallax(track)
@@ -90,10 +90,9 @@ def rows(quick: bool = True) -> list[dict]:
 
 def _re10k_rows() -> list[dict]:
     from bridge_server.tracking import track_video
-    from bridge_server.tracking.evaluate import pose_errors
-
-    from ..core.metrics import rot_err, trans_err
-    from ..formats.re10k import read_re10k
+    from parascale_blender.core.metrics import rot_err, trans_err
+    from parascale_blender.formats.re10k import read_re10k
+    from parascale_tools.tracking.evaluate import pose_errors
 
     base = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video" / "re10k_25f"
     video, poses = base / "0bf152ef84195293_svdxt.mp4", base / "0bf152ef84195293_svdxt.txt"
@@ -119,6 +118,6 @@ def _re10k_rows() -> list[dict]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from .run import format_table
+    from .table import format_table
 
     print(format_table(rows(quick=True)))

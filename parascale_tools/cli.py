@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from parascale_blender import __version__
+
+from .output import fmt, jsonable, print_pi_table
 
 
 class CliError(Exception):
@@ -38,33 +40,15 @@ def _progress(label: str):
     return show
 
 
-def _fmt(v: float) -> str:
-    return "—" if v is None or not math.isfinite(v) else f"{v:.6g}"
-
-
 def _read(path: str, fmt: str | None = None, repair: bool = False, **opts):
-    from .formats.registry import read_trajectory
+    from parascale_blender.formats.registry import read_trajectory
 
     return read_trajectory(path, fmt, repair_rotations=repair, **opts)
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def trajectory_summary(traj) -> dict:
     """What a track holds: frames, fps, intrinsics, path length, rotation range."""
-    from .core.rotation import rotation_angle
+    from parascale_blender.core.rotation import rotation_angle
 
     rel = traj.relative_to_first().c2w
     rot = np.degrees(rotation_angle(rel[:, :3, :3]))
@@ -89,21 +73,21 @@ def cmd_info(args) -> int:
     traj = _read(args.file, args.format, args.repair_rotations)
     info = trajectory_summary(traj)
     if args.json:
-        print(json.dumps(_jsonable(info), indent=2))
+        print(json.dumps(jsonable(info), indent=2))
         return 0
     width = max(len(k) for k in info)
     print(f"{args.file}")
     for k, v in info.items():
         if isinstance(v, dict):
-            v = ", ".join(f"{kk}={_fmt(vv)}" for kk, vv in v.items())
+            v = ", ".join(f"{kk}={fmt(vv)}" for kk, vv in v.items())
         elif isinstance(v, float):
-            v = _fmt(v)
+            v = fmt(v)
         print(f"  {k:<{width}}  {v}")
     return 0
 
 
 def cmd_convert(args) -> int:
-    from .formats.registry import write_trajectory
+    from parascale_blender.formats.registry import write_trajectory
 
     traj = _read(args.input, args.format, args.repair_rotations)
     out = write_trajectory(traj, args.output, args.to)
@@ -128,7 +112,7 @@ def _parse_floats(text: str, n: tuple[int, ...], what: str) -> list[float]:
 
 def load_start_pose(spec: str | None, convention: str = "opencv") -> np.ndarray:
     """A 4x4 start pose from a JSON file: a bare matrix, {"c2w": M}, or a ParaScale track's first frame."""
-    from .core.camera import opencv_from_blender
+    from parascale_blender.core.camera import opencv_from_blender
 
     if not spec:
         return np.eye(4)
@@ -156,10 +140,10 @@ def load_start_pose(spec: str | None, convention: str = "opencv") -> np.ndarray:
 
 
 def cmd_rescale(args) -> int:
-    from .core.camera import Camera
-    from .core.depth_sources import parse_depth_spec
-    from .core.rescale import RescaleOptions, rescale
-    from .formats.registry import write_trajectory
+    from parascale_blender.core.camera import Camera
+    from parascale_blender.core.depth_sources import parse_depth_spec
+    from parascale_blender.core.rescale import RescaleOptions, rescale
+    from parascale_blender.formats.registry import write_trajectory
 
     ref = _read(args.reference, args.format, args.repair_rotations)
     ref_depth = parse_depth_spec(args.reference_depth, trajectory=ref)
@@ -196,41 +180,27 @@ def cmd_rescale(args) -> int:
         ],
     }
     if args.json:
-        print(json.dumps(_jsonable(summary), indent=2))
+        print(json.dumps(jsonable(summary), indent=2))
         return 0
     print_pi_table(res)
     print(f"wrote {args.output}")
     return 0
 
 
-def print_pi_table(res, out=sys.stdout) -> None:
-    """The per-frame Π table an artist reads: Π_ref, Π_target(step), α, Π_realized."""
-    out.write(f"{'frame':>7} {'Π_ref':>12} {'Π_target':>12} {'α':>12} {'Π_realized':>12}\n")
-    for i, f in enumerate(res.trajectory.frames):
-        out.write(
-            f"{int(f):>7} {_fmt(res.pi_ref[i]):>12} {_fmt(res.pi_target[i]):>12} "
-            f"{_fmt(res.alpha[i]):>12} {_fmt(res.pi_realized[i]):>12}\n"
-        )
-    lo, hi = res.scale_range
-    out.write(f"mode {res.mode}: PCE {_fmt(res.pce)}, α range {_fmt(lo)} … {_fmt(hi)}\n")
-    for w in res.warnings:
-        out.write(f"warning: {w}\n")
-
-
 def cmd_metrics(args) -> int:
-    from .core.metrics import summary
+    from parascale_blender.core.metrics import summary
 
     est = _read(args.estimate, None, args.repair_rotations)
     ref = _read(args.reference, None, args.repair_rotations)
     pi_ref, pi_real = est.extras.get("pi_ref"), est.extras.get("pi_realized")
     result = summary(est, ref, pi_ref=pi_ref, pi_realized=pi_real)
     if args.json:
-        print(json.dumps(_jsonable(result), indent=2))
+        print(json.dumps(jsonable(result), indent=2))
         return 0
     for key, value in _flatten(result):
         if isinstance(value, list):
             continue  # matrices: see --json
-        print(f"  {key:<28} {_fmt(value) if isinstance(value, float) else value}")
+        print(f"  {key:<28} {fmt(value) if isinstance(value, float) else value}")
     return 0
 
 
@@ -244,7 +214,7 @@ def _flatten(d: dict, prefix: str = ""):
 
 def cmd_track(args) -> int:
     try:
-        from bridge_server.tracking.cli import track_main
+        from parascale_tools.tracking.track_cli import track_main
     except ImportError as exc:
         raise CliError(
             f"tracking needs the server extras (pycolmap, av): pip install 'parascale[track]' ({exc})"
@@ -253,13 +223,13 @@ def cmd_track(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench.run import main as bench_main
+    from parascale_tools.bench.run import main as bench_main
 
     return bench_main(args.rest)
 
 
 def cmd_demo(args) -> int:
-    from .demo import main as demo_main
+    from parascale_tools.demo import main as demo_main
 
     return demo_main(args.rest)
 
@@ -330,11 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=DELEGATED[argv[0]])
     else:
         args = build_parser().parse_args(argv)
-    from .core.depth import DepthError
-    from .core.rescale import RescaleError
+    from parascale_blender.core.depth import DepthError
+    from parascale_blender.core.rescale import RescaleError
 
     try:
-        from .formats.errors import FormatError
+        from parascale_blender.formats.errors import FormatError
     except ImportError:  # pragma: no cover - formats always ship
         FormatError = ValueError  # noqa: N806
     try:

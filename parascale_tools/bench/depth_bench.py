@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ..core.camera import Camera, make_c2w
-from ..core.depth_sources import MeshDepth, PointCloudDepth
+from parascale_blender.core.camera import Camera, make_c2w
+from parascale_blender.core.depth_sources import MeshDepth, PointCloudDepth
 
 FULL_HD = Camera(1500.0, 1500.0, 960.0, 540.0, 1920, 1080)
 

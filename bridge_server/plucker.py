@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import Trajectory, invert_rigid
+from parascale_blender.core.camera import Trajectory, invert_rigid
 
 
 def plucker_from_poses(c2w: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> np.ndarray:

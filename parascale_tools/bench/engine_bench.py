@@ -14,12 +14,13 @@ import time
 
 import numpy as np
 
-from ..core.camera import opencv_from_blender
-from ..core.depth import ConstantDepth
-from ..core.depth_sources import PointCloudDepth
-from ..core.rescale import RescaleOptions, rescale
-from ..scenes import desk_scene
-from .run import median_time
+from parascale_blender.core.camera import opencv_from_blender
+from parascale_blender.core.depth import ConstantDepth
+from parascale_blender.core.depth_sources import PointCloudDepth
+from parascale_blender.core.rescale import RescaleOptions, rescale
+from parascale_tools.scenes import desk_scene
+
+from .table import median_time
 
 
 def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -49,8 +50,8 @@ def rows(quick: bool = True) -> list[dict]:
 
 
 def measure(quick: bool = True) -> list[dict]:
-    from ..demo import bundled_reference_path
-    from ..formats.registry import read_trajectory
+    from parascale_blender.formats.registry import read_trajectory
+    from parascale_tools.reference import bundled_reference_path
 
     ref = read_trajectory(bundled_reference_path(), width=640, height=360)
     scene = desk_scene()

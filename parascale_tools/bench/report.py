@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.rescale import MODES
+from parascale_blender.core.rescale import MODES
+
 from .closed_loop import Case, summarize
-from .run import format_table
+from .table import format_table
 
 PAPER = {"harmonic": 0.28, "global": 0.47, "none": 0.44}
 LABELS = {

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core.camera import make_c2w
-from .core.rotation import euler_to_matrix
+from parascale_blender.core.camera import make_c2w
+from parascale_blender.core.rotation import euler_to_matrix
 
 _BOX_FACES = np.array(
     [

@@ -25,7 +25,7 @@ def _scene(width: int, height: int, frames: int, seed: int = 0):
     """A textured wall with a box in front, and a truck + dolly + pan move (OpenCV c2w)."""
     import cv2
 
-    from ..core.camera import Trajectory
+    from parascale_blender.core.camera import Trajectory
 
     rng = np.random.default_rng(seed)
     img = sum(
@@ -50,7 +50,7 @@ def warp_fps(width: int, height: int, frames: int, device: str = "cpu") -> float
     from bridge_server.backends import GenerationJob
     from bridge_server.backends.warp import WarpBackend, WarpParams
 
-    from .run import median_time
+    from .table import median_time
 
     traj, image, depth = _scene(width, height, frames)
     backend = WarpBackend()
@@ -70,8 +70,8 @@ def round_trip_overhead(frames: int = 120, width: int = 512, height: int = 320, 
     """(median submit→done minus generation seconds, median generation seconds) via the real server."""
     import cv2
 
-    from ..client import BridgeClient, ServerNotRunning
-    from ..formats.parascale_json import dumps
+    from parascale_blender.client import BridgeClient, ServerNotRunning
+    from parascale_blender.formats.parascale_json import dumps
 
     traj, image, depth = _scene(width, height, frames)
     ok, png = cv2.imencode(".png", image[..., ::-1])

@@ -7,11 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from bridge_server.tracking.errors import TrackingError
+from bridge_server.tracking.pipeline import DEFAULT_MAPPER, TrackOptions, track_video
+from bridge_server.tracking.reconstruct import MAPPERS
 from parascale_blender.formats.registry import write_trajectory
-
-from .errors import TrackingError
-from .pipeline import DEFAULT_MAPPER, TrackOptions, track_video
-from .reconstruct import MAPPERS
 
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:

@@ -131,7 +131,7 @@ def build_scenes(quick: bool):
     """The desk target (collection 'Target') and the synthetic reference room (collection 'Reference')."""
     import bpy
 
-    from .scenes import box, desk_scene, look_at_blender, merge
+    from parascale_tools.scenes import box, desk_scene, look_at_blender, merge
 
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
@@ -211,9 +211,9 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
     measured on the decoded frames (rotation flow removed); the model's flow Π of the output track
     over the target geometry is returned too. Returns (PCE, measured, Π_ref, Π_model).
     """
-    from .bench.closed_loop import measured_parallax
-    from .core.parallax import ParallaxProbe
-    from .formats.registry import read_trajectory
+    from parascale_blender.core.parallax import ParallaxProbe
+    from parascale_blender.formats.registry import read_trajectory
+    from parascale_tools.bench.closed_loop import measured_parallax
 
     out, ref = read_trajectory(baked), read_trajectory(reference)
     frames = _decode(clip)
@@ -261,8 +261,8 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
     _isolate_blender_user(out)
     import bpy
 
-    from .demo import REFERENCE_SUBJECT_DISTANCE, bundled_reference_path
-    from .formats.registry import read_trajectory
+    from parascale_blender.formats.registry import read_trajectory
+    from parascale_tools.reference import REFERENCE_SUBJECT_DISTANCE, bundled_reference_path
 
     t0 = time.perf_counter()
     zip_path = install_extension(out)
@@ -279,8 +279,8 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
     ref_a = s.reference_camera
     s.reference_depth, s.reference_distance = "DISTANCE", REFERENCE_SUBJECT_DISTANCE
     n = len(read_trajectory(bundled_reference_path()))
-    from .core.depth import ConstantDepth
-    from .core.depth_sources import MeshDepth
+    from parascale_blender.core.depth import ConstantDepth
+    from parascale_blender.core.depth_sources import MeshDepth
 
     shots = {
         "A: RealEstate10K track (subject distance)": dict(
@@ -369,7 +369,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
 
 
 def _wait_for_server(port: int, timeout: float = 120.0) -> None:
-    from .client.http import BridgeClient, BridgeError
+    from parascale_blender.client.http import BridgeClient, BridgeError
 
     client = BridgeClient(f"http://127.0.0.1:{port}", timeout=2.0)
     deadline = time.monotonic() + timeout

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.camera import Camera, Trajectory, make_c2w
-from ..core.rescale import MODES, RescaleOptions, rescale
-from ..core.rotation import euler_to_matrix
+from parascale_blender.core.camera import Camera, Trajectory, make_c2w
+from parascale_blender.core.rescale import MODES, RescaleOptions, rescale
+from parascale_blender.core.rotation import euler_to_matrix
+
 from . import raytrace
 
 # (reference scene, scale) -> (target scene, scale); every pair spans >= 4 orders of magnitude.
@@ -73,8 +74,8 @@ def synthetic_track(kind: str, n: int, step: float = 0.035, seed: int = 0) -> np
 
 def real_tracks(shared_data: Path | None, limit: int) -> dict[str, np.ndarray]:
     """RealEstate10K tracks made relative to frame 0 and normalised to a 0.5-unit path (similarity only)."""
-    from ..demo import bundled_reference_path
-    from ..formats.registry import read_trajectory
+    from parascale_blender.formats.registry import read_trajectory
+    from parascale_tools.reference import bundled_reference_path
 
     files = [bundled_reference_path()]
     if shared_data is not None and (shared_data / "re10k").is_dir():
@@ -194,9 +195,9 @@ def short_reason(exc: Exception) -> str:
 def colmap_pce(frames: np.ndarray, traj: Trajectory, pi_ref: np.ndarray, folder: Path) -> float:
     """Second, independent measurement: track the output clip with pycolmap (known intrinsics) and
     compare the harmonic Π of its reconstruction (poses + sparse points, scale-free) with Π_ref."""
-    from bridge_server.tracking.evaluate import track_parallax
     from bridge_server.tracking.pipeline import TrackOptions, track_video
     from bridge_server.video import Mp4Writer
+    from parascale_tools.tracking.evaluate import track_parallax
 
     folder.mkdir(parents=True, exist_ok=True)
     clip = folder / "output.mp4"
@@ -219,7 +220,7 @@ def run(
     also re-tracked with pycolmap (the second, independent measurement)."""
     import tempfile
 
-    from ..core.metrics import cam_mc, rot_err, trans_err
+    from parascale_blender.core.metrics import cam_mc, rot_err, trans_err
 
     size = (192, 112) if quick else (384, 224)
     n = 10 if quick else 16

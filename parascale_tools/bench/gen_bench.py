@@ -189,8 +189,7 @@ def tiny_camera_adapter(path: Path, dim: int = 24, seed: int = 0) -> Path:
 
 def _job(params, width: int, height: int, frames: int, out: Path):
     from bridge_server.backends.base import GenerationJob
-
-    from ..core.camera import Trajectory
+    from parascale_blender.core.camera import Trajectory
 
     rng = np.random.default_rng(0)
     image = (rng.random((height, width, 3)) * 255).astype(np.uint8)

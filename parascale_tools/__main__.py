@@ -1,0 +1,3 @@
+from parascale_tools.cli import main
+
+raise SystemExit(main())
