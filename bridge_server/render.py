@@ -58,24 +58,17 @@ def unproject_image(
         raise ValueError(
             f"image {image.shape[:2]}, depth {depth.shape} and camera {camera.width}x{camera.height} differ"
         )
-    x, y = camera.pixel_rays()
-    z = np.asarray(depth, dtype=np.float64)
-    finite = np.isfinite(z) & (z > 0)
-    keep = finite | sky
-    zs = np.where(finite, z, 1.0)
-    cam = np.stack([x * zs, y * zs, zs], axis=-1)[keep]
-    c2w = np.asarray(c2w, dtype=np.float64)
-    wgt = finite[keep].astype(np.float64)
-    xyz = cam @ c2w[:3, :3].T + wgt[:, None] * c2w[:3, 3]
-    rgb = image.reshape(-1, 3)[keep.reshape(-1)].astype(np.float32) / 255.0
+    pts = camera.unproject(depth, c2w, sky=sky)
+    wgt = pts.finite.astype(np.float64)
+    rgb = image.reshape(-1, 3)[pts.index].astype(np.float32) / 255.0
     f64 = torch.float64
     return PointCloud(
-        xyz=torch.as_tensor(xyz, dtype=f64, device=device),
+        xyz=torch.as_tensor(pts.xyz, dtype=f64, device=device),
         w=torch.as_tensor(wgt, dtype=f64, device=device),
         rgb=torch.as_tensor(rgb, device=device),
-        src_depth=torch.as_tensor(zs[keep], dtype=f64, device=device),
+        src_depth=torch.as_tensor(pts.depth, dtype=f64, device=device),
         src_focal=float(np.sqrt(camera.fx * camera.fy)),
-        src_c2w=torch.as_tensor(c2w, dtype=f64, device=device),
+        src_c2w=torch.as_tensor(np.asarray(c2w, dtype=np.float64), dtype=f64, device=device),
         src_camera=camera,
         image=torch.as_tensor(image, device=device).permute(2, 0, 1)[None].float() / 255.0,
     )

@@ -25,7 +25,6 @@ from parascale_blender.core.depth_sources import (
     SparsePointsDepth,
     parse_depth_spec,
     resample_depth,
-    unproject_depth_map,
 )
 from parascale_blender.core.zbuffer import zbuffer
 from parascale_blender.formats.depthmaps import write_depth_map
@@ -146,21 +145,21 @@ def test_resample_upsampling_is_nearest_and_identity_is_a_copy():
 def test_unproject_then_zbuffer_reproduces_the_map(shared_data):
     maps, poses = icl_frames(shared_data)
     d, c2w = maps[1], poses[1]
-    pts = unproject_depth_map(d, ICL_CAM, c2w)
+    pts = ICL_CAM.unproject(d, c2w).xyz
     assert len(pts) == np.isfinite(d).sum()
     full = zbuffer(pts, c2w, ICL_CAM)  # each point lands on its own pixel centre
     np.testing.assert_array_equal(np.isnan(full), np.isnan(d))
     np.testing.assert_allclose(full, d, rtol=1e-12)
     work = ICL_CAM.working(160)  # at the working size, the z-buffer is the min pooling of the map
     np.testing.assert_allclose(zbuffer(pts, c2w, work), resample_depth(d, work.width, work.height), rtol=1e-12)
-    with pytest.raises(DepthError, match="640x480"):
-        unproject_depth_map(d[:, :100], ICL_CAM, c2w)
+    with pytest.raises(ValueError, match="100x480 but the camera is 640x480"):
+        ICL_CAM.unproject(d[:, :100], c2w)
 
 
 def test_icl_map_predicts_the_next_frame(shared_data):
     """Frame 0 unprojected and seen from frame 1's pose agrees with frame 1's own map (real data)."""
     maps, poses = icl_frames(shared_data)
-    src = PointCloudDepth(unproject_depth_map(maps[0], ICL_CAM, poses[0]))
+    src = PointCloudDepth(ICL_CAM.unproject(maps[0], poses[0]).xyz)
     work = ICL_CAM.working(160)
     seen = src.view(poses[1], work).depth
     own = DepthMapSequence(maps[1:2]).view(poses[1], work, index=0).depth
@@ -329,6 +328,6 @@ def test_icl_working_size_mean_inverse_depth_matches_full_resolution(shared_data
     for d, c2w in zip(maps[::2], poses[::2]):
         full = np.nanmean(1 / d)
         mapped = DepthMapSequence([d]).view(c2w, work, index=0).depth
-        cloud = PointCloudDepth(unproject_depth_map(d, ICL_CAM, c2w)).view(c2w, work).depth
+        cloud = PointCloudDepth(ICL_CAM.unproject(d, c2w).xyz).view(c2w, work).depth
         assert inv_mean(mapped) == pytest.approx(full, rel=0.01)
         assert inv_mean(cloud) == pytest.approx(full, rel=0.02)

@@ -14,24 +14,9 @@ import os
 import bpy
 import numpy as np
 
-from ..core.camera import Camera
 from ..core.depth import DepthError
 from . import convert, points, prefs, scene_depth
 from .ops_rescale import target_start
-
-
-def unproject(depth: np.ndarray, cam: Camera, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World points (M,3) float32 of the valid pixels of ``depth`` (H,W) and their flat pixel indices."""
-    x, y = cam.pixel_rays()
-    valid = np.isfinite(depth) & (depth > 0)
-    z = depth[valid].astype(np.float32)
-    local = np.empty((z.size, 3), dtype=np.float32)
-    local[:, 0] = x[valid] * z
-    local[:, 1] = y[valid] * z
-    local[:, 2] = z
-    R = c2w[:3, :3].astype(np.float32)
-    world = local @ R.T + c2w[:3, 3].astype(np.float32)
-    return world, np.flatnonzero(valid)
 
 
 def depth_colours(z: np.ndarray) -> np.ndarray:
@@ -126,7 +111,7 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         k = self.stride
         cam = cam.scaled_to(w, h).scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else cam.scaled_to(w, h)
         depth = depth[::k, ::k]
-        xyz, idx = unproject(depth, cam, c2w)
+        xyz, idx = cam.unproject(depth, c2w)[:2]
         if xyz.size == 0:
             self.report({"ERROR"}, f"Target points: {os.path.basename(dpath)} has no valid (positive, finite) depth")
             return {"CANCELLED"}
@@ -157,7 +142,7 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
         except ImportError as exc:
             self.report({"ERROR"}, f"Target points: mesh depth is not available in this build ({exc})")
             return {"CANCELLED"}
-        xyz, idx = unproject(depth, work, c2w)
+        xyz, idx = work.unproject(depth, c2w)[:2]
         if xyz.size == 0:
             self.report({"ERROR"}, "Target points: the target camera sees no geometry at the start frame")
             return {"CANCELLED"}

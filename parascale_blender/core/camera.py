@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,6 +57,15 @@ def make_c2w(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
+class Unprojected(NamedTuple):
+    """World points of a depth map's pixels (see :meth:`Camera.unproject`)."""
+
+    xyz: np.ndarray  # (M, 3) float64 world points, or world directions where not ``finite``
+    index: np.ndarray  # (M,) flat row-major pixel index in the map
+    finite: np.ndarray  # (M,) bool: a point (True) or a direction at infinity (False)
+    depth: np.ndarray  # (M,) z in the camera (1 for directions)
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera: intrinsics in pixels and the image size they refer to."""
@@ -87,6 +97,26 @@ class Camera:
         v = (np.arange(self.height) + 0.5 - self.cy) / self.fy
         x, y = np.meshgrid(u, v)
         return x, y
+
+    def unproject(self, depth: np.ndarray, c2w: np.ndarray, sky: bool = False) -> Unprojected:
+        """The pixels of a z-depth map (H, W) seen by this camera from OpenCV pose ``c2w`` as world
+        points, row-major; the camera must describe the map (its width and height).
+
+        Pixels without depth (NaN, inf, <= 0) are dropped, or with ``sky`` kept as world directions
+        (the ray scaled to camera z = 1, ``finite`` False: a point at infinity).
+        """
+        d = np.asarray(depth, dtype=np.float64)
+        if d.shape != (self.height, self.width):
+            raise ValueError(f"depth map is {d.shape[1]}x{d.shape[0]} but the camera is {self.width}x{self.height}")
+        x, y = self.pixel_rays()
+        finite = np.isfinite(d) & (d > 0)
+        index = np.arange(d.size) if sky else np.flatnonzero(finite)
+        fin = finite.reshape(-1)[index]
+        z = np.where(fin, d.reshape(-1)[index], 1.0)
+        local = np.stack([x.reshape(-1)[index] * z, y.reshape(-1)[index] * z, z], axis=1)
+        c2w = np.asarray(c2w, dtype=np.float64)
+        xyz = local @ c2w[:3, :3].T + fin[:, None] * c2w[:3, 3]
+        return Unprojected(xyz, index, fin, z)
 
     @property
     def hfov(self) -> float:

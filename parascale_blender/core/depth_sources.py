@@ -224,19 +224,6 @@ class SparsePointsDepth(DepthSource):
         return DepthView(depth, camera, dense=False)
 
 
-def unproject_depth_map(depth: np.ndarray, camera: Camera, c2w: np.ndarray) -> np.ndarray:
-    """World points (N,3) of the valid pixels (pixel centres, z-depth) of a depth map seen by
-    ``camera`` (its size must match the map) from OpenCV pose ``c2w``."""
-    d = np.asarray(depth, dtype=np.float64)
-    if d.shape != (camera.height, camera.width):
-        raise DepthError(f"depth map is {d.shape[1]}x{d.shape[0]} but the camera is {camera.width}x{camera.height}")
-    x, y = camera.pixel_rays()
-    ok = np.isfinite(d) & (d > 0)
-    pc = np.stack([x[ok] * d[ok], y[ok] * d[ok], d[ok]], axis=1)
-    c2w = np.asarray(c2w, dtype=np.float64)
-    return pc @ c2w[:3, :3].T + c2w[:3, 3]
-
-
 def parse_depth_spec(spec: str, trajectory: Trajectory | None = None, scale: float | None = None) -> DepthSource:
     """A depth source from a command-line style spec (see docs/architecture.md).
 

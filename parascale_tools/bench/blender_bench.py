@@ -56,7 +56,7 @@ def point_cloud_rows(quick: bool) -> list[dict]:
     import bpy
 
     from parascale_blender.blender import points
-    from parascale_blender.blender.ops_target import depth_colours, unproject
+    from parascale_blender.blender.ops_target import depth_colours
     from parascale_blender.core.camera import Camera
 
     W, H = (960, 540) if quick else (1920, 1080)
@@ -66,7 +66,7 @@ def point_cloud_rows(quick: bool) -> list[dict]:
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        xyz, idx = unproject(depth, cam, np.eye(4))
+        xyz, idx = cam.unproject(depth, np.eye(4))[:2]
         obj = points.create_points_object("bench points", xyz, depth_colours(depth.reshape(-1)[idx]))
         times.append(time.perf_counter() - t0)
         me = obj.data
