@@ -1,9 +1,8 @@
 """Depth of Blender scene geometry, for Π: a fast path and the exact ray-cast reference.
 
 * Fast: evaluated meshes are pulled once with ``foreach_get`` (vertices + loop triangles, world
-  space) and handed to the core (``MeshDepth``), which z-buffers them per view, vectorised.
-* Exact: :class:`RayCastDepth` casts one ``scene.ray_cast`` per working pixel (~11 µs a ray);
-  it is the reference the fast path is benchmarked against.
+  space) and handed to the core (``mesh_depth_source``), which z-buffers them per view, vectorised.
+* Exact: :class:`RayCastDepth` casts one ``scene.ray_cast`` per working pixel; it is the reference the fast path is benchmarked against.
 Both return OpenCV z-depth (along the optical axis) per working pixel, NaN where nothing is hit.
 """
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from ..core.camera import Camera
 from ..core.depth import DepthError, DepthSource, DepthView
+from ..core.depth_sources import mesh_depth_source
 
 GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES"}
 
@@ -54,56 +54,15 @@ def evaluated_triangles(depsgraph, objects) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(verts), np.concatenate(tris)
 
 
-EXACT_MAX_TRIANGLES = 200_000  # up to this many, rasterise every triangle exactly (core MeshDepth)
-LARGE_EDGE_FACTOR = 4.0  # "large" triangles: longest edge above this multiple of the median
-
-
-class HybridMeshDepth(DepthSource):
-    """Depth of a big mesh at working resolution: exact rasterisation for its few large triangles,
-    a level-of-detail point cloud of the small triangles' vertices for the rest, combined by the
-    per-pixel minimum. The cost follows the working pixels instead of the triangle count. Measured
-    against ``scene.ray_cast``: E[1/Z] within 0.1% on a 1M-triangle terrain, 1.3% on a near dense
-    sphere over a plane (adding triangle centroids as points cost 3x the points for no gain).
-    """
-
-    dense = True
-
-    def __init__(self, vertices: np.ndarray, triangles: np.ndarray):
-        from ..core.depth_sources import MeshDepth, PointCloudDepth
-
-        v = np.asarray(vertices, dtype=np.float64)
-        t = np.asarray(triangles, dtype=np.int64)
-        P = v[t]
-        edge = np.sqrt(np.max([((P[:, i] - P[:, (i + 1) % 3]) ** 2).sum(axis=1) for i in range(3)], axis=0))
-        large = edge > LARGE_EDGE_FACTOR * np.median(edge)
-        small = t[~large]
-        self.mesh = MeshDepth(v, t[large]) if large.any() else None
-        self.points = None
-        if len(small):
-            used = np.zeros(len(v), dtype=bool)
-            used[small.ravel()] = True
-            self.points = PointCloudDepth(v[used])
-        self.description = f"mesh ({len(t)} triangles: {int(large.sum())} rasterised, {len(small)} as points)"
-
-    def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
-        views = [s.view(c2w, camera).depth for s in (self.mesh, self.points) if s is not None]
-        depth = views[0] if len(views) == 1 else np.fmin(views[0], views[1])
-        return DepthView(depth, camera, dense=True)
-
-
 def mesh_depth(context, collection=None, where: str = "geometry") -> DepthSource:
-    """Fast depth source over the evaluated meshes of ``collection`` (or the scene): exact
-    rasterisation up to ``EXACT_MAX_TRIANGLES``, :class:`HybridMeshDepth` above."""
+    """Fast depth source over the evaluated meshes of ``collection`` (or the scene), see
+    :func:`~..core.depth_sources.mesh_depth_source`."""
     objs = geometry_objects(context.scene, collection)
     verts, tris = evaluated_triangles(context.evaluated_depsgraph_get(), objs)
     if len(tris) == 0:
         scope = f"collection {collection.name!r}" if collection is not None else "the scene"
         raise DepthError(f"{where}: {scope} has no visible mesh geometry to measure depth on")
-    if len(tris) > EXACT_MAX_TRIANGLES:
-        return HybridMeshDepth(verts, tris)
-    from ..core.depth_sources import MeshDepth
-
-    return MeshDepth(verts, tris)
+    return mesh_depth_source(verts, tris)
 
 
 class RayCastDepth(DepthSource):

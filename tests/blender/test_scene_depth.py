@@ -84,7 +84,7 @@ def test_hybrid_depth_matches_ray_cast(scene, ext):
     bpy.ops.mesh.primitive_uv_sphere_add(radius=2.0, location=(0.5, -0.3, 1.5), segments=128, ring_count=64)
     bpy.context.view_layer.update()
     v, t = sd.evaluated_triangles(bpy.context.evaluated_depsgraph_get(), sd.geometry_objects(scene))
-    hybrid = sd.HybridMeshDepth(v, t)
+    hybrid = ext("core.depth_sources").HybridMeshDepth(v, t)
     assert hybrid.mesh is not None and len(hybrid.mesh.triangles) == 2 and hybrid.points is not None
     ray = sd.RayCastDepth(scene, bpy.context.evaluated_depsgraph_get())
     cam = Camera(60.0, 60.0, 40.0, 22.5, 80, 45)
