@@ -2,7 +2,8 @@
 
 * Fast: evaluated meshes are pulled once with ``foreach_get`` (vertices + loop triangles, world
   space) and handed to the core (``mesh_depth_source``), which z-buffers them per view, vectorised.
-* Exact: :class:`RayCastDepth` casts one ``scene.ray_cast`` per working pixel; it is the reference the fast path is benchmarked against.
+* Exact: :class:`RayCastDepth` casts one ``scene.ray_cast`` per working pixel; it is the
+  reference the fast path is benchmarked against.
 Both return OpenCV z-depth (along the optical axis) per working pixel, NaN where nothing is hit.
 """
 
