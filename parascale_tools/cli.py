@@ -141,8 +141,8 @@ def load_start_pose(spec: str | None, convention: str = "opencv") -> np.ndarray:
 
 def cmd_rescale(args) -> int:
     from parascale_blender.core.camera import Camera
-    from parascale_blender.core.depth_sources import parse_depth_spec
     from parascale_blender.core.rescale import RescaleOptions, rescale
+    from parascale_blender.formats.depth_spec import parse_depth_spec
     from parascale_blender.formats.registry import write_trajectory
 
     ref = _read(args.reference, args.format, args.repair_rotations)

@@ -23,10 +23,10 @@ from parascale_blender.core.depth_sources import (
     MeshDepth,
     PointCloudDepth,
     SparsePointsDepth,
-    parse_depth_spec,
     resample_depth,
 )
 from parascale_blender.core.zbuffer import zbuffer
+from parascale_blender.formats.depth_spec import depth_map_sequence, parse_depth_spec
 from parascale_blender.formats.depthmaps import write_depth_map
 from parascale_blender.formats.meshes import write_obj, write_ply
 
@@ -172,7 +172,7 @@ def test_icl_map_predicts_the_next_frame(shared_data):
 def test_depth_map_sequence_from_a_folder_with_errors(tmp_path):
     for i in range(3):
         write_depth_map(tmp_path / f"d{i}.npy", np.full((48, 64), 2.0 + i))
-    src = DepthMapSequence(tmp_path)
+    src = depth_map_sequence(tmp_path)
     cam = Camera(60.0, 60.0, 32.0, 24.0, 64, 48).working(16)
     assert (cam.width, cam.height) == (16, 12)
     assert src.per_frame and src.dense
@@ -184,7 +184,7 @@ def test_depth_map_sequence_from_a_folder_with_errors(tmp_path):
     wide = Camera(60.0, 60.0, 32.0, 18.0, 64, 36)
     with pytest.raises(DepthError, match=r"frame index 1 \(d1.npy\) is 64x48, which does not match"):
         src.view(np.eye(4), wide, index=1)
-    fixed = DepthMapSequence(tmp_path, camera=Camera(60.0, 60.0, 32.0, 24.0, 128, 96))
+    fixed = depth_map_sequence(tmp_path, camera=Camera(60.0, 60.0, 32.0, 24.0, 128, 96))
     with pytest.raises(DepthError, match=r"frame index 0 \(d0.npy\) is 64x48 but the maps' camera is 128x96"):
         fixed.view(np.eye(4), cam, index=0)
 

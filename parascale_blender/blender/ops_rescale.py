@@ -24,7 +24,7 @@ def reference_depth_source(context, traj):
         return ConstantDepth(s.reference_distance)
     if s.reference_depth == "SCENE":
         return scene_depth.mesh_depth(context, s.reference_collection, "reference depth")
-    from ..core.depth_sources import parse_depth_spec
+    from ..formats.depth_spec import parse_depth_spec
 
     if s.reference_depth == "POINTS":
         if traj.points is None or traj.points.visibility is None:

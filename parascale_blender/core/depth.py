@@ -17,6 +17,15 @@ import numpy as np
 from .camera import Camera
 
 DEFAULT_WORKING_SIZE = 160
+FAR_SENTINEL = 1e9  # depths at or beyond this are background (Blender writes 1e10 for empty Z-pass pixels)
+
+
+def clean_depth(depth: np.ndarray) -> np.ndarray:
+    """float64 copy with NaN (empty) for non-finite, non-positive and background-sentinel values."""
+    d = np.array(depth, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        d[~(np.isfinite(d) & (d > 0) & (d < FAR_SENTINEL))] = np.nan
+    return d
 
 
 class DepthError(ValueError):

@@ -1,4 +1,5 @@
-"""Depth sources: point clouds, meshes, per-frame depth maps, SfM points, and ``parse_depth_spec``.
+"""Depth sources: point clouds, meshes, per-frame depth maps and SfM points (no file I/O: see
+``formats.depth_spec`` for sources read from files).
 
 All answer :meth:`DepthSource.view` with per-pixel visible z-depth at the working camera (see
 :mod:`.depth`). Dense sources (clouds, meshes, maps) report NaN for pixels that see nothing, which
@@ -7,13 +8,12 @@ the caller may count as sky; sparse SfM points report NaN for "unknown".
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .camera import Camera, SparsePoints, Trajectory
-from .depth import ConstantDepth, DepthError, DepthSource, DepthView
+from .camera import Camera, SparsePoints
+from .depth import DepthError, DepthSource, DepthView, clean_depth
 from .triangles import rasterise_triangles
 from .zbuffer import LOD_PIXELS, PointHierarchy, fill_pinholes, front_layer, to_camera, zbuffer
 
@@ -148,37 +148,39 @@ def resample_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class DepthMapSequence(DepthSource):
-    """One depth map per track frame (arrays or files), resampled to the working resolution.
+    """One depth map per track frame, resampled to the working resolution.
 
-    ``maps``: a list of (H, W) arrays or paths (read lazily with ``scale``), or a folder. ``camera``:
-    the maps' camera; when given every map must have its size, otherwise maps must have the
-    working camera's aspect ratio. A single map serves every frame (a still plate).
+    ``maps``: (H, W) z-depth arrays, or callables returning one (loaded lazily, once per working
+    size; ``formats.depth_spec.depth_map_sequence`` builds them from files). ``names`` label the
+    maps in errors (e.g. file names). ``camera``: the maps' camera; when given every map must have
+    its size, otherwise maps must have the working camera's aspect ratio. A single map serves
+    every frame (a still plate).
     """
 
     dense = True
     per_frame = True
 
-    def __init__(self, maps, camera: Camera | None = None, scale: float | None = None):
-        from ..formats.depthmaps import list_depth_maps
-
-        if isinstance(maps, (str, os.PathLike)):
-            maps = list_depth_maps(maps) if Path(maps).is_dir() else [Path(maps)]
+    def __init__(
+        self,
+        maps: Sequence[np.ndarray | Callable[[], np.ndarray]],
+        camera: Camera | None = None,
+        names: Sequence[str] | None = None,
+    ):
         self.maps = list(maps)
         if not self.maps:
             raise DepthError("no depth maps given")
-        self.camera, self.scale = camera, scale
+        if names is not None and len(names) != len(self.maps):
+            raise DepthError(f"{len(names)} names for {len(self.maps)} depth maps")
+        self.camera, self.names = camera, list(names) if names is not None else None
         self._cache: dict[tuple[int, int, int], np.ndarray] = {}
         self.description = f"{len(self.maps)} depth maps"
 
     def _name(self, i: int) -> str:
-        m = self.maps[i]
-        return f"frame index {i} ({Path(m).name})" if isinstance(m, (str, os.PathLike)) else f"frame index {i}"
+        return f"frame index {i} ({self.names[i]})" if self.names else f"frame index {i}"
 
     def _load(self, i: int) -> np.ndarray:
-        from ..formats.depthmaps import clean_depth, read_depth_map
-
         m = self.maps[i]
-        d = read_depth_map(m, self.scale) if isinstance(m, (str, os.PathLike)) else clean_depth(m)
+        d = clean_depth(m() if callable(m) else m)
         if d.ndim != 2 or d.size == 0:
             raise DepthError(f"depth map for {self._name(i)} must be 2-D, got shape {d.shape}")
         return d
@@ -264,82 +266,3 @@ class SparsePointsDepth(DepthSource):
         depth = zbuffer(xyz, c2w, camera, radius=self.radius)
         depth = fill_nearest(depth, self.fill * max(camera.width, camera.height))
         return DepthView(depth, camera, dense=False)
-
-
-def parse_depth_spec(spec: str, trajectory: Trajectory | None = None, scale: float | None = None) -> DepthSource:
-    """A depth source from a command-line style spec (see docs/architecture.md).
-
-    A number (constant distance); ``track`` (the trajectory's SfM points); a folder of depth maps or
-    a COLMAP model folder; a depth map file (.npy HxW, .png, .exr, .pfm: the same map every frame);
-    a point cloud (.npy Nx3, .ply without faces); a mesh (.ply with faces, .obj). ``scale`` (or a
-    ``?scale=X`` suffix) sets PNG units per count.
-    """
-    from ..formats.depthmaps import EXTENSIONS, read_npy
-    from ..formats.errors import FormatError
-    from ..formats.meshes import read_mesh
-
-    text = str(spec).strip()
-    if "?scale=" in text:
-        text, _, s = text.partition("?scale=")
-        try:
-            scale = float(s)
-        except ValueError:
-            raise DepthError(f"depth spec {spec!r}: scale {s!r} is not a number") from None
-    try:
-        distance = float(text)
-    except ValueError:
-        distance = None
-    if distance is not None:
-        return ConstantDepth(distance)
-    if text == "track":
-        if trajectory is None or trajectory.points is None:
-            raise DepthError("depth 'track': the trajectory has no SfM points (read a COLMAP model or ParaScale JSON)")
-        return SparsePointsDepth(trajectory.points)
-    p = Path(text).expanduser()
-    if not p.exists():
-        raise DepthError(f"depth spec {text!r}: not a number, 'track', or an existing file or folder")
-    try:
-        if p.is_dir():
-            if _is_colmap(p):
-                return _colmap_points(p, trajectory)
-            return DepthMapSequence(p, scale=scale)
-        ext = p.suffix.lower()
-        if ext == ".npy":
-            a = read_npy(p)
-            if a.shape[1] == 3 and a.shape[0] > 3:
-                return PointCloudDepth(a)
-            return DepthMapSequence([p], scale=scale)
-        if ext in EXTENSIONS:
-            return DepthMapSequence([p], scale=scale)
-        if ext in (".ply", ".obj"):
-            mesh = read_mesh(p)
-            if mesh.is_point_cloud:
-                return PointCloudDepth(mesh.vertices)
-            return MeshDepth(mesh.vertices, mesh.triangles)
-    except FormatError as e:
-        raise DepthError(f"depth spec {text!r}: {e}") from None
-    raise DepthError(f"depth spec {text!r}: unknown file type {p.suffix!r} (expected .npy .png .exr .pfm .ply .obj)")
-
-
-def _is_colmap(folder: Path) -> bool:
-    from ..formats.colmap_model import find_model
-    from ..formats.errors import FormatError
-
-    try:
-        find_model(folder)
-        return True
-    except FormatError:
-        return False
-
-
-def _colmap_points(folder: Path, trajectory: Trajectory | None) -> SparsePointsDepth:
-    """COLMAP points; per-frame visibility only when ``trajectory`` is that model's images (same names)."""
-    from ..formats.colmap import read_colmap
-
-    model = read_colmap(folder)
-    if model.points is None or len(model.points.xyz) == 0:
-        raise DepthError(f"COLMAP model {folder} has no 3D points")
-    pts = model.points
-    names = model.metadata.get("image_names")
-    same = trajectory is not None and trajectory.metadata.get("image_names") == names
-    return SparsePointsDepth(SparsePoints(pts.xyz, pts.rgb, pts.visibility if same else None))

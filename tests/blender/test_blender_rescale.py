@@ -172,7 +172,7 @@ def test_imported_track_points_onto_scene_geometry(scene, ext, tmp_path):
     import bpy
     from test_import import _synthetic_track
 
-    ds = pytest.importorskip(f"{ext('core').__name__}.depth_sources", reason="core.depth_sources not landed yet")
+    ds = ext("core.depth_sources")
     traj = _synthetic_track(ext)
     path = tmp_path / "shot.json"
     ext("formats.parascale_json").write_parascale_json(traj, path)
@@ -192,7 +192,7 @@ def test_imported_track_points_onto_scene_geometry(scene, ext, tmp_path):
     scene.frame_set(1)
     expected = ext("core.rescale").rescale(
         ref,
-        ds.parse_depth_spec("track", ref),
+        ext("formats.depth_spec").parse_depth_spec("track", ref),
         ds.MeshDepth(verts, np.array([[0, 1, 2], [0, 2, 3]])),
         opencv_track(tgt, scene, [1])[0],
         convert.camera_intrinsics(tgt, scene),
