@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parascale_blender.core.metrics import pce
+
 from .output import jsonable, print_pi_table
 from .reference import REFERENCE_FILE, REFERENCE_SUBJECT_DISTANCE, bundled_reference_path
 
@@ -75,8 +77,7 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
         for t in range(1, len(out)):
             probe = ParallaxProbe.from_view(target_depth.view(out.c2w[t - 1], out.camera(t - 1).working(working_size)))
             pi_h[t] = probe.parallax(steps[t - 1])
-        ok = np.isfinite(pi_h) & (pi_h > 0) & (pi_ref > 0)
-        pce_h = float(np.mean(np.abs(np.log(pi_h[ok] / pi_ref[ok])))) if ok.any() else float("nan")
+        pce_h = pce(pi_h, pi_ref, strict=False)
         lo, hi = res.scale_range
         summary[mode] = {"pce_harmonic": pce_h, "alpha_min": lo, "alpha_max": hi, "seconds": secs}
     if not quiet:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parascale_blender.core.metrics import pce
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOT_A_START, SHOT_B_START = 1, 101
 
@@ -229,8 +231,7 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
         return pi
 
     pi_ref, pi_model = flow_pi(ref, reference_depth), flow_pi(out, target_depth)
-    ok = np.isfinite(measured) & np.isfinite(pi_ref) & (measured > 0) & (pi_ref > 0)
-    return float(np.mean(np.abs(np.log(measured[ok] / pi_ref[ok])))), measured, pi_ref, pi_model
+    return pce(measured, pi_ref, strict=False), measured, pi_ref, pi_model
 
 
 def plot_curves(shots: dict, path: Path) -> None:

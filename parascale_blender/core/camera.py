@@ -47,6 +47,12 @@ def invert_rigid(T: np.ndarray) -> np.ndarray:
     return out
 
 
+def relative_to_first(c2w: np.ndarray) -> np.ndarray:
+    """Rigid poses (N,4,4) as ``c2w_0^-1 @ c2w_j``: expressed in the first pose's frame (frame 0 = identity)."""
+    c2w = np.asarray(c2w, dtype=np.float64)
+    return invert_rigid(c2w[0]) @ c2w
+
+
 def make_c2w(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Stack rotations (…,3,3) and camera centres (…,3) into (…,4,4) c2w matrices."""
     R = np.asarray(R, dtype=np.float64)
@@ -230,8 +236,7 @@ class Trajectory:
 
     def relative_to_first(self) -> Trajectory:
         """Poses expressed in the first camera's frame (frame 0 becomes identity)."""
-        rel = invert_rigid(self.c2w[0]) @ self.c2w
-        return self.replace(c2w=rel)
+        return self.replace(c2w=relative_to_first(self.c2w))
 
     def placed_at(self, start_c2w: np.ndarray, scale: float = 1.0) -> Trajectory:
         """The relative motion re-anchored so the first pose equals ``start_c2w``; translations scaled."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .camera import Trajectory, invert_rigid
+from .camera import Trajectory, invert_rigid, relative_to_first
 from .rotation import nearest_rotation, rotation_defects
 
 TrackLike = Trajectory | np.ndarray
@@ -97,11 +97,16 @@ def pce_per_step(pi_realized: np.ndarray, pi_ref: np.ndarray) -> np.ndarray:
     return out
 
 
-def pce(pi_realized: np.ndarray, pi_ref: np.ndarray) -> float:
-    """Parallax Consistency Error: mean over usable steps of |ln(Π_realized / Π_ref)| (scale-symmetric)."""
+def pce(pi_realized: np.ndarray, pi_ref: np.ndarray, strict: bool = True) -> float:
+    """Parallax Consistency Error: mean over usable steps of |ln(Π_realized / Π_ref)| (scale-symmetric).
+
+    With no usable step: ValueError when ``strict``, else NaN.
+    """
     per = pce_per_step(pi_realized, pi_ref)
     usable = np.isfinite(per)
     if not usable.any():
+        if not strict:
+            return float("nan")
         raise ValueError(f"PCE: none of the {per.size} steps has a finite, positive Π in both arrays")
     return float(per[usable].mean())
 
@@ -117,11 +122,6 @@ def geodesic_angle(R: np.ndarray) -> np.ndarray:
     cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
     w = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], axis=-1)
     return np.arctan2(np.linalg.norm(w, axis=-1) / 2.0, cos)
-
-
-def relative_to_first(c2w: np.ndarray) -> np.ndarray:
-    """Poses ``c2w_0^-1 c2w_j`` (frame 0 becomes the identity)."""
-    return invert_rigid(c2w[0]) @ c2w
 
 
 def max_centre_distance(c2w: np.ndarray) -> float:

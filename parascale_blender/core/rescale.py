@@ -24,6 +24,7 @@ import numpy as np
 
 from .camera import Camera, Trajectory, make_c2w
 from .depth import DEFAULT_WORKING_SIZE, DepthSource
+from .metrics import pce
 from .parallax import ParallaxProbe
 
 MODES = ("harmonic", "flow", "arithmetic", "global", "none")
@@ -80,10 +81,7 @@ class RescaleResult:
     @property
     def pce(self) -> float:
         """Parallax Consistency Error of the result against the reference (in the mode's measure)."""
-        ok = (self.pi_ref > 0) & (self.pi_realized > 0) & np.isfinite(self.pi_ref) & np.isfinite(self.pi_realized)
-        if not ok.any():
-            return float("nan")
-        return float(np.mean(np.abs(np.log(self.pi_realized[ok] / self.pi_ref[ok]))))
+        return pce(self.pi_realized, self.pi_ref, strict=False)
 
     @property
     def scale_range(self) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from parascale_blender.core.camera import Camera, Trajectory, make_c2w
+from parascale_blender.core.metrics import pce
 from parascale_blender.core.rescale import MODES, RescaleOptions, rescale
 from parascale_blender.core.rotation import euler_to_matrix
 
@@ -163,11 +164,6 @@ def measured_parallax(frames: np.ndarray, covered: np.ndarray, traj: Trajectory,
     return out
 
 
-def _pce(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
-    return float(np.mean(np.abs(np.log(a[ok] / b[ok])))) if ok.any() else float("nan")
-
-
 @dataclass
 class Case:
     pairing: str
@@ -206,7 +202,7 @@ def colmap_pce(frames: np.ndarray, traj: Trajectory, pi_ref: np.ndarray, folder:
             w.write(f)
     cam = traj.camera(0)
     track = track_video(clip, TrackOptions(intrinsics=(cam.fx, cam.fy, cam.cx, cam.cy), max_side=None))
-    return _pce(track_parallax(track), pi_ref)
+    return pce(track_parallax(track), pi_ref, strict=False)
 
 
 def run(
@@ -252,7 +248,7 @@ def run(
                     pairing=label,
                     track=tname,
                     mode=mode,
-                    pce_measured=_pce(pi_out, pi_ref_meas),
+                    pce_measured=pce(pi_out, pi_ref_meas, strict=False),
                     pce_model=res.pce,
                     rot_err_deg=float(np.degrees(rot_err(out.c2w, ref.c2w))),
                     trans_err=float(trans_err(out.c2w, ref.c2w)),
