@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parascale_blender.core.camera import make_c2w
+from parascale_blender.core.camera import FLIP_YZ, make_c2w
 from parascale_blender.core.rotation import euler_to_matrix
+
+from .synthetic import look_at
 
 _BOX_FACES = np.array(
     [
@@ -67,13 +69,7 @@ def merge(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def look_at_blender(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     """Blender camera c2w at ``eye`` looking at ``target`` (camera -Z towards target, +Y up)."""
-    eye, target, up = (np.asarray(v, float) for v in (eye, target, up))
-    back = eye - target
-    back /= np.linalg.norm(back)
-    right = np.cross(up, back)
-    right /= np.linalg.norm(right)
-    cam_up = np.cross(back, right)
-    return make_c2w(np.stack([right, cam_up, back], axis=1), eye)
+    return look_at(eye, target, down=-np.asarray(up, float)) @ FLIP_YZ
 
 
 def desk_scene() -> SceneMesh:

@@ -13,6 +13,7 @@ from parascale_blender.core.camera import Camera
 from parascale_blender.core.parallax import ParallaxProbe
 from parascale_tools.bench import closed_loop as cl
 from parascale_tools.bench import raytrace
+from parascale_tools.synthetic import camera_move
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_pycolmap_retrack_of_an_output_clip_reads_the_reference_parallax():
     assert ts in cl.RETRACK_TARGETS
     cam = Camera(288.0, 288.0, 160.0, 96.0, 320, 192)
     ref_scene, tgt_scene = raytrace.SCENES[rs](rscale), raytrace.SCENES[ts](tscale)
-    c2w = cl.synthetic_track("truck", 12)
+    c2w = camera_move("truck", 12)
     c2w[:, :3, 3] *= rscale
     probe = rescale(cl._track(c2w, cam), ref_scene, ref_scene, np.eye(4), cam, RescaleOptions(mode="none"))
     c2w[:, :3, 3] *= cl.TARGET_FLOW_PX / cam.fx / np.nanmedian(probe.pi_ref[1:])

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from depth_scenes import (
-    box_mesh,
-    box_surface_points,
-    icl_frames,
-    icosphere,
-    look_at,
-    plane_grid,
-)
+from depth_scenes import icl_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthetic import PlanesDepth, room
 
 from parascale_blender.core.camera import Camera, SparsePoints, Trajectory
 from parascale_blender.core.depth import ConstantDepth, DepthError
@@ -29,10 +21,11 @@ from parascale_blender.core.zbuffer import zbuffer
 from parascale_blender.formats.depth_spec import depth_map_sequence, parse_depth_spec
 from parascale_blender.formats.depthmaps import write_depth_map
 from parascale_blender.formats.meshes import write_obj, write_ply
+from parascale_tools.synthetic import PlanesDepth, box_mesh, box_surface_points, icosphere, look_at, plane_grid, room
 
 CAM = Camera(1500.0, 1500.0, 960.0, 540.0, 1920, 1080).working(160)
 ICL_CAM = Camera(525.0, 525.0, 319.5, 239.5, 640, 480)
-ROOM_LO, ROOM_HI = (-4.0, -1.5, -4.0), (4.0, 1.5, 6.0)  # tests/synthetic.room()
+ROOM_LO, ROOM_HI = (-4.0, -1.5, -4.0), (4.0, 1.5, 6.0)  # parascale_tools.synthetic.room()
 
 
 def views_inside_room(count: int, seed: int = 1) -> list[np.ndarray]:

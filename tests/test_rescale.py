@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthetic import PlanesDepth, moving_track, room, wall
 
 from parascale_blender.core.camera import Camera, Trajectory
 from parascale_blender.core.depth import ConstantDepth, DepthView
 from parascale_blender.core.parallax import ParallaxProbe, parallax_number
 from parascale_blender.core.rescale import RescaleError, RescaleOptions, rescale
+from parascale_tools.synthetic import PlanesDepth, camera_move, room, wall
 
 CAM = Camera(500.0, 500.0, 320.0, 180.0, 640, 360)
 
@@ -23,21 +23,21 @@ def track(c2w, cam=CAM) -> Trajectory:
 
 @pytest.mark.parametrize("mode", ["harmonic", "flow", "arithmetic", "global"])
 def test_fronto_parallel_truck_alpha_is_depth_ratio(mode):
-    ref = track(moving_track(8, "truck", step=0.1))
+    ref = track(camera_move("truck", 8, step=0.1))
     res = rescale(ref, wall(2.0), wall(5000.0), np.eye(4), options=RescaleOptions(mode=mode))
     np.testing.assert_allclose(res.alpha[1:], 2500.0, rtol=1e-9)
     np.testing.assert_allclose(res.trajectory.centres[-1], [0.7 * 2500, 0, 0], rtol=1e-9)
 
 
 def test_constant_depth_truck_matches_closed_form():
-    ref = track(moving_track(5, "truck", step=0.2))
+    ref = track(camera_move("truck", 5, step=0.2))
     res = rescale(ref, ConstantDepth(4.0), ConstantDepth(0.01), np.eye(4))
     np.testing.assert_allclose(res.alpha[1:], 0.01 / 4.0, rtol=1e-12)
     assert res.pce < 1e-12
 
 
 def test_rotation_copied_exactly_and_placed_at_target_start():
-    ref = track(moving_track(10, "orbit", step=0.1, turn_deg=30))
+    ref = track(camera_move("orbit", 10, step=0.1, turn_deg=30))
     start = np.eye(4)
     start[:3, 3] = [3.0, -1.0, 2.0]
     res = rescale(ref, room(), room(100.0), start)
@@ -54,7 +54,7 @@ def test_rotation_copied_exactly_and_placed_at_target_start():
     mode=st.sampled_from(["harmonic", "flow", "arithmetic", "global"]),
 )
 def test_gauge_invariance_of_reference_scale(s, kind, mode):
-    c2w = moving_track(8, kind, step=0.08, turn_deg=10, seed=1)
+    c2w = camera_move(kind, 8, step=0.08, turn_deg=10, seed=1)
     base = rescale(track(c2w), room(), room(30.0), np.eye(4), options=RescaleOptions(mode=mode, working_size=48))
     c2w_s = c2w.copy()
     c2w_s[:, :3, 3] *= s
@@ -65,7 +65,7 @@ def test_gauge_invariance_of_reference_scale(s, kind, mode):
 @settings(max_examples=25, deadline=None)
 @given(s=st.floats(1e-4, 1e4), kind=st.sampled_from(["truck", "dolly", "orbit", "handheld"]))
 def test_target_scale_scales_output_translations(s, kind):
-    c2w = moving_track(8, kind, step=0.08, turn_deg=10, seed=2)
+    c2w = camera_move(kind, 8, step=0.08, turn_deg=10, seed=2)
     start = np.eye(4)
     start[:3, 3] = [0.5, 0.2, -1.0]
     base = rescale(track(c2w), room(), room(), start, options=RescaleOptions(working_size=48))
@@ -77,7 +77,7 @@ def test_target_scale_scales_output_translations(s, kind):
 
 
 def test_realized_parallax_equals_reference_on_varying_depth():
-    ref = track(moving_track(16, "handheld", step=0.05, seed=3))
+    ref = track(camera_move("handheld", 16, step=0.05, seed=3))
     res = rescale(ref, room(), PlanesDepth([((0, 0, 1), 900.0), ((1, 0, 1), 1200.0)]), np.eye(4))
     assert res.pce < 1e-9
     # Independent re-measure on the output trajectory.
@@ -126,7 +126,7 @@ def test_flow_distinguishes_dolly_from_truck_but_harmonic_does_not():
 
 
 def test_zero_steps_stay_zero_and_are_reported():
-    c2w = moving_track(6, "truck", step=0.1)
+    c2w = camera_move("truck", 6, step=0.1)
     c2w[3] = c2w[2]
     c2w[4:, :3, 3] -= [0.1, 0, 0]
     res = rescale(track(c2w), wall(2.0), wall(20.0), np.eye(4))
@@ -152,7 +152,7 @@ class HoleyDepth(ConstantDepth):
 
 
 def test_missing_reference_depth_is_interpolated_and_listed():
-    ref = track(moving_track(10, "truck", step=0.1))
+    ref = track(camera_move("truck", 10, step=0.1))
     res = rescale(ref, HoleyDepth(2.0, {3, 4}), wall(10.0), np.eye(4))
     assert res.interpolated_frames == [5, 6]
     np.testing.assert_allclose(res.alpha[1:], 5.0, rtol=1e-12)
@@ -174,13 +174,13 @@ class EndingWall(ConstantDepth):
 
 
 def test_target_that_sees_nothing_names_the_frame():
-    ref = track(moving_track(6, "truck", step=0.5))
+    ref = track(camera_move("truck", 6, step=0.5))
     with pytest.raises(RescaleError, match="frame 4 sees no depth"):
         rescale(ref, wall(5.0), EndingWall(10.0, 2.5), np.eye(4))
 
 
 def test_sky_is_opt_in_for_dense_targets():
-    ref = track(moving_track(6, "truck", step=0.1))
+    ref = track(camera_move("truck", 6, step=0.1))
     ground = PlanesDepth([((0, 1, 0), 1.0)])  # a floor 1 unit below: half the view is sky
     with pytest.raises(RescaleError, match="sees no depth"):
         rescale(ref, wall(2.0), PlanesDepth([((0, 0, 1), -1.0)]), np.eye(4))
@@ -191,7 +191,7 @@ def test_sky_is_opt_in_for_dense_targets():
 
 
 def test_frame_relative_fov_match_scales_with_focal_length():
-    ref = track(moving_track(5, "truck", step=0.1))
+    ref = track(camera_move("truck", 5, step=0.1))
     wide = Camera(250.0, 250.0, 320.0, 180.0, 640, 360)
     angular = rescale(ref, wall(2.0), wall(2.0), np.eye(4), target_camera=wide)
     frame = rescale(ref, wall(2.0), wall(2.0), np.eye(4), target_camera=wide, options=RescaleOptions(fov_match="frame"))
@@ -200,13 +200,13 @@ def test_frame_relative_fov_match_scales_with_focal_length():
 
 
 def test_none_mode_is_the_raw_relative_track():
-    c2w = moving_track(6, "handheld", step=0.1, seed=5)
+    c2w = camera_move("handheld", 6, step=0.1, seed=5)
     res = rescale(track(c2w), wall(2.0), wall(1e4), np.eye(4), options=RescaleOptions(mode="none"))
     np.testing.assert_allclose(res.trajectory.c2w, track(c2w).relative_to_first().c2w, atol=1e-12)
 
 
 def test_smoothing_and_clamping_limit_alpha():
-    ref = track(moving_track(12, "truck", step=0.1))
+    ref = track(camera_move("truck", 12, step=0.1))
     scene = PlanesDepth([((0, 0, 1), 3.0), ((1, 0, 0), 0.6)])  # a side wall the camera approaches
     raw = rescale(ref, wall(2.0), scene, np.eye(4))
     clamped = rescale(ref, wall(2.0), scene, np.eye(4), options=RescaleOptions(clamp_ratio=1.05))
@@ -216,12 +216,18 @@ def test_smoothing_and_clamping_limit_alpha():
 
 
 def test_bad_inputs_are_clear():
-    one = track(moving_track(1))
+    one = track(camera_move("truck", 1, step=0.05))
     with pytest.raises(RescaleError, match="single frame"):
         rescale(one, wall(1.0), wall(1.0), np.eye(4))
-    bad = moving_track(4)
+    bad = camera_move("truck", 4, step=0.05)
     bad[2, 0, 3] = np.nan
     with pytest.raises(ValueError, match="frame 3: pose has non-finite"):
         rescale(track(bad), wall(1.0), wall(1.0), np.eye(4))
     with pytest.raises(RescaleError, match="mode must be"):
-        rescale(track(moving_track(4)), wall(1.0), wall(1.0), np.eye(4), options=RescaleOptions(mode="magic"))
+        rescale(
+            track(camera_move("truck", 4, step=0.05)),
+            wall(1.0),
+            wall(1.0),
+            np.eye(4),
+            options=RescaleOptions(mode="magic"),
+        )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from depth_scenes import icl_frames, look_at, plane_grid, room_points, room_views, sphere_points
+from depth_scenes import icl_frames
 
 from parascale_blender.core.camera import Camera
 from parascale_blender.core.zbuffer import PointHierarchy, fill_pinholes, morton_codes, rasterise, to_camera, zbuffer
+from parascale_tools.synthetic import PlanesDepth, look_at, plane_grid, room_cloud, room_views, sphere_points
 
 CAM = Camera(1500.0, 1500.0, 960.0, 540.0, 1920, 1080).working(160)  # 160 x 90, fx = 125
 EYE = np.eye(4)
@@ -161,7 +162,7 @@ def test_hierarchy_rejects_a_bad_radius_word():
 
 @pytest.fixture(scope="module")
 def room():
-    pts = room_points(400_000)
+    pts = room_cloud(400_000)
     return PointHierarchy(pts)
 
 
@@ -211,7 +212,6 @@ def test_fill_pinholes_fills_isolated_holes_only():
 def test_slanted_floor_front_layer_mean_removes_the_nearest_corner_bias():
     """A floor seen at grazing angles: the harmonic mean of a pixel's front layer matches ray casting
     at pixel centres; the plain minimum reads each pixel at its nearest corner (~1.5% too near)."""
-    from synthetic import PlanesDepth
 
     g = np.arange(-15, 15, 0.03)
     X, Z = np.meshgrid(g, np.arange(0.2, 30, 0.03))

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from parascale_blender.core.camera import Camera, Trajectory, make_c2w
+from parascale_blender.core.camera import Camera, Trajectory
 from parascale_blender.core.metrics import pce
 from parascale_blender.core.rescale import MODES, RescaleOptions, rescale
-from parascale_blender.core.rotation import euler_to_matrix
 
+from ..synthetic import MOVES, camera_move
 from . import raytrace
 
 # (reference scene, scale) -> (target scene, scale); every pair spans >= 4 orders of magnitude.
@@ -37,40 +37,11 @@ PAIRINGS = [
     (("street", 100.0), ("room", 0.01)),
     (("wall", 1.0), ("street", 1e4)),
 ]
-SYNTHETIC = ("truck", "dolly", "orbit", "crane", "handheld")
 FLOW_FLOOR_PX = 0.02  # below this mean flow, DIS reads noise: a move this small is invisible
 TARGET_FLOW_PX = 4.0  # reference tracks are scaled (a similarity) to move ~this many pixels per frame
 # Targets whose output clips are re-tracked with pycolmap (harmonic mode): scenes with depth
 # relief. A plane (wall) or a distant landscape under sky gives SfM too little parallax to solve.
 RETRACK_TARGETS = ("room", "street")
-
-
-def synthetic_track(kind: str, n: int, step: float = 0.035, seed: int = 0) -> np.ndarray:
-    """Unit-scale c2w (OpenCV) tracks starting at identity; ``step`` units per frame."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n, dtype=float)
-    zero = np.zeros(n)
-    yaw = pitch = roll = zero
-    if kind == "truck":
-        pos = np.stack([t * step, zero, zero], 1)
-    elif kind == "dolly":
-        pos = np.stack([zero, zero, t * step], 1)
-    elif kind == "crane":
-        pos = np.stack([zero, -t * step, t * step * 0.2], 1)
-        pitch = -t * step * 0.25
-    elif kind == "orbit":
-        ang = t * step / 1.5
-        pos = np.stack([1.5 * np.sin(ang), zero, 1.5 * (1 - np.cos(ang))], 1)
-        yaw = -ang
-    elif kind == "handheld":
-        v = np.cumsum(rng.normal(0, step * 0.35, (n, 3)), axis=0) + np.array([step * 0.7, 0, step * 0.3])
-        pos = np.cumsum(v, axis=0) * 0.5
-        pos -= pos[0]
-        pitch, yaw, roll = (np.cumsum(rng.normal(0, 0.002, n)) for _ in range(3))
-    else:
-        raise ValueError(f"unknown synthetic move {kind!r}; expected one of {SYNTHETIC}")
-    R = euler_to_matrix(np.stack([pitch, yaw, roll], 1), "XYZ")
-    return make_c2w(R, pos)
 
 
 def real_tracks(shared_data: Path | None, limit: int) -> dict[str, np.ndarray]:
@@ -221,7 +192,7 @@ def run(
     size = (192, 112) if quick else (384, 224)
     n = 10 if quick else 16
     pairings = PAIRINGS[:2] if quick else PAIRINGS
-    tracks = {k: synthetic_track(k, n, seed=i) for i, k in enumerate(SYNTHETIC[:2] if quick else SYNTHETIC)}
+    tracks = {k: camera_move(k, n, seed=i) for i, k in enumerate(MOVES[:2] if quick else MOVES)}
     tracks.update({k: v[:n] for k, v in real_tracks(shared_data, 1 if quick else 8).items()})
     f = 0.9 * size[0]
     cam = Camera(f, f, size[0] / 2, size[1] / 2, *size)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from parascale_blender.core.camera import Camera, make_c2w
+from parascale_blender.core.camera import Camera
+
+from ..synthetic import look_at
 
 TEXELS_PER_UNIT = 110.0
 
@@ -130,16 +132,6 @@ def render(scene: list[Rect], c2w: np.ndarray, camera: Camera, supersample: int 
     depth = np.nanmin(np.where(np.isfinite(depth), depth, np.inf), axis=(1, 3))
     depth[np.isinf(depth)] = np.nan
     return np.clip(rgb, 0, 255).astype(np.uint8), depth
-
-
-def look_at(centre: np.ndarray, target: np.ndarray, down: np.ndarray = (0.0, 1.0, 0.0)) -> np.ndarray:
-    """OpenCV c2w at ``centre`` looking at ``target`` with image-down roughly along ``down``."""
-    z = np.asarray(target, float) - np.asarray(centre, float)
-    z /= np.linalg.norm(z)
-    x = np.cross(np.asarray(down, float), z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    return make_c2w(np.stack([x, y, z], axis=1), centre)
 
 
 def orbit_path(n: int, travel: float = 1.2) -> np.ndarray:
