@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import zipfile
 
-from conftest import MODULE
+from conftest import MODULE, ROOT
 
 
 def test_zip_contents(ext_zip):
-    names = zipfile.ZipFile(ext_zip).namelist()
-    assert "blender_manifest.toml" in names
-    assert "__init__.py" in names and "blender/__init__.py" in names and "core/camera.py" in names
-    assert not any(n.startswith("bench/") or n.endswith(".pyc") for n in names)
+    """The zip holds exactly the extension package (its files as on disk) plus the manifest: no tools,
+    no server, no caches."""
+    names = {n for n in zipfile.ZipFile(ext_zip).namelist() if not n.endswith("/")}
+    package = ROOT / "parascale_blender"
+    on_disk = {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    assert names == on_disk | {"blender_manifest.toml"}
+    assert {"__init__.py", "blender/__init__.py", "core/camera.py", "client/http.py"} <= names
+    assert not any(n.split("/")[0] in {"parascale_tools", "bridge_server", "bench", "tests"} for n in names)
 
 
 def test_enable_disable_enable(addon):
