@@ -17,27 +17,11 @@ import numpy as np
 
 from parascale_blender import __version__
 
-from .output import fmt, jsonable, print_pi_table
+from .output import ProgressBar, fmt, jsonable, print_pi_table
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
-
-
-def _progress(label: str):
-    """A stderr progress bar for long runs (silent when stderr is not a terminal)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: float, total: float) -> None:
-        frac = min(max(done / total, 0.0), 1.0) if total else 1.0
-        bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r{label} [{bar:<30}] {frac:4.0%}")
-        if frac >= 1.0:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def _read(path: str, fmt: str | None = None, repair: bool = False, **opts):
@@ -153,6 +137,7 @@ def cmd_rescale(args) -> int:
     if args.target_intrinsics:
         fx, fy, cx, cy, w, h = _parse_floats(args.target_intrinsics, (6,), "--target-intrinsics")
         tcam = Camera(fx, fy, cx, cy, int(w), int(h))
+    bar = ProgressBar("rescale", enabled=sys.stderr.isatty() and not args.json)
     opts = RescaleOptions(
         mode=args.mode,
         working_size=args.working_size,
@@ -160,9 +145,12 @@ def cmd_rescale(args) -> int:
         fov_match=args.fov_match,
         smooth=args.smooth,
         clamp_ratio=args.clamp_ratio,
-        progress=None if args.json else _progress("rescale"),
+        progress=bar.steps,
     )
-    res = rescale(ref, ref_depth, tgt_depth, start, tcam, opts)
+    try:
+        res = rescale(ref, ref_depth, tgt_depth, start, tcam, opts)
+    finally:
+        bar.close()
     res.trajectory.metadata.update({"source": f"parascale rescale {Path(args.reference).name}"})
     write_trajectory(res.trajectory, args.output, "parascale")
     summary = {

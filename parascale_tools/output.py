@@ -38,3 +38,34 @@ def print_pi_table(res, out=sys.stdout) -> None:
     out.write(f"mode {res.mode}: PCE {fmt(res.pce)}, α range {fmt(lo)} … {fmt(hi)}\n")
     for w in res.warnings:
         out.write(f"warning: {w}\n")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr; plain lines (one per new message) when stderr is not a
+    terminal. ``bar(fraction, message)``; ``bar.steps(done, total)`` for the engine's progress hook."""
+
+    def __init__(self, label: str = "", enabled: bool = True):
+        self.label, self.enabled = label, enabled
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if not self.enabled:
+            return
+        filled = int(round(30 * max(0.0, min(1.0, fraction))))
+        line = (
+            f"{self.label + ' ' if self.label else ''}[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message}"
+        )
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(len(self.last)))
+        elif message != self.last:
+            sys.stderr.write(line + "\n")
+        self.last = line if self.tty else message
+        sys.stderr.flush()
+
+    def steps(self, done: float, total: float) -> None:
+        self(min(max(done / total, 0.0), 1.0) if total else 1.0)
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.last:
+            sys.stderr.write("\n")

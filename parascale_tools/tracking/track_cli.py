@@ -12,6 +12,8 @@ from bridge_server.tracking.pipeline import DEFAULT_MAPPER, TrackOptions, track_
 from bridge_server.tracking.reconstruct import MAPPERS
 from parascale_blender.formats.registry import write_trajectory
 
+from ..output import ProgressBar
+
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:
     parts = text.split(",")
@@ -50,31 +52,6 @@ def build_parser(prog: str = "parascale track") -> argparse.ArgumentParser:
     return p
 
 
-class _Bar:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last = ""
-
-    def __call__(self, fraction: float, message: str) -> None:
-        if not self.enabled:
-            return
-        filled = int(round(30 * max(0.0, min(1.0, fraction))))
-        line = f"[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message}"
-        if self.tty:
-            sys.stderr.write("\r" + line.ljust(len(self.last)))
-        elif message != self.last:
-            sys.stderr.write(line + "\n")
-        self.last = line if self.tty else message
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty and self.last:
-            sys.stderr.write("\n")
-
-
 def track_main(argv: list[str] | None = None) -> int:
     """Run ``parascale track``; returns the exit status (0 ok, 2 tracking or usage error)."""
     parser = build_parser()
@@ -88,7 +65,7 @@ def track_main(argv: list[str] | None = None) -> int:
         max_side=args.max_side,
         verbose=args.verbose,
     )
-    bar = _Bar(not args.quiet)
+    bar = ProgressBar(enabled=not args.quiet)
     try:
         track = track_video(args.video, options, progress=bar)
     except TrackingError as exc:
