@@ -288,15 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=DELEGATED[argv[0]])
     else:
         args = build_parser().parse_args(argv)
-    from parascale_blender.core.depth import DepthError
-    from parascale_blender.core.rescale import RescaleError
-
-    try:
-        from parascale_blender.formats.errors import FormatError
-    except ImportError:  # pragma: no cover - formats always ship
-        FormatError = ValueError  # noqa: N806
     try:
         return args.func(args)
-    except (CliError, FormatError, DepthError, RescaleError, ValueError, OSError) as exc:
+    except (CliError, ValueError, OSError) as exc:  # FormatError, DepthError, RescaleError are ValueErrors
         print(f"parascale {args.command}: error: {exc}", file=sys.stderr)
         return 2
