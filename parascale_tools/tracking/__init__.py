@@ -1,0 +1,1 @@
+"""Tool-only tracking helpers: ``parascale track``, synthetic textured clips and track evaluation."""
