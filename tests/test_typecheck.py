@@ -1,8 +1,9 @@
 """The lint's type-check of the bpy layer (scripts/typecheck.py) fails on an API one Blender version lacks.
 
-Snippets use the sequencer and the F-curve API, which Blender 5.0 changed: 5.0-only code must fail the 4.2
-run and pass the 5.0 run, 4.2-only code the reverse, and code going through ``compat`` must pass both. Runs
-the real checker on the real stubs; skipped until ``./scripts/dev lint`` has installed them.
+Snippets use the sequencer, the F-curve API and EEVEE's engine name, which Blender 5.0 changed:
+5.0-only code must fail the 4.2 run and pass the 5.0 run, 4.2-only code the reverse, and code going
+through ``compat`` must pass both. Runs the real checker on the real stubs; skipped until
+``./scripts/dev lint`` has installed them.
 """
 
 from __future__ import annotations
@@ -34,16 +35,18 @@ class SEQUENCER_OT_parascale_demo(bpy.types.Operator):
 """
 
 SNIPPETS = {
-    # Blender 5.0: strips, and F-curves in a channelbag of the action's slot.
+    # Blender 5.0: strips, F-curves in a channelbag of the action's slot, EEVEE's engine name.
     "uses_50.py": """\
 ed.strips.new_movie("plate", "/tmp/plate.mp4", channel=1, frame_start=1)
 action = bpy.data.actions.new("cam")
 slot = action.slots.new(id_type="OBJECT", name="cam")
+context.scene.render.engine = "BLENDER_EEVEE"
 """,
-    # Blender 4.2: sequences, and F-curves on the action.
+    # Blender 4.2: sequences, F-curves on the action, EEVEE Next.
     "uses_42.py": """\
 ed.sequences.new_movie("plate", "/tmp/plate.mp4", channel=1, frame_start=1)
 bpy.data.actions.new("cam").fcurves.new("location", index=0)
+context.scene.render.engine = "BLENDER_EEVEE_NEXT"
 """,
     # Through compat: one spelling for both.
     "uses_compat.py": """\
@@ -91,10 +94,12 @@ def test_version_only_api_fails_the_other_versions_typecheck(tmp_path):
     # Blender 4.2 has no SequenceEditor.strips nor Action.slots; 5.0 has both.
     assert any('"strips"' in e and "SequenceEditor" in e for e in e42["uses_50.py"]), e42
     assert any('"slots"' in e and "Action" in e for e in e42["uses_50.py"]), e42
+    assert any('"engine"' in e for e in e42["uses_50.py"]), e42  # 4.2 calls it BLENDER_EEVEE_NEXT
     assert e50["uses_50.py"] == [], e50
     # Blender 5.0 has no SequenceEditor.sequences nor Action.fcurves; 4.2 has both.
     assert any('"sequences"' in e and "SequenceEditor" in e for e in e50["uses_42.py"]), e50
     assert any('"fcurves"' in e and "Action" in e for e in e50["uses_42.py"]), e50
+    assert any('"engine"' in e for e in e50["uses_42.py"]), e50
     assert e42["uses_42.py"] == [], e42
     # compat hides the difference.
     assert e42["uses_compat.py"] == [] and e50["uses_compat.py"] == [], (e42, e50)
