@@ -14,10 +14,10 @@ SLOTTED_ACTIONS = bpy.app.version >= (4, 4, 0)
 
 def _channelbag(action, slot, ensure: bool):
     if ensure:
-        from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
+        from bpy_extras.anim_utils import action_ensure_channelbag_for_slot  # pyright: ignore[reportAttributeAccessIssue]
 
         return action_ensure_channelbag_for_slot(action, slot)
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot  # pyright: ignore[reportAttributeAccessIssue]
 
     return action_get_channelbag_for_slot(action, slot)
 
@@ -37,7 +37,7 @@ def new_action(id_data, name: str):
     if SLOTTED_ACTIONS:
         ad = id_data.animation_data or id_data.animation_data_create()
         ad.action = None
-        slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)
+        slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)  # pyright: ignore[reportAttributeAccessIssue]
         ad.action = action
         ad.action_slot = slot
         _channelbag(action, slot, ensure=True)

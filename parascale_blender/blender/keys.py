@@ -57,7 +57,7 @@ def rotation_values(obj, R: np.ndarray) -> tuple[str, np.ndarray]:
             if prev is not None
             else mathutils.Matrix(r.tolist()).to_euler(mode)
         )
-        out.append(tuple(e))
+        out.append(tuple(e))  # pyright: ignore[reportArgumentType]
         prev = e
     return "rotation_euler", np.array(out)
 

@@ -86,7 +86,7 @@ def start(python: str, url: str, timeout: float = STARTUP_TIMEOUT) -> subprocess
     log = log_path()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONEXECUTABLE")}
     cmd = [exe, "-m", "bridge_server", "--host", "127.0.0.1", "--port", str(port)]
-    kw = {"start_new_session": True}
+    kw: dict = {"start_new_session": True}
     if sys.platform == "win32":
         kw = {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
     with open(log, "wb") as out:

@@ -37,7 +37,7 @@ def baked_trajectory(context, obj):
             vals[:] = [pos.get(int(f), np.nan) for f in traj.frames]
             extras[name] = vals
     s = context.scene.parascale
-    meta = {"source": f"Blender camera {obj.name}", "blender": bpy.app.version_string}
+    meta: dict = {"source": f"Blender camera {obj.name}", "blender": bpy.app.version_string}
     ad = obj.animation_data
     if ad is not None and ad.action is not None and ad.action is s.result_action:
         meta.update(mode=ad.action.get("parascale_mode", s.mode), pce=float(s.pce))

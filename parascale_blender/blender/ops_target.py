@@ -36,7 +36,7 @@ def read_plate(path: str) -> np.ndarray:
         if w == 0 or h == 0:
             raise DepthError(f"{path}: could not read the plate image")
         px = np.empty(w * h * img.channels, dtype=np.float32)
-        img.pixels.foreach_get(px)
+        img.pixels.foreach_get(px)  # pyright: ignore[reportAttributeAccessIssue]
         px = (
             px.reshape(h, w, img.channels)[::-1, :, :3]
             if img.channels >= 3

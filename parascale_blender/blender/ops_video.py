@@ -42,7 +42,7 @@ def import_track_result(scene, st, path: str) -> str:
     cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, bool(opts.get("set_scene", True)))
     source = f"{os.path.basename(st.source_path)} tracked on the server ({len(traj)} frames)"
     tracks.use_as_reference(scene, cam, pts, source)
-    msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"
+    msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]
     scene.parascale.last_report = msg[:200]
     return msg
 
@@ -184,7 +184,7 @@ class PARASCALE_OT_track_video_in_blender(bpy.types.Operator):
             self.report({"ERROR"}, f"Import video: file not found: {path}")
             return {"CANCELLED"}
         o = json.loads(st.options or "{}")
-        return bpy.ops.import_scene.parascale_video(
+        return bpy.ops.import_scene.parascale_video(  # pyright: ignore[reportAttributeAccessIssue]
             filepath=path,
             method="BLENDER",
             focal_length=float(o.get("focal_length", 0.0)),

@@ -17,17 +17,17 @@ def _node_group():
     ng = bpy.data.node_groups.get(NODE_GROUP)
     if ng is not None:
         return ng
-    ng = bpy.data.node_groups.new(NODE_GROUP, "GeometryNodeTree")
+    ng = bpy.data.node_groups.new(NODE_GROUP, "GeometryNodeTree")  # pyright: ignore[reportArgumentType]
     ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     radius = ng.interface.new_socket(name="Radius", in_out="INPUT", socket_type="NodeSocketFloat")
-    radius.default_value = 0.01
-    radius.min_value = 0.0
+    radius.default_value = 0.01  # pyright: ignore[reportAttributeAccessIssue]
+    radius.min_value = 0.0  # pyright: ignore[reportAttributeAccessIssue]
     ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
     n_in = ng.nodes.new("NodeGroupInput")
     n_out = ng.nodes.new("NodeGroupOutput")
     m2p = ng.nodes.new("GeometryNodeMeshToPoints")
     setmat = ng.nodes.new("GeometryNodeSetMaterial")
-    setmat.inputs["Material"].default_value = _material()
+    setmat.inputs["Material"].default_value = _material()  # pyright: ignore[reportAttributeAccessIssue]
     ng.links.new(n_in.outputs["Geometry"], m2p.inputs["Mesh"])
     ng.links.new(n_in.outputs["Radius"], m2p.inputs["Radius"])
     ng.links.new(m2p.outputs["Points"], setmat.inputs["Geometry"])
@@ -45,7 +45,7 @@ def _material():
     nt = mat.node_tree
     bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
     attr = nt.nodes.new("ShaderNodeAttribute")
-    attr.attribute_name = "color"
+    attr.attribute_name = "color"  # pyright: ignore[reportAttributeAccessIssue]
     nt.links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
     return mat
 
@@ -69,12 +69,12 @@ def create_points_object(
         rgba = np.ones((len(c), 4), dtype=np.float32)
         rgba[:, :3] = c
         attr = me.attributes.new("color", "FLOAT_COLOR", "POINT")
-        attr.data.foreach_set("color", rgba.ravel())
+        attr.data.foreach_set("color", rgba.ravel())  # pyright: ignore[reportAttributeAccessIssue]
     me.update()
     obj = bpy.data.objects.new(name, me)
     (collection or bpy.context.scene.collection).objects.link(obj)
     mod = obj.modifiers.new(MODIFIER, "NODES")
-    mod.node_group = _node_group()
+    mod.node_group = _node_group()  # pyright: ignore[reportAttributeAccessIssue]
     mod[radius_identifier(mod)] = float(radius)
     obj["parascale_points"] = True
     return obj

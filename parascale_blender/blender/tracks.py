@@ -52,9 +52,9 @@ def read_track(
     if not path or not os.path.exists(path):
         raise TrackError(f"{path or '(no file)'}: file not found")
     try:
-        opts = {"repair_rotations": repair_rotations}
+        opts: dict = {"repair_rotations": repair_rotations}
         if size:
-            params = inspect.signature(FORMATS[fmt or detect_format(path)].reader).parameters
+            params = inspect.signature(FORMATS[fmt or detect_format(path)].reader).parameters  # pyright: ignore[reportArgumentType]
             if "width" in params:
                 opts.update(width=int(size[0]), height=int(size[1]))
         traj = read_trajectory(path, fmt=fmt or None, **opts)
