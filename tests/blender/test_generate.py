@@ -138,47 +138,19 @@ def test_render_source_renders_the_first_frame_and_measures_geometry_depth(shot,
 
 
 def test_bake_writes_what_generate_sends(shot, ext, server, tmp_path):
-    """One bake: the ParaScale JSON that Bake exports and the trajectory Generate uploads are the same
-    shot, and both match Blender's own evaluation of the camera at every frame of the keyed range
-    (keys only at some frames; a zoom on the lens; α keyed at some frames)."""
+    """One bake: the ParaScale JSON that Bake exports and the trajectory Generate uploads are both the
+    shot as Blender evaluates it at every frame of the keyed range (see test_bake)."""
     import bpy
-    from scenes import add_camera, animate, opencv_track
+    from test_bake import assert_blender_evaluation, sparse_camera
 
-    cam = add_camera("Sparse", (0, -4, 1), (np.radians(90), 0, 0))
-    keyed = [START, START + 3, END]
-    animate(cam, keyed, [(0, -4, 1), (0.3, -3.5, 1.2), (0.5, -3.0, 1.1)], [(np.radians(90), 0, 0.0),
-            (np.radians(88), 0.02, 0.1), (np.radians(85), 0, 0.2)])  # fmt: skip
-    for f, lens in ((START, 30.0), (END, 45.0)):
-        cam.data.lens = lens
-        cam.data.keyframe_insert("lens", frame=f)
-    for f, a in ((START + 1, 2.0), (START + 4, 3.0)):
-        cam["alpha"] = a
-        cam.keyframe_insert('["alpha"]', frame=f)
-    shot.parascale.target_camera = cam
+    cam = sparse_camera(shot, START, END)
     exported = tmp_path / "baked.json"
     assert bpy.ops.export_scene.parascale_track(filepath=str(exported), format="parascale") == {"FINISHED"}
     assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_jobs.generate.error
     sent = server.jobs_dir / shot.parascale_jobs.generate.job_id / "trajectory.json"
     read = ext("formats.registry").read_trajectory
-    baked, uploaded = read(exported, fmt="parascale"), read(sent, fmt="parascale")
-
-    frames = np.arange(START, END + 1)  # every frame of the shot, not only the keyed ones
-    truth_c2w = opencv_track(cam, shot, frames)  # Blender's evaluation: frame_set + matrix_world
-    lens = []
-    for f in frames:
-        shot.frame_set(int(f))
-        lens.append(cam.data.lens)
-    fx = np.array(lens) / cam.data.sensor_width * W  # sensor fit AUTO, landscape: the width fits
-    for traj in (baked, uploaded):
-        np.testing.assert_array_equal(traj.frames, frames)
-        np.testing.assert_allclose(traj.c2w, truth_c2w, atol=1e-5)
-        np.testing.assert_allclose(traj.intrinsics[:, 0], fx, rtol=1e-6)
-        np.testing.assert_allclose(traj.intrinsics[:, 2:], np.tile([W / 2, H / 2], (len(frames), 1)), atol=1e-6)
-        assert (traj.width, traj.height) == (W, H) and abs(traj.fps - shot.render.fps / shot.render.fps_base) < 1e-9
-        alpha = traj.extras["alpha"]
-        np.testing.assert_array_equal(np.flatnonzero(np.isfinite(alpha)), [1, 4])
-        np.testing.assert_allclose(alpha[[1, 4]], [2.0, 3.0])
-    assert len(set(np.round(fx, 6))) == len(frames), "the zoom is sampled at every frame"
+    for traj in (read(exported, fmt="parascale"), read(sent, fmt="parascale")):
+        assert_blender_evaluation(traj, cam, shot, START, END)
     assert _run_to_end(ext("blender.server_jobs"), shot) == "done"
 
 
