@@ -21,7 +21,7 @@ from collections.abc import Callable
 import bpy
 from bpy.app.handlers import persistent
 
-from ..client import TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
+from ..client import DEFAULT_URL, TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
 from . import prefs
 
 TIMER_INTERVAL = 0.5
@@ -90,7 +90,7 @@ def register_handler(kind: str, handler: Callable) -> None:
 def client(context=None, timeout: float = 5.0) -> BridgeClient:
     """The client for the preferences' server URL (loopback, or online access allowed)."""
     p = prefs.get(context)
-    url = p.server_url if p else "http://127.0.0.1:8765"
+    url = p.server_url if p else DEFAULT_URL
     if not is_loopback_url(url) and not bpy.app.online_access:
         raise JobError(f"server {url} is not on this machine and Blender's online access is off")
     return BridgeClient(url, token=(p.token if p else None) or None, timeout=timeout)

@@ -89,9 +89,9 @@ def test_every_job_kind_shares_one_record_and_one_cancel(scene, ext):
     assert {"idle", "queued", "running", "done", "failed", "cancelled", "interrupted", "lost"} <= states
     for panel, kind in (("reference", "track"), ("target", "depth"), ("generate", "generate")):
         assert ("label", f"{kind} broke") in _draw(getattr(bpy.types, f"PARASCALE_PT_{panel}"), bpy.context), panel
-    assert [n for n in dir(bpy.types) if n.startswith("PARASCALE_OT_") and "cancel" in n] == [
-        "PARASCALE_OT_server_job_cancel"
-    ]
+    assert hasattr(bpy.types, "PARASCALE_OT_server_job_cancel")
+    for gone in ("generate_cancel", "track_video_cancel", "estimate_plate_depth_cancel"):
+        assert not hasattr(bpy.types, f"PARASCALE_OT_{gone}"), gone
 
 
 def test_target_panel_radius(scene, ext):
