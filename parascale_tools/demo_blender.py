@@ -187,10 +187,10 @@ def _animate_reference_b(cam, start: int, n: int) -> None:
     scene.frame_set(start)
 
 
-def _tick_until_done(jobs, scene, timeout: float) -> str:
+def _tick_until_done(server_jobs, scene, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = jobs.tick_scene(scene, "generate")
+        state = server_jobs.tick_scene(scene, "generate")
         if state in ("done", "failed", "cancelled", "interrupted", "lost"):
             return state
         time.sleep(0.05)
@@ -269,7 +269,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
     print(f"[blender] installed and enabled {zip_path.name}")
     scene, desk, target, reference, ref_b, room = build_scenes(quick)
     s = scene.parascale
-    jobs = _ext("blender.server_jobs")
+    server_jobs = _ext("blender.server_jobs")
     _ext("blender.prefs").get(bpy.context).working_size = 96 if quick else 160
 
     # Shot A: the real RealEstate10K track, depth = a known subject distance.
@@ -332,7 +332,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
             g.source, g.backend, g.output_dir = "RENDER", "warp", str(out)
             _wait_for_server(port)
             assert bpy.ops.parascale.generate() == {"FINISHED"}, job.error
-            state = _tick_until_done(jobs, scene, timeout=600)
+            state = _tick_until_done(server_jobs, scene, timeout=600)
             if state != "done":
                 raise RuntimeError(f"shot {tag}: generation {state}: {job.error}")
             strip = scene.sequence_editor.strips[job.result_name]

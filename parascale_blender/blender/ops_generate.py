@@ -13,6 +13,7 @@ inserted while a file is being saved: a result that arrives during a save waits 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 
@@ -128,8 +129,6 @@ def start_generate(context) -> GenerateJob:
 
 def _strip_for_result(scene, st, path: str) -> str:
     """server_jobs handler: the downloaded clip becomes a strip at the shot start (after a save)."""
-    import json
-
     opts = json.loads(st.options or "{}")
     request_strip(scene, path, int(opts["shot_start"]), int(opts["frames"]))
     return st.message if st.result_name else "the clip is inserted when the save in progress ends"
