@@ -189,10 +189,10 @@ def _animate_reference_b(cam, start: int, n: int) -> None:
     scene.frame_set(start)
 
 
-def _tick_until_done(gen, scene, timeout: float) -> str:
+def _tick_until_done(server_jobs, scene, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = gen.tick_scene(scene)
+        state = server_jobs.tick_scene(scene, "generate")
         if state in ("done", "failed", "cancelled", "interrupted", "lost"):
             return state
         time.sleep(0.05)
@@ -270,7 +270,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
     print(f"[blender] installed and enabled {zip_path.name}")
     scene, desk, target, reference, ref_b, room = build_scenes(quick)
     s = scene.parascale
-    gen = _ext("blender.ops_generate")
+    server_jobs = _ext("blender.server_jobs")
     _ext("blender.prefs").get(bpy.context).working_size = 96 if quick else 160
 
     # Shot A: the real RealEstate10K track, depth = a known subject distance.
@@ -329,20 +329,20 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
                 filepath=str(ref_file), format="parascale", camera=shot["ref"].name
             ) == {"FINISHED"}
             print(f"[blender] shot {tag}: {s.last_report}")
-            g = scene.parascale_generate
+            g, job = scene.parascale_generate, scene.parascale_jobs.generate
             g.source, g.backend, g.output_dir = "RENDER", "warp", str(out)
             _wait_for_server(port)
-            assert bpy.ops.parascale.generate() == {"FINISHED"}, g.error
-            state = _tick_until_done(gen, scene, timeout=600)
+            assert bpy.ops.parascale.generate() == {"FINISHED"}, job.error
+            state = _tick_until_done(server_jobs, scene, timeout=600)
             if state != "done":
-                raise RuntimeError(f"shot {tag}: generation {state}: {g.error}")
-            strip = scene.sequence_editor.strips[g.strip_name]
+                raise RuntimeError(f"shot {tag}: generation {state}: {job.error}")
+            strip = scene.sequence_editor.strips[job.result_name]
             pce_measured, measured, pi_ref, pi_model = realized_pce(
-                Path(g.output_path), baked, ref_file, shot["core_depth"], desk_depth
+                Path(job.output_path), baked, ref_file, shot["core_depth"], desk_depth
             )
             track = read_trajectory(baked)
             results[name] = {
-                "clip": g.output_path,
+                "clip": job.output_path,
                 "baked": str(baked),
                 "strip": {"name": strip.name, "channel": strip.channel, "start": strip.frame_final_start,
                           "frames": strip.frame_final_duration},
@@ -354,7 +354,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
                 "pi_measured": measured.tolist(),
                 "alpha": track.extras["alpha"].tolist(),
             }  # fmt: skip
-            print(f"[blender] shot {tag}: clip {Path(g.output_path).name} -> strip {strip.name!r} "
+            print(f"[blender] shot {tag}: clip {Path(job.output_path).name} -> strip {strip.name!r} "
                   f"at frame {strip.frame_final_start}, channel {strip.channel}; realized PCE (optical flow) "
                   f"{pce_measured:.3f}")  # fmt: skip
     finally:

@@ -44,9 +44,8 @@ STUB_RE = re.compile(r"^fake-bpy-module-(\d+)-(\d+)==\S+$")
 STUB_ADDITIONS = {
     ("bpy-stubs/types/__init__.pyi", "Scene"): {
         "parascale": "typing.Any",  # props.register
-        "parascale_generate": "typing.Any",  # ops_generate.register
-        "parascale_track_job": "typing.Any",  # server_jobs.register, one per KINDS
-        "parascale_depth_job": "typing.Any",
+        "parascale_generate": "typing.Any",  # props.register
+        "parascale_jobs": "typing.Any",  # server_jobs.register
     },
     ("bpy_extras-stubs/io_utils/__init__.pyi", "ImportHelper"): {"filepath": "str"},
     ("bpy_extras-stubs/io_utils/__init__.pyi", "ExportHelper"): {"filepath": "str"},

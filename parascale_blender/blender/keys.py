@@ -9,7 +9,6 @@ NaN entries (e.g. index 0, "no step") are simply not keyed.
 
 from __future__ import annotations
 
-import bpy
 import mathutils
 import numpy as np
 
@@ -106,4 +105,4 @@ def set_frame_range(scene, first: int, last: int) -> None:
     scene.frame_end = max(scene.frame_start, int(last))
 
 
-__all__ = ["write_action", "fcurve_values", "basis_from_world", "rotation_values", "set_frame_range", "bpy"]
+__all__ = ["write_action", "fcurve_values", "basis_from_world", "rotation_values", "set_frame_range"]

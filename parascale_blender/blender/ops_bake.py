@@ -1,15 +1,15 @@
-"""Bake/export: the target camera's current animation as a track file through formats.registry."""
+"""Bake/export: the target camera as :func:`bake.baked_trajectory` bakes it (what Generate sends),
+written as a track file through formats.registry."""
 
 from __future__ import annotations
 
 import os
 
 import bpy
-import numpy as np
 from bpy_extras.io_utils import ExportHelper
 
-from . import convert, keys, tracks
-from .ops_rescale import EXTRAS
+from . import tracks
+from .bake import baked_trajectory
 
 _ITEMS: list = []
 
@@ -17,31 +17,8 @@ _ITEMS: list = []
 def _format_items(self, context):
     _ITEMS.clear()
     _ITEMS.append(("AUTO", "From extension", "Choose the format from the file name"))
-    try:
-        names = tracks.format_names(writable=True)
-    except ImportError:
-        names = []
-    _ITEMS.extend((n, n, desc) for n, desc in names)
+    _ITEMS.extend((n, n, desc) for n, desc in tracks.format_names(writable=True))
     return _ITEMS
-
-
-def baked_trajectory(context, obj):
-    """The camera's animation sampled at its keyed frames, with Π/α curves and result metadata."""
-    traj = convert.trajectory_from_camera(obj, context.scene)
-    extras = {}
-    for name in EXTRAS:
-        fv = keys.fcurve_values(obj, f'["{name}"]')
-        if fv is not None:
-            vals = np.full(len(traj), np.nan)
-            pos = {int(round(f)): v for f, v in zip(*fv)}
-            vals[:] = [pos.get(int(f), np.nan) for f in traj.frames]
-            extras[name] = vals
-    s = context.scene.parascale
-    meta: dict = {"source": f"Blender camera {obj.name}", "blender": bpy.app.version_string}
-    ad = obj.animation_data
-    if ad is not None and ad.action is not None and ad.action is s.result_action:
-        meta.update(mode=ad.action.get("parascale_mode", s.mode), pce=float(s.pce))
-    return traj.replace(extras=extras, metadata=meta)
 
 
 class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
@@ -58,7 +35,6 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
 
     def execute(self, context):
-        from ..formats.errors import FormatError
         from ..formats.registry import write_trajectory
 
         obj = bpy.data.objects.get(self.camera) if self.camera else context.scene.parascale.target_camera
@@ -77,7 +53,7 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             if fmt == "wanfun":  # intrinsics normalised against the baked camera's own image size
                 opts = {"original_width": traj.width, "original_height": traj.height}
             write_trajectory(traj, path, fmt=fmt, **opts)
-        except (convert.ConversionError, FormatError, ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # ConversionError, FormatError: ValueErrors naming what to fix
             self.report({"ERROR"}, f"Export: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {len(traj)} frames of {obj.name} to {path}")

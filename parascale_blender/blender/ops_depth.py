@@ -1,10 +1,11 @@
-"""Estimate Plate Depth: the plate image → a Depth Anything job on the server → ``<plate>_depth.npy``.
+"""Estimate Plate Depth: the target step's plate image → a Depth Anything job on the server →
+``<plate>_depth.npy``, which becomes the target step's plate depth.
 
 The result (float32 (H, W) z-depth, NaN invalid; relative models are normalised to a median of 1,
-so set the depth scale) is saved next to the plate (or the .blend) and becomes the Generate plate
-depth; "Plate + Depth" in the Target panel then builds the point cloud from it. The job is
-followed by the server-jobs timer (progress and Cancel in the panels). A server without the
-weights refuses the job with a message naming what is missing; that message is shown as is.
+so set the plate depth scale) is saved next to the plate (or the .blend); "Plate + Depth" in the
+Target panel then builds the point cloud from it and Generate sends it. The job is a server job
+(kind ``"depth"``: progress and Cancel in the panel). A server without the weights refuses the
+job with a message naming what is missing; that message is shown as is.
 """
 
 from __future__ import annotations
@@ -15,27 +16,22 @@ import bpy
 import numpy as np
 
 from ..client import BridgeError, submit_depth
-from . import prefs, server_jobs
+from . import plate, prefs, server_jobs
 
 KIND = "depth"
 
 
 def apply_depth_result(scene, st, path: str) -> str:
-    """Server-jobs handler: check the downloaded .npy and make it the plate depth."""
-    try:
-        depth = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{os.path.basename(path)}: the server's depth map cannot be read ({e})") from None
+    """Server-jobs handler: check the downloaded depth map and make it the plate depth."""
     name = os.path.basename(path)
-    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
-        raise ValueError(f"{name}: expected a (H, W) float depth map, got {depth.dtype} {depth.shape}")
+    depth = plate.read_plate_depth(path, 1.0)
     valid = np.isfinite(depth) & (depth > 0)
     if not valid.any():
-        raise ValueError(f"{os.path.basename(path)}: the estimated depth has no valid (positive, finite) pixel")
-    g = scene.parascale_generate
-    g.plate_depth = path
+        raise ValueError(f"{name}: the estimated depth has no valid (positive, finite) pixel")
+    scene.parascale.target_plate_depth = path
+    st.result_name = name
     h, w = depth.shape
-    msg = f"plate depth {w}x{h} saved to {os.path.basename(path)} (median {float(np.median(depth[valid])):.3g})"
+    msg = f"plate depth {w}x{h} saved to {name} (median {float(np.median(depth[valid])):.3g})"
     scene.parascale.last_report = msg[:200]
     return msg
 
@@ -45,52 +41,31 @@ class PARASCALE_OT_estimate_plate_depth(bpy.types.Operator):
 
     bl_idname = "parascale.estimate_plate_depth"
     bl_label = "Estimate Plate Depth"
+    bl_options = {"REGISTER"}  # submits a server job; its result lands later, outside undo
 
     def execute(self, context):
         scene = context.scene
-        g = scene.parascale_generate
-        plate = bpy.path.abspath(g.plate_image) if g.plate_image else ""
-        st = server_jobs.settings(scene, KIND)
+        image = plate.plate_paths(scene)[0]
         try:
-            if not plate or not os.path.isfile(plate):
-                raise server_jobs.JobError(f"choose the plate image first (not found: {plate or '(empty path)'})")
-            if server_jobs.is_running(scene, KIND):
-                raise server_jobs.JobError("a plate depth job is already running for this scene: cancel it first")
+            if not image or not os.path.isfile(image):
+                raise server_jobs.JobError(f"choose the plate image first (not found: {image or '(empty path)'})")
+            server_jobs.check_idle(scene, KIND)
             cl = server_jobs.client(context)
-            stem = os.path.splitext(os.path.basename(plate))[0]
-            output = server_jobs.unique_path(server_jobs.output_folder(plate), f"{stem}_depth", ".npy")
+            stem = os.path.splitext(os.path.basename(image))[0]
+            output = server_jobs.unique_path(server_jobs.output_folder(image), f"{stem}_depth", ".npy")
             p = prefs.get(context)
             params = {"model": p.depth_model} if p is not None and p.depth_model.strip() else {}
-            status = submit_depth(cl, plate, params)
-            job = server_jobs.start(scene, KIND, cl, status, plate, output, params)
+            status = submit_depth(cl, image, params)
+            job = server_jobs.start(scene, KIND, cl, status, image, output, params)
         except (server_jobs.JobError, BridgeError, OSError) as e:
-            st.state, st.error = "failed", str(e)[:1000]
+            server_jobs.set_error(scene, KIND, e)
             self.report({"ERROR"}, f"Estimate depth: {e}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Estimate depth: job {job.job_id[:8]} {job.state}")
         return {"FINISHED"}
 
 
-class PARASCALE_OT_estimate_plate_depth_cancel(bpy.types.Operator):
-    """Cancel the running plate depth job"""
-
-    bl_idname = "parascale.estimate_plate_depth_cancel"
-    bl_label = "Cancel Depth"
-
-    def execute(self, context):
-        if not server_jobs.cancel(context.scene, KIND):
-            self.report({"WARNING"}, "Estimate depth: no running job")
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-def draw(layout, context) -> None:
-    """The button, or the running job's progress and Cancel; the last error."""
-    if not server_jobs.draw_job(layout, context.scene, KIND, "parascale.estimate_plate_depth_cancel"):
-        layout.operator("parascale.estimate_plate_depth", icon="MOD_DISPLACE")
-
-
-classes = (PARASCALE_OT_estimate_plate_depth, PARASCALE_OT_estimate_plate_depth_cancel)
+classes = (PARASCALE_OT_estimate_plate_depth,)
 
 
 def register() -> None:

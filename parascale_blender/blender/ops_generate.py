@@ -1,8 +1,11 @@
-"""Generate: send the baked target camera and its first frame to the generation server, follow the
-job without blocking the UI, and insert the clip as a movie strip at the shot's start frame.
+"""Generate: send the baked target camera (:func:`bake.baked_trajectory`, exactly what Bake
+exports) and its first frame to the generation server, follow the job without blocking the UI,
+and insert the clip as a movie strip at the shot's start frame.
 
-The job is followed by ``server_jobs`` (kind ``"generate"``, mirrored into ``scene.parascale_generate``:
-one timer, no threads, re-attached on load; tests call :func:`tick_scene` directly). Strips are never
+The job is a server job (kind ``"generate"``, recorded at ``scene.parascale_jobs.generate``: one
+timer, no threads, re-attached on load; tests call ``server_jobs.tick_scene`` directly). The
+conditioning is a render of the first frame with geometry depth, or the target step's plate and
+plate depth (read through ``formats.depthmaps`` and sent as world-unit ``.npy``). Strips are never
 inserted while a file is being saved: a result that arrives during a save waits in a queue that
 ``save_post`` empties.
 """
@@ -10,6 +13,7 @@ inserted while a file is being saved: a result that arrives during a save waits 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 
@@ -18,7 +22,8 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from ..client import BridgeError, GenerateJob, GenerateRequest
-from . import compat, convert, server_jobs
+from . import compat, convert, plate, server_jobs
+from .bake import baked_trajectory
 
 KIND = "generate"  # server_jobs kind
 _PENDING_STRIPS: list[tuple[str, str, int, int]] = []  # (scene, mp4 path, start frame, frames)
@@ -29,31 +34,6 @@ class GenerateError(ValueError):
     """Generate cannot start; the message is for the artist."""
 
 
-class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
-    source: bpy.props.EnumProperty(
-        name="Image",
-        items=[
-            ("RENDER", "Render", "Render the target camera's first frame with the scene's engine; depth from geometry"),
-            ("PLATE", "Plate", "A plate image and its depth map chosen from disk"),
-        ],
-        default="RENDER",
-    )
-    plate_image: bpy.props.StringProperty(name="Plate", subtype="FILE_PATH", description="PNG or JPEG")
-    plate_depth: bpy.props.StringProperty(name="Depth", subtype="FILE_PATH", description=".npy, 16-bit PNG or EXR")
-    depth_scale: bpy.props.FloatProperty(name="Depth scale", default=1.0, min=1e-9, description="depth = value × scale")
-    backend: bpy.props.StringProperty(name="Backend", default="warp")
-    output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH", default="//")
-    job_id: bpy.props.StringProperty(name="Job")
-    output_path: bpy.props.StringProperty(name="Clip", subtype="FILE_PATH")
-    shot_start: bpy.props.IntProperty(name="Shot start")
-    frames: bpy.props.IntProperty(name="Frames")
-    state: bpy.props.StringProperty(name="State")
-    progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
-    message: bpy.props.StringProperty(name="Message")
-    error: bpy.props.StringProperty(name="Error")
-    strip_name: bpy.props.StringProperty(name="Strip")
-
-
 def target_camera(context):
     cam = context.scene.parascale.target_camera or context.scene.camera
     if cam is None:
@@ -61,22 +41,23 @@ def target_camera(context):
     return cam
 
 
-def baked_trajectory(context, cam):
-    """The camera at every frame from its first to its last key, at the scene's frame rate."""
-    scene = context.scene
-    keys = convert.keyed_frames(cam)
-    if len(keys) < 2:
-        raise GenerateError(f"camera {cam.name!r} has no baked move: run Rescale (or key the camera) first")
-    traj = convert.trajectory_from_camera(cam, scene, np.arange(keys[0], keys[-1] + 1), source=f"camera {cam.name!r}")
-    return traj.replace(fps=scene.render.fps / scene.render.fps_base)
-
-
 def _read(path: str, what: str) -> bytes:
-    full = bpy.path.abspath(path)
-    if not path or not os.path.isfile(full):
-        raise GenerateError(f"{what}: file not found at {full or '(empty path)'}")
-    with open(full, "rb") as f:
+    if not path or not os.path.isfile(path):
+        raise GenerateError(f"{what}: file not found at {path or '(empty path)'}")
+    with open(path, "rb") as f:
         return f.read()
+
+
+def _npy(depth) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(depth, dtype=np.float32))
+    return buf.getvalue()
+
+
+def plate_conditioning(scene) -> tuple[bytes, bytes]:
+    """(the plate image file's bytes, .npy of the plate depth in world units) of the target step."""
+    image, depth, scale = plate.plate_paths(scene)
+    return _read(image, "plate image"), _npy(plate.read_plate_depth(depth, scale))
 
 
 def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tuple[bytes, bytes]:
@@ -108,9 +89,7 @@ def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tupl
             raise GenerateError(f"the {r.engine} render of frame {frame} produced no image")
         with open(path, "rb") as f:
             png = f.read()
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(z, dtype=np.float32))
-    return png, buf.getvalue()
+    return png, _npy(z)
 
 
 def _output_path(context, cam, g) -> str:
@@ -131,36 +110,28 @@ def start_generate(context) -> GenerateJob:
 
     scene = context.scene
     g = scene.parascale_generate
-    if server_jobs.is_running(scene, KIND):
-        raise GenerateError("a Generate job is already running for this scene: cancel it first")
+    server_jobs.check_idle(scene, KIND)
     cam = target_camera(context)
-    try:
-        traj = baked_trajectory(context, cam)
-    except convert.ConversionError as e:
-        raise GenerateError(str(e)) from None
+    traj = baked_trajectory(context, cam)
     if g.source == "PLATE":
-        image, depth = _read(g.plate_image, "plate image"), _read(g.plate_depth, "plate depth")
+        image, depth = plate_conditioning(scene)
     else:
         image, depth = render_conditioning(context, cam, int(traj.frames[0]))
     output = _output_path(context, cam, g)
-    request = GenerateRequest(dumps(traj).encode(), image, depth, g.backend, {}, g.depth_scale)
+    request = GenerateRequest(dumps(traj).encode(), image, depth, g.backend, {}, 1.0)  # depth in world units
     job = GenerateJob(server_jobs.client(context), request, output)
     job.tick()  # submits now, so a refusal is reported by the operator itself
     if job.state == "failed":
         raise GenerateError(job.error or "the server refused the job")
-    g.output_path, g.shot_start, g.frames, g.strip_name = output, int(traj.frames[0]), len(traj), ""
-    return server_jobs.follow(scene, KIND, job)
+    options = {"shot_start": int(traj.frames[0]), "frames": len(traj)}
+    return server_jobs.follow(scene, KIND, job, source=cam.name, options=options)
 
 
-def tick_scene(scene) -> str:
-    """Advance the scene's job by one step; on success insert (or queue) the strip. Returns the state."""
-    return server_jobs.tick_scene(scene, KIND)
-
-
-def _strip_for_result(scene, g, path: str) -> str:
+def _strip_for_result(scene, st, path: str) -> str:
     """server_jobs handler: the downloaded clip becomes a strip at the shot start (after a save)."""
-    request_strip(scene, path, g.shot_start, g.frames)
-    return g.message
+    opts = json.loads(st.options or "{}")
+    request_strip(scene, path, int(opts["shot_start"]), int(opts["frames"]))
+    return st.message if st.result_name else "the clip is inserted when the save in progress ends"
 
 
 def free_channel(scene, start: int, length: int) -> int:
@@ -181,13 +152,13 @@ def request_strip(scene, path: str, start: int, frames: int) -> None:
 
 
 def insert_strip(scene, path: str, start: int, frames: int):
-    """A movie strip for ``path`` at ``start`` in a free channel; its name is kept in the settings."""
+    """A movie strip for ``path`` at ``start`` in a free channel; its name is the job's result name."""
     if scene.sequence_editor is None:
         scene.sequence_editor_create()
     channel = free_channel(scene, start, frames)
     strip = compat.strips(scene).new_movie(os.path.basename(path), path, channel, start, fit_method="FIT")
-    scene.parascale_generate.strip_name = strip.name
-    scene.parascale_generate.message = f"clip in channel {channel} from frame {start}"
+    st = server_jobs.record(scene, KIND)
+    st.result_name, st.message = strip.name, f"clip in channel {channel} from frame {start}"
     return strip
 
 
@@ -213,66 +184,25 @@ class PARASCALE_OT_generate(bpy.types.Operator):
 
     bl_idname = "parascale.generate"
     bl_label = "Generate"
+    bl_options = {"REGISTER"}  # submits a server job; its strip lands later, outside undo
 
     def execute(self, context):
         try:
             job = start_generate(context)
-        except (GenerateError, BridgeError, OSError, ValueError) as e:
-            context.scene.parascale_generate.error = str(e)
+        except (ValueError, BridgeError, OSError) as e:  # GenerateError, JobError, ConversionError: ValueErrors
+            server_jobs.set_error(context.scene, KIND, e)
             self.report({"ERROR"}, f"Generate: {e}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Generate: job {job.job_id[:8]} {job.state}")
         return {"FINISHED"}
 
 
-class PARASCALE_OT_generate_cancel(bpy.types.Operator):
-    """Cancel the running Generate job (it stops before its next frame)"""
-
-    bl_idname = "parascale.generate_cancel"
-    bl_label = "Cancel"
-
-    def execute(self, context):
-        if not server_jobs.cancel(context.scene, KIND):
-            self.report({"WARNING"}, "Generate: no running job")
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-class PARASCALE_PT_generate(bpy.types.Panel):
-    bl_space_type, bl_region_type, bl_category = "VIEW_3D", "UI", "ParaScale"
-    bl_label = "5 Generate"
-    bl_parent_id = "PARASCALE_PT_main"
-
-    def draw(self, context):
-        g = context.scene.parascale_generate
-        col = self.layout.column()
-        col.prop(g, "source")
-        if g.source == "PLATE":
-            col.prop(g, "plate_image")
-            col.prop(g, "plate_depth")
-            from . import ops_depth
-
-            ops_depth.draw(col, context)
-            col.prop(g, "depth_scale")
-        col.prop(g, "output_dir")
-        if server_jobs.is_running(context.scene, KIND):
-            col.progress(factor=g.progress, text=f"{g.state} {g.message}")
-            col.operator("parascale.generate_cancel", icon="CANCEL")
-        else:
-            col.operator("parascale.generate", icon="RENDER_ANIMATION")
-            if g.state:
-                col.label(text=f"Last: {g.state} {g.strip_name}")
-        if g.error:
-            col.label(text=g.error, icon="ERROR")
-
-
-classes = (ParaScaleGenerateSettings, PARASCALE_OT_generate, PARASCALE_OT_generate_cancel, PARASCALE_PT_generate)
+classes = (PARASCALE_OT_generate,)
 _HANDLERS = (("save_pre", _save_pre), ("save_post", _save_post))
 
 
 def register() -> None:
-    bpy.types.Scene.parascale_generate = bpy.props.PointerProperty(type=ParaScaleGenerateSettings)
-    server_jobs.register_handler(KIND, _strip_for_result, settings=lambda scene: scene.parascale_generate)
+    server_jobs.register_handler(KIND, _strip_for_result)
     for name, fn in _HANDLERS:
         getattr(bpy.app.handlers, name).append(fn)
 
@@ -282,4 +212,3 @@ def unregister() -> None:
         handlers = getattr(bpy.app.handlers, name)
         if fn in handlers:
             handlers.remove(fn)
-    del bpy.types.Scene.parascale_generate

@@ -15,11 +15,7 @@ _FORMAT_ITEMS: list = []  # enum callback results must stay referenced
 def _format_items(self, context):
     _FORMAT_ITEMS.clear()
     _FORMAT_ITEMS.append(("AUTO", "Auto", "Guess the format from the file name and contents"))
-    try:
-        names = tracks.format_names()
-    except ImportError:
-        names = []
-    _FORMAT_ITEMS.extend((n, n, desc) for n, desc in names)
+    _FORMAT_ITEMS.extend((n, n, desc) for n, desc in tracks.format_names())
     return _FORMAT_ITEMS
 
 
@@ -58,7 +54,7 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
             traj = tracks.read_track(path, fmt, self.repair_rotations, size)
             traj = tracks.check_track(traj, os.path.basename(path), frame_offset=self.frame_offset)
             traj = tracks.to_blender_world(traj, self.up_axis)
-        except (tracks.TrackError, ImportError) as exc:
+        except tracks.TrackError as exc:
             self.report({"ERROR"}, f"Import failed: {exc}")
             return {"CANCELLED"}
         name = os.path.splitext(os.path.basename(path))[0] or "reference"
@@ -154,11 +150,7 @@ def import_clip_solve(context, mc, set_scene: bool = False) -> str:
 def _menu_import(self, context):
     op = "import_scene.parascale_track"
     self.layout.operator(op, text="ParaScale Camera Track (auto)")
-    try:
-        names = tracks.format_names()
-    except ImportError:
-        return
-    for name, desc in names:
+    for name, desc in tracks.format_names():
         self.layout.operator(op, text=f"ParaScale: {desc}").format = name
 
 

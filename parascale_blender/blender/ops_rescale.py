@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from ..core.depth import ConstantDepth, DepthError
-from ..core.rescale import RescaleError, RescaleOptions, rescale
+from ..core.rescale import RescaleOptions, rescale
 from . import convert, keys, points, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
@@ -113,11 +113,8 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
     def execute(self, context):
         try:
             ref, result = compute(context)
-        except (tracks.TrackError, convert.ConversionError, DepthError, RescaleError, ValueError) as exc:
+        except ValueError as exc:  # TrackError, ConversionError, DepthError, RescaleError: all ValueErrors
             self.report({"ERROR"}, f"Rescale: {exc}")
-            return {"CANCELLED"}
-        except ImportError as exc:
-            self.report({"ERROR"}, f"Rescale: this depth source is not available in this build ({exc})")
             return {"CANCELLED"}
         action = apply_result(context, ref, result)
         for w in result.warnings:

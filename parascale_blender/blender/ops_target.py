@@ -2,7 +2,7 @@
 
 * From a plate image + depth map (EXR / 16-bit PNG / NPY / PFM through ``formats.depthmaps``),
   unprojected through the target camera's intrinsics (scaled to the map's size) at the start frame;
-  without a depth path, the Generate plate and its depth (e.g. from Estimate Plate Depth) are used.
+  without a depth path, the target step's plate and plate depth (e.g. from Estimate Plate Depth).
 * From the scene's own geometry seen from the target camera (fast mesh depth), coloured by depth.
 Depth is z-depth along the optical axis; pixel (i, j) centre is (j + 0.5, i + 0.5), origin top-left.
 """
@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from ..core.depth import DepthError
-from . import convert, points, prefs, scene_depth
+from . import plate, points, prefs, scene_depth
 from .ops_rescale import target_start
 
 
@@ -26,35 +26,6 @@ def depth_colours(z: np.ndarray) -> np.ndarray:
     t = np.clip((w - lo) / max(hi - lo, 1e-12), 0, 1)[:, None]
     near, far = np.array([0.1, 0.35, 1.0], np.float32), np.array([1.0, 0.55, 0.1], np.float32)
     return (far + (near - far) * t).astype(np.float32)
-
-
-def read_plate(path: str) -> np.ndarray:
-    """(H, W, 3) float32 colours of an image file, top row first (Blender loads bottom-up)."""
-    img = bpy.data.images.load(path, check_existing=False)
-    try:
-        w, h = img.size
-        if w == 0 or h == 0:
-            raise DepthError(f"{path}: could not read the plate image")
-        px = np.empty(w * h * img.channels, dtype=np.float32)
-        img.pixels.foreach_get(px)  # pyright: ignore[reportAttributeAccessIssue]
-        px = (
-            px.reshape(h, w, img.channels)[::-1, :, :3]
-            if img.channels >= 3
-            else np.repeat(px.reshape(h, w, img.channels)[::-1, :, :1], 3, axis=2)
-        )
-    finally:
-        bpy.data.images.remove(img)
-    return px
-
-
-def read_depth(path: str, scale: float | None = None) -> np.ndarray:
-    """(H, W) float32 z-depth, NaN = none (``scale``: units per stored value, None = format default)."""
-    from ..formats.depthmaps import read_depth_map
-
-    d = np.asarray(read_depth_map(path, scale=scale), dtype=np.float32)
-    if d.ndim != 2:
-        raise DepthError(f"{path}: a depth map must be one channel (H, W), got shape {d.shape}")
-    return d
 
 
 class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
@@ -76,37 +47,32 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
     stride: bpy.props.IntProperty(name="Stride", default=1, min=1, max=64, description="Keep every n-th pixel")
 
     def execute(self, context):
-        from ..formats.errors import FormatError
-
-        depth_path, plate_path, scale = self.depth_path, self.plate_path, self.depth_scale or None
-        if not depth_path:  # default: the Generate plate and its (estimated) depth, with its scale
-            g = context.scene.parascale_generate
-            depth_path, plate_path, scale = g.plate_depth, plate_path or g.plate_image, scale or g.depth_scale
-        dpath = bpy.path.abspath(depth_path)
-        ppath = bpy.path.abspath(plate_path) if plate_path else ""
+        dpath = bpy.path.abspath(self.depth_path) if self.depth_path else ""
+        ppath = bpy.path.abspath(self.plate_path) if self.plate_path else ""
+        scale = self.depth_scale or None
+        if not dpath:  # default: the target step's plate and its (estimated) depth, with its scale
+            image, dpath, plate_scale = plate.plate_paths(context.scene)
+            ppath, scale = ppath or image, scale or plate_scale
         try:
             if not dpath or not os.path.exists(dpath):
                 raise DepthError(f"depth map not found: {dpath or '(empty path)'}")
             if ppath and not os.path.exists(ppath):
                 raise DepthError(f"plate image not found: {ppath}")
             c2w, cam = target_start(context)
-            depth = read_depth(dpath, scale)
+            depth = plate.read_plate_depth(dpath, scale)
             h, w = depth.shape
             if abs(w / h - cam.width / cam.height) > 0.01 * cam.width / cam.height:
                 raise DepthError(
                     f"{os.path.basename(dpath)}: depth map is {w}x{h} but the target camera renders "
                     f"{cam.width}x{cam.height}; the aspect ratios differ (wrong map or wrong render size)"
                 )
-            rgb = read_plate(ppath) if ppath else None
+            rgb = plate.read_plate_image(ppath) if ppath else None
             if rgb is not None and rgb.shape[:2] != (h, w):
                 raise DepthError(
                     f"{os.path.basename(ppath)} is {rgb.shape[1]}x{rgb.shape[0]} but the depth map is {w}x{h}"
                 )
-        except (DepthError, FormatError, convert.ConversionError, ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # DepthError, FormatError, ConversionError are ValueErrors
             self.report({"ERROR"}, f"Target points: {exc}")
-            return {"CANCELLED"}
-        except ImportError as exc:
-            self.report({"ERROR"}, f"Target points: depth-map reading is not available in this build ({exc})")
             return {"CANCELLED"}
         k = self.stride
         cam = cam.scaled_to(w, h).scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else cam.scaled_to(w, h)
@@ -136,11 +102,8 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
             c2w, cam = target_start(context)
             work = cam.working(self.resolution)
             depth = scene_depth.mesh_depth(context, s.target_collection, "target points").view(c2w, work).depth
-        except (DepthError, convert.ConversionError, ValueError) as exc:
+        except ValueError as exc:  # DepthError, ConversionError
             self.report({"ERROR"}, f"Target points: {exc}")
-            return {"CANCELLED"}
-        except ImportError as exc:
-            self.report({"ERROR"}, f"Target points: mesh depth is not available in this build ({exc})")
             return {"CANCELLED"}
         xyz, idx = work.unproject(depth, c2w)[:2]
         if xyz.size == 0:

@@ -1,7 +1,7 @@
 """Import Reference Video: a clip → the reference camera with its own sparse depth, in one step.
 
 With a reachable ParaScale server offering ``track-video`` the video is uploaded and tracked there
-(pycolmap), followed by the server-jobs timer; the resulting ParaScale JSON is saved next to the
+(pycolmap) as a server job (kind ``"track"``); the resulting ParaScale JSON is saved next to the
 video (or the .blend) and imported as the reference with its points. Without a server, Blender's
 own Movie Clip tracker and solver run here (blocking, a few seconds for short clips) and the solve
 is imported through the Movie Clip path. Either way a failure changes nothing in the scene.
@@ -21,7 +21,8 @@ from . import clip as clip_mod
 from . import clip_tracker, server_jobs, tracks
 from .ops_reference import _set_report, import_clip_solve
 
-BACKEND = "track-video"  # client.jobs.TRACK_BACKEND
+KIND = "track"  # server_jobs kind
+BACKEND = "track-video"  # client.jobs.TRACK_BACKEND (wire vocabulary, written twice)
 VIDEO_GLOB = "*.mp4;*.mov;*.mkv;*.avi;*.webm;*.m4v;*.ts;*.mpg"
 METHOD_ITEMS = [
     ("AUTO", "Auto", "The ParaScale server when it answers, else Blender's own tracker"),
@@ -42,6 +43,7 @@ def import_track_result(scene, st, path: str) -> str:
     cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, bool(opts.get("set_scene", True)))
     source = f"{os.path.basename(st.source_path)} tracked on the server ({len(traj)} frames)"
     tracks.use_as_reference(scene, cam, pts, source)
+    st.result_name = cam.name
     msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]
     scene.parascale.last_report = msg[:200]
     return msg
@@ -113,8 +115,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
     def _on_server(self, context, cl, path: str):
         scene = context.scene
         try:
-            if server_jobs.is_running(scene, "track"):
-                raise server_jobs.JobError("a video is already being tracked for this scene: cancel it first")
+            server_jobs.check_idle(scene, KIND)
             stem = os.path.splitext(os.path.basename(path))[0]
             output = server_jobs.unique_path(server_jobs.output_folder(path), f"{stem}_track", ".json")
             status = submit_tracking(cl, path, os.path.basename(path), self._params(path))
@@ -127,9 +128,9 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
                 "sensor_width": self.sensor_width,
                 "max_frames": self.max_frames,
             }
-            job = server_jobs.start(scene, "track", cl, status, path, output, options)
+            job = server_jobs.start(scene, KIND, cl, status, path, output, options)
         except (server_jobs.JobError, BridgeError, OSError) as e:
-            server_jobs.settings(scene, "track").error = str(e)[:1000]
+            server_jobs.set_error(scene, KIND, e)
             self.report({"ERROR"}, f"Import video: {e}")
             return {"CANCELLED"}
         msg = f"Tracking {os.path.basename(path)} on the server (job {job.job_id[:8]})"
@@ -139,7 +140,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
 
     def _in_blender(self, context, path: str, why: str):
         opts = clip_tracker.TrackerOptions(self.focal_length, self.sensor_width, self.frame_start, self.max_frames)
-        st = server_jobs.settings(context.scene, "track")
+        st = server_jobs.record(context.scene, KIND)
         try:
             mc, info = clip_tracker.solve_video(context, path, opts)
         except clip_tracker.TrackerError as e:
@@ -153,8 +154,8 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             st.error = str(e)[:1000]
             self.report({"ERROR"}, f"Import video: {e}")
             return {"CANCELLED"}
-        st.error = ""
-        st.job_id = st.state = ""  # a failed server job, if any, is superseded
+        st.error = st.job_id = ""  # a failed server job, if any, is superseded
+        st.state, st.result_name = server_jobs.IDLE, context.scene.parascale.reference_camera.name
         note = f" (no server: {why})" if why else ""
         msg = (
             f"Blender tracker: {info['cameras']} cameras, {info['tracks']} tracks, "
@@ -174,11 +175,11 @@ class PARASCALE_OT_track_video_in_blender(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        st = server_jobs.settings(context.scene, "track")
-        return st.state == "failed" and bool(st.source_path) and not server_jobs.is_running(context.scene, "track")
+        st = server_jobs.record(context.scene, KIND)
+        return st.state == "failed" and bool(st.source_path) and not server_jobs.is_running(context.scene, KIND)
 
     def execute(self, context):
-        st = server_jobs.settings(context.scene, "track")
+        st = server_jobs.record(context.scene, KIND)
         path = bpy.path.abspath(st.source_path)
         if not os.path.isfile(path):
             self.report({"ERROR"}, f"Import video: file not found: {path}")
@@ -195,28 +196,15 @@ class PARASCALE_OT_track_video_in_blender(bpy.types.Operator):
         )
 
 
-class PARASCALE_OT_track_video_cancel(bpy.types.Operator):
-    """Cancel the running reference-video tracking job"""
-
-    bl_idname = "parascale.track_video_cancel"
-    bl_label = "Cancel Tracking"
-
-    def execute(self, context):
-        if not server_jobs.cancel(context.scene, "track"):
-            self.report({"WARNING"}, "Import video: no running tracking job")
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
 def _menu_import(self, context):
     self.layout.operator(IMPORT_SCENE_OT_parascale_video.bl_idname, text="ParaScale Reference Video (track)")
 
 
-classes = (IMPORT_SCENE_OT_parascale_video, PARASCALE_OT_track_video_in_blender, PARASCALE_OT_track_video_cancel)
+classes = (IMPORT_SCENE_OT_parascale_video, PARASCALE_OT_track_video_in_blender)
 
 
 def register() -> None:
-    server_jobs.register_handler("track", import_track_result)
+    server_jobs.register_handler(KIND, import_track_result)
     bpy.types.TOPBAR_MT_file_import.append(_menu_import)
 
 

@@ -1,6 +1,6 @@
-"""The "ParaScale" tab of the 3D View sidebar: Reference / Target / Rescale / Bake sections.
+"""The "ParaScale" tab of the 3D View sidebar: Reference / Target / Rescale / Bake / Generate.
 
-Other modules add sections with ``bl_parent_id = "PARASCALE_PT_main"`` (e.g. Generate).
+Every server job's status (progress, Cancel, last error) is drawn by ``server_jobs.draw_job``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,18 @@ class _Base:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "ParaScale"
+
+
+def draw_plate(layout, context) -> None:
+    """The target step's plate inputs and the Estimate Plate Depth job (Target and Generate sections)."""
+    s = context.scene.parascale
+    layout.prop(s, "target_plate_image")
+    layout.prop(s, "target_plate_depth")
+    layout.prop(s, "target_plate_depth_scale")
+    if not server_jobs.draw_job(layout, context.scene, "depth"):
+        row = layout.row()
+        row.enabled = bool(s.target_plate_image)
+        row.operator("parascale.estimate_plate_depth", icon="MOD_DISPLACE")
 
 
 class PARASCALE_PT_main(_Base, bpy.types.Panel):
@@ -42,9 +54,9 @@ class PARASCALE_PT_reference(_Base, bpy.types.Panel):
         row.operator("import_scene.parascale_track", text="Import Track", icon="IMPORT")
         row.operator("parascale.reference_from_camera", text="From Camera", icon="CAMERA_DATA")
         col.operator("parascale.reference_from_clip", text="From Movie Clip Solve", icon="TRACKER")
-        if not server_jobs.draw_job(col, context.scene, "track", "parascale.track_video_cancel"):
+        if not server_jobs.draw_job(col, context.scene, "track"):
             col.operator("import_scene.parascale_video", text="Import Reference Video", icon="FILE_MOVIE")
-            if context.scene.parascale_track_job.state == "failed":
+            if server_jobs.record(context.scene, "track").state == "failed":
                 col.operator("parascale.track_video_in_blender", icon="TRACKER")
         col.prop(s, "reference_camera")
         if s.reference_camera is not None:
@@ -78,13 +90,10 @@ class PARASCALE_PT_target(_Base, bpy.types.Panel):
             col.prop(s, "target_points")
         else:
             col.prop(s, "target_distance")
+        draw_plate(col, context)
         row = col.row(align=True)
         row.operator("parascale.points_from_scene", text="Points from Scene", icon="POINTCLOUD_DATA")
         row.operator("parascale.points_from_depth_map", text="Plate + Depth", icon="IMAGE_DATA")
-        if context.scene.parascale_generate.plate_image:
-            from . import ops_depth
-
-            ops_depth.draw(col, context)
         pts = s.target_points
         if pts is not None and pts.type == "MESH":
             col.label(text=f"{pts.name}: {len(pts.data.vertices):,} points")
@@ -121,4 +130,26 @@ class PARASCALE_PT_bake(_Base, bpy.types.Panel):
         col.operator("export_scene.parascale_track", text="Export Track", icon="EXPORT")
 
 
-classes = (PARASCALE_PT_main, PARASCALE_PT_reference, PARASCALE_PT_target, PARASCALE_PT_rescale, PARASCALE_PT_bake)
+class PARASCALE_PT_generate(_Base, bpy.types.Panel):
+    bl_label = "5 Generate"
+    bl_parent_id = "PARASCALE_PT_main"
+
+    def draw(self, context):
+        g = context.scene.parascale_generate
+        col = self.layout.column()
+        col.prop(g, "source")
+        if g.source == "PLATE":
+            draw_plate(col, context)
+        col.prop(g, "output_dir")
+        if not server_jobs.draw_job(col, context.scene, "generate"):
+            col.operator("parascale.generate", icon="RENDER_ANIMATION")
+
+
+classes = (
+    PARASCALE_PT_main,
+    PARASCALE_PT_reference,
+    PARASCALE_PT_target,
+    PARASCALE_PT_rescale,
+    PARASCALE_PT_bake,
+    PARASCALE_PT_generate,
+)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from ..client import DEFAULT_URL
+
 MODE_ITEMS = [
     ("harmonic", "Harmonic", "Per-step α from ||d||·E[1/Z] (default)"),
     ("flow", "Flow", "Per-step α from the mean translational optical flow"),
@@ -22,7 +24,7 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = __package__.rpartition(".")[0]
 
     server_url: bpy.props.StringProperty(
-        name="Server URL", default="http://127.0.0.1:8765", description="ParaScale generation server (loopback)"
+        name="Server URL", default=DEFAULT_URL, description="ParaScale generation server (loopback)"
     )
     token: bpy.props.StringProperty(name="Token", subtype="PASSWORD", description="Bearer token for the server")
     server_python: bpy.props.StringProperty(

@@ -1,4 +1,6 @@
-"""Per-scene ParaScale state (``scene.parascale``): chosen cameras, depth sources, last results."""
+"""Per-scene ParaScale settings: ``scene.parascale`` (the steps: reference, target with its plate,
+rescale results) and ``scene.parascale_generate`` (Generate's own inputs). Server-job state lives
+in ``server_jobs`` (``scene.parascale_jobs``)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,21 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     target_collection: bpy.props.PointerProperty(name="Target geometry", type=bpy.types.Collection)
     target_points: bpy.props.PointerProperty(name="Target points", type=bpy.types.Object)
     target_distance: bpy.props.FloatProperty(name="Target distance", default=3.0, min=1e-6, soft_max=1e4)
+    target_plate_image: bpy.props.StringProperty(
+        name="Plate", subtype="FILE_PATH", description="The target shot's first frame (PNG or JPEG)"
+    )
+    target_plate_depth: bpy.props.StringProperty(
+        name="Plate depth",
+        subtype="FILE_PATH",
+        description="Z-depth of the plate image (.npy, .exr, .pfm or 16-bit PNG), e.g. from Estimate Plate Depth",
+    )
+    target_plate_depth_scale: bpy.props.FloatProperty(
+        name="Plate depth scale",
+        default=1.0,
+        min=1e-9,
+        precision=6,
+        description="World units per stored plate-depth value (a 16-bit PNG in millimetres: 0.001)",
+    )
 
     mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="harmonic")
     allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")
@@ -51,12 +68,29 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     last_report: bpy.props.StringProperty(name="Last report")
 
 
-classes = (ParaScaleSettings,)
+class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
+    """Generate's inputs; the plate is the target step's, the job is ``scene.parascale_jobs.generate``."""
+
+    source: bpy.props.EnumProperty(
+        name="Image",
+        items=[
+            ("RENDER", "Render", "Render the target camera's first frame with the scene's engine; depth from geometry"),
+            ("PLATE", "Plate", "The target step's plate image and plate depth"),
+        ],
+        default="RENDER",
+    )
+    backend: bpy.props.StringProperty(name="Backend", default="warp")
+    output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH", default="//")
+
+
+classes = (ParaScaleSettings, ParaScaleGenerateSettings)
 
 
 def register() -> None:
     bpy.types.Scene.parascale = bpy.props.PointerProperty(type=ParaScaleSettings)
+    bpy.types.Scene.parascale_generate = bpy.props.PointerProperty(type=ParaScaleGenerateSettings)
 
 
 def unregister() -> None:
+    del bpy.types.Scene.parascale_generate
     del bpy.types.Scene.parascale

@@ -2,14 +2,13 @@
 
 * Fast: evaluated meshes are pulled once with ``foreach_get`` (vertices + loop triangles, world
   space) and handed to the core (``mesh_depth_source``), which z-buffers them per view, vectorised.
-* Exact: :class:`RayCastDepth` casts one ``scene.ray_cast`` per working pixel; it is the
-  reference the fast path is benchmarked against.
+* Exact: :class:`RayCastDepth` casts one ``scene.ray_cast`` per working pixel (slow); the fast
+  path is checked against it.
 Both return OpenCV z-depth (along the optical axis) per working pixel, NaN where nothing is hit.
 """
 
 from __future__ import annotations
 
-import bpy
 import numpy as np
 
 from ..core.camera import Camera
@@ -95,4 +94,4 @@ class RayCastDepth(DepthSource):
         return DepthView(depth.reshape(camera.height, camera.width), camera, dense=True)
 
 
-__all__ = ["geometry_objects", "evaluated_triangles", "mesh_depth", "RayCastDepth", "bpy"]
+__all__ = ["geometry_objects", "evaluated_triangles", "mesh_depth", "RayCastDepth"]

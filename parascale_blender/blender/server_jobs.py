@@ -1,12 +1,15 @@
-"""Server jobs (Generate, reference-video tracking, plate depth), followed without blocking.
+"""Server jobs (generate, track, depth): one model for every kind, followed without blocking.
 
 Threading contract: no threads. One persistent ``bpy.app.timers`` timer ticks every live job every
 0.5 s on the main thread; each :meth:`GenerateJob.tick` makes at most one short HTTP call. The bpy
-module has no event loop, so tests call :func:`tick_scene` directly. A job's state is mirrored
-into a property group on the scene (:class:`ParaScaleServerJob`, or the group a kind registers;
-saved with the .blend, so ``load_post`` re-attaches to unfinished jobs) and the panel shows
-progress and Cancel. When a job's result is downloaded, the handler registered for its kind runs
-(it validates first and touches the scene last); an error there is shown as the job's error.
+module has no event loop, so tests call :func:`tick_scene` directly.
+
+One model: every kind's state is a :class:`ParaScaleServerJob` at ``scene.parascale_jobs.<kind>``
+(saved with the .blend, so ``load_post`` re-attaches to unfinished jobs), its ``state`` one of
+:data:`STATES`; one Cancel operator (``parascale.server_job_cancel``, ``kind=...``) and one draw
+function (:func:`draw_job`) serve every panel section. When a job's result is downloaded, the
+handler registered for its kind runs (it validates first and touches the scene last); an error
+there is shown as the job's error.
 """
 
 from __future__ import annotations
@@ -18,14 +21,34 @@ from collections.abc import Callable
 import bpy
 from bpy.app.handlers import persistent
 
-from ..client import TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
+from ..client import DEFAULT_URL, TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
 from . import prefs
 
 TIMER_INTERVAL = 0.5
-KINDS = ("track", "depth")  # scene.parascale_<kind>_job, a ParaScaleServerJob
+KIND_ITEMS = [
+    ("generate", "Generate", "A clip generated along the baked target camera"),
+    ("track", "Track video", "A reference video tracked on the server"),
+    ("depth", "Plate depth", "The plate's depth estimated on the server"),
+]
+KINDS = tuple(k for k, _, _ in KIND_ITEMS)
+LABELS = {k: label for k, label, _ in KIND_ITEMS}
+IDLE = "idle"
+# The job states (the client's, plus "idle" = no job yet); numbered so saved files stay stable.
+STATE_ITEMS = [
+    (IDLE, "Idle", "No job yet", 0),
+    ("pending", "Pending", "Not yet submitted", 1),
+    ("queued", "Queued", "Waiting on the server", 2),
+    ("running", "Running", "Running on the server", 3),
+    ("downloading", "Downloading", "Done on the server; the result is being saved", 4),
+    ("done", "Done", "The result is in the scene", 5),
+    ("failed", "Failed", "The job or its result failed (see the error)", 6),
+    ("cancelled", "Cancelled", "Cancelled", 7),
+    ("interrupted", "Interrupted", "The server restarted during the job", 8),
+    ("lost", "Lost", "The server no longer knows the job", 9),
+]
+STATES = frozenset(s for s, *_ in STATE_ITEMS)
 _JOBS: dict[tuple[str, str], GenerateJob] = {}  # (scene.name_full, kind) -> live job
-_HANDLERS: dict[str, Callable] = {}  # kind -> handler(scene, settings, result_path) -> message
-_SETTINGS: dict[str, Callable] = {}  # kind -> settings(scene), for kinds with their own property group
+_HANDLERS: dict[str, Callable] = {}  # kind -> handler(scene, record, result_path) -> message
 
 
 class JobError(ValueError):
@@ -33,34 +56,41 @@ class JobError(ValueError):
 
 
 class ParaScaleServerJob(bpy.types.PropertyGroup):
+    """One server job of a scene: what was sent, where it is, what it became."""
+
     job_id: bpy.props.StringProperty(name="Job")
-    state: bpy.props.StringProperty(name="State")
+    state: bpy.props.EnumProperty(name="State", items=STATE_ITEMS, default=IDLE)
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     message: bpy.props.StringProperty(name="Message")
     error: bpy.props.StringProperty(name="Error")
     source_path: bpy.props.StringProperty(name="Source", subtype="FILE_PATH")
     output_path: bpy.props.StringProperty(name="Result", subtype="FILE_PATH")
+    result_name: bpy.props.StringProperty(name="Result name", description="What the result became in the scene")
     options: bpy.props.StringProperty(name="Options", description="JSON: what the result handler needs")
 
 
-def settings(scene, kind: str):
-    """The property group mirroring the scene's ``kind`` job (state, progress, message, error, job_id)."""
-    get = _SETTINGS.get(kind)
-    return get(scene) if get is not None else getattr(scene, f"parascale_{kind}_job")
+class ParaScaleServerJobs(bpy.types.PropertyGroup):
+    """``scene.parascale_jobs``: the scene's job of each kind."""
+
+    generate: bpy.props.PointerProperty(type=ParaScaleServerJob)
+    track: bpy.props.PointerProperty(type=ParaScaleServerJob)
+    depth: bpy.props.PointerProperty(type=ParaScaleServerJob)
 
 
-def register_handler(kind: str, handler: Callable, settings: Callable | None = None) -> None:
-    """``handler(scene, settings, result_path) -> str`` imports a finished job's result;
-    ``settings(scene)`` gives the kind's property group when it is not ``scene.parascale_<kind>_job``."""
+def record(scene, kind: str) -> ParaScaleServerJob:
+    """The scene's :class:`ParaScaleServerJob` of ``kind``."""
+    return getattr(scene.parascale_jobs, kind)
+
+
+def register_handler(kind: str, handler: Callable) -> None:
+    """``handler(scene, record, result_path) -> str`` imports a finished job's result."""
     _HANDLERS[kind] = handler
-    if settings is not None:
-        _SETTINGS[kind] = settings
 
 
 def client(context=None, timeout: float = 5.0) -> BridgeClient:
     """The client for the preferences' server URL (loopback, or online access allowed)."""
     p = prefs.get(context)
-    url = p.server_url if p else "http://127.0.0.1:8765"
+    url = p.server_url if p else DEFAULT_URL
     if not is_loopback_url(url) and not bpy.app.online_access:
         raise JobError(f"server {url} is not on this machine and Blender's online access is off")
     return BridgeClient(url, token=(p.token if p else None) or None, timeout=timeout)
@@ -99,24 +129,33 @@ def output_folder(next_to: str) -> str:
     raise JobError(f"cannot write next to {next_to} and the .blend is not saved: save the .blend first")
 
 
+def check_idle(scene, kind: str) -> None:
+    """JobError when the scene's ``kind`` job is still running."""
+    if is_running(scene, kind):
+        raise JobError(f"a {LABELS[kind]} job is already running for this scene: cancel it first")
+
+
 def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output: str, options: dict) -> GenerateJob:
     """Follow a submitted job (``status`` from the submission) until its result lands at ``output``."""
-    if is_running(scene, kind):
-        raise JobError(f"a {kind} job is already running for this scene: cancel it first")
-    job = GenerateJob.attach(cl, status["id"], output)
-    st = settings(scene, kind)
-    st.source_path, st.output_path, st.options = source, output, json.dumps(options)
-    return follow(scene, kind, job)
+    return follow(scene, kind, GenerateJob.attach(cl, status["id"], output), source, options)
 
 
-def follow(scene, kind: str, job: GenerateJob) -> GenerateJob:
-    """Mirror ``job`` (submitted) into the scene's ``kind`` settings and tick it until it ends."""
-    st = settings(scene, kind)
-    st.job_id, st.error = job.job_id, ""
+def follow(scene, kind: str, job: GenerateJob, source: str = "", options: dict | None = None) -> GenerateJob:
+    """Record ``job`` (submitted) as the scene's ``kind`` job and tick it until it ends."""
+    check_idle(scene, kind)
+    st = record(scene, kind)
+    st.job_id, st.error, st.result_name = job.job_id, "", ""
+    st.source_path, st.output_path, st.options = source, str(job.output_path), json.dumps(options or {})
     _mirror(st, job)
     _JOBS[(scene.name_full, kind)] = job
     ensure_timer()
     return job
+
+
+def set_error(scene, kind: str, error) -> None:
+    """Show why a ``kind`` job could not start (the record of a running job is left alone)."""
+    if not is_running(scene, kind):
+        record(scene, kind).error = str(error)[:1000]
 
 
 def is_running(scene, kind: str) -> bool:
@@ -129,19 +168,21 @@ def cancel(scene, kind: str) -> bool:
     if job is None:
         return False
     job.cancel()
-    _mirror(settings(scene, kind), job)
+    _mirror(record(scene, kind), job)
     return True
 
 
 def _mirror(st, job: GenerateJob) -> None:
-    st.state, st.progress = job.state, min(max(job.progress, 0.0), 1.0)
+    # A state this add-on does not know (a newer client) shows as running until the job ends.
+    st.state = job.state if job.state in STATES else ("failed" if job.finished else "running")
+    st.progress = min(max(job.progress, 0.0), 1.0)
     st.message = (job.message or "")[:500]
     st.error = (job.error or "")[:1000]
 
 
 def tick_scene(scene, kind: str) -> str:
     """Advance the scene's ``kind`` job by one step; when done, run its handler. Returns the state."""
-    st = settings(scene, kind)
+    st = record(scene, kind)
     job = _JOBS.get((scene.name_full, kind))
     if job is None:
         return st.state
@@ -168,7 +209,7 @@ def tick_all() -> bool:
         try:
             tick_scene(scene, kind)
         except Exception as e:  # a timer that raises is unregistered by Blender: keep it alive
-            settings(scene, kind).error = f"{kind}: {type(e).__name__}: {e}"
+            record(scene, kind).error = f"{kind}: {type(e).__name__}: {e}"
     return bool(_JOBS)
 
 
@@ -181,16 +222,35 @@ def ensure_timer() -> None:
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL, persistent=True)
 
 
-def draw_job(layout, scene, kind: str, cancel_op: str) -> bool:
-    """Progress + Cancel while running, else the last error; True while running."""
-    st = settings(scene, kind)
+def draw_job(layout, scene, kind: str) -> bool:
+    """A job's status in a panel section: progress and Cancel while it runs (True), else its last
+    error or outcome (False)."""
+    st = record(scene, kind)
     if is_running(scene, kind):
-        layout.progress(factor=st.progress, text=f"{st.state} {st.message}"[:80])
-        layout.operator(cancel_op, icon="CANCEL")
+        layout.progress(factor=st.progress, text=f"{LABELS[kind]}: {st.state} {st.message}"[:80])
+        layout.operator(PARASCALE_OT_server_job_cancel.bl_idname, icon="CANCEL").kind = kind
         return True
     if st.error:
         layout.label(text=st.error[:200], icon="ERROR")
+    elif st.state != IDLE:
+        layout.label(text=f"{LABELS[kind]}: {st.state} {st.result_name}".strip()[:200], icon="INFO")
     return False
+
+
+class PARASCALE_OT_server_job_cancel(bpy.types.Operator):
+    """Cancel the scene's running server job of this kind (the server stops at its next step)"""
+
+    bl_idname = "parascale.server_job_cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}  # not undoable: the server has stopped the job either way
+
+    kind: bpy.props.EnumProperty(name="Job", items=KIND_ITEMS)
+
+    def execute(self, context):
+        if not cancel(context.scene, self.kind):
+            self.report({"WARNING"}, f"{LABELS[self.kind]}: no running job")
+            return {"CANCELLED"}
+        return {"FINISHED"}
 
 
 def reattach(context) -> int:
@@ -199,8 +259,8 @@ def reattach(context) -> int:
     n = 0
     for scene in bpy.data.scenes:
         for kind in _HANDLERS:
-            st = settings(scene, kind)
-            if st.job_id and st.state not in TERMINAL:
+            st = record(scene, kind)
+            if st.job_id and st.state != IDLE and st.state not in TERMINAL:
                 try:
                     cl = client(context)
                 except JobError as e:
@@ -218,12 +278,11 @@ def _load_post(*_args) -> None:
     reattach(bpy.context)
 
 
-classes = (ParaScaleServerJob,)
+classes = (ParaScaleServerJob, ParaScaleServerJobs, PARASCALE_OT_server_job_cancel)
 
 
 def register() -> None:
-    for kind in KINDS:
-        setattr(bpy.types.Scene, f"parascale_{kind}_job", bpy.props.PointerProperty(type=ParaScaleServerJob))
+    bpy.types.Scene.parascale_jobs = bpy.props.PointerProperty(type=ParaScaleServerJobs)
     bpy.app.handlers.load_post.append(_load_post)
 
 
@@ -233,5 +292,4 @@ def unregister() -> None:
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     _JOBS.clear()
-    for kind in KINDS:
-        delattr(bpy.types.Scene, f"parascale_{kind}_job")
+    del bpy.types.Scene.parascale_jobs

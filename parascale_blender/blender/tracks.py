@@ -46,7 +46,6 @@ def read_track(
     """
     import inspect
 
-    from ..formats.errors import FormatError
     from ..formats.registry import FORMATS, detect_format, read_trajectory
 
     if not path or not os.path.exists(path):
@@ -58,7 +57,7 @@ def read_track(
             if "width" in params:
                 opts.update(width=int(size[0]), height=int(size[1]))
         traj = read_trajectory(path, fmt=fmt or None, **opts)
-    except (FormatError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # FormatError is a ValueError
         raise TrackError(str(exc)) from None
     return check_track(traj, os.path.basename(path), repair_rotations)
 

@@ -1,9 +1,12 @@
-"""Bake/export: the rescaled camera written in every writable format reads back as the same track."""
+"""Bake/export: the rescaled camera written in every writable format reads back as the same track;
+the bake is every frame of the keyed range as Blender evaluates it (frame_set + matrix_world, the
+lens per frame, the scene's fps), with the α keys where they are."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scenes import add_camera, animate, opencv_track
 from test_blender_rescale import rig  # noqa: F401 (fixture)
 
 FORMATS = [("parascale", "shot.json"), ("re10k", "shot.txt"), ("wanfun", "wan.txt"), ("nerf", "transforms.json"),
@@ -16,7 +19,7 @@ def test_export_reads_back(rig, ext, tmp_path, fmt, name):  # noqa: F811
 
     scene, _, tgt = rig
     assert bpy.ops.parascale.rescale() == {"FINISHED"}
-    baked = ext("blender.ops_bake").baked_trajectory(bpy.context, tgt)
+    baked = ext("blender.bake").baked_trajectory(bpy.context, tgt)
     path = tmp_path / name
     assert bpy.ops.export_scene.parascale_track(filepath=str(path), format=fmt) == {"FINISHED"}
     reg = ext("formats.registry")
@@ -50,3 +53,51 @@ def test_export_errors(rig, tmp_path):  # noqa: F811
         bpy.ops.export_scene.parascale_track(filepath=str(tmp_path / "x.json"), camera="static")
     with pytest.raises(RuntimeError, match="(?i)extension|format"):
         bpy.ops.export_scene.parascale_track(filepath=str(tmp_path / "x.xyz"))
+
+
+def sparse_camera(scene, first: int, last: int):
+    """A camera keyed only at three frames (plain keyframe_insert), zooming 30 → 45 mm, α keyed at two."""
+    cam = add_camera("Sparse", (0, -4, 1), (np.radians(90), 0, 0))
+    locs = [(0, -4, 1), (0.3, -3.5, 1.2), (0.5, -3.0, 1.1)]
+    rots = [(np.radians(90), 0, 0.0), (np.radians(88), 0.02, 0.1), (np.radians(85), 0, 0.2)]
+    animate(cam, [first, first + 3, last], locs, rots)
+    for f, lens in ((first, 30.0), (last, 45.0)):
+        cam.data.lens = lens
+        cam.data.keyframe_insert("lens", frame=f)
+    for f, a in ((first + 1, 2.0), (first + 4, 3.0)):
+        cam["alpha"] = a
+        cam.keyframe_insert('["alpha"]', frame=f)
+    scene.parascale.target_camera = cam
+    return cam
+
+
+def assert_blender_evaluation(traj, cam, scene, first: int, last: int) -> None:
+    """``traj`` is ``cam`` as Blender evaluates it at every frame first..last, with the α keys."""
+    frames = np.arange(first, last + 1)
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    truth_c2w = opencv_track(cam, scene, frames)
+    lens = []
+    for f in frames:
+        scene.frame_set(int(f))
+        lens.append(cam.data.lens)
+    fx = np.array(lens) / cam.data.sensor_width * w  # sensor fit AUTO, landscape: the width fits
+    assert len(set(np.round(fx, 6))) == len(frames), "the zoom is sampled at every frame"
+    np.testing.assert_array_equal(traj.frames, frames)
+    np.testing.assert_allclose(traj.c2w, truth_c2w, atol=1e-5)
+    np.testing.assert_allclose(traj.intrinsics[:, 0], fx, rtol=1e-6)
+    np.testing.assert_allclose(traj.intrinsics[:, 2:], np.tile([w / 2, h / 2], (len(frames), 1)), atol=1e-6)
+    assert (traj.width, traj.height) == (w, h)
+    assert abs(traj.fps - scene.render.fps / scene.render.fps_base) < 1e-9
+    alpha = traj.extras["alpha"]
+    np.testing.assert_array_equal(np.flatnonzero(np.isfinite(alpha)), [1, 4])
+    np.testing.assert_allclose(alpha[[1, 4]], [2.0, 3.0])
+
+
+def test_bake_is_every_frame_as_blender_evaluates_it(scene, ext, tmp_path):
+    import bpy
+
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    cam = sparse_camera(scene, 5, 14)
+    path = tmp_path / "baked.json"
+    assert bpy.ops.export_scene.parascale_track(filepath=str(path), format="parascale") == {"FINISHED"}
+    assert_blender_evaluation(ext("formats.registry").read_trajectory(path, fmt="parascale"), cam, scene, 5, 14)

@@ -39,17 +39,18 @@ def shot(scene, server, ext, tmp_path):
     sc.parascale.target_camera = cam
     (tmp_path / "plate.png").write_bytes(png_bytes(textured_image(W, H)))
     (tmp_path / "depth.npy").write_bytes(npy_bytes(np.full((H, W), 4.0)))
+    sc.parascale.target_plate_image = str(tmp_path / "plate.png")
+    sc.parascale.target_plate_depth = str(tmp_path / "depth.npy")
     g = sc.parascale_generate
-    g.source, g.plate_image, g.plate_depth = "PLATE", str(tmp_path / "plate.png"), str(tmp_path / "depth.npy")
-    g.output_dir = str(tmp_path / "clips")
+    g.source, g.output_dir = "PLATE", str(tmp_path / "clips")
     ext("blender.prefs").get(bpy.context).server_url = server.url
     return sc
 
 
-def _run_to_end(gen, scene, timeout=60.0) -> str:
+def _run_to_end(jobs, scene, timeout=60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = gen.tick_scene(scene)
+        state = jobs.tick_scene(scene, "generate")
         if state in ("done", "failed", "cancelled", "interrupted", "lost"):
             return state
         time.sleep(0.02)
@@ -59,30 +60,30 @@ def _run_to_end(gen, scene, timeout=60.0) -> str:
 def test_generate_lands_a_strip_at_the_shot_start(shot, ext):
     import bpy
 
-    gen = ext("blender.ops_generate")
+    jobs = ext("blender.server_jobs")
     assert bpy.ops.parascale.generate() == {"FINISHED"}
-    g = shot.parascale_generate
+    g = shot.parascale_jobs.generate
     assert len(g.job_id) == 32 and g.state in ("queued", "running", "downloading")
     assert bpy.app.timers.is_registered(ext("blender.server_jobs")._timer)
-    assert _run_to_end(gen, shot) == "done", g.error
-    strip = shot.sequence_editor.strips[g.strip_name]
+    assert _run_to_end(jobs, shot) == "done", g.error
+    strip = shot.sequence_editor.strips[g.result_name]
     assert strip.type == "MOVIE" and Path(strip.filepath) == Path(g.output_path)
     assert strip.frame_final_start == START and strip.frame_final_duration == END - START + 1
     assert abs(strip.fps - 30 / 1.001) < 1e-3
     assert strip.channel == 1
     # A second clip over the same frames goes to the next free channel.
     assert bpy.ops.parascale.generate() == {"FINISHED"}
-    assert _run_to_end(gen, shot) == "done"
-    assert shot.sequence_editor.strips[g.strip_name].channel == 2
+    assert _run_to_end(jobs, shot) == "done"
+    assert shot.sequence_editor.strips[g.result_name].channel == 2
 
 
 def test_a_result_arriving_during_a_save_waits_for_save_post(shot, ext, tmp_path):
     import bpy
 
-    gen = ext("blender.ops_generate")
+    gen, jobs = ext("blender.ops_generate"), ext("blender.server_jobs")
     assert bpy.ops.parascale.generate() == {"FINISHED"}
     gen._save_pre()  # a save is in progress while the job finishes
-    assert _run_to_end(gen, shot) == "done"
+    assert _run_to_end(jobs, shot) == "done"
     assert shot.sequence_editor is None or not len(shot.sequence_editor.strips), "no strip during a save"
     assert len(gen._PENDING_STRIPS) == 1
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "saved.blend"))  # the real save_post inserts it
@@ -94,18 +95,18 @@ def test_a_result_arriving_during_a_save_waits_for_save_post(shot, ext, tmp_path
 def test_reopening_the_blend_reattaches_to_the_job(shot, ext, tmp_path):
     import bpy
 
-    gen, jobs = ext("blender.ops_generate"), ext("blender.server_jobs")
+    jobs = ext("blender.server_jobs")
     assert bpy.ops.parascale.generate() == {"FINISHED"}
-    job_id = shot.parascale_generate.job_id
+    job_id = shot.parascale_jobs.generate.job_id
     path = tmp_path / "shot.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     jobs._JOBS.clear()  # forget it, as a restarted Blender would
     bpy.ops.wm.open_mainfile(filepath=str(path))
     scene = bpy.context.scene
-    assert scene.parascale_generate.job_id == job_id
-    assert (scene.name_full, gen.KIND) in jobs._JOBS, "load_post must re-attach"
-    assert _run_to_end(gen, scene) == "done"
-    strip = scene.sequence_editor.strips[scene.parascale_generate.strip_name]
+    assert scene.parascale_jobs.generate.job_id == job_id
+    assert (scene.name_full, "generate") in jobs._JOBS, "load_post must re-attach"
+    assert _run_to_end(jobs, scene) == "done"
+    strip = scene.sequence_editor.strips[scene.parascale_jobs.generate.result_name]
     assert strip.frame_final_start == START and strip.frame_final_duration == END - START + 1
 
 
@@ -125,12 +126,49 @@ def test_render_source_renders_the_first_frame_and_measures_geometry_depth(shot,
     shot.cycles.device = "CPU"
     bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 2, 1), rotation=(np.radians(90), 0, 0))
     shot.parascale_generate.source = "RENDER"
-    assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_generate.error
-    folder = server.jobs_dir / shot.parascale_generate.job_id
+    assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_jobs.generate.error
+    folder = server.jobs_dir / shot.parascale_jobs.generate.job_id
     import cv2
 
     assert cv2.imread(str(folder / "image.png")).shape[:2] == (H, W)
     depth = np.load(folder / "depth.npy", allow_pickle=False)
     assert abs(depth.shape[1] / depth.shape[0] - W / H) < 0.02
     assert np.allclose(np.nanmedian(depth), 6.0, rtol=1e-3)  # the plane is 6 units in front of the camera
-    assert _run_to_end(ext("blender.ops_generate"), shot) == "done"
+    assert _run_to_end(ext("blender.server_jobs"), shot) == "done"
+
+
+def test_bake_writes_what_generate_sends(shot, ext, server, tmp_path):
+    """One bake: the ParaScale JSON that Bake exports and the trajectory Generate uploads are both the
+    shot as Blender evaluates it at every frame of the keyed range (see test_bake)."""
+    import bpy
+    from test_bake import assert_blender_evaluation, sparse_camera
+
+    cam = sparse_camera(shot, START, END)
+    exported = tmp_path / "baked.json"
+    assert bpy.ops.export_scene.parascale_track(filepath=str(exported), format="parascale") == {"FINISHED"}
+    assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_jobs.generate.error
+    sent = server.jobs_dir / shot.parascale_jobs.generate.job_id / "trajectory.json"
+    read = ext("formats.registry").read_trajectory
+    for traj in (read(exported, fmt="parascale"), read(sent, fmt="parascale")):
+        assert_blender_evaluation(traj, cam, shot, START, END)
+    assert _run_to_end(ext("blender.server_jobs"), shot) == "done"
+
+
+def test_the_panel_shows_a_running_generate_job_and_cancels_it(shot, ext):
+    """The one draw function: progress + Cancel (for this kind) while running, the outcome after."""
+    import bpy
+    from test_ui import RecordingLayout, _draw
+
+    shot.parascale.target_camera.keyframe_insert("location", frame=END + 500)  # a long shot: time to cancel
+    assert bpy.ops.parascale.generate() == {"FINISHED"}
+    layout = RecordingLayout([])
+    log = _draw(bpy.types.PARASCALE_PT_generate, bpy.context, layout)
+    assert any(kind == "progress" and text.startswith("Generate: ") for kind, text in log)
+    ops = [(i, vars(p)) for i, p in layout.op_props]
+    assert ("parascale.server_job_cancel", {"kind": "generate"}) in ops
+    assert ("parascale.generate", {}) not in ops, "no second Generate while one runs"
+    assert bpy.ops.parascale.server_job_cancel(kind="generate") == {"FINISHED"}
+    assert _run_to_end(ext("blender.server_jobs"), shot) == "cancelled"
+    log = _draw(bpy.types.PARASCALE_PT_generate, bpy.context)
+    assert ("label", "Generate: cancelled") in log and ("operator", "parascale.generate") in log
+    assert shot.sequence_editor is None or not len(shot.sequence_editor.strips)

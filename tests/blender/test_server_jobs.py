@@ -90,7 +90,7 @@ def test_video_is_tracked_on_the_server_and_imported(online, ext, room_clip, tmp
     shutil.copy(room_clip["video"], video)
     res = bpy.ops.import_scene.parascale_video(filepath=str(video), focal_length=36 * 200 / 256, frame_start=101)
     assert res == {"FINISHED"}
-    st = online.parascale_track_job
+    st = online.parascale_jobs.track
     assert len(st.job_id) == 32 and bpy.app.timers.is_registered(jobs._timer)
     assert online.parascale.reference_camera is None, "nothing is imported before the result arrives"
     assert _run(jobs, online, "track") == "done", st.error
@@ -122,11 +122,11 @@ def test_a_server_tracking_failure_can_be_retried_with_blenders_tracker(online, 
     assert not bpy.ops.parascale.track_video_in_blender.poll()
     assert bpy.ops.import_scene.parascale_video(filepath=str(video), focal_length=28, frame_start=11) == {"FINISHED"}
     assert _run(jobs, online, "track") == "failed"
-    st = online.parascale_track_job
+    st = online.parascale_jobs.track
     assert st.error and _state(online) == before
     assert bpy.ops.parascale.track_video_in_blender.poll()
     assert bpy.ops.parascale.track_video_in_blender() == {"FINISHED"}
-    assert st.state == st.error == st.job_id == "" and "Blender tracker" in st.message
+    assert st.state == "idle" and st.error == st.job_id == "" and "Blender tracker" in st.message
     assert not bpy.ops.parascale.track_video_in_blender.poll()
     ref = ext("blender.tracks").reference_trajectory(bpy.context)
     np.testing.assert_array_equal(ref.frames, np.arange(11, 11 + CLIP_FRAMES))
@@ -140,7 +140,7 @@ def test_a_static_video_fails_on_the_server_and_changes_nothing(online, ext, roo
     before = _state(online)
     assert bpy.ops.import_scene.parascale_video(filepath=str(room_clip["static"]), method="SERVER") == {"FINISHED"}
     assert _run(jobs, online, "track") == "failed"
-    assert "static camera" in online.parascale_track_job.error
+    assert "static camera" in online.parascale_jobs.track.error
     assert _state(online) == before
 
 
@@ -150,10 +150,10 @@ def test_cancel_tracking_changes_nothing(online, ext, room_clip):
     jobs = ext("blender.server_jobs")
     before = _state(online)
     assert bpy.ops.import_scene.parascale_video(filepath=str(room_clip["video"])) == {"FINISHED"}
-    assert bpy.ops.parascale.track_video_cancel() == {"FINISHED"}
+    assert bpy.ops.parascale.server_job_cancel(kind="track") == {"FINISHED"}
     assert _run(jobs, online, "track") == "cancelled"
     assert _state(online) == before
-    assert bpy.ops.parascale.track_video_cancel() == {"CANCELLED"}
+    assert bpy.ops.parascale.server_job_cancel(kind="track") == {"CANCELLED"}
 
 
 @pytest.fixture
@@ -166,34 +166,33 @@ def plate_shot(online, tmp_path):
     animate(cam, frames, loc, [(np.radians(90), 0, 0)] * len(frames))
     sc.parascale.target_camera = cam
     (tmp_path / "plate.png").write_bytes(png_bytes(textured_image(W, H)))
+    sc.parascale.target_plate_image = str(tmp_path / "plate.png")
     g = sc.parascale_generate
-    g.source, g.plate_image, g.output_dir = "PLATE", str(tmp_path / "plate.png"), str(tmp_path / "clips")
+    g.source, g.output_dir = "PLATE", str(tmp_path / "clips")
     return sc
 
 
-def test_estimated_plate_depth_feeds_points_and_generate(plate_shot, ext, tmp_path):
+def test_estimated_plate_depth_feeds_points_and_generate(plate_shot, ext, server, tmp_path):
     import bpy
 
     jobs = ext("blender.server_jobs")
     assert bpy.ops.parascale.estimate_plate_depth() == {"FINISHED"}
-    assert _run(jobs, plate_shot, "depth") == "done", plate_shot.parascale_depth_job.error
-    g = plate_shot.parascale_generate
-    assert Path(g.plate_depth) == tmp_path / "plate_depth.npy"
-    depth = np.load(g.plate_depth, allow_pickle=False)
+    assert _run(jobs, plate_shot, "depth") == "done", plate_shot.parascale_jobs.depth.error
+    s = plate_shot.parascale
+    assert Path(s.target_plate_depth) == tmp_path / "plate_depth.npy"
+    depth = np.load(s.target_plate_depth, allow_pickle=False)
     assert depth.shape == (H, W) and depth.dtype == np.float32
     valid = np.isfinite(depth) & (depth > 0)
     assert bpy.ops.parascale.points_from_depth_map() == {"FINISHED"}  # defaults to the plate + its depth
     pts = plate_shot.parascale.target_points
     assert len(pts.data.vertices) == valid.sum() and plate_shot.parascale.target_depth == "POINTS"
-    gen = ext("blender.ops_generate")
     assert bpy.ops.parascale.generate() == {"FINISHED"}
-    deadline = time.monotonic() + 60
-    while gen.tick_scene(plate_shot) not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert g.state == "done", g.error
+    assert _run(jobs, plate_shot, "generate", 60) == "done", plate_shot.parascale_jobs.generate.error
+    sent = server.jobs_dir / plate_shot.parascale_jobs.generate.job_id / "depth.npy"
+    np.testing.assert_allclose(np.load(sent, allow_pickle=False), depth, equal_nan=True)  # the plate depth as is
     # A second estimate does not overwrite the first file.
     assert bpy.ops.parascale.estimate_plate_depth() == {"FINISHED"}
-    assert Path(plate_shot.parascale_depth_job.output_path) == tmp_path / "plate_depth_001.npy"
+    assert Path(plate_shot.parascale_jobs.depth.output_path) == tmp_path / "plate_depth_001.npy"
     assert _run(jobs, plate_shot, "depth") == "done"
 
 
@@ -203,7 +202,7 @@ def test_missing_depth_weights_show_the_servers_message(plate_shot, ext):
     ext("blender.prefs").get(bpy.context).depth_model = "absent"
     with pytest.raises(RuntimeError, match=r"params\.model.*absent"):
         bpy.ops.parascale.estimate_plate_depth()
-    assert "absent" in plate_shot.parascale_depth_job.error and plate_shot.parascale_generate.plate_depth == ""
+    assert "absent" in plate_shot.parascale_jobs.depth.error and plate_shot.parascale.target_plate_depth == ""
 
 
 def test_reopening_the_blend_reattaches_to_a_depth_job(plate_shot, ext, tmp_path):
@@ -211,11 +210,11 @@ def test_reopening_the_blend_reattaches_to_a_depth_job(plate_shot, ext, tmp_path
 
     jobs = ext("blender.server_jobs")
     assert bpy.ops.parascale.estimate_plate_depth() == {"FINISHED"}
-    job_id = plate_shot.parascale_depth_job.job_id
+    job_id = plate_shot.parascale_jobs.depth.job_id
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
     jobs._JOBS.clear()  # forget it, as a restarted Blender would
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "shot.blend"))
     scene = bpy.context.scene
-    assert scene.parascale_depth_job.job_id == job_id and jobs.is_running(scene, "depth"), "load_post re-attaches"
+    assert scene.parascale_jobs.depth.job_id == job_id and jobs.is_running(scene, "depth"), "load_post re-attaches"
     assert _run(jobs, scene, "depth") == "done"
-    assert Path(scene.parascale_generate.plate_depth) == tmp_path / "plate_depth.npy"
+    assert Path(scene.parascale.target_plate_depth) == tmp_path / "plate_depth.npy"

@@ -12,6 +12,7 @@ class RecordingLayout:
     def __init__(self, log):
         self.log = log
         self.enabled = True
+        self.op_props: list = []  # (idname, the properties object the draw code filled in)
 
     def _child(self, *a, **k):
         return self
@@ -20,6 +21,10 @@ class RecordingLayout:
 
     def label(self, text="", **k):
         self.log.append(("label", text))
+
+    def progress(self, factor=0.0, text="", **k):
+        assert 0.0 <= factor <= 1.0
+        self.log.append(("progress", text))
 
     def prop(self, data, name, **k):
         assert name in data.bl_rna.properties or name.startswith('["'), f"{type(data).__name__} has no {name}"
@@ -30,16 +35,18 @@ class RecordingLayout:
         cls_name = f"{mod.upper()}_OT_{fn}"
         assert hasattr(__import__("bpy").types, cls_name), f"operator {idname} is not registered"
         self.log.append(("operator", idname))
-        return types.SimpleNamespace()
+        props = types.SimpleNamespace()
+        self.op_props.append((idname, props))
+        return props
 
 
-def _draw(cls, context):
-    log = []
-    cls.draw(types.SimpleNamespace(layout=RecordingLayout(log)), context)
-    return log
+def _draw(cls, context, layout=None):
+    layout = layout or RecordingLayout([])
+    cls.draw(types.SimpleNamespace(layout=layout), context)
+    return layout.log
 
 
-@pytest.mark.parametrize("panel", ["main", "reference", "target", "rescale", "bake"])
+@pytest.mark.parametrize("panel", ["main", "reference", "target", "rescale", "bake", "generate"])
 def test_panels_draw(scene, panel):
     import bpy
 
@@ -52,14 +59,39 @@ def test_panels_draw(scene, panel):
             _draw(cls, bpy.context)
 
 
-def test_plate_ui_offers_estimate_depth(scene):
+def test_plate_inputs_live_on_the_target_step(scene):
+    """One home: the Target section and Generate's Plate source draw the same target_plate_* settings."""
     import bpy
 
-    g = scene.parascale_generate
-    g.source, g.plate_image = "PLATE", "/tmp/plate.png"
+    scene.parascale.target_plate_image = "/tmp/plate.png"
+    scene.parascale_generate.source = "PLATE"
+    plate = [("prop", "target_plate_image"), ("prop", "target_plate_depth"), ("prop", "target_plate_depth_scale")]
     for panel in ("target", "generate"):
         log = _draw(getattr(bpy.types, f"PARASCALE_PT_{panel}"), bpy.context)
+        assert all(item in log for item in plate), panel
         assert ("operator", "parascale.estimate_plate_depth") in log, panel
+    generate_props = set(scene.parascale_generate.bl_rna.properties.keys())
+    assert generate_props.isdisjoint({"plate_image", "plate_depth", "depth_scale", "state", "job_id"})
+
+
+def test_every_job_kind_shares_one_record_and_one_cancel(scene, ext):
+    """One job model: a ParaScaleServerJob per kind, one state enum, one cancel operator taking the kind."""
+    import bpy
+
+    jobs = ext("blender.server_jobs")
+    assert set(jobs.KINDS) == {"generate", "track", "depth"}
+    for kind in jobs.KINDS:
+        st = getattr(scene.parascale_jobs, kind)
+        assert type(st).__name__ == "ParaScaleServerJob" and st.state == "idle"
+        assert bpy.ops.parascale.server_job_cancel(kind=kind) == {"CANCELLED"}  # nothing running
+        st.state, st.error = "failed", f"{kind} broke"
+    states = {i.identifier for i in scene.parascale_jobs.generate.bl_rna.properties["state"].enum_items}
+    assert {"idle", "queued", "running", "done", "failed", "cancelled", "interrupted", "lost"} <= states
+    for panel, kind in (("reference", "track"), ("target", "depth"), ("generate", "generate")):
+        assert ("label", f"{kind} broke") in _draw(getattr(bpy.types, f"PARASCALE_PT_{panel}"), bpy.context), panel
+    assert hasattr(bpy.types, "PARASCALE_OT_server_job_cancel")
+    for gone in ("generate_cancel", "track_video_cancel", "estimate_plate_depth_cancel"):
+        assert not hasattr(bpy.types, f"PARASCALE_OT_{gone}"), gone
 
 
 def test_target_panel_radius(scene, ext):

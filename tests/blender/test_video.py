@@ -42,7 +42,7 @@ def test_video_without_server_uses_blenders_tracker(scene, ext, rendered_clip):
     s = scene.parascale
     assert s.reference_camera is not None and s.reference_depth == "POINTS"
     assert len(s.reference_points.data.vertices) > 20
-    assert "no server" in scene.parascale_track_job.message, scene.parascale_track_job.message
+    assert "no server" in scene.parascale_jobs.track.message, scene.parascale_jobs.track.message
     assert (scene.render.resolution_x, scene.render.resolution_y) == (320, 180)
     ref = ext("blender.tracks").reference_trajectory(bpy.context)
     np.testing.assert_array_equal(ref.frames, np.arange(1, N + 1))
@@ -62,7 +62,7 @@ def test_static_video_fails_clearly_and_changes_nothing(scene, ext, rendered_cli
     with pytest.raises(RuntimeError, match="static camera"):
         bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["static"]), focal_length=28)
     assert snapshot(scene) == before and len(bpy.data.movieclips) == clips
-    assert "static camera" in scene.parascale_track_job.error
+    assert "static camera" in scene.parascale_jobs.track.error
 
 
 def test_server_only_without_a_server_is_a_clear_error(scene, ext, rendered_clip):
