@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..client import BridgeError, GenerateJob, GenerateRequest
+from ..client import BridgeError, JobRequest, ServerJob
 from . import compat, convert, server_jobs
 
 KIND = "generate"  # server_jobs kind
@@ -125,7 +125,7 @@ def _output_path(context, cam, g) -> str:
     return os.path.join(folder, f"{name}_{n:03d}.mp4")
 
 
-def start_generate(context) -> GenerateJob:
+def start_generate(context) -> ServerJob:
     """Build the request, submit it (one HTTP call) and start following the job."""
     from ..formats.parascale_json import dumps
 
@@ -143,8 +143,8 @@ def start_generate(context) -> GenerateJob:
     else:
         image, depth = render_conditioning(context, cam, int(traj.frames[0]))
     output = _output_path(context, cam, g)
-    request = GenerateRequest(dumps(traj).encode(), image, depth, g.backend, {}, g.depth_scale)
-    job = GenerateJob(server_jobs.client(context), request, output)
+    request = JobRequest(dumps(traj).encode(), image, depth, g.backend, {}, g.depth_scale)
+    job = ServerJob(server_jobs.client(context), request, output)
     job.tick()  # submits now, so a refusal is reported by the operator itself
     if job.state == "failed":
         raise GenerateError(job.error or "the server refused the job")

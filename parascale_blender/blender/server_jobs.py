@@ -1,7 +1,7 @@
 """Server jobs (Generate, reference-video tracking, plate depth), followed without blocking.
 
 Threading contract: no threads. One persistent ``bpy.app.timers`` timer ticks every live job every
-0.5 s on the main thread; each :meth:`GenerateJob.tick` makes at most one short HTTP call. The bpy
+0.5 s on the main thread; each :meth:`ServerJob.tick` makes at most one short HTTP call. The bpy
 module has no event loop, so tests call :func:`tick_scene` directly. A job's state is mirrored
 into a property group on the scene (:class:`ParaScaleServerJob`, or the group a kind registers;
 saved with the .blend, so ``load_post`` re-attaches to unfinished jobs) and the panel shows
@@ -18,12 +18,12 @@ from collections.abc import Callable
 import bpy
 from bpy.app.handlers import persistent
 
-from ..client import TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
+from ..client import TERMINAL, BridgeClient, BridgeError, ServerJob, ServerNotRunning, is_loopback_url
 from . import prefs
 
 TIMER_INTERVAL = 0.5
 KINDS = ("track", "depth")  # scene.parascale_<kind>_job, a ParaScaleServerJob
-_JOBS: dict[tuple[str, str], GenerateJob] = {}  # (scene.name_full, kind) -> live job
+_JOBS: dict[tuple[str, str], ServerJob] = {}  # (scene.name_full, kind) -> live job
 _HANDLERS: dict[str, Callable] = {}  # kind -> handler(scene, settings, result_path) -> message
 _SETTINGS: dict[str, Callable] = {}  # kind -> settings(scene), for kinds with their own property group
 
@@ -99,17 +99,17 @@ def output_folder(next_to: str) -> str:
     raise JobError(f"cannot write next to {next_to} and the .blend is not saved: save the .blend first")
 
 
-def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output: str, options: dict) -> GenerateJob:
+def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output: str, options: dict) -> ServerJob:
     """Follow a submitted job (``status`` from the submission) until its result lands at ``output``."""
     if is_running(scene, kind):
         raise JobError(f"a {kind} job is already running for this scene: cancel it first")
-    job = GenerateJob.attach(cl, status["id"], output)
+    job = ServerJob.attach(cl, status["id"], output)
     st = settings(scene, kind)
     st.source_path, st.output_path, st.options = source, output, json.dumps(options)
     return follow(scene, kind, job)
 
 
-def follow(scene, kind: str, job: GenerateJob) -> GenerateJob:
+def follow(scene, kind: str, job: ServerJob) -> ServerJob:
     """Mirror ``job`` (submitted) into the scene's ``kind`` settings and tick it until it ends."""
     st = settings(scene, kind)
     st.job_id, st.error = job.job_id, ""
@@ -133,7 +133,7 @@ def cancel(scene, kind: str) -> bool:
     return True
 
 
-def _mirror(st, job: GenerateJob) -> None:
+def _mirror(st, job: ServerJob) -> None:
     st.state, st.progress = job.state, min(max(job.progress, 0.0), 1.0)
     st.message = (job.message or "")[:500]
     st.error = (job.error or "")[:1000]
@@ -206,7 +206,7 @@ def reattach(context) -> int:
                 except JobError as e:
                     st.error = str(e)
                     continue
-                _JOBS[(scene.name_full, kind)] = GenerateJob.attach(cl, st.job_id, st.output_path)
+                _JOBS[(scene.name_full, kind)] = ServerJob.attach(cl, st.job_id, st.output_path)
                 n += 1
     if n:
         ensure_timer()
