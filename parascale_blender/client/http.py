@@ -3,7 +3,8 @@
 Calls to loopback addresses bypass any system HTTP proxy (a proxy breaking 127.0.0.1 is a
 classic add-on failure). Every call has a timeout. Failures raise :class:`BridgeError` with a
 sentence for the artist; an unreachable server raises :class:`ServerNotRunning` saying how to
-start it. Upload names sent to the server are fixed plain names, never local paths.
+start it. Upload names sent to the server are fixed plain names, never local paths. Paths,
+headers, field names and magic bytes are the shared ones of :mod:`.wire`.
 """
 
 from __future__ import annotations
