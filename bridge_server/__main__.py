@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_PORT, Limits, ServerConfig, default_threads, is_loopback
+from parascale_blender.client.wire import DEFAULT_PORT, is_loopback_host
+
+from .config import Limits, ServerConfig, default_threads
 
 
 def resolve_devices(spec: str) -> list[str]:
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not is_loopback(args.host) and not args.token:
+    if not is_loopback_host(args.host) and not args.token:
         print(
             f"parascale-server: refusing to bind {args.host} without --token "
             "(only loopback addresses may run without one)",

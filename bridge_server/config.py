@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_PORT = 8765
+from parascale_blender.client.wire import DEFAULT_PORT
 
 
 @dataclass
@@ -33,17 +32,7 @@ class ServerConfig:
 
 
 def default_threads() -> int:
-    """torch CPU threads per process: half the cores, at most 4. Oversubscribed intra-op threads
-    slow splatting ~10x on a busy machine (measured: 2 threads on 2 busy cores, 16x slower)."""
+    """torch CPU threads per process: half the cores, at most 4 (oversubscribed intra-op threads
+    slow splatting down badly on a busy machine; the benchmark report has the numbers)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cores // 2))
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

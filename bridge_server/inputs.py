@@ -1,37 +1,32 @@
-"""Decoding and validating a job's uploads: trajectory JSON, conditioning image, depth map, video.
+"""Decoders of single uploads: trajectory JSON, conditioning image, depth map, video (probe).
 
-Everything is read from bytes (uploaded names never become paths), nothing is unpickled
-(``np.load(allow_pickle=False)``), and every problem raises :class:`InputError` naming the upload,
-the frame and the field. Formats are recognised by their magic bytes, not by their names.
+Everything is read from bytes (uploaded names never become paths), nothing is unpickled, and every
+problem raises :class:`InputError` naming the upload, the frame and the field. Formats are
+recognised by their magic bytes (``client.wire``), not by their names. Depth maps go through the
+add-on's decoder (``formats.depthmaps``), so a file means the same depth on both sides.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 
+import cv2
 import numpy as np
 
+from parascale_blender.client import wire
 from parascale_blender.core.camera import Trajectory
+from parascale_blender.formats.depthmaps import clean_depth, decode_depth_values, depth_format
 from parascale_blender.formats.errors import FormatError
 from parascale_blender.formats.parascale_json import trajectory_from_dict
 
 from .config import Limits
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-import cv2  # noqa: E402  (the EXR switch must be set before OpenCV loads)
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-NPY_MAGIC = b"\x93NUMPY"
-EXR_MAGIC = b"\x76\x2f\x31\x01"
-JPEG_MAGIC = b"\xff\xd8\xff"
 ASPECT_TOLERANCE = 0.02
 MAX_VIDEO_SIDE = 8192
-ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
 
-class InputError(ValueError):
+class InputError(Exception):
     """A request input is unusable; ``problems`` lists one readable line per defect."""
 
     def __init__(self, problems: list[str] | str):
@@ -71,7 +66,7 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
         raise InputError(problems)
     try:
         traj = trajectory_from_dict(doc, "trajectory")
-    except (FormatError, ValueError) as e:
+    except ValueError as e:  # FormatError included
         raise InputError(str(e)) from None
     big = np.abs(traj.c2w).max(axis=(1, 2)) > limits.max_abs_coordinate
     if big.any():
@@ -87,7 +82,7 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
 
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     """PNG or JPEG bytes → (H, W, 3) uint8 RGB."""
-    if not (data.startswith(PNG_MAGIC) or data.startswith(JPEG_MAGIC)):
+    if wire.sniff_suffix(data) not in wire.IMAGE_SUFFIXES:
         raise InputError("image: not a PNG or JPEG file (checked by its first bytes)")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
@@ -98,58 +93,26 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def _npy_depth(data: bytes, limits: Limits) -> np.ndarray:
-    f = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(f)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in read_header:
-            raise ValueError(f"unsupported .npy version {version}")
-        shape, _, dtype = read_header[version](f)
-    except Exception as e:  # numpy raises ValueError/OSError/SyntaxError on malformed headers
-        raise InputError(f"depth: malformed .npy header ({e})") from None
-    if dtype.kind not in "fiu" or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
-        raise InputError(f"depth: .npy must hold a numeric (H, W) array, got dtype {dtype} shape {shape}")
-    if max(shape[:2]) > limits.max_side or min(shape[:2]) < 1:
-        raise InputError(f"depth: .npy shape {shape} outside 1..{limits.max_side} px a side")
-    f.seek(0)
-    try:
-        arr = np.load(f, allow_pickle=False)
-    except Exception as e:
-        raise InputError(f"depth: unreadable .npy data ({e})") from None
-    return arr.reshape(shape[:2]).astype(np.float64)
+def decode_depth(data: bytes, scale: float | None, limits: Limits) -> np.ndarray:
+    """.npy, 16-bit PNG or OpenEXR bytes → (H, W) z-depth in world units; NaN = empty.
 
-
-def decode_depth(data: bytes, scale: float, limits: Limits) -> np.ndarray:
-    """.npy, 16-bit PNG or OpenEXR bytes → (H, W) z-depth = stored value × ``scale``; NaN = empty.
-
+    Decoded by ``formats.depthmaps`` (the add-on's decoder): depth = stored value × ``scale``
+    (world units per stored value; None = the format's default, ``DEFAULT_PNG_SCALE`` for PNG).
     Zero, NaN and +inf mean "no depth" (sky); negative or absurdly large depths are an error.
     """
-    if data.startswith(NPY_MAGIC):
-        raw = _npy_depth(data, limits)
-    elif data.startswith(PNG_MAGIC) or data.startswith(EXR_MAGIC):
-        kind = "PNG" if data.startswith(PNG_MAGIC) else "EXR"
-        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-        if raw is None:
-            raise InputError(f"depth: the {kind} data could not be decoded")
-        if raw.ndim == 3:
-            raw = raw[..., 0] if kind == "EXR" else None
-        if raw is None or (kind == "PNG" and raw.dtype != np.uint16):
-            raise InputError("depth: a PNG depth map must be single-channel 16-bit")
-        if max(raw.shape) > limits.max_side:
-            raise InputError(f"depth: {raw.shape[1]}x{raw.shape[0]} exceeds {limits.max_side} px a side")
-        raw = raw.astype(np.float64)
-    else:
+    if depth_format(data) not in wire.DEPTH_SUFFIXES:
         raise InputError("depth: not a .npy, 16-bit PNG or OpenEXR file (checked by its first bytes)")
-    depth = raw * scale
+    try:
+        depth = decode_depth_values(data, "depth", scale, max_side=limits.max_side)
+    except FormatError as e:
+        raise InputError(str(e)) from None
     neg = np.isfinite(depth) & (depth < 0)
     if neg.any():
         r, c = np.argwhere(neg)[0]
         raise InputError(f"depth: {int(neg.sum())} negative values (first at row {r}, column {c}: {depth[r, c]:g})")
     if (np.isfinite(depth) & (depth > limits.max_abs_coordinate)).any():
         raise InputError(f"depth: values beyond {limits.max_abs_coordinate:g} world units (wrong depth_scale?)")
-    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
-    return depth
+    return clean_depth(depth)
 
 
 def match_sizes(traj: Trajectory, image: np.ndarray, depth: np.ndarray) -> np.ndarray:
@@ -166,21 +129,14 @@ def match_sizes(traj: Trajectory, image: np.ndarray, depth: np.ndarray) -> np.nd
     return depth
 
 
-def video_file_name(data: bytes) -> str:
-    """The fixed name a video upload is stored under, its extension chosen from the first bytes."""
-    if data[4:8] in ISO_BOXES:
-        return "video.mp4" if data[4:8] == b"ftyp" and data[8:12] != b"qt  " else "video.mov"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video.mkv"
-    if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
-        return "video.avi"
-    if data.startswith(b"\x00\x00\x01\xba"):
-        return "video.mpg"
-    if len(data) > 376 and data[0] == data[188] == 0x47:
-        return "video.ts"
-    raise InputError(
-        "video: not a recognised video file (MP4/MOV, Matroska/WebM, AVI, MPEG-PS/TS; checked by its first bytes)"
-    )
+def video_suffix(data: bytes) -> str:
+    """The suffix a video upload is stored under, chosen from its first bytes."""
+    suffix = wire.sniff_suffix(data)
+    if suffix not in wire.VIDEO_SUFFIXES:
+        raise InputError(
+            "video: not a recognised video file (MP4/MOV, Matroska/WebM, AVI, MPEG-PS/TS; checked by its first bytes)"
+        )
+    return suffix
 
 
 def probe_video(data: bytes) -> tuple[int, int, int, float]:
@@ -203,8 +159,6 @@ def probe_video(data: bytes) -> tuple[int, int, int, float]:
             if not frames and stream.duration and stream.time_base:
                 frames = round(float(stream.duration * stream.time_base) * fps)
             next(container.decode(stream), None)
-    except InputError:
-        raise
     except (av.error.FFmpegError, ValueError, OSError, StopIteration) as e:
         raise InputError(f"video: cannot be decoded ({e})") from None
     if not (2 <= w <= MAX_VIDEO_SIDE and 2 <= h <= MAX_VIDEO_SIDE):

@@ -7,10 +7,12 @@ job folder, never from the request. Cancelling sets an :class:`threading.Event` 
 checks between frames. Files inside a folder have fixed names chosen here; job ids are 32 hex
 digits generated here, so nothing a client sends ever becomes a path.
 
-Folder layout: ``request.json`` (backend, params, depth_scale, uploaded names), the uploads the
-backend takes (``trajectory.json``, ``image.png|jpg``, ``depth.npy|png|exr``,
-``video.mp4|mov|mkv|avi|mpg|ts``), ``status.json``, ``log.txt`` and ``result<suffix>`` (``.mp4``,
-``.npy`` or ``.json``: the backend's ``result_suffix``), written as ``result.partial<suffix>``
+Folder layout: ``request.json`` (backend, params, depth_scale — world units per stored depth
+value, null for the format's default — and the uploaded names), the uploads the backend takes
+(``trajectory.json``, ``image.png|jpg``, ``depth.npy|png|exr``, ``video.mp4|mov|mkv|avi|mpg|ts``;
+decoded by ``uploads.decode_uploads`` when submitted and again when loaded), ``status.json``,
+``log.txt`` and ``result<suffix>`` (``.mp4``, ``.npy`` or ``.json``: the backend's
+``result_suffix``), written as ``result.partial<suffix>``
 first and renamed when the job is done.
 """
 
@@ -26,20 +28,22 @@ import traceback
 import uuid
 from pathlib import Path
 
-from .backends import GenerationJob, JobCancelled, JobFailed, get_backend
+from parascale_blender.client import wire
+from parascale_blender.client.wire import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING
+
+from .backends import Backend, GenerationJob, JobCancelled, JobFailed, get_backend
 from .config import Limits
-from .inputs import decode_depth, decode_image, match_sizes, parse_trajectory
-from .models import FINISHED, JobStatus
+from .models import JobStatus
+from .uploads import decode_uploads, stored_uploads
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 RESULT_SHAPE = frozenset({"frames", "width", "height", "fps", "first_frame"})
 RESULT_SUFFIXES = (".mp4", ".npy", ".json")
-RESULT_MEDIA_TYPES = ("video/mp4", "application/octet-stream", "application/json")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpg", ".ts")
 FILE_NAMES = frozenset(
-    {"request.json", "trajectory.json", "image.png", "image.jpg", "depth.npy", "depth.png", "depth.exr"}
-    | {"status.json", "log.txt"}
-    | {f"video{x}" for x in VIDEO_SUFFIXES}
+    {"request.json", "trajectory.json", "status.json", "log.txt"}
+    | {f"image{x}" for x in wire.IMAGE_SUFFIXES}
+    | {f"depth{x}" for x in wire.DEPTH_SUFFIXES}
+    | {f"video{x}" for x in wire.VIDEO_SUFFIXES}
     | {f"result{x}" for x in RESULT_SUFFIXES}
     | {f"result.partial{x}" for x in RESULT_SUFFIXES}
 )
@@ -47,6 +51,19 @@ FILE_NAMES = frozenset(
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def queued_status(backend: Backend, shape: dict) -> JobStatus:
+    """The status of a new job of ``backend`` whose result has ``shape`` (frames, width, height, fps, first_frame)."""
+    return JobStatus(
+        id=new_job_id(),
+        backend=backend.name,
+        state=QUEUED,
+        message="queued",
+        created=time.time(),
+        result_media_type=backend.result_media_type,
+        **shape,
+    )
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -124,18 +141,18 @@ class JobStore:
                 continue  # a folder without a readable status is not a job (never served)
             with self._lock:
                 self._jobs[status.id] = status
-            if status.state == "running":
+            if status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
                     self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
                 self.update(
                     status.id,
-                    state="interrupted",
+                    state=INTERRUPTED,
                     finished=time.time(),
                     error="the server stopped while this job was running; submit it again",
                     message="interrupted",
                 )
                 self.log(status.id, "marked interrupted after a server restart")
-            elif status.state == "queued":
+            elif status.state == QUEUED:
                 queued.append(status)
         return [s.id for s in sorted(queued, key=lambda s: s.created)]
 
@@ -171,7 +188,7 @@ class JobQueue:
 
     def counts(self) -> tuple[int, int]:
         states = [s.state for s in self.store.all()]
-        return states.count("queued"), states.count("running")
+        return states.count(QUEUED), states.count(RUNNING)
 
     def cancel(self, job_id: str) -> JobStatus:
         """Queued jobs are cancelled at once; running ones stop before their next frame."""
@@ -180,8 +197,8 @@ class JobQueue:
             if status is None or status.state in FINISHED:
                 return status
             self._cancel.setdefault(job_id, threading.Event()).set()
-            if status.state == "queued":
-                return self.store.update(job_id, state="cancelled", finished=time.time(), message="cancelled")
+            if status.state == QUEUED:
+                return self.store.update(job_id, state=CANCELLED, finished=time.time(), message="cancelled")
             return self.store.update(job_id, message="cancelling")
 
     def _work(self, device: str) -> None:
@@ -198,9 +215,9 @@ class JobQueue:
         store = self.store
         with store._lock:
             status = store.get(job_id)
-            if status is None or status.state != "queued":
+            if status is None or status.state != QUEUED:
                 return
-            store.update(job_id, state="running", started=time.time(), message="loading inputs")
+            store.update(job_id, state=RUNNING, started=time.time(), message="loading inputs")
         cancel = self._cancel.setdefault(job_id, threading.Event())
         partial: Path | None = None
         t_gen = None
@@ -210,7 +227,7 @@ class JobQueue:
             if backend is None:
                 raise JobFailed(f"backend {request['backend']!r} is no longer served by this server")
             partial = store.path(job_id, f"result.partial{backend.result_suffix}")
-            job = self._load_job(job_id, backend, request, partial, device)
+            job = self.load_job(job_id, backend, request, partial, device)
             last = [0.0]
 
             def progress(fraction: float, message: str) -> None:
@@ -228,7 +245,7 @@ class JobQueue:
             shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
             store.update(
                 job_id,
-                state="done",
+                state=DONE,
                 progress=1.0,
                 message="done",
                 finished=time.time(),
@@ -238,17 +255,15 @@ class JobQueue:
             store.log(job_id, f"done in {t_gen:.3f} s")
         except JobCancelled as e:
             self._discard(partial)
-            store.update(job_id, state="cancelled", message=str(e) or "cancelled", finished=time.time())
+            store.update(job_id, state=CANCELLED, message=str(e) or "cancelled", finished=time.time())
             store.log(job_id, f"cancelled: {e}")
         except JobFailed as e:  # a user-facing reason, kept verbatim
             self._discard(partial)
-            store.update(job_id, state="failed", error=str(e), message="failed", finished=time.time())
+            store.update(job_id, state=FAILED, error=str(e), message="failed", finished=time.time())
             store.log(job_id, f"failed: {e}")
         except Exception as e:  # a failing backend fails its job, never the server
             self._discard(partial)
-            store.update(
-                job_id, state="failed", error=f"{type(e).__name__}: {e}", message="failed", finished=time.time()
-            )
+            store.update(job_id, state=FAILED, error=f"{type(e).__name__}: {e}", message="failed", finished=time.time())
             store.log(job_id, "failed:\n" + traceback.format_exc())
 
     @staticmethod
@@ -256,29 +271,22 @@ class JobQueue:
         if partial is not None:
             partial.unlink(missing_ok=True)
 
-    def _load_job(self, job_id: str, backend, request: dict, output: Path, device: str) -> GenerationJob:
-        """The :class:`GenerationJob` from the job folder: only the uploads the backend takes."""
-        store, limits = self.store, self.limits
-        takes = set(backend.uploads)
-        traj = image = depth = video = None
-        if "trajectory" in takes:
-            traj = parse_trajectory(store.path(job_id, "trajectory.json").read_bytes(), limits)
-        if "image" in takes:
-            image = decode_image(store.find(job_id, "image").read_bytes(), limits)
-        if "depth" in takes:
-            depth = decode_depth(store.find(job_id, "depth").read_bytes(), request["depth_scale"], limits)
-            if traj is not None and image is not None:
-                depth = match_sizes(traj, image, depth)
-        if "video" in takes:
-            video = store.find(job_id, "video")
+    def load_job(self, job_id: str, backend, request: dict, output: Path, device: str) -> GenerationJob:
+        """The :class:`GenerationJob` from the job folder: the uploads the backend takes, decoded by
+        the same :func:`~bridge_server.uploads.decode_uploads` that validated them at submission."""
+        store = self.store
+        params = backend.Params.model_validate(request["params"])
+        paths = stored_uploads(lambda stem: store.find(job_id, stem), backend.uploads)
+        blobs = {k: p.read_bytes() for k, p in paths.items()}
+        uploads = decode_uploads(blobs, self.limits, params, request.get("depth_scale"))
         return GenerationJob(
-            trajectory=traj,
-            image=image,
-            depth=depth,
-            params=backend.Params.model_validate(request["params"]),
+            trajectory=uploads.trajectory,
+            image=uploads.image,
+            depth=uploads.depth,
+            params=params,
             output=output,
             device=device,
             log=lambda line: store.log(job_id, line),
-            video=video,
-            video_name=str(request.get("uploaded_names", {}).get("video") or "video"),
+            video=paths.get(wire.VIDEO),
+            video_name=str(request.get("uploaded_names", {}).get(wire.VIDEO) or "video"),
         )

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
-FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled", "interrupted"})
+from parascale_blender.client import wire
+
+JobState = Literal[wire.JOB_STATES]  # type: ignore[valid-type]  # the tuple of state names, as a Literal
 
 
 class ErrorBody(BaseModel):
@@ -59,7 +60,7 @@ class JobStatus(BaseModel):
     first_frame: int = Field(description="the trajectory's first frame number (where the clip starts)")
     generation_seconds: float | None = Field(None, description="time spent inside the backend")
     result_media_type: str = Field(
-        "video/mp4",
+        wire.MP4,
         description="what GET /v1/jobs/{id}/result serves: video/mp4, application/octet-stream (.npy depth) "
         "or application/json (ParaScale trajectory)",
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parascale_blender.client import TERMINAL, wire
 from parascale_blender.core.metrics import pce
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +194,7 @@ def _tick_until_done(server_jobs, scene, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = server_jobs.tick_scene(scene, "generate")
-        if state in ("done", "failed", "cancelled", "interrupted", "lost"):
+        if state in TERMINAL:
             return state
         time.sleep(0.05)
     raise RuntimeError(f"generation did not finish within {timeout:.0f} s")
@@ -330,11 +331,11 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
             ) == {"FINISHED"}
             print(f"[blender] shot {tag}: {s.last_report}")
             g, job = scene.parascale_generate, scene.parascale_jobs.generate
-            g.source, g.backend, g.output_dir = "RENDER", "warp", str(out)
+            g.source, g.backend, g.output_dir = "RENDER", wire.WARP, str(out)
             _wait_for_server(port)
             assert bpy.ops.parascale.generate() == {"FINISHED"}, job.error
             state = _tick_until_done(server_jobs, scene, timeout=600)
-            if state != "done":
+            if state != wire.DONE:
                 raise RuntimeError(f"shot {tag}: generation {state}: {job.error}")
             strip = scene.sequence_editor.strips[job.result_name]
             pce_measured, measured, pi_ref, pi_model = realized_pce(

@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from parascale_blender.formats.depthmaps import (  # noqa: E402
+    DEFAULT_PNG_SCALE,
+    decode_depth_map,
     list_depth_maps,
     read_depth_map,
     read_npy,
@@ -202,8 +204,11 @@ def test_npy_round_trip_and_shape_errors(tmp_path):
     with pytest.raises(FormatError, match=r"expected a numeric \(H, W\) depth array"):
         read_npy(tmp_path / "bad.npy")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}]), allow_pickle=True)
-    with pytest.raises(FormatError, match="not a readable"):
+    with pytest.raises(FormatError, match="numeric"):  # refused from the header: never unpickled
         read_npy(tmp_path / "obj.npy")
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "d.npy").read_bytes()[:-10])
+    with pytest.raises(FormatError, match="not a readable"):
+        read_npy(tmp_path / "cut.npy")
     with pytest.raises(FormatError, match="file not found"):
         read_depth_map(tmp_path / "missing.npy")
     with pytest.raises(FormatError, match="unknown depth-map extension"):
@@ -220,6 +225,34 @@ def test_folder_listing_is_natural_and_single_kind(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FormatError, match="holds no depth maps"):
         list_depth_maps(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ bytes: one decoder, format by magic
+
+
+def test_bytes_decoder_picks_the_format_by_its_first_bytes(tmp_path):
+    """Files written by OpenCV (PNG counts, EXR, PFM) and numpy decode from bytes alone, whatever
+    they are called; PNG counts default to DEFAULT_PNG_SCALE world units, float formats to 1."""
+    counts = IMG16.copy()
+    counts[0, 0] = 0
+    assert cv2.imwrite(str(tmp_path / "d.png"), counts)
+    assert cv2.imwrite(str(tmp_path / "d.exr"), FLOAT, [cv2.IMWRITE_EXR_COMPRESSION, 3])
+    assert cv2.imwrite(str(tmp_path / "d.pfm"), FLOAT)
+    np.save(tmp_path / "d.npy", FLOAT)
+    png = decode_depth_map((tmp_path / "d.png").read_bytes(), "upload")
+    assert np.isnan(png[0, 0]) and DEFAULT_PNG_SCALE == 0.001
+    np.testing.assert_allclose(png.ravel()[1:], counts.ravel()[1:] * 0.001)
+    np.testing.assert_allclose(
+        decode_depth_map((tmp_path / "d.png").read_bytes(), "x", scale=0.5).ravel()[1:], counts.ravel()[1:] * 0.5
+    )
+    for ext in (".exr", ".pfm", ".npy"):
+        np.testing.assert_array_equal(decode_depth_map((tmp_path / f"d{ext}").read_bytes(), "x"), FLOAT)
+        np.testing.assert_array_equal(read_depth_map(tmp_path / f"d{ext}"), FLOAT)
+    with pytest.raises(FormatError, match="upload: .*checked by its first bytes"):
+        decode_depth_map(b"GIF89a" + bytes(20), "upload")
+    for ext in (".png", ".exr", ".pfm", ".npy"):
+        with pytest.raises(FormatError, match=r"outside 1\.\.20 px a side"):
+            decode_depth_map((tmp_path / f"d{ext}").read_bytes(), "x", max_side=20)
 
 
 # ------------------------------------------------------------------ fuzz

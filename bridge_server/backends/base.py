@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from parascale_blender.client import wire
 from parascale_blender.core.camera import Trajectory
 
-UPLOADS = ("trajectory", "image", "depth", "video")
+UPLOADS = wire.UPLOADS
 
 
 class JobCancelled(Exception):
@@ -67,8 +68,8 @@ class Backend:
     name: str = ""
     description: str = ""
     Params: type[BaseModel] = BaseModel
-    uploads: tuple[str, ...] = ("trajectory", "image", "depth")
-    result_media_type: str = "video/mp4"
+    uploads: tuple[str, ...] = (wire.TRAJECTORY, wire.IMAGE, wire.DEPTH)
+    result_media_type: str = wire.MP4
     result_suffix: str = ".mp4"
 
     def available(self) -> tuple[bool, str]:

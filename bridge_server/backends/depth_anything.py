@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
+from parascale_blender.client import wire
+
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
 from .weights import (
     ModelCache,
@@ -34,8 +36,6 @@ from .weights import (
     torch_dtype,
 )
 
-RESULT_MEDIA_TYPE = "application/octet-stream"
-
 
 def check_depth_folder(folder: Path) -> None:
     check_transformers_folder(folder)
@@ -46,7 +46,7 @@ def check_depth_folder(folder: Path) -> None:
 class DepthParams(WeightsParams):
     """Parameters of ``depth-anything``."""
 
-    backend_folder: ClassVar[str] = "depth-anything"
+    backend_folder: ClassVar[str] = wire.DEPTH_ANYTHING
 
     @field_validator("model")
     @classmethod
@@ -97,12 +97,12 @@ def estimate_depth(image: np.ndarray, folder: Path, device: str = "cpu", dtype: 
 
 
 class DepthAnythingBackend(Backend):
-    name = "depth-anything"
+    name = wire.DEPTH_ANYTHING
     description = "Depth Anything V2 depth of the conditioning image (local weights); the result is a .npy"
     Params = DepthParams
-    result_media_type = RESULT_MEDIA_TYPE
+    result_media_type = wire.NPY
     result_suffix = ".npy"
-    uploads = ("image",)
+    uploads = (wire.IMAGE,)
 
     def available(self) -> tuple[bool, str]:
         return availability(DepthParams.backend_folder, check_depth_folder)

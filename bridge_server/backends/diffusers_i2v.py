@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from parascale_blender.client import wire
+
 from ..render import fill_holes, splat, to_uint8, unproject_image
 from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
@@ -140,7 +142,7 @@ FAMILIES: dict[str, WanFamily | CogVideoXFamily] = {
 class I2VParams(RuntimeParams):
     """Parameters of ``diffusers-i2v``."""
 
-    backend_folder: ClassVar[str] = "diffusers-i2v"
+    backend_folder: ClassVar[str] = wire.DIFFUSERS_I2V
 
     prompt: str = Field("", max_length=4000, description="text prompt (ignored when the folder has no text encoder)")
     negative_prompt: str = Field("", max_length=4000)
@@ -361,7 +363,7 @@ def run_pipeline(
 
 
 class DiffusersI2VBackend(Backend):
-    name = "diffusers-i2v"
+    name = wire.DIFFUSERS_I2V
     description = (
         "A diffusers image-to-video pipeline (Wan 2.x I2V, CogVideoX I2V) from local weights, steered by noise shaping"
     )

@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .base import Backend, CancelledFn, GenerationJob, JobCancelled, JobFailed, ProgressFn
+from parascale_blender.client import wire
 
-RESULT_MEDIA_TYPE = "application/json"
+from .base import Backend, CancelledFn, GenerationJob, JobCancelled, JobFailed, ProgressFn
 
 
 class TrackParams(BaseModel):
@@ -46,11 +46,11 @@ class TrackParams(BaseModel):
 
 
 class TrackVideoBackend(Backend):
-    name = "track-video"
+    name = wire.TRACK_VIDEO
     description = "Camera track + sparse depth of a reference video (pycolmap SfM); the result is ParaScale JSON"
     Params = TrackParams
-    uploads = ("video",)
-    result_media_type = RESULT_MEDIA_TYPE
+    uploads = (wire.VIDEO,)
+    result_media_type = wire.JSON
     result_suffix = ".json"
 
     def available(self) -> tuple[bool, str]:

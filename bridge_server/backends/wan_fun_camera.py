@@ -25,6 +25,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from parascale_blender.client import wire
 from parascale_blender.core.camera import invert_rigid
 
 from ..plucker import plucker_from_poses
@@ -101,7 +102,7 @@ def load_adapter(path: Path, downscale: int = 8) -> CameraAdapter:
 class CameraParams(I2VParams):
     """Parameters of ``wan-fun-camera`` (noise shaping off by default)."""
 
-    backend_folder: ClassVar[str] = "wan-fun-camera"
+    backend_folder: ClassVar[str] = wire.WAN_FUN_CAMERA
     noise_shaping: bool = Field(False, description="also paste the noised warp preview (RealCam-I2V style)")
     camera_scale: float = Field(1.0, ge=0.0, le=10.0, allow_inf_nan=False, description="adapter output multiplier")
 
@@ -131,7 +132,7 @@ def camera_features(job: GenerationJob, pipe, adapter: CameraAdapter, width: int
 class WanFunCameraBackend(DiffusersI2VBackend):
     """``diffusers-i2v`` on a Wan folder, plus the camera adapter's features on every step."""
 
-    name = "wan-fun-camera"
+    name = wire.WAN_FUN_CAMERA
     description = "Wan image-to-video with Plücker camera control through a camera adapter (local weights)"
     Params = CameraParams
     injection_hook: Callable[[torch.Tensor], None] | None = None  # sees every added feature tensor

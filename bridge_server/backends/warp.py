@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from parascale_blender.client import wire
+
 from ..render import fill_holes, splat, to_uint8, unproject_image
 from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
@@ -26,7 +28,7 @@ class WarpParams(BaseModel):
 
 
 class WarpBackend(Backend):
-    name = "warp"
+    name = wire.WARP
     description = "Depth point-cloud splatting preview (torch, CPU or CUDA); geometrically exact, no weights"
     Params = WarpParams
 

@@ -18,7 +18,7 @@ import urllib.parse
 
 import bpy
 
-from ..client import BridgeClient, BridgeError, is_loopback_url
+from ..client import BridgeClient, BridgeError, is_loopback_url, wire
 from . import prefs
 
 STARTUP_TIMEOUT = 60.0
@@ -132,7 +132,7 @@ def tick(now: float | None = None) -> str:
                 stop()
                 _STATE.update(
                     state="failed",
-                    message=f"the server did not answer {_STATE['url']}/v1/health in time and was stopped: "
+                    message=f"the server did not answer {_STATE['url']}{wire.HEALTH} in time and was stopped: "
                     f"{_log_tail()}",
                 )
     return _STATE["state"]

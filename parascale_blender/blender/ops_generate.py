@@ -21,7 +21,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..client import BridgeError, GenerateJob, GenerateRequest
+from ..client import BridgeError, JobRequest, ServerJob, wire
 from . import compat, convert, plate, server_jobs
 from .bake import baked_trajectory
 
@@ -104,7 +104,7 @@ def _output_path(context, cam, g) -> str:
     return os.path.join(folder, f"{name}_{n:03d}.mp4")
 
 
-def start_generate(context) -> GenerateJob:
+def start_generate(context) -> ServerJob:
     """Build the request, submit it (one HTTP call) and start following the job."""
     from ..formats.parascale_json import dumps
 
@@ -118,10 +118,10 @@ def start_generate(context) -> GenerateJob:
     else:
         image, depth = render_conditioning(context, cam, int(traj.frames[0]))
     output = _output_path(context, cam, g)
-    request = GenerateRequest(dumps(traj).encode(), image, depth, g.backend, {}, 1.0)  # depth in world units
-    job = GenerateJob(server_jobs.client(context), request, output)
+    request = JobRequest(dumps(traj).encode(), image, depth, g.backend, {}, 1.0)  # depth in world units
+    job = ServerJob(server_jobs.client(context), request, output)
     job.tick()  # submits now, so a refusal is reported by the operator itself
-    if job.state == "failed":
+    if job.state == wire.FAILED:
         raise GenerateError(job.error or "the server refused the job")
     options = {"shot_start": int(traj.frames[0]), "frames": len(traj)}
     return server_jobs.follow(scene, KIND, job, source=cam.name, options=options)

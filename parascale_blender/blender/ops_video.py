@@ -16,13 +16,13 @@ import types
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
-from ..client import BridgeError, submit_tracking
+from ..client import BridgeError, submit_tracking, wire
 from . import clip as clip_mod
 from . import clip_tracker, server_jobs, tracks
 from .ops_reference import _set_report, import_clip_solve
 
 KIND = "track"  # server_jobs kind
-BACKEND = "track-video"  # client.jobs.TRACK_BACKEND (wire vocabulary, written twice)
+BACKEND = wire.TRACK_VIDEO
 VIDEO_GLOB = "*.mp4;*.mov;*.mkv;*.avi;*.webm;*.m4v;*.ts;*.mpg"
 METHOD_ITEMS = [
     ("AUTO", "Auto", "The ParaScale server when it answers, else Blender's own tracker"),
@@ -176,7 +176,7 @@ class PARASCALE_OT_track_video_in_blender(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         st = server_jobs.record(context.scene, KIND)
-        return st.state == "failed" and bool(st.source_path) and not server_jobs.is_running(context.scene, KIND)
+        return st.state == wire.FAILED and bool(st.source_path) and not server_jobs.is_running(context.scene, KIND)
 
     def execute(self, context):
         st = server_jobs.record(context.scene, KIND)

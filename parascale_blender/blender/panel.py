@@ -9,6 +9,7 @@ import math
 
 import bpy
 
+from ..client import wire
 from . import points, server_jobs
 
 
@@ -56,7 +57,7 @@ class PARASCALE_PT_reference(_Base, bpy.types.Panel):
         col.operator("parascale.reference_from_clip", text="From Movie Clip Solve", icon="TRACKER")
         if not server_jobs.draw_job(col, context.scene, "track"):
             col.operator("import_scene.parascale_video", text="Import Reference Video", icon="FILE_MOVIE")
-            if server_jobs.record(context.scene, "track").state == "failed":
+            if server_jobs.record(context.scene, "track").state == wire.FAILED:
                 col.operator("parascale.track_video_in_blender", icon="TRACKER")
         col.prop(s, "reference_camera")
         if s.reference_camera is not None:

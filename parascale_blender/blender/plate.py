@@ -41,9 +41,10 @@ def read_plate_depth(path: str, scale: float | None = None) -> np.ndarray:
     return d
 
 
-def plate_paths(scene) -> tuple[str, str, float]:
-    """(plate image path, plate depth path, depth scale) of the target step, paths made absolute."""
+def plate_paths(scene) -> tuple[str, str, float | None]:
+    """(plate image path, plate depth path, depth scale or None = the format's default) of the target
+    step, paths made absolute."""
     s = scene.parascale
     image = bpy.path.abspath(s.target_plate_image) if s.target_plate_image else ""
     depth = bpy.path.abspath(s.target_plate_depth) if s.target_plate_depth else ""
-    return image, depth, float(s.target_plate_depth_scale)
+    return image, depth, float(s.target_plate_depth_scale) or None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..client import wire
 from .prefs import MODE_ITEMS
 
 
@@ -51,10 +52,11 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     )
     target_plate_depth_scale: bpy.props.FloatProperty(
         name="Plate depth scale",
-        default=1.0,
-        min=1e-9,
+        default=0.0,
+        min=0.0,
         precision=6,
-        description="World units per stored plate-depth value (a 16-bit PNG in millimetres: 0.001)",
+        description="World units per stored plate-depth value; 0 = the format's default (16-bit PNG: millimetres, "
+        "others: 1)",
     )
 
     mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="harmonic")
@@ -79,7 +81,7 @@ class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
         ],
         default="RENDER",
     )
-    backend: bpy.props.StringProperty(name="Backend", default="warp")
+    backend: bpy.props.StringProperty(name="Backend", default=wire.DEFAULT_BACKEND)
     output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH", default="//")
 
 

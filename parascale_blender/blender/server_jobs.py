@@ -1,7 +1,7 @@
 """Server jobs (generate, track, depth): one model for every kind, followed without blocking.
 
 Threading contract: no threads. One persistent ``bpy.app.timers`` timer ticks every live job every
-0.5 s on the main thread; each :meth:`GenerateJob.tick` makes at most one short HTTP call. The bpy
+0.5 s on the main thread; each :meth:`ServerJob.tick` makes at most one short HTTP call. The bpy
 module has no event loop, so tests call :func:`tick_scene` directly.
 
 One model: every kind's state is a :class:`ParaScaleServerJob` at ``scene.parascale_jobs.<kind>``
@@ -21,7 +21,17 @@ from collections.abc import Callable
 import bpy
 from bpy.app.handlers import persistent
 
-from ..client import DEFAULT_URL, TERMINAL, BridgeClient, BridgeError, GenerateJob, ServerNotRunning, is_loopback_url
+from ..client import (
+    DEFAULT_URL,
+    TERMINAL,
+    BridgeClient,
+    BridgeError,
+    ServerJob,
+    ServerNotRunning,
+    is_loopback_url,
+    wire,
+)
+from ..client.job import DOWNLOADING, LOST, PENDING
 from . import prefs
 
 TIMER_INTERVAL = 0.5
@@ -36,18 +46,18 @@ IDLE = "idle"
 # The job states (the client's, plus "idle" = no job yet); numbered so saved files stay stable.
 STATE_ITEMS = [
     (IDLE, "Idle", "No job yet", 0),
-    ("pending", "Pending", "Not yet submitted", 1),
-    ("queued", "Queued", "Waiting on the server", 2),
-    ("running", "Running", "Running on the server", 3),
-    ("downloading", "Downloading", "Done on the server; the result is being saved", 4),
-    ("done", "Done", "The result is in the scene", 5),
-    ("failed", "Failed", "The job or its result failed (see the error)", 6),
-    ("cancelled", "Cancelled", "Cancelled", 7),
-    ("interrupted", "Interrupted", "The server restarted during the job", 8),
-    ("lost", "Lost", "The server no longer knows the job", 9),
+    (PENDING, "Pending", "Not yet submitted", 1),
+    (wire.QUEUED, "Queued", "Waiting on the server", 2),
+    (wire.RUNNING, "Running", "Running on the server", 3),
+    (DOWNLOADING, "Downloading", "Done on the server; the result is being saved", 4),
+    (wire.DONE, "Done", "The result is in the scene", 5),
+    (wire.FAILED, "Failed", "The job or its result failed (see the error)", 6),
+    (wire.CANCELLED, "Cancelled", "Cancelled", 7),
+    (wire.INTERRUPTED, "Interrupted", "The server restarted during the job", 8),
+    (LOST, "Lost", "The server no longer knows the job", 9),
 ]
 STATES = frozenset(s for s, *_ in STATE_ITEMS)
-_JOBS: dict[tuple[str, str], GenerateJob] = {}  # (scene.name_full, kind) -> live job
+_JOBS: dict[tuple[str, str], ServerJob] = {}  # (scene.name_full, kind) -> live job
 _HANDLERS: dict[str, Callable] = {}  # kind -> handler(scene, record, result_path) -> message
 
 
@@ -135,12 +145,12 @@ def check_idle(scene, kind: str) -> None:
         raise JobError(f"a {LABELS[kind]} job is already running for this scene: cancel it first")
 
 
-def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output: str, options: dict) -> GenerateJob:
+def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output: str, options: dict) -> ServerJob:
     """Follow a submitted job (``status`` from the submission) until its result lands at ``output``."""
-    return follow(scene, kind, GenerateJob.attach(cl, status["id"], output), source, options)
+    return follow(scene, kind, ServerJob.attach(cl, status["id"], output), source, options)
 
 
-def follow(scene, kind: str, job: GenerateJob, source: str = "", options: dict | None = None) -> GenerateJob:
+def follow(scene, kind: str, job: ServerJob, source: str = "", options: dict | None = None) -> ServerJob:
     """Record ``job`` (submitted) as the scene's ``kind`` job and tick it until it ends."""
     check_idle(scene, kind)
     st = record(scene, kind)
@@ -172,9 +182,9 @@ def cancel(scene, kind: str) -> bool:
     return True
 
 
-def _mirror(st, job: GenerateJob) -> None:
+def _mirror(st, job: ServerJob) -> None:
     # A state this add-on does not know (a newer client) shows as running until the job ends.
-    st.state = job.state if job.state in STATES else ("failed" if job.finished else "running")
+    st.state = job.state if job.state in STATES else (wire.FAILED if job.finished else wire.RUNNING)
     st.progress = min(max(job.progress, 0.0), 1.0)
     st.message = (job.message or "")[:500]
     st.error = (job.error or "")[:1000]
@@ -190,11 +200,11 @@ def tick_scene(scene, kind: str) -> str:
     _mirror(st, job)
     if job.finished:
         _JOBS.pop((scene.name_full, kind), None)
-        if job.state == "done":
+        if job.state == wire.DONE:
             try:
                 st.message = _HANDLERS[kind](scene, st, str(job.result_path))[:500]
             except Exception as e:  # the handler validates before touching the scene
-                st.state = "failed"
+                st.state = wire.FAILED
                 st.error = (str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")[:1000]
     return st.state
 
@@ -266,7 +276,7 @@ def reattach(context) -> int:
                 except JobError as e:
                     st.error = str(e)
                     continue
-                _JOBS[(scene.name_full, kind)] = GenerateJob.attach(cl, st.job_id, st.output_path)
+                _JOBS[(scene.name_full, kind)] = ServerJob.attach(cl, st.job_id, st.output_path)
                 n += 1
     if n:
         ensure_timer()

@@ -1,10 +1,13 @@
-"""bpy-free client of the ParaScale generation server: :class:`BridgeClient` (HTTP, urllib only)
-and :class:`GenerateJob` (the submit / poll / download state machine driven by ``tick()``, for any
-backend), plus the tracking and depth shortcuts of ``jobs.py``."""
+"""bpy-free client of the ParaScale generation server: :class:`BridgeClient` (HTTP, urllib only),
+:class:`ServerJob` (the submit / poll / download state machine driven by ``tick()``, for any
+backend: generate, track, depth), the tracking and depth shortcuts of ``jobs.py``, and ``wire``
+(the protocol vocabulary shared with ``bridge_server``)."""
 
-from .http import DEFAULT_URL, BridgeClient, BridgeError, ServerNotRunning, is_loopback_url
-from .job import TERMINAL, GenerateJob, GenerateRequest
-from .jobs import depth_request, submit_depth, submit_tracking, tracking_request
+from . import wire
+from .http import BridgeClient, BridgeError, ServerNotRunning
+from .job import TERMINAL, JobRequest, ServerJob
+from .jobs import submit_depth, submit_tracking, tracking_request
+from .wire import DEFAULT_URL, is_loopback_url
 
 __all__ = [
     "DEFAULT_URL",
@@ -12,11 +15,11 @@ __all__ = [
     "BridgeError",
     "ServerNotRunning",
     "is_loopback_url",
-    "GenerateJob",
-    "GenerateRequest",
+    "ServerJob",
+    "JobRequest",
     "TERMINAL",
     "submit_tracking",
     "submit_depth",
     "tracking_request",
-    "depth_request",
+    "wire",
 ]

@@ -3,12 +3,12 @@
 Calls to loopback addresses bypass any system HTTP proxy (a proxy breaking 127.0.0.1 is a
 classic add-on failure). Every call has a timeout. Failures raise :class:`BridgeError` with a
 sentence for the artist; an unreachable server raises :class:`ServerNotRunning` saying how to
-start it. Upload names sent to the server are fixed plain names, never local paths.
+start it. Upload names sent to the server are fixed plain names, never local paths. Paths,
+headers, field names and magic bytes are the shared ones of :mod:`.wire`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -19,7 +19,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-DEFAULT_URL = "http://127.0.0.1:8765"
+from . import wire
+from .wire import DEFAULT_URL, is_loopback_url
 
 
 class BridgeError(RuntimeError):
@@ -34,16 +35,6 @@ class ServerNotRunning(BridgeError):
     """Nothing answers at the server URL."""
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def plain_name(name: str, default: str) -> str:
     """``name`` reduced to a plain file name (no folders, no odd characters), or ``default``."""
     base = re.sub(r"[^A-Za-z0-9._ -]", "_", os.path.basename(str(name).replace("\\", "/")))
@@ -51,17 +42,15 @@ def plain_name(name: str, default: str) -> str:
     return base or default
 
 
-def _sniff(data: bytes, kind: str) -> str:
+def _upload_name(data: bytes, field: str) -> str:
     """A plain upload name for ``data`` from its first bytes (the server checks them again)."""
-    if kind == "video":
-        return "video.mov" if data[4:8] == b"ftyp" and data[8:12] == b"qt  " else "video.mp4"
-    if kind == "image":
-        return "image.jpg" if data[:3] == b"\xff\xd8\xff" else "image.png"
-    if kind == "depth":
-        if data[:6] == b"\x93NUMPY":
-            return "depth.npy"
-        return "depth.exr" if data[:4] == b"\x76\x2f\x31\x01" else "depth.png"
-    return "trajectory.json"
+    if field == wire.TRAJECTORY:
+        return "trajectory.json"
+    return field + (wire.sniff_suffix(data) or (".mp4" if field == wire.VIDEO else ".png"))
+
+
+def _job_path(template: str, job_id: str) -> str:
+    return template.format(job_id=urllib.parse.quote(job_id, safe=""))
 
 
 def _as_bytes(value: bytes | str | os.PathLike) -> bytes:
@@ -77,7 +66,7 @@ def encode_multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]
     for name, (filename, data) in files.items():
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
+            f"Content-Type: {wire.OCTET_STREAM}\r\n\r\n"
         )
         out += [head.encode(), data, b"\r\n"]
     out.append(f"--{boundary}--\r\n".encode())
@@ -98,9 +87,9 @@ class BridgeClient:
     def _request(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, timeout=None
     ):
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": wire.JSON}
         if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+            headers[wire.AUTHORIZATION] = wire.bearer(self.token)
         if content_type:
             headers["Content-Type"] = content_type
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
@@ -142,19 +131,19 @@ class BridgeClient:
 
     # -- API --------------------------------------------------------------------------------
     def health(self) -> dict:
-        return self._json("GET", "/v1/health")
+        return self._json("GET", wire.HEALTH)
 
     def backends(self) -> list[dict]:
-        return self._json("GET", "/v1/backends")
+        return self._json("GET", wire.BACKENDS)
 
     def submit(
         self,
         trajectory: bytes | str | os.PathLike | None = None,
         image: bytes | str | os.PathLike | None = None,
         depth: bytes | str | os.PathLike | None = None,
-        backend: str = "warp",
+        backend: str = wire.DEFAULT_BACKEND,
         params: dict | None = None,
-        depth_scale: float = 1.0,
+        depth_scale: float | None = None,
         num_frames: int | None = None,
         timeout: float = 60.0,
         *,
@@ -167,31 +156,33 @@ class BridgeClient:
         ``warp``/``diffusers-i2v``/``wan-fun-camera`` trajectory + image + depth, ``depth-anything``
         image, ``track-video`` video. Each is bytes or a local path; ``video_name`` is the name
         shown in messages (reduced to a plain name; default from a path or ``video.mp4``).
+        ``depth_scale``: world units per stored depth value; None = the format's default.
         """
-        given = {"trajectory": trajectory, "image": image, "depth": depth, "video": video}
+        given = {wire.TRAJECTORY: trajectory, wire.IMAGE: image, wire.DEPTH: depth, wire.VIDEO: video}
         blobs = {k: _as_bytes(v) for k, v in given.items() if v is not None}
         if not blobs:
             raise BridgeError("nothing to submit: give the uploads the backend takes")
         fields = {"backend": backend, "params": json.dumps(params or {})}
-        if "depth" in blobs:
+        if wire.DEPTH in blobs and depth_scale is not None:
             fields["depth_scale"] = repr(float(depth_scale))
         if num_frames is not None:
             fields["num_frames"] = str(int(num_frames))
-        files = {k: (_sniff(v, k), v) for k, v in blobs.items()}
-        if "video" in blobs:
+        files = {k: (_upload_name(v, k), v) for k, v in blobs.items()}
+        if wire.VIDEO in blobs:
             named = video_name or (None if isinstance(video, bytes | bytearray) else Path(video).name)
-            files["video"] = (plain_name(named, files["video"][0]) if named else files["video"][0], blobs["video"])
+            default = files[wire.VIDEO][0]
+            files[wire.VIDEO] = (plain_name(named, default) if named else default, blobs[wire.VIDEO])
         body, ctype = encode_multipart(fields, files)
-        return self._json("POST", "/v1/jobs", body=body, content_type=ctype, timeout=timeout)
+        return self._json("POST", wire.JOBS, body=body, content_type=ctype, timeout=timeout)
 
     def status(self, job_id: str) -> dict:
-        return self._json("GET", f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}")
+        return self._json("GET", _job_path(wire.JOB, job_id))
 
     def cancel(self, job_id: str) -> dict:
-        return self._json("POST", f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}/cancel", body=b"")
+        return self._json("POST", _job_path(wire.JOB_CANCEL, job_id), body=b"")
 
     def jobs(self) -> list[dict]:
-        return self._json("GET", "/v1/jobs")["jobs"]
+        return self._json("GET", wire.JOBS)["jobs"]
 
     def download(self, job_id: str, dest: str | os.PathLike, timeout: float = 120.0) -> Path:
         """Save the job's result, whatever its kind (MP4, .npy, JSON: see the status's
@@ -199,7 +190,7 @@ class BridgeClient:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
-        path = f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}/result"
+        path = _job_path(wire.JOB_RESULT, job_id)
         try:
             with self._request("GET", path, timeout=timeout) as resp, open(tmp, "wb") as f:
                 while chunk := resp.read(1 << 20):

@@ -1,10 +1,10 @@
-"""The Generate job state machine: plain Python, driven by :meth:`GenerateJob.tick`.
+"""The server-job state machine (generate, track, depth: any backend): plain Python, driven by :meth:`ServerJob.tick`.
 
 Inside Blender a persistent timer calls ``tick()`` (the bpy module has no event loop, so tests
 call it directly). Each tick makes at most one HTTP call and never waits for the generation.
 
 Any backend: the request carries the uploads the backend takes, and the result is saved as it is
-(an MP4, a ``.npy`` depth map or a ParaScale trajectory JSON: see :attr:`GenerateJob.result_media_type`).
+(an MP4, a ``.npy`` depth map or a ParaScale trajectory JSON: see :attr:`ServerJob.result_media_type`).
 
 States: ``pending`` (not yet submitted) → ``queued`` / ``running`` (mirroring the server) →
 ``downloading`` (the server is done; the next tick saves the result) → ``done``. Terminal states:
@@ -20,16 +20,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import wire
 from .http import BridgeClient, BridgeError, ServerNotRunning
 
-TERMINAL = frozenset({"done", "failed", "cancelled", "interrupted", "lost"})
+PENDING, DOWNLOADING, LOST = "pending", "downloading", "lost"  # client-side states (not on the wire)
+TERMINAL = wire.FINISHED | {LOST}
 
 
 Upload = bytes | str | os.PathLike
 
 
 @dataclass
-class GenerateRequest:
+class JobRequest:
     """What to submit: the uploads the backend takes (bytes or paths; None = not sent).
 
     Video backends take the baked trajectory JSON, the conditioning image and its depth map;
@@ -40,20 +42,20 @@ class GenerateRequest:
     trajectory: Upload | None = None
     image: Upload | None = None
     depth: Upload | None = None
-    backend: str = "warp"
+    backend: str = wire.DEFAULT_BACKEND
     params: dict = field(default_factory=dict)
-    depth_scale: float = 1.0
+    depth_scale: float | None = None  # world units per stored depth value; None = the format's default
     video: Upload | None = None
     video_name: str | None = None
 
 
-class GenerateJob:
+class ServerJob:
     """One job of any backend, from submission to its result saved at ``output_path``."""
 
     def __init__(
         self,
         client: BridgeClient,
-        request: GenerateRequest | None,
+        request: JobRequest | None,
         output_path: str | os.PathLike,
         job_id: str | None = None,
         poll_interval: float = 0.5,
@@ -63,17 +65,17 @@ class GenerateJob:
         self.output_path = Path(output_path)
         self.job_id = job_id
         self.poll_interval, self.max_unreachable = poll_interval, max_unreachable
-        self.state = "queued" if job_id else "pending"
+        self.state = wire.QUEUED if job_id else PENDING
         self.progress, self.message, self.error = 0.0, "", None
         self.server_status: dict = {}
         self.result_path: Path | None = None
         self._last_poll = -float("inf")
         self._unreachable = 0
         if request is None and job_id is None:
-            raise ValueError("a GenerateJob needs a request to submit or a job id to attach to")
+            raise ValueError("a ServerJob needs a request to submit or a job id to attach to")
 
     @classmethod
-    def attach(cls, client: BridgeClient, job_id: str, output_path: str | os.PathLike, **kw) -> GenerateJob:
+    def attach(cls, client: BridgeClient, job_id: str, output_path: str | os.PathLike, **kw) -> ServerJob:
         """Follow a job submitted earlier (e.g. after reopening the .blend)."""
         return cls(client, None, output_path, job_id=job_id, **kw)
 
@@ -92,9 +94,9 @@ class GenerateJob:
         now = time.monotonic() if now is None else now
         if self.finished:
             return self.state
-        if self.state == "pending":
+        if self.state == PENDING:
             self._submit()
-        elif self.state == "downloading":
+        elif self.state == DOWNLOADING:
             self._download()
         elif now - self._last_poll >= self.poll_interval:
             self._last_poll = now
@@ -106,7 +108,7 @@ class GenerateJob:
         if self.finished:
             return
         if self.job_id is None:
-            self._finish("cancelled", "cancelled before submission")
+            self._finish(wire.CANCELLED, "cancelled before submission")
             return
         try:
             self._apply(self.client.cancel(self.job_id))
@@ -127,7 +129,7 @@ class GenerateJob:
                 video_name=r.video_name,
             )
         except (BridgeError, OSError) as e:
-            self._finish("failed", error=str(e))
+            self._finish(wire.FAILED, error=str(e))
             return
         self.job_id = status["id"]
         self._apply(status)
@@ -139,11 +141,11 @@ class GenerateJob:
             self._unreachable += 1
             self.message = f"waiting for the server ({self._unreachable}/{self.max_unreachable}): {e}"
             if self._unreachable >= self.max_unreachable:
-                self._finish("failed", error=str(e))
+                self._finish(wire.FAILED, error=str(e))
             return
         except BridgeError as e:
             if e.status == 404:
-                self._finish("lost", error=f"the server does not know job {self.job_id} (jobs folder changed?)")
+                self._finish(LOST, error=f"the server does not know job {self.job_id} (jobs folder changed?)")
             else:
                 self.message = str(e)
             return
@@ -155,20 +157,20 @@ class GenerateJob:
         self.progress = float(status.get("progress", self.progress))
         self.message = str(status.get("message", ""))
         state = status.get("state")
-        if state == "done":
-            self.state = "downloading"
+        if state == wire.DONE:
+            self.state = DOWNLOADING
         elif state in TERMINAL:
             self._finish(state, error=status.get("error") or None)
-        elif state in ("queued", "running"):
+        elif state in (wire.QUEUED, wire.RUNNING):
             self.state = state
 
     def _download(self) -> None:
         try:
             self.result_path = self.client.download(self.job_id, self.output_path)
         except (BridgeError, OSError) as e:
-            self._finish("failed", error=f"download failed: {e}")
+            self._finish(wire.FAILED, error=f"download failed: {e}")
             return
-        self._finish("done", "done")
+        self._finish(wire.DONE, "done")
         self.progress = 1.0
 
     def _finish(self, state: str, message: str = "", error: str | None = None) -> None:

@@ -1,13 +1,20 @@
 """Depth-map files: .npy, 16-bit PNG (+ scale), .exr, .pfm — read and write, numpy + zlib only.
 
-Every reader returns (H, W) float64 z-depth in world units with NaN for "no depth": zero PNG
+One decoder for the add-on, the CLI and the server: :func:`decode_depth_map` takes the file's bytes
+and recognises the format by its first bytes (never by a name); :func:`read_depth_map` reads a file
+and calls it. Units are explicit: depth = stored value × ``scale``, ``scale`` in world units per
+stored value; ``scale=None`` means the format's default — :data:`DEFAULT_PNG_SCALE` for 16-bit PNG
+counts (millimetres → metres), 1 for the float formats (.npy, .exr, .pfm).
+
+Every decoder returns (H, W) float64 z-depth in world units with NaN for "no depth": zero PNG
 counts, non-finite or non-positive values, and background sentinels (>= ``FAR_SENTINEL``, as
-Blender writes 1e10 for empty Z-pass pixels). PNG depth is ``count * scale`` (``scale`` in world
-units per count: 0.001 for millimetre PNGs such as ICL-NUIM, 1/5000 for TUM RGB-D).
+Blender writes 1e10 for empty Z-pass pixels). Nothing is unpickled; ``max_side`` bounds the size
+from the header, before pixels are decoded.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -15,13 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
-from .exr import read_exr, write_exr
-from .png16 import read_png, write_png16
+from .exr import MAGIC_BYTES as EXR_MAGIC
+from .exr import decode_exr, write_exr
+from .png16 import SIGNATURE as PNG_MAGIC
+from .png16 import decode_png, write_png16
 from .textio import read_bytes
 
 EXTENSIONS = (".npy", ".png", ".exr", ".pfm")
-DEFAULT_PNG_SCALE = 0.001  # millimetres → metres, the usual 16-bit depth PNG convention
+DEFAULT_PNG_SCALE = 0.001  # world units per 16-bit PNG count: millimetres → metres, the usual convention
 FAR_SENTINEL = 1e9
+NPY_MAGIC = np.lib.format.MAGIC_PREFIX
+PFM_MAGICS = (b"Pf", b"PF")  # one channel; three (refused with a clear message)
 
 
 def clean_depth(depth: np.ndarray) -> np.ndarray:
@@ -32,24 +43,43 @@ def clean_depth(depth: np.ndarray) -> np.ndarray:
     return d
 
 
-def read_npy(path: str | os.PathLike) -> np.ndarray:
-    """A (H, W) or (H, W, 1) numeric .npy array (no pickles)."""
-    p = Path(path)
-    read_bytes(p)  # FormatError for missing / unreadable files
+def _check_side(shape: tuple, max_side: int | None, source) -> None:
+    if max_side is not None and (max(shape[:2]) > max_side or min(shape[:2]) < 1):
+        raise FormatError(source, f"shape {tuple(shape)} is outside 1..{max_side} px a side")
+
+
+def decode_npy(data: bytes, source: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """A numeric (H, W) or (H, W, 1) .npy array from bytes; the header is checked before the data
+    is read, and nothing is unpickled."""
+    f = io.BytesIO(data)
     try:
-        a = np.load(p, allow_pickle=False)
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, _, dtype = read_header[version](f)
+    except Exception as e:  # numpy raises ValueError/OSError/SyntaxError on malformed headers
+        raise FormatError(source, f"not a readable .npy array (malformed header: {e})", field="header") from None
+    if dtype.kind not in "fiu" or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1) or 0 in shape:
+        msg = f"expected a numeric (H, W) depth array, got {dtype} {shape}"
+        raise FormatError(source, msg, field="shape")
+    _check_side(shape, max_side, source)
+    f.seek(0)
+    try:
+        a = np.load(f, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise FormatError(p, f"not a readable .npy array ({e})") from None
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "fiu":
-        raise FormatError(p, f"expected a numeric (H, W) depth array, got {a.dtype} {a.shape}", field="shape")
-    return a
+        raise FormatError(source, f"not a readable .npy array ({e})") from None
+    return a.reshape(shape[:2])
 
 
-def read_pfm(path: str | os.PathLike) -> np.ndarray:
-    """Single-channel ``Pf`` portable float map (rows stored bottom-up) → (H, W) float array."""
-    data = read_bytes(path)
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """A (H, W) or (H, W, 1) numeric .npy file as (H, W) (no pickles)."""
+    return decode_npy(read_bytes(path), path)
+
+
+def decode_pfm(data: bytes, source: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """Single-channel ``Pf`` portable float map bytes (rows stored bottom-up) → (H, W) float array."""
+    path = source
     m = re.match(rb"(P[fF])\s+(\d+)\s+(\d+)\s+(\S+)\s", data[:256])
     if not m:
         raise FormatError(path, "not a PFM file (expected 'Pf', width, height, scale)", line=1, field="header")
@@ -62,6 +92,7 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
         raise FormatError(path, f"bad scale {m.group(4)[:20]!r}", line=3, field="scale") from None
     if w == 0 or h == 0 or scale == 0 or not np.isfinite(scale):
         raise FormatError(path, f"bad size {w}x{h} or scale {scale}", line=2, field="header")
+    _check_side((h, w), max_side, source)
     need = w * h * 4
     body = data[m.end() :]
     if len(body) < need:
@@ -71,29 +102,71 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
         return a[::-1].astype(np.float64)
 
 
-def read_depth_map(path: str | os.PathLike, scale: float | None = None, channel: str | None = None) -> np.ndarray:
-    """Depth in world units (H, W) float64, NaN where invalid; format chosen by the extension.
+def read_pfm(path: str | os.PathLike) -> np.ndarray:
+    """Single-channel ``Pf`` portable float map file → (H, W) float array."""
+    return decode_pfm(read_bytes(path), path)
 
-    ``scale`` multiplies the stored values (PNG default ``DEFAULT_PNG_SCALE``, others 1);
-    ``channel`` picks an EXR channel (default: Z, depth, D, Y, R or the only one).
-    """
-    p = Path(path)
-    ext = p.suffix.lower()
-    if ext == ".npy":
-        raw = read_npy(p)
-    elif ext == ".png":
-        raw = read_png(p).astype(np.float64)
+
+def depth_format(data: bytes) -> str | None:
+    """The depth-map format of ``data`` by its first bytes: ``.npy``, ``.png``, ``.exr``, ``.pfm`` or None."""
+    for magic, ext in ((NPY_MAGIC, ".npy"), (PNG_MAGIC, ".png"), (EXR_MAGIC, ".exr"), (PFM_MAGICS, ".pfm")):
+        if data.startswith(magic):
+            return ext
+    return None
+
+
+def decode_depth_values(
+    data: bytes,
+    source: str | os.PathLike,
+    scale: float | None = None,
+    channel: str | None = None,
+    max_side: int | None = None,
+) -> np.ndarray:
+    """Stored values × scale as (H, W) float64, not yet cleaned (zero PNG counts are NaN; negative
+    or huge values are kept, for callers that refuse them). See :func:`decode_depth_map`."""
+    kind = depth_format(data)
+    if kind == ".npy":
+        raw = decode_npy(data, source, max_side).astype(np.float64)
+    elif kind == ".png":
+        raw = decode_png(data, source, max_side).astype(np.float64)
         raw[raw == 0] = np.nan
         scale = DEFAULT_PNG_SCALE if scale is None else scale
-    elif ext == ".exr":
-        raw = read_exr(p, channel)
-    elif ext == ".pfm":
-        raw = read_pfm(p)
+    elif kind == ".exr":
+        raw = decode_exr(data, source, channel, max_side)
+    elif kind == ".pfm":
+        raw = decode_pfm(data, source, max_side)
     else:
-        raise FormatError(p, f"unknown depth-map extension {ext!r}; expected one of {', '.join(EXTENSIONS)}")
+        msg = "not a depth map: expected .npy, 16-bit PNG, OpenEXR or PFM data (checked by its first bytes)"
+        raise FormatError(source, msg, field="magic")
     if scale is not None and not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"depth scale must be a positive number, got {scale!r}")
-    return clean_depth(raw * (1.0 if scale is None else scale))
+    return raw * (1.0 if scale is None else scale)
+
+
+def decode_depth_map(
+    data: bytes,
+    source: str | os.PathLike,
+    scale: float | None = None,
+    channel: str | None = None,
+    max_side: int | None = None,
+) -> np.ndarray:
+    """Depth-map bytes → (H, W) float64 z-depth in world units, NaN where empty; format by magic bytes.
+
+    ``scale``: world units per stored value (None: :data:`DEFAULT_PNG_SCALE` for PNG, else 1);
+    ``channel`` picks an EXR channel (default: Z, depth, D, Y, R or the only one); ``source`` names
+    the data in :class:`FormatError` messages; ``max_side`` bounds width and height (pixels).
+    """
+    return clean_depth(decode_depth_values(data, source, scale, channel, max_side))
+
+
+def read_depth_map(path: str | os.PathLike, scale: float | None = None, channel: str | None = None) -> np.ndarray:
+    """:func:`decode_depth_map` of the file at ``path`` (one of :data:`EXTENSIONS`)."""
+    p = Path(path)
+    if p.suffix.lower() not in EXTENSIONS:
+        raise FormatError(
+            p, f"unknown depth-map extension {p.suffix.lower()!r}; expected one of {', '.join(EXTENSIONS)}"
+        )
+    return decode_depth_map(read_bytes(p), p, scale, channel)
 
 
 def _natural_key(p: Path) -> list:

@@ -18,6 +18,7 @@ from .errors import FormatError
 from .textio import read_bytes
 
 MAGIC = 20000630
+MAGIC_BYTES = struct.pack("<i", MAGIC)
 COMPRESSIONS = dict(enumerate(["NONE", "RLE", "ZIPS", "ZIP", "PIZ", "PXR24", "B44", "B44A", "DWAA", "DWAB"]))
 LINES_PER_CHUNK = {0: 1, 2: 1, 3: 16}
 PIXEL_DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
@@ -94,18 +95,27 @@ def _unzip(block: bytes, size: int, path, y: int) -> bytes:
 
 
 def read_exr(path: str | os.PathLike, channel: str | None = None) -> np.ndarray:
-    """One channel of a scanline OpenEXR as (H, W) float64 (UINT channels converted)."""
+    """One channel of a scanline OpenEXR file as (H, W) float64 (UINT channels converted)."""
+    return decode_exr(read_bytes(path), path, channel)
+
+
+def decode_exr(
+    data: bytes, source: str | os.PathLike, channel: str | None = None, max_side: int | None = None
+) -> np.ndarray:
+    """One channel of scanline OpenEXR bytes as (H, W) float64; ``source`` names them in errors.
+
+    ``max_side`` (pixels) is checked from the header, before any pixel is decompressed.
+    """
     try:
-        return _read_exr(path, channel)
+        return _decode_exr(data, source, channel, max_side)
     except FormatError:
         raise
     except (struct.error, ValueError, IndexError) as e:  # a field shorter than its type
-        raise FormatError(path, f"corrupt EXR header or data ({e})") from None
+        raise FormatError(source, f"corrupt EXR header or data ({e})") from None
 
 
-def _read_exr(path, channel: str | None) -> np.ndarray:
-    data = read_bytes(path)
-    if len(data) < 8 or struct.unpack("<i", data[:4])[0] != MAGIC:
+def _decode_exr(data: bytes, path, channel: str | None, max_side: int | None) -> np.ndarray:
+    if len(data) < 8 or data[:4] != MAGIC_BYTES:
         raise FormatError(path, "not an OpenEXR file (bad magic number)", field="magic")
     flags = struct.unpack("<I", data[4:8])[0]
     if flags & 0x200:
@@ -130,6 +140,8 @@ def _read_exr(path, channel: str | None) -> np.ndarray:
     width, height = x1 - x0 + 1, y1 - y0 + 1
     if width <= 0 or height <= 0 or width * height > 1 << 28:
         raise FormatError(path, f"unsupported data window {width}x{height}", field="dataWindow")
+    if max_side is not None and max(width, height) > max_side:
+        raise FormatError(path, f"{width}x{height} is outside 1..{max_side} px a side")
     want = _pick_channel([c[0] for c in chans], channel, path)
     lines = LINES_PER_CHUNK[comp]
     nchunks = -(-height // lines)

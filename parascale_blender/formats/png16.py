@@ -80,22 +80,32 @@ def _unfilter(raw: np.ndarray, height: int, row_bytes: int, bpp: int, path) -> n
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """Greyscale PNG → (H, W) uint8 or uint16 array of raw counts."""
+    """Greyscale PNG file → (H, W) uint8 or uint16 array of raw counts."""
+    return decode_png(read_bytes(path), path)
+
+
+def decode_png(data: bytes, source: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """Greyscale PNG bytes → (H, W) uint8 or uint16 raw counts; ``source`` names them in errors.
+
+    ``max_side`` (pixels) is checked from the header, before any pixel is decompressed.
+    """
     try:
-        return _read_png(path)
+        return _decode_png(data, source, max_side)
     except FormatError:
         raise
     except (struct.error, ValueError, IndexError) as e:
-        raise FormatError(path, f"corrupt PNG ({e})") from None
+        raise FormatError(source, f"corrupt PNG ({e})") from None
 
 
-def _read_png(path) -> np.ndarray:
-    chunks = _chunks(read_bytes(path), path)
+def _decode_png(data: bytes, path, max_side: int | None) -> np.ndarray:
+    chunks = _chunks(data, path)
     if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         raise FormatError(path, "the first chunk must be a 13-byte IHDR", field="IHDR")
     width, height, depth, colour, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     if width == 0 or height == 0 or width > 1 << 16 or height > 1 << 16:
         raise FormatError(path, f"unsupported image size {width}x{height}", field="IHDR")
+    if max_side is not None and max(width, height) > max_side:
+        raise FormatError(path, f"{width}x{height} is outside 1..{max_side} px a side")
     if colour != 0:
         name = COLOUR_NAMES.get(colour, f"type {colour}")
         raise FormatError(path, f"{name} PNG; a depth map must be single-channel greyscale", field="colour_type")

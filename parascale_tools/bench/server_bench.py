@@ -70,7 +70,7 @@ def round_trip_overhead(frames: int = 120, width: int = 512, height: int = 320, 
     """(median submit→done minus generation seconds, median generation seconds) via the real server."""
     import cv2
 
-    from parascale_blender.client import BridgeClient, ServerNotRunning
+    from parascale_blender.client import BridgeClient, ServerNotRunning, wire
     from parascale_blender.formats.parascale_json import dumps
 
     traj, image, depth = _scene(width, height, frames)
@@ -94,10 +94,10 @@ def round_trip_overhead(frames: int = 120, width: int = 512, height: int = 320, 
             for _ in range(repeat + 1):
                 t0 = time.perf_counter()
                 job = client.submit(*body, params={}, num_frames=frames)
-                while (st := client.status(job["id"]))["state"] in ("queued", "running"):
+                while (st := client.status(job["id"]))["state"] in (wire.QUEUED, wire.RUNNING):
                     time.sleep(0.01)  # faster polling steals the GIL from the worker
                 total = time.perf_counter() - t0
-                if st["state"] != "done":
+                if st["state"] != wire.DONE:
                     raise RuntimeError(f"benchmark job ended {st['state']}: {st.get('error')}")
                 overheads.append(total - st["generation_seconds"])
                 gens.append(st["generation_seconds"])

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from server_helpers import Server
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # tests write EXR with OpenCV as an independent truth
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,4 @@
-"""The bpy-free client and the GenerateJob state machine against the real server."""
+"""The bpy-free client and the ServerJob state machine against the real server."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import urllib.request
 import pytest
 from server_helpers import decode_mp4, free_port, npy_bytes, plane_scene, png_bytes
 
-from parascale_blender.client import BridgeClient, BridgeError, GenerateJob, GenerateRequest, ServerNotRunning
+from parascale_blender.client import BridgeClient, BridgeError, JobRequest, ServerJob, ServerNotRunning
 
 
-def _request(scene, **kw) -> GenerateRequest:
-    return GenerateRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image), npy_bytes(scene.depth), **kw)
+def _request(scene, **kw) -> JobRequest:
+    return JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image), npy_bytes(scene.depth), **kw)
 
 
-def _drive(job: GenerateJob, limit: float = 60.0) -> list[str]:
+def _drive(job: ServerJob, limit: float = 60.0) -> list[str]:
     """Tick until finished (real time, like Blender's timer); the distinct states seen, in order."""
     seen, deadline = [], time.monotonic() + limit
     while not job.finished and time.monotonic() < deadline:
@@ -31,7 +31,7 @@ def _drive(job: GenerateJob, limit: float = 60.0) -> list[str]:
 def test_tick_drives_a_job_to_a_saved_mp4(server, tmp_path):
     client = BridgeClient(server.url)
     assert client.health()["status"] == "ok"
-    job = GenerateJob(client, _request(plane_scene(64, 40, 5)), tmp_path / "shot" / "clip.mp4", poll_interval=0.0)
+    job = ServerJob(client, _request(plane_scene(64, 40, 5)), tmp_path / "shot" / "clip.mp4", poll_interval=0.0)
     assert job.state == "pending"
     states = _drive(job)
     assert job.state == "done", (states, job.error)
@@ -41,14 +41,14 @@ def test_tick_drives_a_job_to_a_saved_mp4(server, tmp_path):
     assert (len(frames), fps, w, h) == (5, 24.0, 64, 40)
     assert not list((tmp_path / "shot").glob(".*part"))
     # Re-attaching by id (reopened .blend) downloads the same finished result.
-    again = GenerateJob.attach(client, job.job_id, tmp_path / "again.mp4", poll_interval=0.0)
+    again = ServerJob.attach(client, job.job_id, tmp_path / "again.mp4", poll_interval=0.0)
     _drive(again)
     assert again.state == "done" and again.result_path.read_bytes() == job.result_path.read_bytes()
 
 
 def test_cancel_from_the_client(server, tmp_path):
     client = BridgeClient(server.url)
-    job = GenerateJob(client, _request(plane_scene(256, 160, 300, 0.001, 0.01)), tmp_path / "c.mp4", poll_interval=0)
+    job = ServerJob(client, _request(plane_scene(256, 160, 300, 0.001, 0.01)), tmp_path / "c.mp4", poll_interval=0)
     job.tick()
     while job.tick() == "queued":
         time.sleep(0.01)
@@ -61,7 +61,7 @@ def test_cancel_from_the_client(server, tmp_path):
 def test_rejected_submission_fails_the_job_with_the_server_reason(server, tmp_path):
     scene = plane_scene(64, 40, 3)
     scene.doc["frames"][1]["intrinsics"][0] = -10.0
-    job = GenerateJob(BridgeClient(server.url), _request(scene), tmp_path / "x.mp4")
+    job = ServerJob(BridgeClient(server.url), _request(scene), tmp_path / "x.mp4")
     job.tick()
     assert job.state == "failed" and "focal lengths must be positive" in job.error
     with pytest.raises(BridgeError) as e:
@@ -73,9 +73,9 @@ def test_server_not_running_says_how_to_start_it(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerNotRunning, match=rf"server not running at {url}: start it with `parascale-server`"):
         BridgeClient(url, timeout=2).health()
-    job = GenerateJob(BridgeClient(url, timeout=2), _request(plane_scene(64, 40, 3)), tmp_path / "x.mp4")
+    job = ServerJob(BridgeClient(url, timeout=2), _request(plane_scene(64, 40, 3)), tmp_path / "x.mp4")
     assert job.tick() == "failed" and "parascale-server" in job.error
-    lost = GenerateJob.attach(BridgeClient(url, timeout=2), "a" * 32, tmp_path / "y.mp4", max_unreachable=3)
+    lost = ServerJob.attach(BridgeClient(url, timeout=2), "a" * 32, tmp_path / "y.mp4", max_unreachable=3)
     states = [lost.tick(now=float(i)) for i in range(3)]
     assert states == ["queued", "queued", "failed"] and "waiting for the server" not in lost.error
 

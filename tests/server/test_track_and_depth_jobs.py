@@ -25,7 +25,7 @@ from bridge_server.tracking.video import write_video  # noqa: E402
 from parascale_blender.client import (  # noqa: E402
     BridgeClient,
     BridgeError,
-    GenerateJob,
+    ServerJob,
     submit_depth,
     submit_tracking,
     tracking_request,
@@ -68,7 +68,7 @@ def clips(tmp_path_factory):
     return (folder / "room.mp4").read_bytes(), poses, (folder / "static.mp4").read_bytes()
 
 
-def _drive(job: GenerateJob, limit: float = 300.0) -> None:
+def _drive(job: ServerJob, limit: float = 300.0) -> None:
     """Tick until the job ends (the limit only guards against a hang: CI machines are slow and shared)."""
     deadline = time.monotonic() + limit
     while not job.finished and time.monotonic() < deadline:
@@ -79,7 +79,7 @@ def _drive(job: GenerateJob, limit: float = 300.0) -> None:
 def test_track_video_job_gives_a_json_track_that_survives_a_restart(srv, clips, tmp_path):
     video, poses, _ = clips
     client = BridgeClient(srv.url)
-    job = GenerateJob(client, tracking_request(video, "C:\\shots\\room.mp4"), tmp_path / "room.json", poll_interval=0)
+    job = ServerJob(client, tracking_request(video, "C:\\shots\\room.mp4"), tmp_path / "room.json", poll_interval=0)
     _drive(job)
     assert job.state == "done", (job.error, job.message)
     assert job.result_media_type == "application/json"

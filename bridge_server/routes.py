@@ -1,0 +1,149 @@
+"""The HTTP API's handlers (an :class:`APIRouter`; paths from ``client.wire``): health, backends,
+jobs (submit, list, status, result, cancel). Handlers stay thin: uploads are decoded by
+``uploads``, jobs live in ``jobs``, and errors are answered by ``errors``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from parascale_blender.client import wire
+from parascale_blender.formats.depthmaps import DEFAULT_PNG_SCALE
+
+from . import __version__
+from .backends import backend_names, get_backend
+from .backends.weights import weights_root
+from .dependencies import Config, Job, Queue, Store
+from .errors import ERRORS
+from .jobs import queued_status
+from .models import BackendInfo, Health, JobList, JobStatus
+from .uploads import backend_for, check_uploads, decode_uploads, parse_params
+
+router = APIRouter()
+
+
+def _weights_dir(backend) -> str | None:
+    """The resolved folder a weight-backed backend reads (``<weights root>/<backend>``), else None."""
+    sub, root = getattr(backend.Params, "backend_folder", None), weights_root()
+    return str(root / sub) if sub and root is not None else None
+
+
+@router.get(wire.HEALTH, response_model=Health, responses=ERRORS)
+def health(config: Config, jobs: Queue) -> Health:
+    queued, running = jobs.counts()
+    return Health(
+        version=__version__,
+        device=config.devices[0],
+        devices=config.devices,
+        backends=backend_names(),
+        queued=queued,
+        running=running,
+        weights_dir=str(root) if (root := weights_root()) is not None else None,
+    )
+
+
+@router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS)
+def backends() -> list[BackendInfo]:
+    out = []
+    for name in backend_names():
+        b = get_backend(name)
+        ok, reason = b.available()
+        out.append(
+            BackendInfo(
+                name=name,
+                description=b.description,
+                parameters=b.parameters_schema(),
+                available=ok,
+                reason=reason,
+                weights_present=b.weights_present(),
+                uploads=list(b.uploads),
+                result_media_type=b.result_media_type,
+                weights_dir=_weights_dir(b),
+            )
+        )
+    return out
+
+
+@router.post(wire.JOBS, status_code=201, response_model=JobStatus, responses=ERRORS)
+async def submit_job(
+    config: Config,
+    store: Store,
+    jobs: Queue,
+    trajectory: Annotated[
+        UploadFile | None, File(description="ParaScale trajectory JSON (version 1); generative backends")
+    ] = None,
+    image: Annotated[
+        UploadFile | None, File(description="conditioning image (PNG or JPEG), the first camera's view")
+    ] = None,
+    depth: Annotated[UploadFile | None, File(description="the image's z-depth: .npy, 16-bit PNG or EXR")] = None,
+    video: Annotated[UploadFile | None, File(description="a reference clip (MP4/MOV/MKV/AVI/TS)")] = None,
+    backend: Annotated[str, Form(max_length=64)] = wire.DEFAULT_BACKEND,
+    params: Annotated[str, Form(max_length=100_000, description="backend parameters, a JSON object")] = "{}",
+    depth_scale: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            le=1e6,
+            allow_inf_nan=False,
+            description="world units per stored depth value (depth = value × scale); absent: the format's "
+            f"default, {DEFAULT_PNG_SCALE:g} for 16-bit PNG counts (millimetres → metres), 1 for .npy and EXR",
+        ),
+    ] = None,
+    num_frames: Annotated[int | None, Form(ge=1, le=10**9, description="expected frame count (checked)")] = None,
+) -> JobStatus:
+    b = backend_for(backend)
+    given = {wire.TRAJECTORY: trajectory, wire.IMAGE: image, wire.DEPTH: depth, wire.VIDEO: video}
+    check_uploads(b, {k: (None if f is None else f.filename or "") for k, f in given.items()})
+    parsed = parse_params(b, params)
+    uploads = {k: f for k, f in given.items() if f is not None}
+    blobs = {k: await f.read() for k, f in uploads.items()}
+    decoded = await run_in_threadpool(decode_uploads, blobs, config.limits, parsed, depth_scale, num_frames)
+    status = queued_status(b, decoded.shape)
+    request = {
+        "backend": backend,
+        "params": parsed.model_dump(mode="json"),
+        "depth_scale": depth_scale,
+        "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
+    }
+    await run_in_threadpool(store.create, status, request, decoded.files)
+    jobs.submit(status.id)
+    return status
+
+
+@router.get(wire.JOBS, response_model=JobList, responses=ERRORS)
+def list_jobs(store: Store) -> JobList:
+    return JobList(jobs=store.all())
+
+
+@router.get(wire.JOB, response_model=JobStatus, responses=ERRORS)
+def job_status(job: Job) -> JobStatus:
+    return job
+
+
+@router.post(wire.JOB_CANCEL, response_model=JobStatus, responses=ERRORS)
+def cancel_job(job: Job, jobs: Queue) -> JobStatus:
+    return jobs.cancel(job.id)
+
+
+@router.get(
+    wire.JOB_RESULT,
+    response_class=FileResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {t: {} for t in wire.RESULT_MEDIA_TYPES},
+            "description": "the job's result: an H.264 MP4 (video backends), a .npy depth map "
+            "(depth-anything) or a ParaScale trajectory JSON (track-video); see the job's result_media_type",
+        },
+    },
+)
+def job_result(job: Job, store: Store):
+    if job.state != wire.DONE:
+        raise HTTPException(409, f"job {job.id} is {job.state}, no result to download")
+    path = store.result_path(job.id)
+    if path is None:
+        raise HTTPException(410, f"job {job.id} is done but its result file is gone from the jobs folder")
+    return FileResponse(path, media_type=job.result_media_type, filename=f"parascale_{job.id}{path.suffix}")

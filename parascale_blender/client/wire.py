@@ -1,0 +1,125 @@
+"""The wire between the add-on's client and the generation server: every name both sides must agree on.
+
+Pure Python (stdlib only): it ships in the Blender extension and ``bridge_server`` imports it, so
+each word of the protocol is written once.
+
+Contract (HTTP/JSON, prefix :data:`API`):
+
+- ``GET  /v1/health``, ``GET /v1/backends``, ``GET /v1/jobs``, ``GET /v1/jobs/{job_id}``,
+  ``POST /v1/jobs/{job_id}/cancel``, ``GET /v1/jobs/{job_id}/result`` and ``POST /v1/jobs`` (multipart:
+  the file uploads :data:`UPLOADS` a backend takes, plus the form fields :data:`FORM_FIELDS`).
+  Job ids are 32 hex digits. Every error answer is JSON ``{"error": str, "detail": [str]}``.
+- With a token, every request carries ``Authorization: Bearer <token>`` (:func:`bearer`).
+- A job's ``state`` is one of :data:`JOB_STATES`; :data:`FINISHED` are final on the server.
+- Uploads are recognised by their first bytes (:func:`sniff_suffix`), never by their names; the
+  server stores each as ``<field><suffix>``.
+- A result is served as one of :data:`RESULT_MEDIA_TYPES` (the job's ``result_media_type``).
+- ``depth_scale`` is in world units per stored depth value; absent means the format's default
+  (``formats.depthmaps.DEFAULT_PNG_SCALE`` for 16-bit PNG, 1 for float formats).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+
+DEFAULT_PORT = 8765
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+# -- paths -------------------------------------------------------------------------------------
+API = "/v1"
+HEALTH = f"{API}/health"
+BACKENDS = f"{API}/backends"
+JOBS = f"{API}/jobs"
+JOB = f"{JOBS}/{{job_id}}"  # str.format(job_id=...) on the client, a path template on the server
+JOB_CANCEL = f"{JOB}/cancel"
+JOB_RESULT = f"{JOB}/result"
+
+# -- headers -----------------------------------------------------------------------------------
+AUTHORIZATION = "Authorization"
+BEARER = "Bearer"
+
+
+def bearer(token: str) -> str:
+    """The ``Authorization`` header value for ``token``."""
+    return f"{BEARER} {token}"
+
+
+# -- job states ----------------------------------------------------------------------------------
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
+    "queued",
+    "running",
+    "done",
+    "failed",
+    "cancelled",
+    "interrupted",
+)
+JOB_STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED)
+FINISHED = frozenset({DONE, FAILED, CANCELLED, INTERRUPTED})  # a job in one of these never changes again
+
+# -- backends ------------------------------------------------------------------------------------
+WARP = "warp"
+DIFFUSERS_I2V = "diffusers-i2v"
+WAN_FUN_CAMERA = "wan-fun-camera"
+DEPTH_ANYTHING = "depth-anything"
+TRACK_VIDEO = "track-video"
+DEFAULT_BACKEND = WARP
+
+# -- uploads and form fields of POST /v1/jobs ----------------------------------------------------
+TRAJECTORY, IMAGE, DEPTH, VIDEO = "trajectory", "image", "depth", "video"
+UPLOADS = (TRAJECTORY, IMAGE, DEPTH, VIDEO)
+FORM_FIELDS = ("backend", "params", "depth_scale", "num_frames")
+
+# -- media types ---------------------------------------------------------------------------------
+MP4 = "video/mp4"
+OCTET_STREAM = "application/octet-stream"
+NPY = OCTET_STREAM  # a .npy float32 (H, W) depth map
+JSON = "application/json"  # a ParaScale trajectory
+RESULT_MEDIA_TYPES = (MP4, NPY, JSON)
+
+# -- magic bytes ---------------------------------------------------------------------------------
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+NPY_MAGIC = b"\x93NUMPY"
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+MKV_MAGIC = b"\x1a\x45\xdf\xa3"
+MPEG_PS_MAGIC = b"\x00\x00\x01\xba"
+ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")  # MP4/MOV top-level boxes
+IMAGE_SUFFIXES = (".png", ".jpg")
+DEPTH_SUFFIXES = (".npy", ".png", ".exr")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpg", ".ts")
+
+
+def sniff_suffix(data: bytes) -> str | None:
+    """The file suffix of ``data`` from its first bytes (``.png``, ``.jpg``, ``.npy``, ``.exr``, or a
+    :data:`VIDEO_SUFFIXES` container), or None when none matches."""
+    for magic, suffix in ((PNG_MAGIC, ".png"), (JPEG_MAGIC, ".jpg"), (NPY_MAGIC, ".npy"), (EXR_MAGIC, ".exr")):
+        if data.startswith(magic):
+            return suffix
+    if data[4:8] in ISO_BOXES:
+        return ".mp4" if data[4:8] == b"ftyp" and data[8:12] != b"qt  " else ".mov"
+    if data.startswith(MKV_MAGIC):
+        return ".mkv"
+    if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
+        return ".avi"
+    if data.startswith(MPEG_PS_MAGIC):
+        return ".mpg"
+    if len(data) > 376 and data[0] == data[188] == 0x47:  # MPEG-TS: a sync byte every 188 bytes
+        return ".ts"
+    return None
+
+
+# -- hosts ---------------------------------------------------------------------------------------
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 (bracketed or not) and ``localhost``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is a loopback address (such calls bypass any HTTP proxy)."""
+    return is_loopback_host(urllib.parse.urlsplit(url).hostname or "")
