@@ -1,6 +1,6 @@
 """The wire between the add-on's client and the generation server: every name both sides must agree on.
 
-Pure Python (stdlib only): it ships in the Blender extension and ``bridge_server`` imports it, so
+Pure Python (stdlib and ``formats.magic`` only): it ships in the Blender extension and ``bridge_server`` imports it, so
 each word of the protocol is written once.
 
 Contract (HTTP/JSON, prefix :data:`API`):
@@ -22,6 +22,17 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
+
+from ..formats.magic import (  # noqa: F401 (re-exported: the upload vocabulary)
+    EXR_MAGIC,
+    JPEG_MAGIC,
+    MKV_MAGIC,
+    MPEG_PS_MAGIC,
+    NPY_MAGIC,
+    PNG_MAGIC,
+    VIDEO_SUFFIXES,
+    sniff_suffix,
+)
 
 DEFAULT_PORT = 8765
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
@@ -77,36 +88,9 @@ NPY = OCTET_STREAM  # a .npy float32 (H, W) depth map
 JSON = "application/json"  # a ParaScale trajectory
 RESULT_MEDIA_TYPES = (MP4, NPY, JSON)
 
-# -- magic bytes ---------------------------------------------------------------------------------
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
-NPY_MAGIC = b"\x93NUMPY"
-EXR_MAGIC = b"\x76\x2f\x31\x01"
-MKV_MAGIC = b"\x1a\x45\xdf\xa3"
-MPEG_PS_MAGIC = b"\x00\x00\x01\xba"
-ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")  # MP4/MOV top-level boxes
+# -- file kinds (signatures live in formats.magic) ------------------------------------------------
 IMAGE_SUFFIXES = (".png", ".jpg")
 DEPTH_SUFFIXES = (".npy", ".png", ".exr")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpg", ".ts")
-
-
-def sniff_suffix(data: bytes) -> str | None:
-    """The file suffix of ``data`` from its first bytes (``.png``, ``.jpg``, ``.npy``, ``.exr``, or a
-    :data:`VIDEO_SUFFIXES` container), or None when none matches."""
-    for magic, suffix in ((PNG_MAGIC, ".png"), (JPEG_MAGIC, ".jpg"), (NPY_MAGIC, ".npy"), (EXR_MAGIC, ".exr")):
-        if data.startswith(magic):
-            return suffix
-    if data[4:8] in ISO_BOXES:
-        return ".mp4" if data[4:8] == b"ftyp" and data[8:12] != b"qt  " else ".mov"
-    if data.startswith(MKV_MAGIC):
-        return ".mkv"
-    if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
-        return ".avi"
-    if data.startswith(MPEG_PS_MAGIC):
-        return ".mpg"
-    if len(data) > 376 and data[0] == data[188] == 0x47:  # MPEG-TS: a sync byte every 188 bytes
-        return ".ts"
-    return None
 
 
 # -- hosts ---------------------------------------------------------------------------------------

@@ -22,17 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
-from .exr import MAGIC_BYTES as EXR_MAGIC
 from .exr import decode_exr, write_exr
-from .png16 import SIGNATURE as PNG_MAGIC
+from .magic import EXR_MAGIC, NPY_MAGIC, PFM_MAGICS, PNG_MAGIC
 from .png16 import decode_png, write_png16
 from .textio import read_bytes
 
 EXTENSIONS = (".npy", ".png", ".exr", ".pfm")
 DEFAULT_PNG_SCALE = 0.001  # world units per 16-bit PNG count: millimetres → metres, the usual convention
 FAR_SENTINEL = 1e9
-NPY_MAGIC = np.lib.format.MAGIC_PREFIX
-PFM_MAGICS = (b"Pf", b"PF")  # one channel; three (refused with a clear message)
 
 
 def clean_depth(depth: np.ndarray) -> np.ndarray:

@@ -15,10 +15,10 @@ import zlib
 import numpy as np
 
 from .errors import FormatError
+from .magic import EXR_MAGIC
 from .textio import read_bytes
 
 MAGIC = 20000630
-MAGIC_BYTES = struct.pack("<i", MAGIC)
 COMPRESSIONS = dict(enumerate(["NONE", "RLE", "ZIPS", "ZIP", "PIZ", "PXR24", "B44", "B44A", "DWAA", "DWAB"]))
 LINES_PER_CHUNK = {0: 1, 2: 1, 3: 16}
 PIXEL_DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
@@ -115,7 +115,7 @@ def decode_exr(
 
 
 def _decode_exr(data: bytes, path, channel: str | None, max_side: int | None) -> np.ndarray:
-    if len(data) < 8 or data[:4] != MAGIC_BYTES:
+    if len(data) < 8 or data[:4] != EXR_MAGIC:
         raise FormatError(path, "not an OpenEXR file (bad magic number)", field="magic")
     flags = struct.unpack("<I", data[4:8])[0]
     if flags & 0x200:

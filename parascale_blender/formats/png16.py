@@ -14,14 +14,14 @@ import zlib
 import numpy as np
 
 from .errors import FormatError
+from .magic import PNG_MAGIC
 from .textio import read_bytes
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_NAMES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
 
 
 def _chunks(data: bytes, path) -> list[tuple[bytes, bytes]]:
-    if not data.startswith(SIGNATURE):
+    if not data.startswith(PNG_MAGIC):
         raise FormatError(path, "not a PNG file (bad signature)", field="signature")
     out, pos = [], 8
     while pos < len(data):
@@ -149,4 +149,4 @@ def write_png16(path: str | os.PathLike, counts: np.ndarray) -> None:
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0)
     with open(path, "wb") as fh:
-        fh.write(SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+        fh.write(PNG_MAGIC + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
