@@ -1,7 +1,7 @@
 """The wire between the add-on's client and the generation server: every name both sides must agree on.
 
-Pure Python (stdlib and ``formats.magic`` only): it ships in the Blender extension and ``bridge_server`` imports it, so
-each word of the protocol is written once.
+Pure Python (the standard library and ``formats.magic``): it ships in the Blender extension and
+``bridge_server`` imports it, so each word of the protocol is written once.
 
 Contract (HTTP/JSON, prefix :data:`API`):
 
