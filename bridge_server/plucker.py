@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parascale_blender.core.camera import Trajectory, invert_rigid
+from parascale_blender.core.camera import Trajectory, relative_to_first
 
 
 def plucker_from_poses(c2w: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def plucker_maps(traj: Trajectory, width: int | None = None, height: int | None 
     H = int(height or traj.height)
     if W < 1 or H < 1:
         raise ValueError(f"plucker_maps: size must be positive, got {W}x{H}")
-    rel = invert_rigid(traj.c2w[0]) @ traj.c2w
+    rel = relative_to_first(traj.c2w)
     K = np.asarray(traj.intrinsics, dtype=np.float64) * np.array(
         [W / traj.width, H / traj.height, W / traj.width, H / traj.height]
     )

@@ -26,7 +26,7 @@ from pydantic import Field
 from torch import nn
 
 from parascale_blender.client import wire
-from parascale_blender.core.camera import invert_rigid
+from parascale_blender.core.camera import relative_to_first
 
 from ..plucker import plucker_from_poses
 from .base import CancelledFn, GenerationJob, ProgressFn
@@ -122,7 +122,7 @@ def camera_features(job: GenerationJob, pipe, adapter: CameraAdapter, width: int
     c2w = np.concatenate([traj.c2w, np.repeat(traj.c2w[-1:], n_gen - n, axis=0)])
     K = np.concatenate([traj.intrinsics, np.repeat(traj.intrinsics[-1:], n_gen - n, axis=0)])
     K = K * np.array([width / traj.width, height / traj.height] * 2)
-    rel = invert_rigid(c2w[0]) @ c2w
+    rel = relative_to_first(c2w)
     packed = pack_plucker(plucker_from_poses(rel, K, width, height), s)
     p = next(adapter.parameters())
     with torch.inference_mode():
