@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from parascale_blender import __version__
+from parascale_blender.core.rescale import MODES, RescaleOptions
 
 from .output import ProgressBar, fmt, jsonable, print_pi_table
 
@@ -125,7 +126,7 @@ def load_start_pose(spec: str | None, convention: str = "opencv") -> np.ndarray:
 
 def cmd_rescale(args) -> int:
     from parascale_blender.core.camera import Camera
-    from parascale_blender.core.rescale import RescaleOptions, rescale
+    from parascale_blender.core.rescale import rescale
     from parascale_blender.formats.depth_spec import parse_depth_spec
     from parascale_blender.formats.registry import write_trajectory
 
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--target-start", help="JSON with the target's start c2w (default: identity)")
     sp.add_argument("--start-convention", choices=["opencv", "blender"], default="opencv")
     sp.add_argument("--target-intrinsics", help="fx,fy,cx,cy,width,height of the target camera")
-    sp.add_argument("--mode", default="harmonic", choices=["harmonic", "flow", "arithmetic", "global", "none"])
+    sp.add_argument("--mode", default=RescaleOptions.mode, choices=MODES)
     sp.add_argument("--working-size", type=int, default=160, help="longest side of the depth working image")
     sp.add_argument("--allow-sky", action="store_true", help="empty pixels of dense targets count as 1/Z = 0")
     sp.add_argument("--fov-match", choices=["angular", "frame"], default="angular")

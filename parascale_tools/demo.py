@@ -51,8 +51,9 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
         )
         results[mode] = (res, time.perf_counter() - t0)
     out_dir.mkdir(parents=True, exist_ok=True)
-    best, _ = results["harmonic"]
-    write_trajectory(best.trajectory, out_dir / "rescaled_harmonic.json", "parascale")
+    default = RescaleOptions().mode
+    best, _ = results[default]
+    write_trajectory(best.trajectory, out_dir / f"rescaled_{default}.json", "parascale")
     if not quiet:
         print(
             f"reference: {REFERENCE_FILE} ({len(ref)} frames, RealEstate10K, CC BY 4.0), "
@@ -61,7 +62,7 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
         print(f"target:    built-in '{scene.name}' scene ({scene.description})\n")
         print_pi_table(best)
         print()
-    # The harmonic measure of every mode's output against the reference: the common yardstick.
+    # The common yardstick: every mode's output measured by the exact image motion it causes.
     from parascale_blender.core.parallax import ParallaxProbe
 
     summary = {}
@@ -69,22 +70,26 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
     pi_ref = np.full(len(ref), np.nan)
     for t in range(1, len(ref)):
         v = ConstantDepth(REFERENCE_SUBJECT_DISTANCE).view(ref.c2w[t - 1], ref.camera(t - 1).working(working_size))
-        pi_ref[t] = ParallaxProbe.from_view(v).parallax(steps_ref[t - 1])
+        pi_ref[t] = ParallaxProbe.from_view(v).parallax(steps_ref[t - 1], "exact")
     for mode, (res, secs) in results.items():
         out = res.trajectory
         steps = out.steps_in_camera()
-        pi_h = np.full(len(out), np.nan)
+        pi_out = np.full(len(out), np.nan)
         for t in range(1, len(out)):
             probe = ParallaxProbe.from_view(target_depth.view(out.c2w[t - 1], out.camera(t - 1).working(working_size)))
-            pi_h[t] = probe.parallax(steps[t - 1])
-        pce_h = pce(pi_h, pi_ref, strict=False)
+            pi_out[t] = probe.parallax(steps[t - 1], "exact")
         lo, hi = res.scale_range
-        summary[mode] = {"pce_harmonic": pce_h, "alpha_min": lo, "alpha_max": hi, "seconds": secs}
+        summary[mode] = {
+            "pce_image_motion": pce(pi_out, pi_ref, strict=False),
+            "alpha_min": lo,
+            "alpha_max": hi,
+            "seconds": secs,
+        }
     if not quiet:
-        print(f"{'mode':<11} {'PCE (harmonic Π)':>17} {'α min':>10} {'α max':>10} {'seconds':>8}")
+        print(f"{'mode':<11} {'PCE (image motion)':>19} {'α min':>10} {'α max':>10} {'seconds':>8}")
         for mode, s in summary.items():
             print(
-                f"{mode:<11} {s['pce_harmonic']:>17.4f} {s['alpha_min']:>10.4g} {s['alpha_max']:>10.4g} "
+                f"{mode:<11} {s['pce_image_motion']:>19.4f} {s['alpha_min']:>10.4g} {s['alpha_max']:>10.4g} "
                 f"{s['seconds']:>8.3f}"
             )
     report = {"reference": REFERENCE_FILE, "scene": scene.name, "modes": summary}
@@ -119,8 +124,8 @@ def print_headline(report: dict, out: Path) -> None:
     modes = report["modes"]
     print("\n== ParaScale demo: headline ==")
     print(
-        f"engine  harmonic PCE {modes['harmonic']['pce_harmonic']:.2g} vs uncalibrated "
-        f"{modes['none']['pce_harmonic']:.3f} and arithmetic Π {modes['arithmetic']['pce_harmonic']:.3f} "
+        f"engine  image-motion PCE: exact {modes['exact']['pce_image_motion']:.2g}, harmonic "
+        f"{modes['harmonic']['pce_image_motion']:.3f}, uncalibrated {modes['none']['pce_image_motion']:.3f} "
         f"(scene '{report['scene']}')"
     )
     for name, shot in report.get("blender", {}).items():

@@ -317,7 +317,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
             s.reference_depth = shot["depth"]
             s.reference_collection = reference
             s.target_camera, s.target_start_frame = cam, shot["start"]
-            s.target_collection, s.mode = target, "harmonic"
+            s.target_collection, s.mode = target, "exact"
             scene.frame_set(shot["start"])
             assert bpy.ops.parascale.points_from_scene(resolution=96 if quick else 240) == {"FINISHED"}
             s.target_points.name = f"Target {tag} points"

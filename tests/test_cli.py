@@ -103,7 +103,11 @@ def test_rescale_onto_a_mesh_writes_pi_table(shared_data, tmp_path):
     assert "Π_ref" in proc.stdout and "PCE" in proc.stdout
     shot = read_trajectory(out)
     assert np.isfinite(shot.extras["pi_target"][1:]).all()
-    np.testing.assert_allclose(shot.extras["alpha"][1:] * shot.extras["pi_target"][1:], shot.extras["pi_ref"][1:])
+    # the default (exact) mode reaches the reference's image motion on every step it did not cap
+    free = ~np.isin(shot.frames, shot.metadata.get("capped_frames", []))
+    free[0] = False
+    assert free.sum() > len(shot) // 2
+    np.testing.assert_allclose(shot.extras["pi_realized"][free], shot.extras["pi_ref"][free], rtol=1e-9)
 
 
 def test_metrics_of_a_track_against_itself_are_zero(shared_data):

@@ -77,3 +77,25 @@ def test_pycolmap_retrack_of_an_output_clip_reads_the_reference_parallax():
     with tempfile.TemporaryDirectory() as tmp:
         pce = cl.colmap_pce(frames, res.trajectory, res.pi_ref, Path(tmp))
     assert pce < 0.1, pce
+
+
+def test_oracle_parallax_of_a_dolly_onto_a_wall_is_the_closed_form():
+    """The oracle (projection of traced points) against the closed form of a dolly onto a
+    fronto-parallel wall: every pixel slides out by |(x, y)|·dz / (Z - dz)."""
+    from parascale_blender.core.camera import Trajectory, make_c2w
+
+    cam = Camera(60.0, 60.0, 32.0, 18.0, 64, 36)
+    scene = raytrace.wall(3.0)  # 3 units in front of the origin
+    c2w = np.stack([make_c2w(np.eye(3), [0.0, 0.0, z]) for z in (0.0, 0.5, 0.8)])
+    traj = Trajectory(np.arange(3), c2w, [cam.fx, cam.fy, cam.cx, cam.cy], cam.width, cam.height)
+    x, y = cam.pixel_rays()
+    r = np.mean(np.hypot(x, y))
+    oracle = cl.oracle_parallax(scene, traj)
+    assert oracle[1] == pytest.approx(r * 0.5 / 2.5, rel=1e-9)
+    assert oracle[2] == pytest.approx(r * 0.3 / 2.2, rel=1e-9)
+
+
+def test_exact_mode_matches_the_oracle_in_the_closed_loop(quick_summary):
+    _, s = quick_summary
+    assert s["exact"]["oracle_mean"] <= 0.01, s
+    assert s["exact"]["oracle_mean"] < s["harmonic"]["oracle_mean"] < s["none"]["oracle_mean"], s

@@ -31,7 +31,7 @@ def demo(tmp_path_factory):
 
 def test_demo_prints_the_pi_table_and_headline(demo):
     _, stdout = demo
-    assert "Π_ref" in stdout and "mode harmonic: PCE" in stdout
+    assert "Π_ref" in stdout and "mode exact: PCE" in stdout
     assert "realized PCE (optical flow)" in stdout
     assert "outputs in" in stdout
 
@@ -39,8 +39,9 @@ def test_demo_prints_the_pi_table_and_headline(demo):
 def test_engine_summary_beats_uncalibrated(demo):
     out, _ = demo
     modes = json.loads((out / "engine_summary.json").read_text())["modes"]
-    assert modes["harmonic"]["pce_harmonic"] < 1e-6  # re-measured from the written poses
-    assert modes["none"]["pce_harmonic"] > 1.0
+    assert modes["exact"]["pce_image_motion"] < 1e-6  # re-measured from the written poses
+    assert modes["exact"]["pce_image_motion"] < modes["harmonic"]["pce_image_motion"]
+    assert modes["none"]["pce_image_motion"] > 1.0
 
 
 def test_clips_strips_and_blend(demo):

@@ -84,9 +84,10 @@ def test_realized_parallax_equals_reference_on_varying_depth():
     out = res.trajectory
     steps = out.steps_in_camera()
     tgt = PlanesDepth([((0, 0, 1), 900.0), ((1, 0, 1), 1200.0)])
+    measure = out.metadata["measure"]  # the default mode's measure
     for t in (1, 7, 15):
         v = tgt.view(out.c2w[t - 1], out.camera(t - 1).working(160))
-        assert parallax_number(steps[t - 1], v) == pytest.approx(res.pi_ref[t], rel=1e-9)
+        assert parallax_number(steps[t - 1], v, measure) == pytest.approx(res.pi_ref[t], rel=1e-9)
 
 
 def test_arithmetic_vs_harmonic_follow_jensen():

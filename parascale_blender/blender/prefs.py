@@ -7,7 +7,8 @@ import bpy
 from ..client import DEFAULT_URL
 
 MODE_ITEMS = [
-    ("harmonic", "Harmonic", "Per-step α from ||d||·E[1/Z] (default)"),
+    ("exact", "Exact", "Per-step α from the exact mean translational image motion (default)"),
+    ("harmonic", "Harmonic", "Per-step α from ||d||·E[1/Z] (the paper's Π; exact for sideways steps)"),
     ("flow", "Flow", "Per-step α from the mean translational optical flow"),
     ("arithmetic", "Arithmetic", "Per-step α from ||d||/E[Z] (the original paper's form)"),
     ("global", "Global", "One α for the whole shot from the first frame"),
@@ -44,7 +45,7 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         max=2048,
         description="Longest side in pixels of the depth images Π is measured on",
     )
-    default_mode: bpy.props.EnumProperty(name="Default mode", items=MODE_ITEMS, default="harmonic")
+    default_mode: bpy.props.EnumProperty(name="Default mode", items=MODE_ITEMS, default="exact")
     point_radius: bpy.props.FloatProperty(name="Point radius", default=0.01, min=0.0, soft_max=1.0)
 
     def draw(self, context):

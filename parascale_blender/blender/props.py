@@ -59,7 +59,7 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         "others: 1)",
     )
 
-    mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="harmonic")
+    mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="exact")
     allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")
 
     original_action: bpy.props.PointerProperty(name="Original action", type=bpy.types.Action)

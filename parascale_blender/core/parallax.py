@@ -9,10 +9,16 @@ the depth seen from pose t-1, with normalised image coordinates ``x, y`` and inv
   in normalised image units; a dolly and a truck differ)
 * ``arithmetic`` Π = ||d|| / mean(Z)                        (the original paper's form, biased by
   Jensen's inequality: it is never larger than ``harmonic``)
+* ``exact``      Π = mean(||(x·d_z − d_x, y·d_z − d_y)|| · w / (1 − w·d_z))  (the exact mean
+  translational image motion: each point's projection before and after the step, rotation
+  removed; sky pixels, w = 0, count as zero motion; pixels the step passes are left out)
 
-All three are homogeneous of degree one in ``d``: Π(α·d) = α·Π(d), so the rescale factor for
-a step has the closed form α = Π_ref / Π_target(d). Π is dimensionless (radians per step for
-small motions), which makes it invariant to the scene's scale: the gauge the rescale keeps.
+``harmonic``, ``flow`` and ``arithmetic`` are homogeneous of degree one in ``d``: Π(α·d) = α·Π(d),
+so the rescale factor has the closed form α = Π_ref / Π_target(d). ``exact`` is not (forward steps
+grow the motion faster than α, backward ones slower): :meth:`ParallaxProbe.solve_alpha` finds α by
+a bracketed search. For a sideways step (d_z = 0) ``exact`` equals ``flow``, and for a fronto-parallel
+truck it equals ``harmonic``. Π is dimensionless (normalised image units per step), which makes it
+invariant to the scene's scale: the gauge the rescale keeps.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import numpy as np
 
 from .depth import DepthView
 
-MEASURES = ("harmonic", "flow", "arithmetic")
+MEASURES = ("harmonic", "flow", "arithmetic", "exact")
+APPROACH_LIMIT = 0.5  # a step may close at most this fraction of the distance to the nearest visible depth
 
 
 @dataclass
@@ -63,7 +70,67 @@ class ParallaxProbe:
             if not seen.any():
                 return 0.0
             return float(np.linalg.norm(d) / np.mean(1.0 / self.inv_z[seen]))
+        if measure == "exact":
+            return self._exact(d, 1.0)
         raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
+
+    def _motion_terms(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pixel: first-order motion a = ||(x·d_z − d_x, y·d_z − d_y)||·w and b = w·d_z, so that
+        the exact motion of the step α·d is α·a / (1 − α·b)."""
+        a = np.hypot(self.x * d[2] - d[0], self.y * d[2] - d[1]) * self.inv_z
+        return a, self.inv_z * d[2]
+
+    def _exact(self, d: np.ndarray, alpha: float) -> float:
+        return _exact_mean(*self._motion_terms(d), alpha)[0]
+
+    def max_alpha(self, step: np.ndarray) -> float:
+        """The largest scale of ``step`` that closes at most ``APPROACH_LIMIT`` of the distance to the
+        nearest visible depth along the optical axis (inf for a step that does not move forward)."""
+        d = np.asarray(step, dtype=np.float64)
+        b = float(self.inv_z.max(initial=0.0)) * d[2]
+        return APPROACH_LIMIT / b if b > 0 else float("inf")
+
+    def solve_alpha(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int]:
+        """α ≥ 0 with exact Π(α·step) = ``target``: exact Π is increasing in α up to :meth:`max_alpha`,
+        so a bracket is grown geometrically, then closed by Newton steps (bisection when a step
+        leaves the bracket). Returns (α, capped, iterations); ``capped`` when ``target`` cannot be
+        reached within the approach limit (forward) or at all (a backward step's motion is bounded),
+        α then being that limit or the largest α tried."""
+        d = np.asarray(step, dtype=np.float64)
+        if self.empty or not (target > 0):
+            return float("nan"), False, 0
+        a, b = self._motion_terms(d)
+        cap = self.max_alpha(d)
+        lo, hi, it = 0.0, min(1.0, cap), 0
+        f_hi, g = _exact_mean(a, b, hi)
+        while f_hi < target:  # grow the bracket
+            it += 1
+            if hi >= cap or hi > 1e300:
+                return hi, True, it
+            lo, hi = hi, min(hi * 4.0, cap)
+            f_hi, g = _exact_mean(a, b, hi)
+        x, f = hi, f_hi
+        for _ in range(100):
+            it += 1
+            if abs(f - target) <= rtol * target:
+                break
+            if f < target:
+                lo = x
+            else:
+                hi = x
+            nxt = x - (f - target) / g if g > 0 else -1.0
+            x = nxt if lo < nxt < hi else 0.5 * (lo + hi)
+            f, g = _exact_mean(a, b, x)
+        return x, False, it
+
+
+def _exact_mean(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Exact mean motion Σ α·a/(1 − α·b) / N over the pixels still ahead, and its derivative in α."""
+    den = 1.0 - alpha * b
+    ahead = den > 0  # pixels the step passes (or reaches) are not seen after it
+    aa, dd = a[ahead], den[ahead]
+    n = a.size
+    return float(np.sum(alpha * aa / dd) / n), float(np.sum(aa / (dd * dd)) / n)
 
 
 def parallax_number(step: np.ndarray, view: DepthView, measure: str = "harmonic", allow_sky: bool = False) -> float:

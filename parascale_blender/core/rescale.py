@@ -5,7 +5,10 @@ exactly (R_target,t = R_start · R_ref,0ᵀ · R_ref,t). Each translation step d
 axes) is scaled by α_t = Π_ref,t / Π_target,t(d_t), where Π_target is measured from the
 *target's own* pose t-1 in the target scene, so poses are built one step at a time.
 
-Modes: ``harmonic`` / ``flow`` / ``arithmetic`` (per-step α under that parallax measure),
+Modes: ``exact`` (default), ``harmonic`` (the paper's Π, exact for sideways steps), ``flow`` and
+``arithmetic`` give a per-step α under that parallax measure (see :mod:`.parallax`); ``exact``, the
+mean translational image motion, solves for α by a bracketed search and caps forward steps short of
+the nearest visible depth (listed in ``capped_frames``);
 ``global`` (one α for the whole shot from the mean inverse depths at frame 0) and ``none``
 (the raw relative track, α = 1, in reference units).
 
@@ -27,7 +30,8 @@ from .depth import DEFAULT_WORKING_SIZE, DepthSource
 from .metrics import pce
 from .parallax import ParallaxProbe
 
-MODES = ("harmonic", "flow", "arithmetic", "global", "none")
+MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
+PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
 FOV_MATCH = ("angular", "frame")
 
 
@@ -39,7 +43,7 @@ class RescaleError(ValueError):
 class RescaleOptions:
     """How to rescale. Defaults are the product's defaults (artist options off)."""
 
-    mode: str = "harmonic"
+    mode: str = "exact"
     working_size: int = DEFAULT_WORKING_SIZE
     allow_sky: bool = False
     fov_match: str = "angular"
@@ -61,12 +65,16 @@ class RescaleOptions:
 
     @property
     def measure(self) -> str:
-        return self.mode if self.mode in ("harmonic", "flow", "arithmetic") else "harmonic"
+        return self.mode if self.mode in PER_STEP else "harmonic"
 
 
 @dataclass
 class RescaleResult:
-    """Per-frame arrays (length N, index t = step t-1 → t, index 0 NaN) and the target track."""
+    """Per-frame arrays (length N, index t = step t-1 → t, index 0 NaN) and the target track.
+
+    ``pi_target`` is the target's Π of the unscaled reference step (for ``exact``, to first order:
+    its ``flow`` Π, since exact Π is not proportional to the step); ``pi_realized`` is the Π of the
+    step taken, in the mode's measure."""
 
     trajectory: Trajectory
     pi_ref: np.ndarray
@@ -76,6 +84,8 @@ class RescaleResult:
     mode: str
     interpolated_frames: list[int] = field(default_factory=list)
     zero_step_frames: list[int] = field(default_factory=list)
+    capped_frames: list[int] = field(default_factory=list)
+    solver_iterations: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -167,7 +177,10 @@ def rescale(
         c2w[0] = make_c2w(R_tgt[0], start[:3, 3])
         alpha = np.full(n, np.nan)
         pi_tgt = np.full(n, np.nan)
+        pi_real = np.full(n, np.nan)
         unusable = np.zeros(n, dtype=bool)
+        capped = np.zeros(n, dtype=bool)
+        iterations = 0
         global_alpha = None
         for t in range(1, n):
             prev = c2w[t - 1]
@@ -178,7 +191,9 @@ def rescale(
                     f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
                     f"(coverage {view.coverage:.0%}); aim the camera at the scene, or allow sky"
                 )
-            pi_tgt[t] = probe.parallax(steps[t - 1], measure) * tfac
+            # exact Π is not homogeneous: the target's Π of the reference step is reported (and
+            # checked for usability) to first order, where Π(α·d) = α·Π(d) holds
+            pi_tgt[t] = probe.parallax(steps[t - 1], "flow" if measure == "exact" else measure) * tfac
             if alpha_fixed is not None and np.isfinite(alpha_fixed[t]):
                 a = alpha_fixed[t]
             elif opts.mode == "none":
@@ -193,18 +208,23 @@ def rescale(
             elif zero[t] or missing_ref[t] or not pi_tgt[t] > 0:
                 unusable[t] = not zero[t]
                 a = alpha[t - 1] if t > 1 and np.isfinite(alpha[t - 1]) else np.nan
+            elif measure == "exact":
+                a, capped[t], its = probe.solve_alpha(steps[t - 1], pi_ref[t] / tfac)
+                iterations += its
             else:
                 a = pi_ref[t] / pi_tgt[t]
             alpha[t] = a
             step = steps[t - 1] * (a if np.isfinite(a) else 0.0)
+            # Realized Π: measured from the final pose t-1 for the step actually taken.
+            pi_real[t] = probe.parallax(step, measure) * tfac if measure == "exact" else a * pi_tgt[t]
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)
-        return c2w, alpha, pi_tgt, unusable
+        return c2w, alpha, pi_tgt, pi_real, unusable, capped, iterations
 
-    per_step = opts.mode in ("harmonic", "flow", "arithmetic")
+    per_step = opts.mode in PER_STEP
     passes = 2 if per_step else 1
-    c2w, alpha, pi_tgt, unusable = integrate(None, passes, 1)
+    c2w, alpha, pi_tgt, pi_real, unusable, capped, iterations = integrate(None, passes, 1)
     interpolated = []
     if per_step:
         known = np.isfinite(alpha) & ~unusable & ~zero
@@ -223,7 +243,8 @@ def rescale(
         fixed = np.where(fill | adjust, filled, np.nan)
         fixed[0] = np.nan
         if fill.any() or adjust:  # second pass: fixed α where filled/adjusted, re-measured elsewhere
-            c2w, alpha, pi_tgt, _ = integrate(fixed, passes, 2)
+            c2w, alpha, pi_tgt, pi_real, _, capped, its2 = integrate(fixed, passes, 2)
+            iterations += its2
         interpolated = [int(f) for f in ref.frames[unusable]]
         if interpolated:
             warnings.append(
@@ -232,9 +253,14 @@ def rescale(
                 + (" …" if len(interpolated) > 20 else "")
             )
 
-    # Realized Π on the final poses: each pi_tgt was measured at the final pose t-1 for the unit
-    # step d_t, and Π is homogeneous in the step, so the realized Π is α·Π_target exactly.
-    pi_real = alpha * pi_tgt
+    capped_frames = [int(f) for f in ref.frames[capped]]
+    if capped_frames:
+        warnings.append(
+            f"{len(capped_frames)} forward steps were capped to close at most half the distance to the nearest "
+            "visible depth (the reference's image motion cannot be reached there) at frames "
+            + ", ".join(map(str, capped_frames[:20]))
+            + (" …" if len(capped_frames) > 20 else "")
+        )
     if opts.progress:
         opts.progress(passes, passes)
     tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
@@ -254,6 +280,7 @@ def rescale(
             "reference_depth": reference_depth.description,
             "target_depth": target_depth.description,
             "interpolated_frames": interpolated,
+            "capped_frames": capped_frames,
         },
     )
     result = RescaleResult(
@@ -265,6 +292,8 @@ def rescale(
         mode=opts.mode,
         interpolated_frames=interpolated,
         zero_step_frames=[int(f) for f in ref.frames[zero]],
+        capped_frames=capped_frames,
+        solver_iterations=iterations,
         warnings=warnings,
     )
     traj.metadata["pce"] = result.pce

@@ -37,7 +37,7 @@ def plot_identity(cases: list[Case], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
     lo, hi = np.inf, 0.0
-    for mode, marker in zip(MODES, "os^dx"):
+    for mode, marker in zip(MODES, "*os^dx"):
         x = np.concatenate([np.asarray(c.pi_ref_measured, float)[1:] for c in cases if c.mode == mode])
         y = np.concatenate([np.asarray(c.pi_out_measured, float)[1:] for c in cases if c.mode == mode])
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)

@@ -23,6 +23,7 @@ def rig(scene):
     s.target_start_frame = 101
     s.reference_depth, s.reference_distance = "DISTANCE", 2.0
     s.target_depth, s.target_distance = "DISTANCE", 25.0
+    s.mode = "harmonic"  # constant depths give the closed form α = 25 / 2 = 12.5 (the tests below)
     assert bpy.ops.parascale.reference_from_camera(camera="ref") == {"FINISHED"}
     return scene, ref, tgt
 
@@ -32,10 +33,12 @@ def _keys(ext, obj, path, n):
     return [kf.fcurve_values(obj, path, i) for i in range(n)]
 
 
-def test_rescaled_keys_equal_core(rig, ext):
+@pytest.mark.parametrize("mode", ["harmonic", "exact"])
+def test_rescaled_keys_equal_core(rig, ext, mode):
     import bpy
 
     scene, ref, tgt = rig
+    scene.parascale.mode = mode
     original = tgt.animation_data.action
     core_rescale = ext("core.rescale")
     Trajectory = ext("core.camera").Trajectory
@@ -46,7 +49,7 @@ def test_rescaled_keys_equal_core(rig, ext):
     start = opencv_track(tgt, scene, [101])[0]
     tcam = convert.camera_intrinsics(tgt, scene)
     expected = core_rescale.rescale(
-        ref_traj, ConstantDepth(2.0), ConstantDepth(25.0), start, tcam, core_rescale.RescaleOptions(mode="harmonic")
+        ref_traj, ConstantDepth(2.0), ConstantDepth(25.0), start, tcam, core_rescale.RescaleOptions(mode=mode)
     )
     assert bpy.ops.parascale.rescale() == {"FINISHED"}
     s = scene.parascale
@@ -61,15 +64,16 @@ def test_rescaled_keys_equal_core(rig, ext):
     # Rotation copied: evaluated world matrices match the core's poses (Blender axes).
     got = opencv_track(tgt, scene, 101 + FRAMES - FRAMES[0])
     np.testing.assert_allclose(got[:, :3, :3], expected.trajectory.c2w[:, :3, :3], atol=1e-5)
-    # Closed form for constant depths: α = (||d||/2) / (||d||/25) = 12.5 on every step.
     alpha = _keys(ext, tgt, '["alpha"]', 1)[0]
     assert len(alpha[1]) == len(FRAMES) - 1
-    np.testing.assert_allclose(alpha[1], 12.5, rtol=1e-6)
+    np.testing.assert_allclose(alpha[1], expected.alpha[1:], rtol=1e-6)
     for name in ("pi_ref", "pi_target"):
         fr, vals = _keys(ext, tgt, f'["{name}"]', 1)[0]
         np.testing.assert_allclose(vals, expected.trajectory.extras[name][1:], rtol=1e-5)
     assert s.pce == pytest.approx(expected.pce, abs=1e-6)
-    assert (s.scale_min, s.scale_max) == pytest.approx((12.5, 12.5), rel=1e-6)
+    if mode == "harmonic":  # closed form for constant depths: α = (||d||/2) / (||d||/25) = 12.5
+        np.testing.assert_allclose(alpha[1], 12.5, rtol=1e-6)
+        assert (s.scale_min, s.scale_max) == pytest.approx((12.5, 12.5), rel=1e-6)
     # Switch back to the original and forth again.
     assert bpy.ops.parascale.switch_action() == {"FINISHED"}
     assert tgt.animation_data.action is original
