@@ -91,14 +91,19 @@ class ParallaxProbe:
         return APPROACH_LIMIT / b if b > 0 else float("inf")
 
     def solve_alpha(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int]:
+        alpha, capped, iterations, _ = self.solve_exact(step, target, rtol)
+        return alpha, capped, iterations
+
+    def solve_exact(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int, float]:
         """α ≥ 0 with exact Π(α·step) = ``target``: exact Π is increasing in α up to :meth:`max_alpha`,
         so a bracket is grown geometrically, then closed by Newton steps (bisection when a step
         leaves the bracket). Returns (α, capped, iterations); ``capped`` when ``target`` cannot be
         reached within the approach limit (forward) or at all (a backward step's motion is bounded),
-        α then being that limit or the largest α tried."""
+        α then being that limit or the largest α tried. :meth:`solve_exact` also returns the exact
+        Π of the step α·``step``."""
         d = np.asarray(step, dtype=np.float64)
         if self.empty or not (target > 0):
-            return float("nan"), False, 0
+            return float("nan"), False, 0, float("nan")
         a, b = self._motion_terms(d)
         cap = self.max_alpha(d)
         lo, hi, it = 0.0, min(1.0, cap), 0
@@ -106,7 +111,7 @@ class ParallaxProbe:
         while f_hi < target:  # grow the bracket
             it += 1
             if hi >= cap or hi > 1e300:
-                return hi, True, it
+                return hi, True, it, f_hi
             lo, hi = hi, min(hi * 4.0, cap)
             f_hi, g = _exact_mean(a, b, hi)
         x, f = hi, f_hi
@@ -121,16 +126,18 @@ class ParallaxProbe:
             nxt = x - (f - target) / g if g > 0 else -1.0
             x = nxt if lo < nxt < hi else 0.5 * (lo + hi)
             f, g = _exact_mean(a, b, x)
-        return x, False, it
+        return x, False, it, f
 
 
 def _exact_mean(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:
     """Exact mean motion Σ α·a/(1 − α·b) / N over the pixels still ahead, and its derivative in α."""
     den = 1.0 - alpha * b
-    ahead = den > 0  # pixels the step passes (or reaches) are not seen after it
-    aa, dd = a[ahead], den[ahead]
     n = a.size
-    return float(np.sum(alpha * aa / dd) / n), float(np.sum(aa / (dd * dd)) / n)
+    if den.min(initial=1.0) <= 0:  # pixels the step passes (or reaches) are not seen after it
+        ahead = den > 0
+        a, den = a[ahead], den[ahead]
+    q = a / den
+    return float(alpha * q.sum() / n), float(np.sum(q / den) / n)
 
 
 def parallax_number(step: np.ndarray, view: DepthView, measure: str = "harmonic", allow_sky: bool = False) -> float:

@@ -194,6 +194,7 @@ def rescale(
             # exact Π is not homogeneous: the target's Π of the reference step is reported (and
             # checked for usability) to first order, where Π(α·d) = α·Π(d) holds
             pi_tgt[t] = probe.parallax(steps[t - 1], "flow" if measure == "exact" else measure) * tfac
+            realized = None
             if alpha_fixed is not None and np.isfinite(alpha_fixed[t]):
                 a = alpha_fixed[t]
             elif opts.mode == "none":
@@ -209,14 +210,17 @@ def rescale(
                 unusable[t] = not zero[t]
                 a = alpha[t - 1] if t > 1 and np.isfinite(alpha[t - 1]) else np.nan
             elif measure == "exact":
-                a, capped[t], its = probe.solve_alpha(steps[t - 1], pi_ref[t] / tfac)
+                a, capped[t], its, realized = probe.solve_exact(steps[t - 1], pi_ref[t] / tfac)
                 iterations += its
             else:
                 a = pi_ref[t] / pi_tgt[t]
             alpha[t] = a
             step = steps[t - 1] * (a if np.isfinite(a) else 0.0)
             # Realized Π: measured from the final pose t-1 for the step actually taken.
-            pi_real[t] = probe.parallax(step, measure) * tfac if measure == "exact" else a * pi_tgt[t]
+            if measure != "exact":
+                pi_real[t] = a * pi_tgt[t]
+            else:
+                pi_real[t] = (realized if realized is not None else probe.parallax(step, measure)) * tfac
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)
