@@ -217,3 +217,21 @@ def test_fuzzed_mesh_files_never_crash(seed_files, tmp_path, data):
     assert m.vertices.ndim == 2 and m.vertices.shape[1] == 3
     if len(m.triangles):
         assert m.triangles.min() >= 0 and m.triangles.max() < len(m.vertices)
+
+
+def test_a_small_subject_close_to_the_camera_survives_a_huge_ground_plane():
+    """A ±50 km ground plane and a 2 cm cube 3 cm in front of the camera: the near plane follows the
+    nearest geometry, not the scene's extent (it used to clip at 5 cm and erase the cube)."""
+    from parascale_blender.core.camera import Camera
+    from parascale_blender.core.depth_sources import MeshDepth
+    from parascale_tools.synthetic import box_mesh
+
+    ground_v = np.array([[-5e4, 1.0, -5e4], [5e4, 1.0, -5e4], [5e4, 1.0, 5e4], [-5e4, 1.0, 5e4]])
+    ground_t = np.array([[0, 1, 2], [0, 2, 3]])
+    cube_v, cube_t = box_mesh([-0.01, -0.01, 0.03], [0.01, 0.01, 0.05])
+    v = np.concatenate([ground_v, cube_v])
+    t = np.concatenate([ground_t, cube_t + len(ground_v)])
+    cam = Camera(80.0, 80.0, 40.0, 30.0, 80, 60)
+    depth = MeshDepth(v, t).view(np.eye(4), cam).depth
+    assert depth[30, 40] == pytest.approx(0.03, rel=1e-9)  # the cube's front face, on the axis
+    assert np.nanmax(depth[-1]) == pytest.approx(1.0 / ((59.5 - 30.0) / 80.0), rel=1e-9)  # the ground row

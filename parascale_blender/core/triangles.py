@@ -14,7 +14,8 @@ import numpy as np
 
 from .camera import Camera
 
-NEAR = 1e-6  # relative to the scene: clip planes at NEAR * the largest vertex distance
+NEAR = 1e-6  # the near plane: at most NEAR * the largest vertex distance, and at most half the
+# nearest vertex in front of the camera (a small subject close to the camera in a huge scene stays)
 MAX_CANDIDATES = 50_000_000  # refuse absurd bounding-box totals instead of exhausting memory
 
 
@@ -53,7 +54,10 @@ def rasterise_triangles(cam_vertices: np.ndarray, triangles: np.ndarray, camera:
     if len(triangles) == 0 or len(cam_vertices) == 0:
         return np.full((H, W), np.nan)
     v = np.asarray(cam_vertices, dtype=np.float64)
-    near = NEAR * max(float(np.abs(v).max()), 1e-300)
+    extent = max(float(np.abs(v).max()), 1e-300)
+    front = v[:, 2][v[:, 2] > 0]
+    near = min(NEAR * extent, 0.5 * float(front.min())) if front.size else NEAR * extent
+    near = max(near, 1e-12 * extent)  # float64 keeps 1/z well-conditioned down to here
     P = v[triangles]  # (M, 3, 3)
     z = P[:, :, 2]
     x, y = P[:, :, 0], P[:, :, 1]
