@@ -232,3 +232,13 @@ def test_bad_inputs_are_clear():
             np.eye(4),
             options=RescaleOptions(mode="magic"),
         )
+
+
+def test_dropped_sky_is_said():
+    ref = track(camera_move("truck", 6, step=0.1))
+    ground = PlanesDepth([((0, 1, 0), 1.0)])  # a floor: the upper half of the view is sky
+    dropped = rescale(ref, wall(2.0), ground, np.eye(4))
+    assert any("target: up to" in w and "sky" in w for w in dropped.warnings), dropped.warnings
+    counted = rescale(ref, wall(2.0), ground, np.eye(4), options=RescaleOptions(allow_sky=True))
+    assert not any("sky" in w for w in counted.warnings)
+    assert not any("sky" in w for w in rescale(ref, wall(2.0), wall(9.0), np.eye(4)).warnings)

@@ -33,6 +33,7 @@ from .parallax import ParallaxProbe
 MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
 PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
 FOV_MATCH = ("angular", "frame")
+SKY_WARNING = 0.01  # warn when more than this fraction of a dense view is empty and sky is not allowed
 
 
 class RescaleError(ValueError):
@@ -155,9 +156,12 @@ def rescale(
     # Reference Π per step: independent of the target, measured once.
     pi_ref = np.full(n, np.nan)
     ref_inv0 = np.nan
+    sky_dropped = {"reference": 0.0, "target": 0.0}  # the largest fraction of a dense view left out
     for t in range(1, n):
         view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
         probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+        if view.dense and not opts.allow_sky:
+            sky_dropped["reference"] = max(sky_dropped["reference"], 1.0 - view.coverage)
         if not probe.empty and np.isnan(ref_inv0):
             ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
         pi_ref[t] = probe.parallax(steps[t - 1], measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
@@ -186,6 +190,8 @@ def rescale(
             prev = c2w[t - 1]
             view = target_depth.view(prev, twork, index=None)
             probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+            if view.dense and not opts.allow_sky:
+                sky_dropped["target"] = max(sky_dropped["target"], 1.0 - view.coverage)
             if probe.empty and opts.mode != "none":
                 raise RescaleError(
                     f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
@@ -257,6 +263,12 @@ def rescale(
                 + (" …" if len(interpolated) > 20 else "")
             )
 
+    for side, frac in sky_dropped.items():
+        if frac > SKY_WARNING:
+            warnings.append(
+                f"{side}: up to {frac:.0%} of a view saw nothing (sky) and was left out of Π; allow sky to count "
+                "it as not moving, which is what the eye sees"
+            )
     capped_frames = [int(f) for f in ref.frames[capped]]
     if capped_frames:
         warnings.append(
