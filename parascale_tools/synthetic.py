@@ -13,7 +13,7 @@ from parascale_blender.core.camera import Camera, make_c2w
 from parascale_blender.core.depth import DepthSource, DepthView
 from parascale_blender.core.rotation import euler_to_matrix
 
-MOVES = ("truck", "dolly", "orbit", "crane", "handheld")
+MOVES = ("truck", "dolly", "orbit", "crane", "handheld", "pan_truck", "push_pan", "accelerate")
 
 
 def look_at(eye, target, down=(0.0, 1.0, 0.0)) -> np.ndarray:
@@ -45,6 +45,15 @@ def camera_move(kind: str, n: int, step: float = 0.035, seed: int = 0, turn_deg:
         ang = t * step / 1.5
         pos = np.stack([1.5 * np.sin(ang), zero, 1.5 * (1 - np.cos(ang))], 1)
         yaw = -ang
+    elif kind == "pan_truck":  # a truck while panning against it
+        pos = np.stack([t * step, zero, zero], 1)
+        yaw = -t * step * 0.4
+    elif kind == "push_pan":  # a push-in while panning
+        pos = np.stack([zero, zero, t * step], 1)
+        yaw = t * step * 0.5
+    elif kind == "accelerate":  # a dolly that accelerates, then stops
+        u = t / max(n - 1, 1)
+        pos = np.stack([zero, zero, step * (n - 1) * (3 * u**2 - 2 * u**3)], 1)
     elif kind == "handheld":
         v = np.cumsum(rng.normal(0, step * 0.35, (n, 3)), axis=0) + np.array([step * 0.7, 0, step * 0.3])
         pos = np.cumsum(v, axis=0) * 0.5
