@@ -226,3 +226,21 @@ def test_slanted_floor_front_layer_mean_removes_the_nearest_corner_bias():
     truth = np.mean(1 / ref[both])
     assert np.mean(1 / layer[both]) == pytest.approx(truth, rel=1e-3)
     assert np.mean(1 / nearest[both]) / truth - 1 > 0.005
+
+
+def test_a_floater_does_not_blot_out_the_view():
+    """One isolated point at 2.5% of the wall's distance in front of a dense wall: it covers about one
+    working pixel, so the mean inverse depth (and with it α) barely moves; it used to be splatted over
+    up to 32x32 px and change α 3.7x."""
+    from parascale_blender.core.depth_sources import PointCloudDepth
+    from parascale_blender.core.parallax import ParallaxProbe
+
+    wall = plane_grid(4.0, 3.0, 0.01)  # 361,201 points 4 units away, 1 cm apart
+    floater = np.array([[0.0, 0.0, 0.1]])
+    clean = PointCloudDepth(wall).view(np.eye(4), CAM)
+    dirty = PointCloudDepth(np.concatenate([wall, floater])).view(np.eye(4), CAM)
+    covered = np.sum(dirty.depth < 1.0)
+    assert 1 <= covered <= 4, covered
+    a = ParallaxProbe.from_view(clean).mean_inverse_depth
+    b = ParallaxProbe.from_view(dirty).mean_inverse_depth
+    assert b / a - 1 < 0.05

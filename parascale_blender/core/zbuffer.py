@@ -30,6 +30,8 @@ FRONT_TOLERANCE = 0.1  # pixel depth: harmonic mean of the samples within 10% of
 LOD_PIXELS = 1.5  # default: voxels projecting to <= 1.5 px are drawn as one point (~0.5% from brute force)
 NODE_SPLAT = 1.5  # a node splats over 1.5x its voxel: lattice-like clouds leave no holes
 SPLAT_MARGIN = 1.5  # auto radius = SPLAT_MARGIN * spacing / 2: margin so oblique and perspective views leave no holes
+FLOATER_LEVELS = 5  # auto radius: a point whose neighbourhood is 2^5 coarser than the cloud's median
+# is isolated (a floater): it splats as one pixel instead of over the gap to the nearest surface
 CENTRE_PLACED = False  # auto radius = SPLAT_MARGIN * spacing / 2: squares of side = spacing tile a surface
 
 
@@ -215,9 +217,11 @@ class PointHierarchy:
 
     def _auto_radius(self, runs: list[np.ndarray]) -> np.ndarray:
         """Half the local spacing: at the finest level where a point's voxel holds >= AUTO_NEIGHBOURS
-        points, spacing ≈ voxel size / sqrt(count) (surface sampling)."""
+        points, spacing ≈ voxel size / sqrt(count) (surface sampling). Isolated points (that level
+        ``FLOATER_LEVELS`` above the cloud's median) get radius 0: one pixel, whatever their distance."""
         n = self.size
         spacing = np.full(n, np.nan)
+        level = np.full(n, MORTON_BITS + 1)
         for k, starts in enumerate(runs):
             if len(starts) == n:
                 continue
@@ -225,12 +229,16 @@ class PointHierarchy:
             per_point = np.repeat(counts, counts)
             new = np.isnan(spacing) & (per_point >= AUTO_NEIGHBOURS)
             spacing[new] = self.cell * 2**k / np.sqrt(per_point[new])
+            level[new] = k
             if not np.isnan(spacing).any():
                 break
         if np.isnan(spacing).all():  # fewer points than AUTO_NEIGHBOURS
             spacing[:] = self.cell * 2**MORTON_BITS / np.sqrt(max(n, 1))
         spacing[np.isnan(spacing)] = np.nanmax(spacing)
-        return SPLAT_MARGIN * 0.5 * spacing
+        radius = SPLAT_MARGIN * 0.5 * spacing
+        if n >= 4 * AUTO_NEIGHBOURS:
+            radius[level > np.median(level) + FLOATER_LEVELS] = 0.0
+        return radius
 
     def _build_levels(self, runs: list[np.ndarray], q: np.ndarray) -> list[dict]:
         """Levels from the leaf (nodes average >= 2 points) up to a top with <= 64 nodes."""
