@@ -142,3 +142,26 @@ def test_working_camera_keeps_field_of_view():
     w = cam.working(160)
     assert (w.width, w.height) == (160, 90)
     assert w.hfov == pytest.approx(cam.hfov)
+
+
+@pytest.mark.parametrize("src", [6.0, 24.0, 25.0, 30000 / 1001, 30.0])
+@pytest.mark.parametrize("dst", [24.0, 25.0])
+def test_retimed_keeps_the_duration_and_the_motion(src, dst):
+    """A constant-velocity move with a steady pan, 2.5 s long at ``src`` fps, played at ``dst``: the
+    duration holds to within one new frame, and every new pose is the move at its own time."""
+    from parascale_blender.core.camera import Trajectory, make_c2w
+    from parascale_blender.core.rotation import euler_to_matrix
+
+    n = int(round(2.5 * src)) + 1
+    t = np.arange(n) / src  # seconds
+    yaw = 0.2 * t
+    c2w = make_c2w(euler_to_matrix(np.stack([0 * t, yaw, 0 * t], 1), "XYZ"), np.stack([0.4 * t, 0 * t, 0.1 * t], 1))
+    traj = Trajectory(100 + np.arange(n), c2w, [500.0, 500.0, 320.0, 180.0], 640, 360, fps=src)
+    out = traj.retimed(dst)
+    assert out.fps == dst and out.frames[0] == 100 and (np.diff(out.frames) == 1).all()
+    src_seconds, dst_seconds = (n - 1) / src, (len(out) - 1) / dst
+    assert abs(dst_seconds - src_seconds) < 1.0 / dst
+    tt = np.arange(len(out)) / dst
+    np.testing.assert_allclose(out.centres, np.stack([0.4 * tt, 0 * tt, 0.1 * tt], 1), atol=1e-12)
+    want = euler_to_matrix(np.stack([0 * tt, 0.2 * tt, 0 * tt], 1), "XYZ")
+    np.testing.assert_allclose(out.c2w[:, :3, :3], want, atol=1e-9)

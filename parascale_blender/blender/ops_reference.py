@@ -39,7 +39,13 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
     repair_rotations: bpy.props.BoolProperty(
         name="Repair rotations", description="Project non-rotation matrices (e.g. det -1) onto SO(3) by SVD"
     )
-    set_scene: bpy.props.BoolProperty(name="Set scene size and range", default=True)
+    set_scene: bpy.props.BoolProperty(
+        name="Set scene size and range",
+        default=True,
+        description="Set the scene's resolution, pixel aspect and frame range from the track (off by default when "
+        "the scene already has a shot)",
+    )
+    timing: bpy.props.EnumProperty(name="Timing", items=tracks.TIMING_ITEMS, default="SCENE_FPS")
     image_size: bpy.props.IntVectorProperty(
         name="Image size", size=2, default=(0, 0), min=0, description="For formats without it (RE10K txt); 0 = default"
     )
@@ -52,15 +58,21 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
         try:
             size = tuple(self.image_size) if min(self.image_size) > 0 else None
             traj = tracks.read_track(path, fmt, self.repair_rotations, size)
-            traj = tracks.check_track(traj, os.path.basename(path), frame_offset=self.frame_offset)
+            traj, timing = tracks.timed_for_scene(traj, context.scene, self.timing)
+            shot = tracks.scene_has_shot(context.scene)
+            set_scene = self.set_scene if self.properties.is_property_set("set_scene") else not shot
+            offset = self.frame_offset
+            if shot and not self.properties.is_property_set("frame_offset"):
+                offset = context.scene.frame_start - int(traj.frames[0])  # the move starts with the shot
+            traj = tracks.check_track(traj, os.path.basename(path), frame_offset=offset)
             traj = tracks.to_blender_world(traj, self.up_axis)
-        except tracks.TrackError as exc:
+        except ValueError as exc:  # TrackError, FormatError and a bad frame rate
             self.report({"ERROR"}, f"Import failed: {exc}")
             return {"CANCELLED"}
         name = os.path.splitext(os.path.basename(path))[0] or "reference"
-        cam, pts = tracks.create_reference(context, traj, name, self.frame_offset, self.set_scene)
+        cam, pts = tracks.create_reference(context, traj, name, offset, set_scene)
         tracks.use_as_reference(context.scene, cam, pts, f"{os.path.basename(path)} ({len(traj)} frames)")
-        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}"
+        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}{timing}"
         _set_report(context, msg)
         self.report({"INFO"}, msg)
         return {"FINISHED"}

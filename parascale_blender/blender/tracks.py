@@ -88,6 +88,37 @@ def to_blender_world(traj: Trajectory, up_axis: str) -> Trajectory:
     return traj.replace(c2w=W @ traj.c2w, points=pts)
 
 
+TIMING_ITEMS = [
+    ("SCENE_FPS", "Retime to scene fps", "Play the move in its own time at the scene's frame rate (SE(3) resampling)"),
+    ("FRAMES", "Frame for frame", "One key per source frame, whatever the frame rates"),
+]
+NEW_SCENE_FRAMES = (1, 250)  # a new Blender scene's frame range
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def scene_has_shot(scene) -> bool:
+    """The artist's shot is set up: a frame range that is not a new scene's, or an animated camera.
+    Imports then leave the shot settings alone unless asked."""
+    if (scene.frame_start, scene.frame_end) != NEW_SCENE_FRAMES:
+        return True
+    return any(o.type == "CAMERA" and o.animation_data and o.animation_data.action for o in scene.objects)
+
+
+def timed_for_scene(traj: Trajectory, scene, timing: str) -> tuple[Trajectory, str]:
+    """The track retimed to the scene's fps (``SCENE_FPS``, when the rates differ) or as is; and a
+    note for the report."""
+    fps = scene_fps(scene)
+    if timing != "SCENE_FPS" or abs(traj.fps - fps) <= 1e-6 * fps:
+        note = "" if abs(traj.fps - fps) <= 1e-6 * fps else f", frame for frame ({traj.fps:g} fps keys at {fps:g} fps)"
+        return traj, note
+    out = traj.retimed(fps)
+    seconds = (len(out) - 1) / fps
+    return out, f", retimed {traj.fps:g} -> {fps:g} fps ({len(traj)} -> {len(out)} frames, {seconds:.2f} s)"
+
+
 def create_reference(
     context, traj: Trajectory, name: str, frame_offset: int = 0, set_scene: bool = True, radius: float = 0.01
 ):

@@ -295,6 +295,33 @@ class Trajectory:
             frames=np.round(frames).astype(np.int64), c2w=make_c2w(R, pos), intrinsics=K, extras={}, points=None
         )
 
+    def retimed(self, fps: float) -> Trajectory:
+        """The same move played at ``fps``: poses sampled every 1/``fps`` seconds of the track's own
+        time by :meth:`resampled`; frames renumbered from the first one, one per new frame, so the
+        duration is kept to within one frame at the new rate. The track's time: its timestamps
+        (``extras['timestamp']``, microseconds, when they increase; footage sampled unevenly) or its
+        frame numbers at ``self.fps``. Points keep, for each new frame, the visibility of the
+        nearest original frame."""
+        if not (np.isfinite(fps) and fps > 0) or not (np.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"retime: frame rates must be positive, got {self.fps!r} -> {fps!r}")
+        first = float(self.frames[0])
+        ts = self.extras.get("timestamp")
+        if ts is not None and len(ts) == len(self) and np.all(np.diff(ts) > 0):
+            seconds = (np.asarray(ts, dtype=np.float64) - ts[0]) / 1e6
+        else:
+            seconds = (self.frames.astype(np.float64) - first) / self.fps
+        count = int(np.floor(seconds[-1] * fps + 1e-9)) + 1
+        src = np.interp(np.arange(count) / fps, seconds, self.frames.astype(np.float64))  # source positions
+        out = self.resampled(src).replace(frames=(np.round(first) + np.arange(count)).astype(np.int64), fps=float(fps))
+        pts = self.points
+        if pts is not None and pts.visibility is not None:
+            nearest = np.clip(np.searchsorted(self.frames, src), 0, len(self) - 1)
+            prev = np.clip(nearest - 1, 0, len(self) - 1)
+            closer = np.abs(self.frames[prev] - src) <= np.abs(self.frames[nearest] - src)
+            idx = np.where(closer, prev, nearest)
+            pts = SparsePoints(pts.xyz, pts.rgb, [pts.visibility[i] for i in idx])
+        return out.replace(points=pts, metadata={**self.metadata, "retimed_from_fps": float(self.fps)})
+
 
 def intrinsics_from_blender(
     lens_mm: float,

@@ -36,7 +36,7 @@ def test_import_json_keys_projection_points(scene, ext, tmp_path):
     traj = _synthetic_track(ext)
     path = tmp_path / "shot.json"
     ext("formats.parascale_json").write_parascale_json(traj, path)
-    res = bpy.ops.import_scene.parascale_track(filepath=str(path), frame_offset=-1000)
+    res = bpy.ops.import_scene.parascale_track(filepath=str(path), frame_offset=-1000, timing="FRAMES")
     assert res == {"FINISHED"}
     s = scene.parascale
     cam = s.reference_camera
@@ -79,7 +79,11 @@ def test_import_real_re10k(scene, shared_data):
     assert bpy.ops.import_scene.parascale_track(filepath=str(path)) == {"FINISHED"}
     cam = scene.parascale.reference_camera
     assert cam.name == path.stem
-    assert (scene.frame_start, scene.frame_end) == (0, 15)
+    # the clip's own duration (its timestamps, microseconds) played at the scene's fps
+    stamps = [int(line.split()[0]) for line in path.read_text().splitlines()[1:] if line.strip()]
+    seconds = (stamps[-1] - stamps[0]) / 1e6
+    fps = scene.render.fps / scene.render.fps_base
+    assert scene.frame_start == 0 and abs((scene.frame_end - scene.frame_start) / fps - seconds) <= 1 / fps
 
 
 def _write(tmp_path, name, text):
@@ -141,3 +145,48 @@ def test_import_re10k_with_size_and_colmap_points(scene, shared_data, ext):
     assert [len(v) for v in back.points.visibility] == [len(v) for v in ref.points.visibility]
     # Y_DOWN: the world is rotated to Z up, so relative camera motion is unchanged.
     np.testing.assert_allclose(back.relative_to_first().c2w, ref.relative_to_first().c2w, atol=1e-4)
+
+
+@pytest.mark.parametrize("src_fps", [6.0, 24.0, 25.0, 30000 / 1001, 30.0])
+@pytest.mark.parametrize("scene_fps", [24, 25])
+def test_import_plays_the_move_in_its_own_time(scene, ext, tmp_path, src_fps, scene_fps):
+    """A 2.5 s move at ``src_fps`` imported into a ``scene_fps`` scene lasts 2.5 s by Blender's own
+    clock (its fps setting and the camera's keyed frame range), to within one frame."""
+    import bpy
+
+    scene.render.fps, scene.render.fps_base = scene_fps, 1.0
+    n = int(round(2.5 * src_fps)) + 1
+    traj = _synthetic_track(ext, n=n, first=0).replace(fps=src_fps, points=None)
+    path = tmp_path / "move.json"
+    ext("formats.parascale_json").write_parascale_json(traj, path)
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path)) == {"FINISHED"}
+    cam = scene.parascale.reference_camera
+    first, last = cam.animation_data.action.frame_range
+    seconds = (last - first) / (scene.render.fps / scene.render.fps_base)
+    assert abs(seconds - (n - 1) / src_fps) <= 1.0 / scene_fps
+    assert ("retimed" in scene.parascale.last_report) == (abs(src_fps - scene_fps) > 1e-6)
+
+
+def test_import_into_a_shot_keeps_its_settings(scene, ext, tmp_path):
+    """A 1920x1080 shot on frames 1001-1100: importing a 576x320 track with non-square pixels changes
+    none of the shot's settings, and the move starts on the shot's first frame."""
+    import bpy
+
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y = 1920, 1080, 1.0, 1.0
+    scene.frame_start, scene.frame_end = 1001, 1100
+    before = (r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y, r.fps, r.fps_base,
+              scene.frame_start, scene.frame_end)  # fmt: skip
+    traj = _synthetic_track(ext, first=0).replace(width=576, height=320, fps=24)
+    traj = traj.replace(intrinsics=np.tile([500.0, 506.25, 288.0, 160.0], (len(traj), 1)), points=None)
+    path = tmp_path / "ref.json"
+    ext("formats.parascale_json").write_parascale_json(traj, path)
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path)) == {"FINISHED"}
+    after = (r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y, r.fps, r.fps_base,
+             scene.frame_start, scene.frame_end)  # fmt: skip
+    assert after == before
+    first, _ = scene.parascale.reference_camera.animation_data.action.frame_range
+    assert first == 1001
+    # asked for explicitly, the import still sets them
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path), set_scene=True) == {"FINISHED"}
+    assert (r.resolution_x, r.resolution_y) == (576, 320)
