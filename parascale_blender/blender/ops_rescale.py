@@ -120,7 +120,11 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
         for w in result.warnings:
             self.report({"WARNING"}, w)
         lo, hi = result.scale_range
-        msg = f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g}, α {lo:.4g}–{hi:.4g}"
+        against = result.trajectory.metadata.get("target_depth", "the target depth")
+        msg = (
+            f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
+            f"measured on {against}), α {lo:.4g}–{hi:.4g}"
+        )
         context.scene.parascale.last_report = msg
         self.report({"INFO"}, msg)
         return {"FINISHED"}

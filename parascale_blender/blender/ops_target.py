@@ -109,17 +109,21 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
         if xyz.size == 0:
             self.report({"ERROR"}, "Target points: the target camera sees no geometry at the start frame")
             return {"CANCELLED"}
-        obj = _make(context, f"{s.target_camera.name} scene points", xyz, depth_colours(depth.reshape(-1)[idx]))
+        # The cloud is for the eyes: the target depth stays the exact geometry it was made from.
+        obj = _make(context, f"{s.target_camera.name} scene points", xyz, depth_colours(depth.reshape(-1)[idx]), False)
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 
 
-def _make(context, name, xyz, rgb):
+def _make(context, name, xyz, rgb, use_as_depth: bool = True):
+    """The point-cloud object; with ``use_as_depth`` it also becomes the target depth (a plate's depth
+    has no other form in the scene); a cloud of the scene's geometry only shows it."""
     p = prefs.get(context)
     obj = points.create_points_object(name, xyz, rgb, radius=p.point_radius if p else 0.01)
     s = context.scene.parascale
     s.target_points = obj
-    s.target_depth = "POINTS"
+    if use_as_depth:
+        s.target_depth = "POINTS"
     return obj
 
 

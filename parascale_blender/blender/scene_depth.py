@@ -59,10 +59,12 @@ def mesh_depth(context, collection=None, where: str = "geometry") -> DepthSource
     :func:`~..core.depth_sources.mesh_depth_source`."""
     objs = geometry_objects(context.scene, collection)
     verts, tris = evaluated_triangles(context.evaluated_depsgraph_get(), objs)
+    scope = f"collection {collection.name!r}" if collection is not None else "the scene"
     if len(tris) == 0:
-        scope = f"collection {collection.name!r}" if collection is not None else "the scene"
         raise DepthError(f"{where}: {scope} has no visible mesh geometry to measure depth on")
-    return mesh_depth_source(verts, tris)
+    src = mesh_depth_source(verts, tris)
+    src.description = f"the geometry of {scope}, {src.description}"
+    return src
 
 
 class RayCastDepth(DepthSource):

@@ -204,3 +204,37 @@ def test_imported_track_points_onto_scene_geometry(scene, ext, tmp_path):
     got = opencv_track(tgt, scene, 1 + ref.frames - ref.frames[0])
     np.testing.assert_allclose(got, expected.trajectory.c2w, atol=1e-3 * 30)
     assert s.pce == pytest.approx(expected.pce, abs=1e-4)
+
+
+def test_points_from_scene_leave_the_geometry_as_target_depth(scene, ext, tmp_path):
+    """After *Points from Scene* the next Rescale still measures the target on the exact geometry
+    (the cloud is for the eyes), says so, and Π re-measured with ``scene.ray_cast`` along the written
+    camera equals the reference's."""
+    import bpy
+    from test_import import _synthetic_track
+
+    traj = _synthetic_track(ext)
+    path = tmp_path / "shot.json"
+    ext("formats.parascale_json").write_parascale_json(traj, path)
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path), set_scene=False, timing="FRAMES") == {"FINISHED"}
+    bpy.ops.mesh.primitive_plane_add(size=400.0, location=(0, 0, 0))
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=3.0, location=(4, 2, 3))
+    tgt = add_camera("tgt", (0, 0, 30), (0, 0, 0))
+    s = scene.parascale
+    s.target_camera, s.target_depth, s.target_start_frame = tgt, "SCENE", 1
+    s.reference_depth, s.reference_distance = "DISTANCE", 5.0
+    scene.frame_set(1)
+    assert bpy.ops.parascale.points_from_scene(resolution=64) == {"FINISHED"}
+    assert s.target_points is not None and s.target_depth == "SCENE"
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    assert "geometry of the scene" in s.last_report
+    ref = ext("blender.tracks").reference_trajectory(bpy.context)
+    frames = 1 + ref.frames - ref.frames[0]
+    c2w = opencv_track(tgt, scene, frames)
+    cam = ext("blender.convert").camera_intrinsics(tgt, scene).working(64)
+    ray = ext("blender.scene_depth").RayCastDepth(scene, bpy.context.evaluated_depsgraph_get())
+    Probe = ext("core.parallax").ParallaxProbe
+    steps = np.einsum("nji,nj->ni", c2w[:-1, :3, :3], c2w[1:, :3, 3] - c2w[:-1, :3, 3])
+    measured = [Probe.from_view(ray.view(c2w[t], cam)).parallax(steps[t], "exact") for t in range(len(steps))]
+    pi_ref = _keys(ext, tgt, '["pi_ref"]', 1)[0][1]
+    np.testing.assert_allclose(measured, pi_ref, rtol=0.03)

@@ -99,7 +99,7 @@ def test_points_from_scene_geometry(scene, ext):
     xyz, rgb = ext("blender.points").points_of(s.target_points)
     assert len(xyz) == 64 * 36  # 640x360 render -> 64x36 working pixels, all on the plane
     np.testing.assert_allclose(xyz[:, 2], 0.0, atol=1e-4)
-    assert rgb is not None and s.target_depth == "POINTS"
+    assert rgb is not None and s.target_depth == "SCENE"  # the cloud only shows the geometry it samples
     s.target_camera.rotation_euler = (np.pi, 0, 0)  # looking up: nothing to see
     bpy.context.view_layer.update()
     before = snapshot(scene)
