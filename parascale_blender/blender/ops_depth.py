@@ -24,7 +24,7 @@ KIND = "depth"
 def apply_depth_result(scene, st, path: str) -> str:
     """Server-jobs handler: check the downloaded depth map and make it the plate depth."""
     name = os.path.basename(path)
-    depth = plate.read_plate_depth(path, 1.0)
+    depth = plate.read_plate_depth(path, "METRES")
     valid = np.isfinite(depth) & (depth > 0)
     if not valid.any():
         raise ValueError(f"{name}: the estimated depth has no valid (positive, finite) pixel")

@@ -56,8 +56,8 @@ def _npy(depth) -> bytes:
 
 def plate_conditioning(scene) -> tuple[bytes, bytes]:
     """(the plate image file's bytes, .npy of the plate depth in world units) of the target step."""
-    image, depth, scale = plate.plate_paths(scene)
-    return _read(image, "plate image"), _npy(plate.read_plate_depth(depth, scale))
+    image = plate.plate_paths(scene)[0]
+    return _read(image, "plate image"), _npy(plate.read_target_plate_depth(scene))
 
 
 def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tuple[bytes, bytes]:

@@ -35,31 +35,42 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
     bl_label = "Target Points from Plate + Depth"
     bl_options = {"REGISTER", "UNDO"}
 
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    filter_glob: bpy.props.StringProperty(default="*.npy;*.exr;*.pfm;*.png", options={"HIDDEN"})
     depth_path: bpy.props.StringProperty(name="Depth map", subtype="FILE_PATH")
     plate_path: bpy.props.StringProperty(name="Plate image", subtype="FILE_PATH")
+    depth_unit: bpy.props.EnumProperty(name="Depth unit", items=plate.DEPTH_UNIT_ITEMS, default="AUTO")
     depth_scale: bpy.props.FloatProperty(
-        name="Depth scale",
+        name="Scale",
         default=0.0,
         min=0.0,
         precision=6,
-        description="World units per stored value; 0 = the format's default (PNG: millimetres, others: 1)",
+        description="Scene units per stored value (a custom unit; > 0 overrides Depth unit)",
     )
     stride: bpy.props.IntProperty(name="Stride", default=1, min=1, max=64, description="Keep every n-th pixel")
 
+    def invoke(self, context, event):
+        """With no depth map here nor on the target step, the file browser picks one."""
+        if self.depth_path or context.scene.parascale.target_plate_depth:
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
     def execute(self, context):
-        dpath = bpy.path.abspath(self.depth_path) if self.depth_path else ""
+        s = context.scene.parascale
+        chosen = self.depth_path or self.filepath
+        dpath = bpy.path.abspath(chosen) if chosen else ""
         ppath = bpy.path.abspath(self.plate_path) if self.plate_path else ""
-        scale = self.depth_scale or None
-        if not dpath:  # default: the target step's plate and its (estimated) depth, with its scale
-            image, dpath, plate_scale = plate.plate_paths(context.scene)
-            ppath, scale = ppath or image, scale or plate_scale
+        unit, scale = ("SCALE", self.depth_scale) if self.depth_scale > 0 else (self.depth_unit, 0.0)
+        if not dpath:  # default: the target step's plate and its (estimated) depth, in its unit
+            image, dpath = plate.plate_paths(context.scene)
+            ppath = ppath or image
+            unit, scale = s.target_plate_depth_unit, s.target_plate_depth_scale
         try:
-            if not dpath or not os.path.exists(dpath):
-                raise DepthError(f"depth map not found: {dpath or '(empty path)'}")
             if ppath and not os.path.exists(ppath):
                 raise DepthError(f"plate image not found: {ppath}")
             c2w, cam = target_start(context)
-            depth = plate.read_plate_depth(dpath, scale)
+            depth = plate.read_plate_depth(dpath, unit, scale)
             h, w = depth.shape
             if abs(w / h - cam.width / cam.height) > 0.01 * cam.width / cam.height:
                 raise DepthError(

@@ -28,7 +28,10 @@ def draw_plate(layout, context) -> None:
     s = context.scene.parascale
     layout.prop(s, "target_plate_image")
     layout.prop(s, "target_plate_depth")
-    layout.prop(s, "target_plate_depth_scale")
+    row = layout.row(align=True)
+    row.prop(s, "target_plate_depth_unit", text="Unit")
+    if s.target_plate_depth_unit == "SCALE":
+        row.prop(s, "target_plate_depth_scale")
     if not server_jobs.draw_job(layout, context.scene, "depth"):
         row = layout.row()
         row.enabled = bool(s.target_plate_image)

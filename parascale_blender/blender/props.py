@@ -7,6 +7,7 @@ from __future__ import annotations
 import bpy
 
 from ..client import wire
+from .plate import DEPTH_UNIT_ITEMS
 from .prefs import MODE_ITEMS
 
 
@@ -50,13 +51,15 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         subtype="FILE_PATH",
         description="Z-depth of the plate image (.npy, .exr, .pfm or 16-bit PNG), e.g. from Estimate Plate Depth",
     )
+    target_plate_depth_unit: bpy.props.EnumProperty(
+        name="Depth unit", items=DEPTH_UNIT_ITEMS, default="AUTO", description="What the plate-depth file stores"
+    )
     target_plate_depth_scale: bpy.props.FloatProperty(
-        name="Plate depth scale",
-        default=0.0,
+        name="Scale",
+        default=0.001,
         min=0.0,
         precision=6,
-        description="World units per stored plate-depth value; 0 = the format's default (16-bit PNG: millimetres, "
-        "others: 1)",
+        description="Scene units per stored value, for the custom depth unit",
     )
 
     mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="exact")

@@ -106,3 +106,37 @@ def test_points_from_scene_geometry(scene, ext):
     with pytest.raises(RuntimeError, match="sees no geometry"):
         bpy.ops.parascale.points_from_scene(resolution=64)
     assert snapshot(scene) == before
+
+
+@pytest.mark.parametrize(
+    "unit, stored, expected",
+    [("AUTO", 12075, 12.075), ("MILLIMETRES", 12075, 12.075), ("METRES", 7, 7.0), ("INVERSE", 0.25, 4.0)],
+)
+def test_plate_depth_units(scene, ext, target, tmp_path, unit, stored, expected):
+    """The target step's plate depth in the unit the artist names: a millimetre PNG (written by OpenCV)
+    lands at 12.075 m, not 12,075 m; inverse depth is inverted. Checked in the camera's own frame by
+    Blender's matrix_world."""
+    import bpy
+    import cv2
+
+    if isinstance(stored, int):
+        path = tmp_path / "depth.png"
+        cv2.imwrite(str(path), np.full((48, 64), stored, np.uint16))
+    else:
+        path = tmp_path / "depth.npy"
+        np.save(path, np.full((48, 64), stored, np.float32))
+    s = scene.parascale
+    s.target_plate_depth, s.target_plate_depth_unit = str(path), unit
+    assert bpy.ops.parascale.points_from_depth_map() == {"FINISHED"}
+    obj = s.target_points
+    world = np.array([obj.matrix_world @ v.co for v in obj.data.vertices])
+    cam_from_world = np.array(target.matrix_world.inverted())
+    z = -(world @ cam_from_world[:3, :3].T + cam_from_world[:3, 3])[:, 2]  # Blender cameras look down -Z
+    np.testing.assert_allclose(z, expected, rtol=1e-5)
+
+
+def test_missing_plate_depth_names_the_field(scene, target):
+    import bpy
+
+    with pytest.raises(RuntimeError, match="Plate depth in the Target panel"):
+        bpy.ops.parascale.points_from_depth_map()

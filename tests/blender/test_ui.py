@@ -65,7 +65,7 @@ def test_plate_inputs_live_on_the_target_step(scene):
 
     scene.parascale.target_plate_image = "/tmp/plate.png"
     scene.parascale_generate.source = "PLATE"
-    plate = [("prop", "target_plate_image"), ("prop", "target_plate_depth"), ("prop", "target_plate_depth_scale")]
+    plate = [("prop", "target_plate_image"), ("prop", "target_plate_depth"), ("prop", "target_plate_depth_unit")]
     for panel in ("target", "generate"):
         log = _draw(getattr(bpy.types, f"PARASCALE_PT_{panel}"), bpy.context)
         assert all(item in log for item in plate), panel
