@@ -33,9 +33,10 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
     filter_glob: bpy.props.StringProperty(default="*.json;*.txt;*.chan", options={"HIDDEN"})
     format: bpy.props.EnumProperty(name="Format", items=_format_items)
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
+    up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
 
     def execute(self, context):
-        from ..formats.registry import write_trajectory
+        from ..formats.registry import format_for_writing, write_trajectory
 
         obj = bpy.data.objects.get(self.camera) if self.camera else context.scene.parascale.target_camera
         if obj is None or obj.type != "CAMERA":
@@ -47,8 +48,10 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             self.report({"ERROR"}, f"Export: folder {folder} does not exist")
             return {"CANCELLED"}
         try:
-            traj = baked_trajectory(context, obj)
             fmt = None if self.format == "AUTO" else self.format
+            traj = tracks.from_blender_world(
+                baked_trajectory(context, obj), self.up_axis, fmt or format_for_writing(path)
+            )
             opts = {}
             if fmt == "wanfun":  # intrinsics normalised against the baked camera's own image size
                 opts = {"original_width": traj.width, "original_height": traj.height}

@@ -35,7 +35,7 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
     files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     format: bpy.props.EnumProperty(name="Format", items=_format_items)
     frame_offset: bpy.props.IntProperty(name="Frame offset", default=0, description="Added to the file's frames")
-    up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="KEEP")
+    up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
     repair_rotations: bpy.props.BoolProperty(
         name="Repair rotations", description="Project non-rotation matrices (e.g. det -1) onto SO(3) by SVD"
     )

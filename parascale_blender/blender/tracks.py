@@ -15,10 +15,13 @@ from . import compat, convert, keys, points
 
 # World up-axis conversions applied to imported poses and points (matrix W: p_blender = W p_file).
 UP_AXIS_ITEMS = [
+    ("AUTO", "From the format", "The format's own convention (Nuke .chan: Y up); as is for the others"),
     ("KEEP", "As is", "Use the file's world axes unchanged"),
     ("Y_DOWN", "Y down (OpenCV/COLMAP)", "The file's world has -Y up (COLMAP, OpenCV SfM); rotate to Z up"),
     ("Y_UP", "Y up (OpenGL/NeRF)", "The file's world has +Y up (OpenGL, NeRF, USD); rotate to Z up"),
 ]
+_FORMAT_UP = {"+Y": "Y_UP", "Y": "Y_UP", "-Y": "Y_DOWN"}  # a reader's metadata['world_up'] -> the conversion
+_EXPORT_UP = {"chan": "Y_UP"}  # formats whose files have a fixed world convention
 _W = {
     "KEEP": np.eye(4),
     "Y_UP": np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]]),
@@ -80,7 +83,10 @@ def check_track(traj: Trajectory, source: str, repair_rotations: bool = False, f
 
 
 def to_blender_world(traj: Trajectory, up_axis: str) -> Trajectory:
-    """The track with its world re-expressed in Blender's Z-up axes (poses and points)."""
+    """The track with its world re-expressed in Blender's Z-up axes (poses and points); ``AUTO``
+    follows the file's recorded world (``metadata['world_up']``)."""
+    if up_axis == "AUTO":
+        up_axis = _FORMAT_UP.get(str(traj.metadata.get("world_up", "")), "KEEP")
     W = _W[up_axis]
     pts = traj.points
     if pts is not None and up_axis != "KEEP":
@@ -117,6 +123,15 @@ def timed_for_scene(traj: Trajectory, scene, timing: str) -> tuple[Trajectory, s
     out = traj.retimed(fps)
     seconds = (len(out) - 1) / fps
     return out, f", retimed {traj.fps:g} -> {fps:g} fps ({len(traj)} -> {len(out)} frames, {seconds:.2f} s)"
+
+
+def from_blender_world(traj: Trajectory, up_axis: str, fmt: str | None) -> Trajectory:
+    """The track (Blender world, Z up) re-expressed in a file's world: ``AUTO`` is the format's own
+    convention (Nuke .chan: Y up), else as :data:`UP_AXIS_ITEMS` name it."""
+    if up_axis == "AUTO":
+        up_axis = _EXPORT_UP.get(fmt or "", "KEEP")
+    W = _W[up_axis]
+    return traj.replace(c2w=W.T @ traj.c2w) if up_axis != "KEEP" else traj
 
 
 def create_reference(

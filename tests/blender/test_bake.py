@@ -27,6 +27,7 @@ def test_export_reads_back(rig, ext, tmp_path, fmt, name):  # noqa: F811
     if fmt == "wanfun":
         opts.update(original_width=baked.width, original_height=baked.height)
     back = reg.read_trajectory(path, fmt=fmt, **opts)
+    back = ext("blender.tracks").to_blender_world(back, "AUTO")  # .chan is written in Nuke's Y-up world
     assert len(back) == len(baked)
     if fmt == "motionctrl":  # relative to frame 0 by definition
         np.testing.assert_allclose(back.relative_to_first().c2w, baked.relative_to_first().c2w, atol=1e-4)
@@ -101,3 +102,26 @@ def test_bake_is_every_frame_as_blender_evaluates_it(scene, ext, tmp_path):
     path = tmp_path / "baked.json"
     assert bpy.ops.export_scene.parascale_track(filepath=str(path), format="parascale") == {"FINISHED"}
     assert_blender_evaluation(ext("formats.registry").read_trajectory(path, fmt="parascale"), cam, scene, 5, 14)
+
+
+def test_chan_lands_in_nukes_y_up_world(scene, tmp_path):
+    """A camera looking at the horizon exports to .chan with rx, ry, rz ≈ 0 (Nuke: Y up, the camera
+    looks down -Z), read by the test from the file's text; imported back with the defaults, it stands
+    where Blender evaluates it."""
+    import bpy
+    from scenes import add_camera, animate
+
+    cam = add_camera("horizon", (1.0, -5.0, 1.7), (np.radians(90), 0, 0))
+    animate(cam, [1, 2, 3], [(1.0, -5.0, 1.7), (1.5, -5.0, 1.7), (2.0, -5.0, 1.7)], [(np.radians(90), 0, 0)] * 3)
+    path = tmp_path / "horizon.chan"
+    assert bpy.ops.export_scene.parascale_track(filepath=str(path), camera="horizon") == {"FINISHED"}
+    rows = np.array([[float(v) for v in line.split()] for line in path.read_text().splitlines() if line.strip()])
+    np.testing.assert_allclose(rows[:, 4:7], 0.0, atol=1e-4)  # rx ry rz in degrees
+    np.testing.assert_allclose(rows[:, 1:4], [[1.0, 1.7, 5.0], [1.5, 1.7, 5.0], [2.0, 1.7, 5.0]], atol=1e-5)
+    assert bpy.ops.import_scene.parascale_track(filepath=str(path), set_scene=False, timing="FRAMES") == {"FINISHED"}
+    back = scene.parascale.reference_camera
+    for f in (1, 2, 3):
+        scene.frame_set(f)
+        want = np.array(cam.matrix_world)
+        scene.frame_set(f)
+        np.testing.assert_allclose(np.array(back.matrix_world), want, atol=1e-4)
