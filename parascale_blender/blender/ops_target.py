@@ -130,8 +130,12 @@ def _make(context, name, xyz, rgb, use_as_depth: bool = True):
     """The point-cloud object; with ``use_as_depth`` it also becomes the target depth (a plate's depth
     has no other form in the scene); a cloud of the scene's geometry only shows it."""
     p = prefs.get(context)
-    obj = points.create_points_object(name, xyz, rgb, radius=p.point_radius if p else 0.01)
     s = context.scene.parascale
+    radius = p.point_radius if p and p.point_radius > 0 else 0.0
+    if not radius > 0:
+        cam = s.target_camera or context.scene.camera
+        radius = points.default_radius(cam, context.scene, xyz, p.working_size if p else 160) if cam else 0.01
+    obj = points.create_points_object(name, xyz, rgb, radius=radius)
     s.target_points = obj
     if use_as_depth:
         s.target_depth = "POINTS"

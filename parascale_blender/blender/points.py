@@ -1,6 +1,8 @@
 """Point-cloud objects: a vertex-only mesh (bulk ``foreach_set``) shown by a Geometry Nodes
-Mesh-to-Points modifier with a radius input, coloured by a POINT-domain ``color`` attribute.
-Renders in EEVEE and Cycles through a material that reads that attribute.
+Mesh-to-Points modifier with a radius input (a distance, in scene units), coloured by a POINT-domain
+colour attribute (:data:`COLOR`; not ``color``, which Cycles takes for its own) that is the mesh's
+active and render colour: Solid view shows it with Attribute colours, EEVEE and Cycles through a
+material that reads it. The default radius comes from the camera: :data:`PIXELS` working pixels.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import numpy as np
 NODE_GROUP = "ParaScale Points"
 MATERIAL = "ParaScale Points"
 MODIFIER = "ParaScale Points"
+COLOR = "parascale_color"
+PIXELS = 1.5  # default point radius, in pixels of the working resolution at the cloud's median depth
 
 
 def _node_group():
@@ -22,6 +26,7 @@ def _node_group():
     radius = ng.interface.new_socket(name="Radius", in_out="INPUT", socket_type="NodeSocketFloat")
     radius.default_value = 0.01  # pyright: ignore[reportAttributeAccessIssue]
     radius.min_value = 0.0  # pyright: ignore[reportAttributeAccessIssue]
+    radius.subtype = "DISTANCE"  # pyright: ignore[reportAttributeAccessIssue]
     ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
     n_in = ng.nodes.new("NodeGroupInput")
     n_out = ng.nodes.new("NodeGroupOutput")
@@ -36,6 +41,8 @@ def _node_group():
 
 
 def _material():
+    """An unlit material showing the colour attribute as it is (emission: no lighting, no specular
+    grey-out), so the cloud reads the same in EEVEE and Cycles whatever the scene's lights."""
     mat = bpy.data.materials.get(MATERIAL)
     if mat is not None:
         return mat
@@ -43,10 +50,15 @@ def _material():
     if bpy.app.version < (5, 0, 0):
         mat.use_nodes = True
     nt = mat.node_tree
-    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    for node in list(nt.nodes):
+        if node.type != "OUTPUT_MATERIAL":
+            nt.nodes.remove(node)
+    out = next(n for n in nt.nodes if n.type == "OUTPUT_MATERIAL")
     attr = nt.nodes.new("ShaderNodeAttribute")
-    attr.attribute_name = "color"  # pyright: ignore[reportAttributeAccessIssue]
-    nt.links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+    attr.attribute_name = COLOR  # pyright: ignore[reportAttributeAccessIssue]
+    emit = nt.nodes.new("ShaderNodeEmission")
+    nt.links.new(attr.outputs["Color"], emit.inputs["Color"])
+    nt.links.new(emit.outputs["Emission"], out.inputs["Surface"])
     return mat
 
 
@@ -68,8 +80,10 @@ def create_points_object(
             c = c / 255.0
         rgba = np.ones((len(c), 4), dtype=np.float32)
         rgba[:, :3] = c
-        attr = me.attributes.new("color", "FLOAT_COLOR", "POINT")
+        attr = me.color_attributes.new(COLOR, "FLOAT_COLOR", "POINT")
         attr.data.foreach_set("color", rgba.ravel())  # pyright: ignore[reportAttributeAccessIssue]
+        me.color_attributes.active_color = attr
+        me.color_attributes.render_color_index = me.color_attributes.active_color_index
     me.update()
     obj = bpy.data.objects.new(name, me)
     (collection or bpy.context.scene.collection).objects.link(obj)
@@ -78,6 +92,19 @@ def create_points_object(
     mod[radius_identifier(mod)] = float(radius)
     obj["parascale_points"] = True
     return obj
+
+
+def default_radius(cam_obj, scene, xyz: np.ndarray, working: int = 160) -> float:
+    """A point radius (scene units) that covers :data:`PIXELS` pixels of the working resolution at the
+    median depth of ``xyz`` (N,3 world) seen from the camera object."""
+    from ..core.zbuffer import to_camera
+    from .convert import c2w_from_object, camera_intrinsics
+
+    z = to_camera(np.asarray(xyz, dtype=np.float64).reshape(-1, 3), c2w_from_object(cam_obj))[:, 2]
+    z = z[np.isfinite(z) & (z > 0)]
+    if not z.size:
+        return 0.01
+    return float(PIXELS * np.median(z) / camera_intrinsics(cam_obj, scene).working(working).fx)
 
 
 def points_of(obj) -> tuple[np.ndarray, np.ndarray | None]:
@@ -89,7 +116,7 @@ def points_of(obj) -> tuple[np.ndarray, np.ndarray | None]:
     xyz = co.reshape(-1, 3).astype(np.float64)
     mw = np.array(obj.matrix_world)
     xyz = xyz @ mw[:3, :3].T + mw[:3, 3]
-    attr = me.attributes.get("color")
+    attr = me.attributes.get(COLOR) or me.attributes.get("color")  # "color": files of earlier versions
     rgb = None
     if attr is not None:
         c = np.empty(4 * n, dtype=np.float32)

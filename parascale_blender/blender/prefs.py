@@ -46,7 +46,14 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         description="Longest side in pixels of the depth images Π is measured on",
     )
     default_mode: bpy.props.EnumProperty(name="Default mode", items=MODE_ITEMS, default="exact")
-    point_radius: bpy.props.FloatProperty(name="Point radius", default=0.01, min=0.0, soft_max=1.0)
+    point_radius: bpy.props.FloatProperty(
+        name="Point radius",
+        default=0.0,
+        min=0.0,
+        soft_max=1.0,
+        subtype="DISTANCE",
+        description="Radius of target point clouds; 0 = from the target camera (about 1.5 working pixels)",
+    )
 
     def draw(self, context):
         col = self.layout.column()

@@ -160,6 +160,6 @@ def test_points_evaluate_to_point_cloud_with_radius_colour_material(scene, ext):
     pc.attributes["radius"].data.foreach_get("value", r)
     np.testing.assert_allclose(r, 0.05)
     c = np.empty(36, np.float32)
-    pc.attributes["color"].data.foreach_get("color", c)
+    pc.attributes["parascale_color"].data.foreach_get("color", c)
     np.testing.assert_allclose(c.reshape(9, 4)[:, :3], rgb, atol=1e-6)
     assert pc.materials[0].name == "ParaScale Points"
