@@ -69,7 +69,7 @@ def test_nerf_blender_synthetic_layout(tmp_path):
         ],
     }
     (tmp_path / "transforms.json").write_text(json.dumps(doc))
-    with pytest.raises(FormatError, match="pass width= and height="):
+    with pytest.raises(FormatError, match="give the image size"):
         read_nerf(tmp_path / "transforms.json")
     t = read_nerf(tmp_path / "transforms.json", width=800, height=800)
     assert t.intrinsics[0, 0] == pytest.approx(400 / np.tan(0.6911112070083618 / 2))

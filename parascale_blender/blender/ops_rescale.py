@@ -78,7 +78,8 @@ def compute(context):
     start_c2w, tcam = target_start(context)
     rdepth = reference_depth_source(context, ref)
     tdepth = target_depth_source(context)
-    opts = RescaleOptions(mode=s.mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
+    mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
+    opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
     return ref, rescale(ref, rdepth, tdepth, start_c2w, tcam, opts)
 
 
@@ -103,6 +104,18 @@ def apply_result(context, ref, result):
     return action
 
 
+def shot_range_warnings(context, frames: int) -> list[str]:
+    """Say when the rescaled move runs outside the scene's frame range (it still lands where asked)."""
+    scene, s = context.scene, context.scene.parascale
+    first, last = s.target_start_frame, s.target_start_frame + frames - 1
+    if first < scene.frame_start or last > scene.frame_end:
+        return [
+            f"the move lands on frames {first}–{last}, outside the scene's range {scene.frame_start}–"
+            f"{scene.frame_end}: set the start frame or the scene's range"
+        ]
+    return []
+
+
 class PARASCALE_OT_rescale(bpy.types.Operator):
     """Transfer the reference move to the target camera, preserving parallax per frame (new action)"""
 
@@ -117,7 +130,8 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             self.report({"ERROR"}, f"Rescale: {exc}")
             return {"CANCELLED"}
         action = apply_result(context, ref, result)
-        for w in result.warnings:
+        warnings = result.warnings + shot_range_warnings(context, len(ref))
+        for w in warnings:
             self.report({"WARNING"}, w)
         lo, hi = result.scale_range
         against = result.trajectory.metadata.get("target_depth", "the target depth")
@@ -125,7 +139,7 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
             f"measured on {against}), α {lo:.4g}–{hi:.4g}"
         )
-        context.scene.parascale.last_report = msg
+        context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)
         return {"FINISHED"}
 

@@ -33,7 +33,9 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     reference_source: bpy.props.StringProperty(name="Source", description="Where the reference track came from")
     reference_points: bpy.props.PointerProperty(name="Reference points", type=bpy.types.Object)
     reference_depth: bpy.props.EnumProperty(name="Reference depth", items=REF_DEPTH_ITEMS, default="DISTANCE")
-    reference_distance: bpy.props.FloatProperty(name="Distance", default=3.0, min=1e-6, soft_max=1e4)
+    reference_distance: bpy.props.FloatProperty(
+        name="Distance", default=3.0, min=1e-6, soft_max=1e4, subtype="DISTANCE", description="The subject's distance"
+    )
     reference_depth_path: bpy.props.StringProperty(name="Depth maps", subtype="FILE_PATH")
     reference_collection: bpy.props.PointerProperty(name="Reference geometry", type=bpy.types.Collection)
 
@@ -42,7 +44,14 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     target_depth: bpy.props.EnumProperty(name="Target depth", items=TARGET_DEPTH_ITEMS, default="SCENE")
     target_collection: bpy.props.PointerProperty(name="Target geometry", type=bpy.types.Collection)
     target_points: bpy.props.PointerProperty(name="Target points", type=bpy.types.Object)
-    target_distance: bpy.props.FloatProperty(name="Target distance", default=3.0, min=1e-6, soft_max=1e4)
+    target_distance: bpy.props.FloatProperty(
+        name="Target distance",
+        default=3.0,
+        min=1e-6,
+        soft_max=1e4,
+        subtype="DISTANCE",
+        description="The subject's distance",
+    )
     target_plate_image: bpy.props.StringProperty(
         name="Plate", subtype="FILE_PATH", description="The target shot's first frame (PNG or JPEG)"
     )
@@ -62,7 +71,11 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         description="Scene units per stored value, for the custom depth unit",
     )
 
-    mode: bpy.props.EnumProperty(name="Mode", items=MODE_ITEMS, default="exact")
+    mode: bpy.props.EnumProperty(
+        name="Mode",
+        items=[("DEFAULT", "Default", "The Default mode of the add-on's preferences"), *MODE_ITEMS],
+        default="DEFAULT",
+    )
     allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")
 
     original_action: bpy.props.PointerProperty(name="Original action", type=bpy.types.Action)

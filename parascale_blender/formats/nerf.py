@@ -69,7 +69,9 @@ def read_nerf(
         w = p["w"] if p["w"] is not None else width
         h = p["h"] if p["h"] is not None else height
         if w is None or h is None:
-            raise FormatError(path, "image size missing ('w' and 'h'); pass width= and height=", field=where + "w")
+            raise FormatError(
+                path, "image size missing ('w' and 'h'); give the image size (Image size on import)", field=where + "w"
+            )
         if not (float(w).is_integer() and float(h).is_integer() and w >= 1 and h >= 1):
             raise FormatError(path, f"image size must be positive integers, got {w}x{h}", field=where + "w")
         sizes.add((int(w), int(h)))

@@ -155,7 +155,10 @@ def read_re10k(
             size_note = "inferred (square pixels)"
         K = intr * [width, height, width, height]
     if width is None or height is None or width < 1 or height < 1:
-        raise FormatError(path, f"cannot infer a positive image size (got {width}x{height}); pass width= and height=")
+        raise FormatError(
+            path,
+            f"cannot infer a positive image size (got {width}x{height}); give the image size (Image size on import)",
+        )
     meta["image_size"] = size_note
     if np.any(dist):
         meta["distortion_k1_k2"] = dist.tolist()

@@ -238,3 +238,25 @@ def test_points_from_scene_leave_the_geometry_as_target_depth(scene, ext, tmp_pa
     measured = [Probe.from_view(ray.view(c2w[t], cam)).parallax(steps[t], "exact") for t in range(len(steps))]
     pi_ref = _keys(ext, tgt, '["pi_ref"]', 1)[0][1]
     np.testing.assert_allclose(measured, pi_ref, rtol=0.03)
+
+
+def test_the_default_mode_preference_is_read(rig, ext):
+    import bpy
+
+    scene, _, tgt = rig
+    scene.parascale.mode = "DEFAULT"
+    ext("blender.prefs").get(bpy.context).default_mode = "flow"
+    try:
+        assert bpy.ops.parascale.rescale() == {"FINISHED"}
+        assert tgt.animation_data.action.name.endswith("ParaScale flow")
+    finally:
+        ext("blender.prefs").get(bpy.context).default_mode = "exact"
+
+
+def test_a_move_beyond_the_scene_range_is_said(rig):
+    import bpy
+
+    scene = rig[0]
+    scene.frame_start, scene.frame_end = 1, 100  # the move lands on 101..112
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    assert "frames 101–112, outside the scene's range 1–100" in scene.parascale.last_report
