@@ -42,13 +42,17 @@ def basis_from_world(obj, world: np.ndarray) -> np.ndarray:
 def rotation_values(obj, R: np.ndarray) -> tuple[str, np.ndarray]:
     """(data_path, values (N,k)) of rotations ``R`` (N,3,3) in ``obj``'s rotation mode."""
     mode = obj.rotation_mode
-    if mode == "QUATERNION":
+    if mode in ("QUATERNION", "AXIS_ANGLE"):
         q = np.array([mathutils.Matrix(r.tolist()).to_quaternion() for r in R])
         flip = np.cumprod(np.where(np.einsum("ij,ij->i", q[1:], q[:-1]) < 0, -1.0, 1.0))
         q[1:] *= flip[:, None]
-        return "rotation_quaternion", q
-    if mode == "AXIS_ANGLE":
-        raise ValueError(f"{obj.name}: axis-angle rotation mode is not supported; use Euler or quaternion")
+        if mode == "QUATERNION":
+            return "rotation_quaternion", q
+        # (angle, x, y, z) from the sign-continuous quaternions: the angle runs 0..2π without jumps
+        angle = 2.0 * np.arctan2(np.linalg.norm(q[:, 1:], axis=1), q[:, 0])
+        axis = q[:, 1:] / np.maximum(np.linalg.norm(q[:, 1:], axis=1, keepdims=True), 1e-300)
+        axis[np.linalg.norm(q[:, 1:], axis=1) < 1e-12] = (0.0, 1.0, 0.0)  # no rotation: Blender's default axis
+        return "rotation_axis_angle", np.column_stack([angle, axis])
     out, prev = [], None
     for r in R:
         e = (

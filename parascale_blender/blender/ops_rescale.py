@@ -92,6 +92,8 @@ def apply_result(context, ref, result):
     if original is not None and original is not s.result_action:
         original.use_fake_user = True
         s.original_action = original
+    elif original is not None:  # a re-run replaces the previous result: let Blender drop it when unused
+        original.use_fake_user = False
     elif original is None and s.result_action is None:
         cam["parascale_static_basis"] = [v for row in cam.matrix_basis for v in row]
     offset = s.target_start_frame - int(ref.frames[0])

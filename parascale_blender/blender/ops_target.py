@@ -135,8 +135,14 @@ def _make(context, name, xyz, rgb, use_as_depth: bool = True):
     if not radius > 0:
         cam = s.target_camera or context.scene.camera
         radius = points.default_radius(cam, context.scene, xyz, p.working_size if p else 160) if cam else 0.01
+    old = s.target_points
     obj = points.create_points_object(name, xyz, rgb, radius=radius)
     s.target_points = obj
+    if old is not None and old.get("parascale_points") and old.name != obj.name:  # a re-run replaces its cloud
+        mesh = old.data
+        bpy.data.objects.remove(old)
+        if mesh is not None and mesh.users == 0:
+            bpy.data.meshes.remove(mesh)
     if use_as_depth:
         s.target_depth = "POINTS"
     return obj

@@ -260,3 +260,33 @@ def test_a_move_beyond_the_scene_range_is_said(rig):
     scene.frame_start, scene.frame_end = 1, 100  # the move lands on 101..112
     assert bpy.ops.parascale.rescale() == {"FINISHED"}
     assert "frames 101–112, outside the scene's range 1–100" in scene.parascale.last_report
+
+
+@pytest.mark.parametrize("rotation_mode", ["QUATERNION", "AXIS_ANGLE", "ZXY"])
+def test_every_rotation_mode_gets_the_same_move(rig, rotation_mode):
+    """The target camera's rotation mode does not matter: Blender evaluates the same camera as with
+    XYZ Euler keys (an axis-angle camera used to fail with a traceback)."""
+    import bpy
+
+    scene, _, tgt = rig
+    frames = range(101, 113)
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    want = opencv_track(tgt, scene, frames)
+    scene.frame_set(101)
+    other = add_camera("other", (0, 0, 0), (0, 0, 0), lens=50)
+    other.rotation_mode = rotation_mode
+    other.matrix_world = tgt.matrix_world.copy()
+    bpy.context.view_layer.update()
+    scene.parascale.target_camera = other
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    np.testing.assert_allclose(opencv_track(other, scene, frames), want, atol=1e-5)
+
+
+def test_reruns_do_not_pile_up(rig):
+    import bpy
+
+    scene = rig[0]
+    for _ in range(3):
+        assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    kept = [a.name for a in bpy.data.actions if a.use_fake_user]
+    assert sorted(kept) == sorted([scene.parascale.original_action.name, scene.parascale.result_action.name])
