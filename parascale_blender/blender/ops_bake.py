@@ -8,10 +8,11 @@ import os
 import bpy
 from bpy_extras.io_utils import ExportHelper
 
-from . import tracks
+from . import convert, tracks
 from .bake import baked_trajectory
 
 _ITEMS: list = []
+BLENDER_EXPORTERS = (".fbx", ".abc")  # written by Blender's own exporters, not formats.registry
 
 
 def _format_items(self, context):
@@ -30,7 +31,7 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".json"
     check_extension = False
-    filter_glob: bpy.props.StringProperty(default="*.json;*.txt;*.chan", options={"HIDDEN"})
+    filter_glob: bpy.props.StringProperty(default="*.json;*.txt;*.chan;*.fbx;*.abc", options={"HIDDEN"})
     format: bpy.props.EnumProperty(name="Format", items=_format_items)
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
@@ -47,6 +48,8 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
         if not os.path.isdir(folder):
             self.report({"ERROR"}, f"Export: folder {folder} does not exist")
             return {"CANCELLED"}
+        if os.path.splitext(path)[1].lower() in BLENDER_EXPORTERS:
+            return self._blender_export(context, obj, path)
         try:
             fmt = None if self.format == "AUTO" else self.format
             traj = tracks.from_blender_world(
@@ -60,6 +63,39 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             self.report({"ERROR"}, f"Export: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {len(traj)} frames of {obj.name} to {path}")
+        return {"FINISHED"}
+
+    def _blender_export(self, context, obj, path: str):
+        """The camera alone, through Blender's own FBX or Alembic exporter (its keyed range, baked)."""
+        frames = convert.keyed_frames(obj)
+        first, last = (int(frames[0]), int(frames[-1])) if len(frames) else (context.scene.frame_current,) * 2
+        selected = [o for o in context.view_layer.objects if o.select_get()]
+        active = context.view_layer.objects.active
+        scene = context.scene
+        shot_range = (scene.frame_start, scene.frame_end)  # FBX bakes the scene range: the camera's, then back
+        try:
+            scene.frame_start, scene.frame_end = first, last
+            for o in selected:
+                o.select_set(False)
+            obj.select_set(True)
+            context.view_layer.objects.active = obj
+            if path.lower().endswith(".fbx"):
+                bpy.ops.export_scene.fbx(
+                    filepath=path, use_selection=True, object_types={"CAMERA"}, bake_anim=True,
+                    bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False, bake_anim_simplify_factor=0.0,
+                )  # fmt: skip
+            else:
+                bpy.ops.wm.alembic_export(filepath=path, selected=True, start=first, end=last)
+        except RuntimeError as exc:
+            self.report({"ERROR"}, f"Export: Blender's exporter failed: {exc}")
+            return {"CANCELLED"}
+        finally:
+            scene.frame_start, scene.frame_end = shot_range
+            obj.select_set(False)
+            for o in selected:
+                o.select_set(True)
+            context.view_layer.objects.active = active
+        self.report({"INFO"}, f"Exported {obj.name} (frames {first}–{last}) to {path} with Blender's exporter")
         return {"FINISHED"}
 
 

@@ -125,3 +125,33 @@ def test_chan_lands_in_nukes_y_up_world(scene, tmp_path):
         want = np.array(cam.matrix_world)
         scene.frame_set(f)
         np.testing.assert_allclose(np.array(back.matrix_world), want, atol=1e-4)
+
+
+@pytest.mark.parametrize("ext_name", [".fbx", ".abc"])
+def test_rescaled_camera_through_blenders_exporters(rig, tmp_path, ext_name):  # noqa: F811
+    """The rescaled camera exported with Blender's FBX / Alembic exporter and imported into a fresh
+    scene by Blender's importer stands where the rescaled action puts it, frame by frame."""
+    import bpy
+
+    scene, _, tgt = rig
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    frames = list(range(101, 113))
+    want = []
+    for f in frames:
+        scene.frame_set(f)
+        want.append(np.array(tgt.matrix_world))
+    path = tmp_path / f"shot{ext_name}"
+    assert bpy.ops.export_scene.parascale_track(filepath=str(path), camera=tgt.name) == {"FINISHED"}
+    bpy.ops.wm.read_homefile(use_empty=True)
+    if ext_name == ".fbx":
+        bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)  # the importer shifts by 1 by default
+    else:
+        bpy.ops.wm.alembic_import(filepath=str(path))
+    cams = [o for o in bpy.context.scene.objects if o.type == "CAMERA"]
+    assert len(cams) == 1
+    for f, m in zip(frames, want):
+        bpy.context.scene.frame_set(f)
+        got = np.array(cams[0].matrix_world)
+        np.testing.assert_allclose(got[:3, 3], m[:3, 3], atol=1e-4 * max(1.0, np.abs(m[:3, 3]).max()))
+        rot = got[:3, :3] / np.linalg.norm(got[:3, :3], axis=0)
+        np.testing.assert_allclose(rot, m[:3, :3] / np.linalg.norm(m[:3, :3], axis=0), atol=1e-4)
