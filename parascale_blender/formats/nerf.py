@@ -115,6 +115,7 @@ def write_nerf(
     doc: dict = {"camera_model": "PINHOLE", "w": traj.width, "h": traj.height}
     if shared:
         doc.update(fl_x=float(K[0, 0]), fl_y=float(K[0, 1]), cx=float(K[0, 2]), cy=float(K[0, 3]))
+        doc["camera_angle_x"] = 2.0 * math.atan(traj.width / (2.0 * float(K[0, 0])))  # the original NeRF loader's key
     frames = []
     gl = traj.c2w @ FLIP_YZ
     for i in range(len(traj)):

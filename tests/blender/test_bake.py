@@ -35,6 +35,10 @@ def test_export_reads_back(rig, ext, tmp_path, fmt, name):  # noqa: F811
         np.testing.assert_allclose(back.c2w, baked.c2w, atol=1e-4)
     if fmt in ("parascale", "re10k", "wanfun", "nerf"):
         np.testing.assert_allclose(back.intrinsics[:, :2], baked.intrinsics[:, :2], rtol=1e-4)
+    if fmt == "nerf":  # the NeRF loaders' field of view is Blender's own camera angle
+        import json
+
+        assert json.loads(path.read_text())["camera_angle_x"] == pytest.approx(tgt.data.angle_x, rel=1e-6)
     if fmt == "parascale":
         np.testing.assert_array_equal(back.frames, baked.frames)
         np.testing.assert_allclose(back.extras["alpha"][1:], 12.5, rtol=1e-5)
