@@ -69,6 +69,7 @@ class LocalFarm:
         server_args: tuple[str, ...] = (),
         threads: int = 1,
         log_dir: Path | None = None,
+        redis_url: str | None = None,
     ):
         self.jobs_dir = Path(jobs_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -86,11 +87,11 @@ class LocalFarm:
         self.redis: subprocess.Popen | None = None
         self.server: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen | None] = []
-        self._names: list[str] = []
+        self.redis_url = redis_url  # an existing Redis to use instead of starting one
 
     @property
     def queue(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
 
     @property
     def url(self) -> str:
@@ -176,7 +177,8 @@ class LocalFarm:
 
     def start(self) -> LocalFarm:
         try:
-            self.start_redis()
+            if self.redis_url is None:
+                self.start_redis()
             self.start_server()
             for i in range(self.n_workers):
                 self.start_worker(i)

@@ -9,6 +9,7 @@ Skipped when there is no ``redis-server`` binary or no Celery (CI installs both)
 from __future__ import annotations
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,9 @@ import pytest
 from server_helpers import decode_mp4, plane_scene, submit, wait_finished
 
 from bridge_server.local_farm import LocalFarm, farm_available
+
+if os.environ.get("PARASCALE_REQUIRE_FARM") == "1" and farm_available() is not None:  # CI: never skip
+    raise RuntimeError(f"PARASCALE_REQUIRE_FARM=1 but {farm_available()}")
 
 pytestmark = [
     pytest.mark.skipif(farm_available() is not None, reason=str(farm_available())),
@@ -195,3 +199,13 @@ def test_redis_restarted_mid_run_loses_no_job(farm, http):
     for s in done:
         assert _claims(farm, s["id"]) == ["claim-0"] and _starts(farm, s["id"]) == 1
     assert all(_alive(farm))
+
+
+@pytest.mark.skipif(not os.environ.get("PARASCALE_FARM_REDIS"), reason="no PARASCALE_FARM_REDIS (set by .ci/run)")
+def test_one_worker_on_an_existing_redis_server(tmp_path, http):
+    """The Redis that .ci/run started (a system redis-server, not one of ours): one job end to end."""
+    url = os.environ["PARASCALE_FARM_REDIS"].rsplit("/", 1)[0] + "/7"  # a database of its own
+    with LocalFarm(tmp_path / "jobs", workers=1, redis_url=url, log_dir=tmp_path) as f:
+        st = wait_finished(http, f.url, submit(http, f.url, plane_scene(64, 40, 3)).json()["id"])
+        assert st["state"] == "done" and st["worker"] == "w0"
+        assert _claims(f, st["id"]) == ["claim-0"]
