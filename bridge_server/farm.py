@@ -121,6 +121,8 @@ class DiskJobStore(JobStore):
             return None
 
     def all(self) -> list[JobStatus]:
+        if not self.root.is_dir():  # the shared folder is unmounted or gone: no jobs to report
+            return []
         found = (self.get(f.name) for f in self.root.iterdir() if JOB_ID.match(f.name))
         return sorted((s for s in found if s is not None), key=lambda s: s.created)
 

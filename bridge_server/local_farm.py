@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -135,9 +136,11 @@ class LocalFarm:
             try:
                 with urllib.request.urlopen(self.url + "/v1/health", timeout=1):
                     return
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"the API server answered /v1/health with {e.code}; see {self.log_dir}") from e
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("the API server did not answer in time")
+        raise RuntimeError(f"the API server did not answer in time; see {self.log_dir}/server.log")
 
     def start_worker(self, index: int) -> str:
         """Start worker ``index`` (named ``w<index>``); returns its name."""

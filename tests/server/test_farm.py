@@ -4,7 +4,8 @@ loopback port, the API server and two ``parascale-worker`` processes sharing one
 Truths the code did not write: process states (a SIGKILLed worker, a killed and restarted Redis),
 the files in each job folder (one exclusive claim file per run, the result file, the log's start
 lines) and the HTTP answers. The API scenarios of ``test_api_jobs`` run here against the farm too.
-Skipped when there is no ``redis-server`` binary or no Celery (CI installs both)."""
+Skipped when there is no ``redis-server`` binary or no Celery (CI installs both). Under xdist the
+farm is a module fixture: ``--dist loadfile`` (what .ci/run passes) starts one per run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import test_api_jobs
 from server_helpers import decode_mp4, plane_scene, submit, wait_finished
 
 from bridge_server.local_farm import LocalFarm, farm_available
@@ -24,18 +26,10 @@ if os.environ.get("PARASCALE_REQUIRE_FARM") == "1" and farm_available() is not N
 
 pytestmark = [
     pytest.mark.skipif(farm_available() is not None, reason=str(farm_available())),
-    pytest.mark.xdist_group("farm"),  # one farm per run under --dist loadgroup (what .ci/run passes)
     pytest.mark.slow,
 ]
 
 HEARTBEAT_TIMEOUT = 5.0  # seconds; test-only (the default is 60)
-
-# The API scenarios again, against two remote workers (the `server` fixture below is the farm).
-from test_api_jobs import (  # noqa: E402
-    test_cancel_stops_a_running_job_between_frames,  # noqa: F401
-    test_full_job_mp4_moves_like_the_trajectory,  # noqa: F401
-    test_health_and_backends,  # noqa: F401
-)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +50,19 @@ def farm(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(farm):
     return farm
+
+
+# The API scenarios of test_api_jobs again, against two remote workers (`server` is the farm).
+def test_api_health_and_backends(server, http):
+    test_api_jobs.test_health_and_backends(server, http)
+
+
+def test_api_full_job_mp4_moves_like_the_trajectory(server, http):
+    test_api_jobs.test_full_job_mp4_moves_like_the_trajectory(server, http)
+
+
+def test_api_cancel_stops_a_running_job_between_frames(server, http):
+    test_api_jobs.test_cancel_stops_a_running_job_between_frames(server, http)
 
 
 def _claims(farm, job_id):
