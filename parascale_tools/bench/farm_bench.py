@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+HEARTBEAT_S = 5.0  # the heartbeat timeout of the benchmark's farm
+
 
 def _files(width: int, height: int, frames: int) -> dict:
     import cv2
@@ -47,6 +49,15 @@ def _wait(http, url: str, job_id: str, states=("done", "failed", "cancelled", "i
     raise RuntimeError(f"job {job_id} did not reach {states}: {st}")
 
 
+def _wait_progress(http, url: str, job_id: str) -> dict:
+    """Until the job runs and has reported progress (or ended); its status."""
+    while True:
+        st = http.get(f"{url}/v1/jobs/{job_id}").json()
+        if st["progress"] > 0 or st["state"] not in ("queued", "running"):
+            return st
+        time.sleep(0.01)
+
+
 def _throughput(http, url: str, files: dict, n: int) -> float:
     """Jobs per minute: n jobs submitted at once, first submit → last done."""
     t0 = time.monotonic()
@@ -71,14 +82,25 @@ def _cancel_latency(http, url: str, files: dict, repeat: int) -> float:
     out = []
     for _ in range(repeat):
         job = http.post(url + "/v1/jobs", files=files).json()["id"]
-        while (st := http.get(f"{url}/v1/jobs/{job}").json())["progress"] == 0 and st["state"] in ("queued", "running"):
-            time.sleep(0.01)
+        _wait_progress(http, url, job)
         t0 = time.monotonic()
         http.post(f"{url}/v1/jobs/{job}/cancel")
         if _wait(http, url, job)["state"] != "cancelled":
             raise RuntimeError("the job finished before it was cancelled: make it longer")
         out.append(time.monotonic() - t0)
     return statistics.median(out)
+
+
+def _kill_latency(farm, http, files: dict) -> float:
+    """Seconds from SIGKILL of the worker running a job to the job's ``interrupted`` state."""
+    job = http.post(farm.url + "/v1/jobs", files=files).json()["id"]
+    st = _wait_progress(http, farm.url, job)
+    index = next(i for i in range(len(farm.workers)) if st["worker"] == f"w{i}")
+    t0 = time.monotonic()
+    farm.kill_worker(index)
+    if _wait(http, farm.url, job)["state"] != "interrupted":
+        raise RuntimeError("the job was not interrupted")
+    return time.monotonic() - t0
 
 
 def _local_start_latency(files: dict, repeat: int) -> float:
@@ -119,7 +141,7 @@ def rows(quick: bool = False) -> list[dict]:
     small = _files(160, 96, 12 if quick else 24)
     long = _files(256, 160, 300)
     out = []
-    with tempfile.TemporaryDirectory() as tmp, LocalFarm(Path(tmp) / "jobs", workers=1, threads=1) as farm:
+    with tempfile.TemporaryDirectory() as tmp, LocalFarm(Path(tmp) / "jobs", 1, heartbeat_timeout=HEARTBEAT_S) as farm:
         with httpx.Client(timeout=60) as http:
             _throughput(http, farm.url, small, 2)  # warm the worker (imports, first frames)
             one = _throughput(http, farm.url, small, n)
@@ -129,6 +151,7 @@ def rows(quick: bool = False) -> list[dict]:
             two = _throughput(http, farm.url, small, n)
             cancel = _cancel_latency(http, farm.url, long, 3)
             redis_start = _start_latency(http, farm.url, small, 5)
+            killed = _kill_latency(farm, http, long)
     local_start = _local_start_latency(small, 5)
     what = f"{n} warp jobs 160x96, {12 if quick else 24} frames, CPU, 1 torch thread per worker"
     out.append(
@@ -157,6 +180,16 @@ def rows(quick: bool = False) -> list[dict]:
             "baseline": local_start * 1000,
             "ratio": redis_start / local_start if local_start > 0 else float("nan"),
             "note": "job created → started on an idle queue, median of 5; baseline = --queue local",
+        }
+    )
+    out.append(
+        {
+            "name": "worker SIGKILL → job interrupted",
+            "value": killed,
+            "unit": "s",
+            "baseline": HEARTBEAT_S,
+            "ratio": killed / HEARTBEAT_S,
+            "note": f"--heartbeat-timeout {HEARTBEAT_S:g} s for this run (default 60 s); found by the API's reaper",
         }
     )
     return out
