@@ -45,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of local model weights, one sub-folder per backend (default: $PARASCALE_WEIGHTS)",
     )
+    p.add_argument(
+        "--queue",
+        default="local",
+        help="'local' (default: one worker thread per --device in this process) or redis://HOST:PORT/DB "
+        "(a farm: jobs run in parascale-worker processes sharing --jobs-dir; needs parascale[farm])",
+    )
+    p.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="farm: a running job whose worker sent no heartbeat for S seconds is lost "
+        "(default: $PARASCALE_HEARTBEAT_TIMEOUT or 60)",
+    )
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -67,6 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         if not weights.is_dir():
             print(f"parascale-server: --weights: {weights} is not a folder", file=sys.stderr)
             return 2
+    if args.queue != "local":
+        from .executor import is_farm_queue
+
+        if not is_farm_queue(args.queue):
+            print(
+                f"parascale-server: --queue must be 'local' or redis://HOST:PORT/DB, not {args.queue!r}",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            import celery  # noqa: F401
+            import redis  # noqa: F401
+        except ImportError:
+            print("parascale-server: --queue redis://... needs Celery: pip install 'parascale[farm]'", file=sys.stderr)
+            return 2
     import torch
 
     torch.set_num_threads(max(1, args.threads))
@@ -86,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         devices=devices,
         limits=limits,
         weights_dir=weights,
+        queue=args.queue,
+        heartbeat_timeout=args.heartbeat_timeout,
     )
     import uvicorn
 

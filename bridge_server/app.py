@@ -18,7 +18,7 @@ from .backends.weights import ENV as WEIGHTS_ENV
 from .config import ServerConfig
 from .dependencies import GuardMiddleware
 from .errors import install_error_handlers
-from .jobs import JobQueue, JobStore
+from .executor import make_store_and_executor
 from .routes import router
 
 
@@ -26,8 +26,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     if config.weights_dir is not None:
         # Weight-backed backends read the root from the environment at call time (weights.py).
         os.environ[WEIGHTS_ENV] = str(Path(config.weights_dir).expanduser().resolve())
-    store = JobStore(config.jobs_dir)
-    jobs = JobQueue(store, config.devices, config.limits)
+    store, jobs = make_store_and_executor(config)  # --queue local (threads here) or redis:// (a farm)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

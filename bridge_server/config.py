@@ -29,6 +29,8 @@ class ServerConfig:
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     limits: Limits = field(default_factory=Limits)
     weights_dir: Path | None = None  # root of the local model folders; sets PARASCALE_WEIGHTS for the process
+    queue: str = "local"  # "local" (worker threads here) or a redis:// URL (parascale-worker processes)
+    heartbeat_timeout: float | None = None  # farm: seconds without a heartbeat before a job is lost (None: env/60)
 
 
 def default_threads() -> int:

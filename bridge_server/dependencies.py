@@ -18,7 +18,8 @@ from parascale_blender.client import wire
 
 from .config import ServerConfig
 from .errors import error_response
-from .jobs import JobQueue, JobStore
+from .executor import Executor
+from .jobs import JobStore
 from .models import JobStatus
 
 
@@ -78,13 +79,13 @@ def _store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-def _queue(request: Request) -> JobQueue:
+def _queue(request: Request) -> Executor:
     return request.app.state.jobs
 
 
 Config = Annotated[ServerConfig, Depends(_config)]
 Store = Annotated[JobStore, Depends(_store)]
-Queue = Annotated[JobQueue, Depends(_queue)]
+Queue = Annotated[Executor, Depends(_queue)]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")]
 
 

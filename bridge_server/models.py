@@ -18,6 +18,17 @@ class ErrorBody(BaseModel):
     detail: list[str] = Field(default_factory=list)
 
 
+class WorkerInfo(BaseModel):
+    """A worker serving the queue: a thread of this server (local) or a ``parascale-worker`` process (farm)."""
+
+    name: str
+    host: str
+    device: str
+    backends: list[str]
+    heartbeat: float | None = Field(None, description="its last heartbeat (Unix time; farm workers only)")
+    job: str | None = Field(None, description="the job it is running, if any")
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
@@ -27,6 +38,8 @@ class Health(BaseModel):
     queued: int
     running: int
     weights_dir: str | None = Field(None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS)")
+    queue: str = Field("local", description="'local' (worker threads in this process) or the farm's redis:// URL")
+    workers: list[WorkerInfo] = Field(default_factory=list, description="the workers seen (farm: last heartbeat)")
 
 
 class BackendInfo(BaseModel):
@@ -39,6 +52,7 @@ class BackendInfo(BaseModel):
     uploads: list[str] = Field(description="the multipart uploads a job of this backend needs (no others)")
     result_media_type: str = Field(description="media type of GET /v1/jobs/{id}/result")
     weights_dir: str | None = Field(None, description="the folder its models are read from (weight-backed only)")
+    workers: list[str] = Field(default_factory=list, description="names of the workers seen that serve it")
 
 
 class JobStatus(BaseModel):
@@ -64,6 +78,9 @@ class JobStatus(BaseModel):
         description="what GET /v1/jobs/{id}/result serves: video/mp4, application/octet-stream (.npy depth) "
         "or application/json (ParaScale trajectory)",
     )
+    worker: str | None = Field(None, description="the farm worker that claimed the job (farm queue only)")
+    heartbeat: float | None = Field(None, description="its worker's last heartbeat while running (farm queue only)")
+    attempt: int = Field(0, ge=0, description="0, or how many times a lost worker's job was queued again")
 
 
 class JobList(BaseModel):

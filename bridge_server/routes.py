@@ -42,12 +42,14 @@ def health(config: Config, jobs: Queue) -> Health:
         queued=queued,
         running=running,
         weights_dir=str(root) if (root := weights_root()) is not None else None,
+        queue="local" if config.queue == "local" else "redis",
+        workers=jobs.workers(),
     )
 
 
 @router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS)
-def backends() -> list[BackendInfo]:
-    out = []
+def backends(jobs: Queue) -> list[BackendInfo]:
+    out, seen = [], jobs.workers()
     for name in backend_names():
         b = get_backend(name)
         ok, reason = b.available()
@@ -62,6 +64,7 @@ def backends() -> list[BackendInfo]:
                 uploads=list(b.uploads),
                 result_media_type=b.result_media_type,
                 weights_dir=_weights_dir(b),
+                workers=[w.name for w in seen if name in w.backends],
             )
         )
     return out
@@ -93,6 +96,9 @@ async def submit_job(
         ),
     ] = None,
     num_frames: Annotated[int | None, Form(ge=1, le=10**9, description="expected frame count (checked)")] = None,
+    retries: Annotated[
+        int, Form(ge=0, le=3, description="farm queue: times to queue the job again when its worker is lost")
+    ] = 0,
 ) -> JobStatus:
     b = backend_for(backend)
     given = {wire.TRAJECTORY: trajectory, wire.IMAGE: image, wire.DEPTH: depth, wire.VIDEO: video}
@@ -107,6 +113,7 @@ async def submit_job(
         "params": parsed.model_dump(mode="json"),
         "depth_scale": depth_scale,
         "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
+        "retries": retries,
     }
     await run_in_threadpool(store.create, status, request, decoded.files)
     jobs.submit(status.id)

@@ -79,7 +79,7 @@ DEFAULT_BACKEND = WARP
 # -- uploads and form fields of POST /v1/jobs ----------------------------------------------------
 TRAJECTORY, IMAGE, DEPTH, VIDEO = "trajectory", "image", "depth", "video"
 UPLOADS = (TRAJECTORY, IMAGE, DEPTH, VIDEO)
-FORM_FIELDS = ("backend", "params", "depth_scale", "num_frames")
+FORM_FIELDS = ("backend", "params", "depth_scale", "num_frames", "retries")  # retries: farm queue only
 
 # -- media types ---------------------------------------------------------------------------------
 MP4 = "video/mp4"

@@ -25,6 +25,7 @@ SECTIONS = {
     "depth": "parascale_tools.bench.depth_bench",
     "blender": "parascale_tools.bench.blender_bench",
     "server": "parascale_tools.bench.server_bench",
+    "farm": "parascale_tools.bench.farm_bench",
     "tracking": "parascale_tools.bench.tracking_bench",
     "gen": "parascale_tools.bench.gen_bench",
     "closed_loop": "parascale_tools.bench.closed_loop",
