@@ -83,7 +83,7 @@ def create_points_object(
         attr = me.color_attributes.new(COLOR, "FLOAT_COLOR", "POINT")
         attr.data.foreach_set("color", rgba.ravel())  # pyright: ignore[reportAttributeAccessIssue]
         me.color_attributes.active_color = attr
-        me.color_attributes.render_color_index = me.color_attributes.active_color_index
+        me.color_attributes.render_color_index = me.color_attributes.active_color_index or 0
     me.update()
     obj = bpy.data.objects.new(name, me)
     (collection or bpy.context.scene.collection).objects.link(obj)
