@@ -568,7 +568,8 @@ class PARASCALE_OT_server_setup(bpy.types.Operator):
                 raise ServerStartError("the ParaScale add-on preferences are not available")
             setup(p.server_folder, p.server_package, p.setup_python, p.setup_pip_args)
         except ServerStartError as e:
-            _SETUP.update(state="failed", message=str(e))
+            if _SETUP["state"] != "running":  # a running set-up keeps its state
+                _SETUP.update(state="failed", message=str(e))
             self.report({"ERROR"}, f"Set up server: {e}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"{_SETUP['message']} (log: {_SETUP['log']})")
