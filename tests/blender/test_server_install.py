@@ -6,6 +6,7 @@ installs the wheel into it without blocking, then Start / Stop runs that one."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -136,6 +137,7 @@ def test_set_up_server_installs_the_wheel_with_the_artists_python_and_starts_it(
     py = Path(ls.env_python(str(folder)))
     assert (py.parent / "parascale-server").exists()
     _start_check_stop(bpy, ext, prefs, py, device="auto")  # the server resolves "auto" to the CPU here
+    shutil.rmtree(folder, ignore_errors=True)  # 1.3 GB
 
 
 def test_set_up_refusals_and_a_failing_step(prefs, ext, tmp_path):
