@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,18 +12,28 @@ from parascale_blender.client.wire import DEFAULT_PORT, is_loopback_host
 from .config import Limits, ServerConfig, default_threads
 
 
+def mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_devices(spec: str) -> list[str]:
-    """``auto`` (every CUDA GPU, else CPU), ``cpu``, ``cuda`` or a comma list such as ``cuda:0,cuda:1``."""
+    """``auto`` (every CUDA GPU, else Apple's MPS, else CPU), ``cpu``, ``cuda``, ``mps`` or a comma
+    list such as ``cuda:0,cuda:1``."""
     import torch
 
     if spec == "auto":
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+        return [f"cuda:{i}" for i in range(n)] or (["mps"] if mps_available() else ["cpu"])
     devices = [d.strip() for d in spec.split(",") if d.strip()]
     for d in devices:
         torch.device(d)  # raises a clear RuntimeError for a malformed name
         if d.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {d!r} requested but CUDA is not available")
+        if d.startswith("mps") and not mps_available():
+            raise ValueError(f"device {d!r} requested but Apple's MPS is not available")
     return devices
 
 
@@ -30,9 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parascale-server", description="ParaScale local generation server")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --token)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every request")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("PARASCALE_TOKEN") or None,
+        help="require 'Authorization: Bearer TOKEN' on every request (default: $PARASCALE_TOKEN)",
+    )
     p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, or a comma list (one worker each)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA, else MPS, else CPU), cpu, cuda, mps, or a comma list (one worker each)",
+    )
     p.add_argument("--threads", type=int, default=default_threads(), help="torch CPU threads (default: half the cores)")
     lim = Limits()
     p.add_argument("--max-frames", type=int, default=lim.max_frames)

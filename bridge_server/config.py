@@ -38,3 +38,8 @@ def default_threads() -> int:
     slow splatting down badly on a busy machine; the benchmark report has the numbers)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cores // 2))
+
+
+def float64_device(device: str) -> str:
+    """Where float64 tensor work for ``device`` runs: Apple's MPS has no float64, so the CPU."""
+    return "cpu" if device.startswith("mps") else device

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parascale_blender.client import wire
 
+from ..config import float64_device
 from ..render import fill_holes, splat, to_uint8, unproject_image
 from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
@@ -38,8 +39,9 @@ class WarpBackend(Backend):
         h, w = job.depth.shape
         src_cam = traj.camera(0).scaled_to(w, h)
         with torch.inference_mode():
-            cloud = unproject_image(job.image, job.depth, traj.c2w[0], src_cam, sky=p.sky, device=job.device)
-            job.log(f"warp: {len(cloud)} points from a {w}x{h} image on {job.device}")
+            device = float64_device(job.device)  # the splatting is float64
+            cloud = unproject_image(job.image, job.depth, traj.c2w[0], src_cam, sky=p.sky, device=device)
+            job.log(f"warp: {len(cloud)} points from a {w}x{h} image on {device}")
             W, H = traj.width - traj.width % 2, traj.height - traj.height % 2
             if (W, H) != (traj.width, traj.height):
                 job.log(f"warp: cropped {traj.width}x{traj.height} to even {W}x{H} for yuv420p")

@@ -16,6 +16,14 @@ MODE_ITEMS = [
 ]
 
 
+DEVICE_ITEMS = [
+    ("AUTO", "Auto", "CUDA if present, else Apple's MPS, else the CPU"),
+    ("CUDA", "CUDA", "NVIDIA GPU"),
+    ("MPS", "MPS", "Apple Silicon GPU (Metal)"),
+    ("CPU", "CPU", "The processor only"),
+]
+
+
 def addon_package() -> str:
     """The add-on's package name (``bl_ext.<repo>.parascale`` when installed as an extension)."""
     return __package__.rpartition(".")[0]
@@ -31,7 +39,40 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
     server_python: bpy.props.StringProperty(
         name="Server Python",
         subtype="FILE_PATH",
-        description="Python executable (or environment folder) with torch and the ParaScale server, for Start",
+        description="Python executable, environment folder or parascale-server script of the ParaScale server, "
+        "for Start (empty: found on PATH or in the usual folders)",
+    )
+    server_device: bpy.props.EnumProperty(
+        name="Device",
+        items=DEVICE_ITEMS,
+        default="AUTO",
+        description="Where the server computes: Auto picks CUDA, else Apple's MPS, else the CPU",
+    )
+    weights_dir: bpy.props.StringProperty(
+        name="Weights folder",
+        subtype="DIR_PATH",
+        description="Local model weights, one sub-folder per backend (empty: the server's $PARASCALE_WEIGHTS)",
+    )
+    server_folder: bpy.props.StringProperty(
+        name="Set-up folder",
+        subtype="DIR_PATH",
+        description="Where Set Up Server creates the server's Python environment (empty: a ParaScale folder "
+        "in your user data)",
+    )
+    server_package: bpy.props.StringProperty(
+        name="Server package",
+        subtype="FILE_PATH",
+        description="The ParaScale wheel (parascale-<version>-py3-none-any.whl) or a pip requirement",
+    )
+    setup_python: bpy.props.StringProperty(
+        name="Setup Python",
+        subtype="FILE_PATH",
+        description="Your own Python 3.11 that creates the environment, never Blender's (empty: found on PATH)",
+    )
+    setup_pip_args: bpy.props.StringProperty(
+        name="pip options",
+        description="Extra pip options, e.g. --extra-index-url https://download.pytorch.org/whl/cu128 for "
+        "CUDA torch on Windows",
     )
     depth_model: bpy.props.StringProperty(
         name="Depth model",
@@ -61,9 +102,11 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         col.prop(self, "token")
         box = col.box()
         box.prop(self, "server_python")
+        box.prop(self, "server_device")
+        box.prop(self, "weights_dir")
         from . import local_server
 
-        local_server.draw(box)
+        local_server.draw(box, self)
         col.prop(self, "depth_model")
         col.prop(self, "working_size")
         col.prop(self, "default_mode")

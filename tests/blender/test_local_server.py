@@ -33,10 +33,10 @@ def prefs(scene, ext, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
 
     p = ext("blender.prefs").get(bpy.context)
-    old = p.server_url, p.server_python
+    old = p.server_url, p.server_python, p.token
     yield p
     ext("blender.local_server").stop()
-    p.server_url, p.server_python = old
+    p.server_url, p.server_python, p.token = old
 
 
 def test_start_and_stop_the_local_server(prefs, ext):
@@ -49,8 +49,11 @@ def test_start_and_stop_the_local_server(prefs, ext):
     assert ls.status()[0] == "starting" and bpy.app.timers.is_registered(ls._timer)
     proc = ls.running_proc()
     assert _follow(ls) == "running", ls.status()
-    client = ext("client").BridgeClient(url, timeout=2)
+    assert len(prefs.token) >= 16  # the per-install token, passed in PARASCALE_TOKEN and sent by the client
+    client = ext("client").BridgeClient(url, token=prefs.token, timeout=2)
     assert client.health()["status"] == "ok"
+    with pytest.raises(ext("client").BridgeError, match="token"):
+        ext("client").BridgeClient(url, timeout=2).health()
     with pytest.raises(RuntimeError, match="still running: stop it first"):
         bpy.ops.parascale.server_start()
     assert bpy.ops.parascale.server_stop() == {"FINISHED"}
@@ -87,7 +90,7 @@ def test_a_server_that_never_answers_times_out(prefs, ext, tmp_path):
 @pytest.mark.parametrize(
     ("python", "url", "needle"),
     [
-        ("", "http://127.0.0.1:8765", "set 'Server Python'"),
+        ("", "http://127.0.0.1:8765", "set 'Server Python'"),  # nothing found on PATH or in the usual folders
         ("/no/such/python", "http://127.0.0.1:8765", "not an executable"),
         (sys.executable, "http://192.0.2.7:8765", "not on this machine"),
     ],

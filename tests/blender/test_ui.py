@@ -133,12 +133,24 @@ def test_menus_file_handler_and_preferences(scene, ext):
         "server_url",
         "token",
         "server_python",
+        "server_device",
+        "weights_dir",
+        "server_folder",
+        "server_package",
+        "setup_python",
+        "setup_pip_args",
         "depth_model",
         "working_size",
         "default_mode",
         "point_radius",
     }
-    assert {n for kind, n in plog if kind == "operator"} == {"parascale.server_start", "parascale.server_stop"}
+    assert {n for kind, n in plog if kind == "operator"} == {
+        "parascale.server_start",
+        "parascale.server_stop",
+        "parascale.server_find",
+        "parascale.server_setup",
+        "parascale.server_setup_cancel",
+    }
     vlog = []
     ext("blender.ops_video")._menu_import(types.SimpleNamespace(layout=RecordingLayout(vlog)), bpy.context)
     assert vlog == [("operator", "import_scene.parascale_video")]
