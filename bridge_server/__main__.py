@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of local model weights, one sub-folder per backend (default: $PARASCALE_WEIGHTS)",
     )
+    p.add_argument(
+        "--stuck-after",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds without progress after which /v1/health reports a worker as stuck",
+    )
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         devices=devices,
         limits=limits,
         weights_dir=weights,
+        stuck_after=args.stuck_after,
     )
     import uvicorn
 

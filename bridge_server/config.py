@@ -28,6 +28,7 @@ class ServerConfig:
     token: str | None = None
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     limits: Limits = field(default_factory=Limits)
+    stuck_after: float = 900.0  # seconds without progress after which /v1/health calls a worker stuck
     weights_dir: Path | None = None  # root of the local model folders; sets PARASCALE_WEIGHTS for the process
 
 

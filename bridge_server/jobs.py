@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import traceback
@@ -119,15 +120,24 @@ class JobStore:
             return sorted(self._jobs.values(), key=lambda s: s.created)
 
     def update(self, job_id: str, **changes) -> JobStatus:
+        """Change a job's status in memory, then on disk. A folder that cannot be written (deleted,
+        read-only, disk full) never loses the change for this process: the error is noted in the
+        job's log line on stderr and the in-memory status stays the truth served."""
         with self._lock:
             status = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = status
-            _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
+            try:
+                _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
+            except OSError as e:
+                print(f"parascale-server: job {job_id}: status not saved: {e}", file=sys.stderr)
             return status
 
     def log(self, job_id: str, line: str) -> None:
-        with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        try:
+            with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        except OSError as e:
+            print(f"parascale-server: job {job_id}: log not written ({e}): {line}", file=sys.stderr)
 
     def recover(self) -> list[str]:
         """Load every job folder; running jobs become ``interrupted``. Returns queued ids, oldest first."""
@@ -165,6 +175,8 @@ class JobQueue:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        # device -> (job id, monotonic time of its last progress) while a worker runs a job
+        self._busy: dict[str, tuple[str, float]] = {}
 
     def start(self) -> None:
         for job_id in self.store.recover():
@@ -201,15 +213,49 @@ class JobQueue:
                 return self.store.update(job_id, state=CANCELLED, finished=time.time(), message="cancelled")
             return self.store.update(job_id, message="cancelling")
 
+    def workers(self, stuck_after: float) -> list[dict]:
+        """One line per worker: device, alive, the job it runs, seconds since that job's last
+        progress, and ``stuck`` when that exceeds ``stuck_after`` seconds."""
+        now, out = time.monotonic(), []
+        for dev, t in zip(self.devices, self._threads, strict=False):
+            job_id, since = self._busy.get(dev, (None, now))
+            idle = now - since if job_id else 0.0
+            out.append(
+                {
+                    "device": dev,
+                    "alive": t.is_alive(),
+                    "job": job_id,
+                    "seconds_since_progress": round(idle, 3),
+                    "stuck": bool(job_id) and idle > stuck_after,
+                }
+            )
+        return out
+
     def _work(self, device: str) -> None:
+        """The worker loop: no exception of a job, or of writing its status, ends it."""
         while True:
             job_id = self._queue.get()
             if job_id is None:
                 return
+            self._busy[device] = (job_id, time.monotonic())
             try:
                 self._run(job_id, device)
+            except BaseException as e:  # noqa: BLE001 - the worker must outlive any job
+                self._fail_quietly(job_id, f"{type(e).__name__}: {e}")
+                if not isinstance(e, Exception):
+                    raise
             finally:
+                self._busy.pop(device, None)
                 self._cancel.pop(job_id, None)
+
+    def _fail_quietly(self, job_id: str, reason: str) -> None:
+        try:
+            with self.store._lock:
+                status = self.store.get(job_id)
+                if status is not None and status.state not in FINISHED:
+                    self.store.update(job_id, state=FAILED, error=reason, message="failed", finished=time.time())
+        except Exception as e:  # noqa: BLE001
+            print(f"parascale-server: job {job_id}: could not be marked failed: {e}", file=sys.stderr)
 
     def _run(self, job_id: str, device: str) -> None:
         store = self.store
@@ -232,6 +278,7 @@ class JobQueue:
 
             def progress(fraction: float, message: str) -> None:
                 now = time.monotonic()
+                self._busy[device] = (job_id, now)
                 if fraction >= 1.0 or now - last[0] > 0.05:
                     last[0] = now
                     store.update(job_id, progress=min(max(fraction, 0.0), 1.0), message=message)

@@ -18,8 +18,18 @@ class ErrorBody(BaseModel):
     detail: list[str] = Field(default_factory=list)
 
 
+class WorkerHealth(BaseModel):
+    device: str
+    alive: bool = Field(description="false: the worker thread has ended (jobs on this device never start)")
+    job: str | None = Field(None, description="the job it runs now")
+    seconds_since_progress: float = Field(0.0, description="since that job last reported progress")
+    stuck: bool = Field(False, description="no progress for longer than the server's --stuck-after")
+
+
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: a worker is dead or stuck (see workers); restart the server"
+    )
     version: str
     device: str = Field(description="the first worker's torch device")
     devices: list[str]
@@ -27,6 +37,7 @@ class Health(BaseModel):
     queued: int
     running: int
     weights_dir: str | None = Field(None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS)")
+    workers: list[WorkerHealth] = Field(default_factory=list)
 
 
 class BackendInfo(BaseModel):

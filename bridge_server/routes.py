@@ -19,7 +19,7 @@ from .backends.weights import weights_root
 from .dependencies import Config, Job, Queue, Store
 from .errors import ERRORS
 from .jobs import queued_status
-from .models import BackendInfo, Health, JobList, JobStatus
+from .models import BackendInfo, Health, JobList, JobStatus, WorkerHealth
 from .uploads import backend_for, check_uploads, decode_uploads, parse_params
 
 router = APIRouter()
@@ -34,7 +34,10 @@ def _weights_dir(backend) -> str | None:
 @router.get(wire.HEALTH, response_model=Health, responses=ERRORS)
 def health(config: Config, jobs: Queue) -> Health:
     queued, running = jobs.counts()
+    workers = [WorkerHealth(**w) for w in jobs.workers(config.stuck_after)]
     return Health(
+        status="ok" if all(w.alive and not w.stuck for w in workers) else "degraded",
+        workers=workers,
         version=__version__,
         device=config.devices[0],
         devices=config.devices,
