@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from parascale_blender.client.wire import DEFAULT_PORT, is_loopback_host
 
 from .config import Limits, ServerConfig, default_threads
+
+TOKEN_ENV = "PARASCALE_TOKEN"  # the add-on starts the server with its per-install token here
 
 
 def resolve_devices(spec: str) -> list[str]:
@@ -30,7 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parascale-server", description="ParaScale local generation server")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --token)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every request")
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"require 'Authorization: Bearer TOKEN' on every request (visible in the process list: "
+        f"prefer --token-file or ${TOKEN_ENV})",
+    )
+    p.add_argument("--token-file", type=Path, default=None, metavar="PATH", help="read the token from this file")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host header name served besides loopback names and --host (repeatable)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port]) allowed to call the server (repeatable; none by default)",
+    )
     p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, or a comma list (one worker each)")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch CPU threads (default: half the cores)")
@@ -56,17 +79,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resolve_token(args) -> str | None:
+    """The token from ``--token``, else ``--token-file``, else ``$PARASCALE_TOKEN``; None without one.
+    Raises ValueError naming the source when it is unusable."""
+    if args.token is not None:
+        token, source = args.token, "--token"
+    elif args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"--token-file: cannot read {args.token_file}: {e}") from None
+        source = f"--token-file {args.token_file}"
+    elif os.environ.get(TOKEN_ENV):
+        token, source = os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+    else:
+        return None
+    if len(token) < 8 or any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError(f"{source}: the token must be at least 8 printable characters without spaces")
+    return token
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.token = resolve_token(args)
+    except ValueError as e:
+        print(f"parascale-server: {e}", file=sys.stderr)
+        return 2
     if not is_loopback_host(args.host) and not args.token:
         print(
             f"parascale-server: refusing to bind {args.host} without --token "
-            "(only loopback addresses may run without one)",
+            f"(only loopback addresses may run without one; or set ${TOKEN_ENV} / --token-file)",
             file=sys.stderr,
         )
-        return 2
-    if args.token is not None and len(args.token) < 8:
-        print("parascale-server: --token must be at least 8 characters", file=sys.stderr)
         return 2
     weights = None
     if args.weights is not None:
@@ -94,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         limits=limits,
         weights_dir=weights,
         stuck_after=args.stuck_after,
+        allow_hosts=args.allow_host,
+        allow_origins=args.allow_origin,
     )
     import uvicorn
 

@@ -40,6 +40,7 @@ class Server:
     host: str = "127.0.0.1"
     port: int = 0
     proc: subprocess.Popen | None = None
+    env: dict = field(default_factory=dict)  # extra environment variables of the server process
 
     @property
     def url(self) -> str:
@@ -49,7 +50,7 @@ class Server:
         self.port = self.port or free_port()
         cmd = [sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
         cmd += ["--jobs-dir", str(self.jobs_dir), "--device", "cpu", *self.args]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
