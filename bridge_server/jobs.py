@@ -18,10 +18,12 @@ first and renamed when the job is done.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
 import re
+import shutil
 import sys
 import threading
 import time
@@ -48,6 +50,18 @@ FILE_NAMES = frozenset(
     | {f"result{x}" for x in RESULT_SUFFIXES}
     | {f"result.partial{x}" for x in RESULT_SUFFIXES}
 )
+
+
+class KeyPending(Exception):
+    """A submission with this idempotency key is still being stored."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def new_job_id() -> str:
@@ -81,6 +95,7 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
+        self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
 
     def path(self, job_id: str, name: str) -> Path:
         """The file ``name`` (one of :data:`FILE_NAMES`) of job ``job_id`` (32 hex digits)."""
@@ -101,15 +116,45 @@ class JobStore:
         """The finished result file of a job (any kind), or None."""
         return self.find(job_id, "result")
 
-    def create(self, status: JobStatus, request: dict, files: dict[str, bytes]) -> None:
-        folder = self.path(status.id, "status.json").parent
-        folder.mkdir()
-        for name, data in files.items():
-            _write_atomic(self.path(status.id, name), data)
-        _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
+    def by_key(self, key: str | None) -> JobStatus | None:
+        """The job submitted with idempotency ``key``; raises :class:`KeyPending` while its
+        submission is still being stored."""
+        if not key:
+            return None
         with self._lock:
-            self._jobs[status.id] = status
-            _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
+            job_id = self._keys.get(key)
+            if job_id is None:
+                return None
+            status = self._jobs.get(job_id)
+            if status is None:
+                raise KeyPending(key)
+            return status
+
+    def create(self, status: JobStatus, request: dict, files: dict[str, bytes], key: str | None = None) -> JobStatus:
+        """Store a new job; with an idempotency ``key`` already used, store nothing and return the
+        first job's status. A failure (disk full, read-only) removes the half-made folder."""
+        with self._lock:
+            if (existing := self.by_key(key)) is not None:
+                return existing
+            if key:
+                self._keys[key] = status.id
+                request = {**request, "idempotency_key": key}
+        folder = self.path(status.id, "status.json").parent
+        try:
+            folder.mkdir()
+            for name, data in files.items():
+                _write_atomic(self.path(status.id, name), data)
+            _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
+            with self._lock:
+                _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
+                self._jobs[status.id] = status
+        except BaseException:
+            with self._lock:
+                if key:
+                    self._keys.pop(key, None)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return status
 
     def get(self, job_id: str) -> JobStatus | None:
         with self._lock:
@@ -149,8 +194,14 @@ class JobStore:
                 status = JobStatus.model_validate_json(self.path(folder.name, "status.json").read_bytes())
             except (OSError, ValueError):
                 continue  # a folder without a readable status is not a job (never served)
+            try:
+                key = json.loads(self.path(folder.name, "request.json").read_bytes()).get("idempotency_key")
+            except (OSError, ValueError, AttributeError):
+                key = None
             with self._lock:
                 self._jobs[status.id] = status
+                if isinstance(key, str) and key:
+                    self._keys[key] = status.id
             if status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
                     self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
@@ -288,6 +339,7 @@ class JobQueue:
             t_gen = time.perf_counter()
             shape = backend.generate(job, progress, cancel.is_set) or {}
             t_gen = time.perf_counter() - t_gen
+            digest = file_sha256(partial)
             os.replace(partial, store.path(job_id, f"result{backend.result_suffix}"))
             shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
             store.update(
@@ -297,6 +349,7 @@ class JobQueue:
                 message="done",
                 finished=time.time(),
                 generation_seconds=t_gen,
+                result_sha256=digest,
                 **shape,
             )
             store.log(job_id, f"done in {t_gen:.3f} s")

@@ -70,6 +70,7 @@ class JobStatus(BaseModel):
     fps: float = Field(description="frames per second (0 for a single image result)")
     first_frame: int = Field(description="the trajectory's first frame number (where the clip starts)")
     generation_seconds: float | None = Field(None, description="time spent inside the backend")
+    result_sha256: str | None = Field(None, description="hex SHA-256 of the result file (when done)")
     result_media_type: str = Field(
         wire.MP4,
         description="what GET /v1/jobs/{id}/result serves: video/mp4, application/octet-stream (.npy depth) "
