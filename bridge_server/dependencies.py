@@ -114,7 +114,7 @@ class GuardMiddleware:
         if declared > self.max_body:
             return await too_big(scope, receive, send)
         if scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
+            return await self._guarded(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -134,7 +134,25 @@ class GuardMiddleware:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return await self.app(scope, replay, send)
+        return await self._guarded(scope, replay, send)
+
+    async def _guarded(self, scope, receive, send):
+        """Run the app; an exception that escaped every handler becomes a 500 answer here, so the
+        server neither logs a traceback per request nor drops the keep-alive connection."""
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as e:  # noqa: BLE001 - the last line of defence
+            if started:
+                raise
+            await error_response(500, f"internal error: {type(e).__name__}: {str(e)[:300]}")(scope, receive, send)
 
 
 def _config(request: Request) -> ServerConfig:
