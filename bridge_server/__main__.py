@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds without progress after which /v1/health reports a worker as stuck",
     )
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="at start, remove job folders without status.json older than this many seconds",
+    )
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -99,6 +106,27 @@ def resolve_token(args) -> str | None:
     return token
 
 
+def check_jobs_dir(path: Path) -> str | None:
+    """Why ``path`` cannot be the jobs folder (not a folder, cannot be created or written), or None."""
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        return f"--jobs-dir: {path} is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--jobs-dir: cannot create {path}: {e.strerror or e}"
+    probe = path / f".parascale-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        return (
+            f"--jobs-dir: {path} is not writable ({e.strerror or e}); the server keeps every job there: "
+            "fix its permissions or free space, or choose another folder"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -112,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(only loopback addresses may run without one; or set ${TOKEN_ENV} / --token-file)",
             file=sys.stderr,
         )
+        return 2
+    problem = check_jobs_dir(args.jobs_dir)
+    if problem is not None:
+        print(f"parascale-server: {problem}", file=sys.stderr)
         return 2
     weights = None
     if args.weights is not None:
@@ -139,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         limits=limits,
         weights_dir=weights,
         stuck_after=args.stuck_after,
+        stale_after=args.stale_after,
         allow_hosts=args.allow_host,
         allow_origins=args.allow_origin,
     )

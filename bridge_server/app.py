@@ -26,7 +26,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     if config.weights_dir is not None:
         # Weight-backed backends read the root from the environment at call time (weights.py).
         os.environ[WEIGHTS_ENV] = str(Path(config.weights_dir).expanduser().resolve())
-    store = JobStore(config.jobs_dir)
+    store = JobStore(config.jobs_dir, stale_after=config.stale_after)
     jobs = JobQueue(store, config.devices, config.limits)
 
     @asynccontextmanager

@@ -30,6 +30,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     allow_hosts: list[str] = field(default_factory=list)  # Host names served besides loopback and the bound host
     allow_origins: list[str] = field(default_factory=list)  # browser origins allowed to call (none by default)
+    stale_after: float = 600.0  # seconds after which the janitor removes a job folder without status.json
     stuck_after: float = 900.0  # seconds without progress after which /v1/health calls a worker stuck
     weights_dir: Path | None = None  # root of the local model folders; sets PARASCALE_WEIGHTS for the process
 

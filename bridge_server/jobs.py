@@ -90,8 +90,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class JobStore:
     """Job folders under ``root`` plus an in-memory index of their statuses."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, stale_after: float = 600.0):
         self.root = Path(root).resolve()
+        self.stale_after = stale_after  # seconds after which a folder without status.json is debris
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
@@ -192,6 +193,9 @@ class JobStore:
                 continue
             try:
                 status = JobStatus.model_validate_json(self.path(folder.name, "status.json").read_bytes())
+            except FileNotFoundError:
+                self._sweep(folder)
+                continue
             except (OSError, ValueError):
                 continue  # a folder without a readable status is not a job (never served)
             try:
@@ -204,7 +208,10 @@ class JobStore:
                     self._keys[key] = status.id
             if status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
-                    self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
+                    try:
+                        self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
+                    except OSError as e:
+                        print(f"parascale-server: job {status.id}: partial result not removed: {e}", file=sys.stderr)
                 self.update(
                     status.id,
                     state=INTERRUPTED,
@@ -216,6 +223,18 @@ class JobStore:
             elif status.state == QUEUED:
                 queued.append(status)
         return [s.id for s in sorted(queued, key=lambda s: s.created)]
+
+    def _sweep(self, folder: Path) -> None:
+        """The janitor: a job folder without ``status.json`` (a submission that failed half-way,
+        e.g. on a full disk) older than ``stale_after`` seconds is removed; younger ones may still
+        be being written by a submission in progress and are left alone."""
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:
+            return
+        if age > self.stale_after:
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"parascale-server: removed {folder.name}, a job folder without status.json", file=sys.stderr)
 
 
 class JobQueue:

@@ -121,6 +121,8 @@ async def submit_job(
         stored = await run_in_threadpool(store.create, status, job_request, decoded.files, key)
     except KeyPending:
         raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
+    except OSError as e:  # disk full, read-only, quota: the half-made folder is already removed
+        raise HTTPException(507, f"the jobs folder cannot store this job: {e.strerror or e}") from None
     if stored.id == status.id:
         jobs.submit(status.id)
     return stored
