@@ -89,6 +89,14 @@ def image_size(data: bytes) -> tuple[int, int]:
     if suffix == ".png":
         if len(data) < 24 or data[12:16] != b"IHDR":
             raise InputError("image: PNG without its IHDR header (truncated or corrupt)")
+        pos = 8
+        while pos + 8 <= len(data):  # every chunk fits in the file (a forged length makes libpng crawl)
+            n = int.from_bytes(data[pos : pos + 4], "big")
+            if pos + 12 + n > len(data):
+                raise InputError(f"image: PNG chunk at byte {pos} claims {n} bytes, past the end of the file")
+            if data[pos + 4 : pos + 8] == b"IEND":
+                break
+            pos += 12 + n
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if suffix == ".jpg":
         i = 2

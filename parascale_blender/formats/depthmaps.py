@@ -61,6 +61,10 @@ def decode_npy(data: bytes, source: str | os.PathLike, max_side: int | None = No
         msg = f"expected a numeric (H, W) depth array, got {dtype} {shape}"
         raise FormatError(source, msg, field="shape")
     _check_side(shape, max_side, source)
+    declared, available = int(np.prod(shape, dtype=object)) * dtype.itemsize, len(data) - f.tell()
+    if declared != available:  # checked before anything is allocated: a short header may ask for GiBs
+        msg = f"the header declares {declared} bytes of {dtype} {shape}, the file holds {available}"
+        raise FormatError(source, msg, field="shape")
     f.seek(0)
     try:
         a = np.load(f, allow_pickle=False)
