@@ -17,6 +17,7 @@ class Limits:
     max_side: int = 4096  # output width/height and conditioning image sides, pixels
     max_upload_bytes: int = 256 * 1024 * 1024
     max_fps: float = 1000.0
+    min_fps: float = 0.1  # below this an MP4 frame rate (a fraction over at most 1001) is not honest
     max_abs_coordinate: float = 1e9  # any pose entry or depth value, world units
 
 

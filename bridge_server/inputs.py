@@ -60,8 +60,8 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
         if isinstance(v, int | float) and not isinstance(v, bool) and not 2 <= v <= limits.max_side:
             problems.append(f"trajectory: field '{key}': must be in [2, {limits.max_side}], got {v}")
     fps = doc.get("fps")
-    if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > limits.max_fps:
-        problems.append(f"trajectory: field 'fps': at most {limits.max_fps:g}, got {fps}")
+    if isinstance(fps, int | float) and not isinstance(fps, bool) and not limits.min_fps <= fps <= limits.max_fps:
+        problems.append(f"trajectory: field 'fps': must be in [{limits.min_fps:g}, {limits.max_fps:g}], got {fps}")
     if problems:
         raise InputError(problems)
     try:

@@ -111,7 +111,7 @@ def frames_from_names(names: list[str]) -> np.ndarray | None:
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame_2`` before ``frame_10``."""
 
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+    return [(0, int(t), "") if t.isdecimal() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 def load_json(path: str | os.PathLike):

@@ -109,3 +109,11 @@ def test_exr_depth_with_no_valid_pixel_is_refused_and_a_valid_one_runs(server, h
     r = _post(http, server.url, scene, {"depth": ("d.exr", _exr(tmp_path, scene.depth))})
     assert r.status_code == 201, r.text
     assert wait_finished(http, server.url, r.json()["id"])["state"] == "done"
+
+
+@pytest.mark.parametrize("fps", [1e-300, 0.01, 5000])
+def test_fps_outside_what_an_mp4_can_carry_gets_422(server, http, fps):
+    scene = plane_scene(64, 40, 3)
+    doc = {**scene.doc, "fps": fps}
+    r = _post(http, server.url, scene, {"trajectory": ("t.json", json.dumps(doc).encode())})
+    assert r.status_code == 422 and "field 'fps'" in r.text, r.text
