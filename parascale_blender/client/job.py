@@ -152,7 +152,8 @@ class ServerJob:
         )
 
     def cancel(self) -> None:
-        """Ask the server to cancel; the job ends as ``cancelled`` on a later tick."""
+        """Ask the server to cancel (waiting at most ``tick_budget`` s for its answer); the job ends as
+        ``cancelled`` on a later tick."""
         if self.finished:
             return
         if self.job_id is None and self._call is not None and self._call[0] == "submit":
@@ -161,10 +162,23 @@ class ServerJob:
         if self.job_id is None:
             self._finish(wire.CANCELLED, "cancelled before submission")
             return
-        try:
-            self._apply(self.client.cancel(self.job_id))
-        except BridgeError as e:
-            self.message = f"cancel failed: {e}"
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["value"] = self.client.cancel(self.job_id)
+            except Exception as e:  # noqa: BLE001 - reported below
+                box["error"] = e
+
+        thread = threading.Thread(target=run, name="parascale-client-cancel", daemon=True)
+        thread.start()
+        thread.join(self.tick_budget)  # bounded like a tick: a hung server never freezes the UI
+        if thread.is_alive():
+            self.message = "cancel sent; waiting for the server"
+        elif "error" in box:
+            self.message = f"cancel failed: {box['error']}"
+        else:
+            self._apply(box["value"])
 
     def _unanswered(self, e: BridgeError) -> None:
         self._unreachable += 1

@@ -138,6 +138,9 @@ def test_hung_server_fails_the_job_in_bounded_time_without_blocking_ticks(tmp_pa
         job = ServerJob.attach(
             BridgeClient(url, timeout=1), JOB_ID, tmp_path / "x.mp4", poll_interval=0, max_unreachable=3
         )
+        t0 = time.monotonic()
+        job.cancel()  # answered by no one: bounded like a tick
+        assert time.monotonic() - t0 < 0.7 and job.state == "queued" and "waiting" in job.message
         t0, longest = time.monotonic(), 0.0
         while not job.finished and time.monotonic() - t0 < 20:
             t = time.monotonic()
