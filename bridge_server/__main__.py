@@ -11,6 +11,8 @@ from parascale_blender.client.wire import DEFAULT_PORT, is_loopback_host
 
 from .config import Limits, ServerConfig, default_threads
 
+TOKEN_ENV = "PARASCALE_TOKEN"  # the add-on starts the server with its per-install token here
+
 
 def mps_available() -> bool:
     import torch
@@ -43,8 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument(
         "--token",
-        default=os.environ.get("PARASCALE_TOKEN") or None,
-        help="require 'Authorization: Bearer TOKEN' on every request (default: $PARASCALE_TOKEN)",
+        default=None,
+        help=f"require 'Authorization: Bearer TOKEN' on every request (visible in the process list: "
+        f"prefer --token-file or ${TOKEN_ENV})",
+    )
+    p.add_argument("--token-file", type=Path, default=None, metavar="PATH", help="read the token from this file")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host header name served besides loopback names and --host (repeatable)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port]) allowed to call the server (repeatable; none by default)",
     )
     p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
     p.add_argument(
@@ -78,21 +96,82 @@ def build_parser() -> argparse.ArgumentParser:
         help="farm: a running job whose worker sent no heartbeat for S seconds is lost "
         "(default: $PARASCALE_HEARTBEAT_TIMEOUT or 60)",
     )
+    p.add_argument(
+        "--stuck-after",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds without progress after which /v1/health reports a worker as stuck",
+    )
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="at start, remove job folders without status.json older than this many seconds",
+    )
     p.add_argument("--log-level", default="warning")
     return p
 
 
+def resolve_token(args) -> str | None:
+    """The token from ``--token``, else ``--token-file``, else ``$PARASCALE_TOKEN``; None without one.
+    Raises ValueError naming the source when it is unusable."""
+    if args.token is not None:
+        token, source = args.token, "--token"
+    elif args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"--token-file: cannot read {args.token_file}: {e}") from None
+        source = f"--token-file {args.token_file}"
+    elif os.environ.get(TOKEN_ENV):
+        token, source = os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+    else:
+        return None
+    if len(token) < 8 or any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError(f"{source}: the token must be at least 8 printable characters without spaces")
+    return token
+
+
+def check_jobs_dir(path: Path) -> str | None:
+    """Why ``path`` cannot be the jobs folder (not a folder, cannot be created or written), or None."""
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        return f"--jobs-dir: {path} is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--jobs-dir: cannot create {path}: {e.strerror or e}"
+    probe = path / f".parascale-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        return (
+            f"--jobs-dir: {path} is not writable ({e.strerror or e}); the server keeps every job there: "
+            "fix its permissions or free space, or choose another folder"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.token = resolve_token(args)
+    except ValueError as e:
+        print(f"parascale-server: {e}", file=sys.stderr)
+        return 2
     if not is_loopback_host(args.host) and not args.token:
         print(
             f"parascale-server: refusing to bind {args.host} without --token "
-            "(only loopback addresses may run without one)",
+            f"(only loopback addresses may run without one; or set ${TOKEN_ENV} / --token-file)",
             file=sys.stderr,
         )
         return 2
-    if args.token is not None and len(args.token) < 8:
-        print("parascale-server: --token must be at least 8 characters", file=sys.stderr)
+    problem = check_jobs_dir(args.jobs_dir)
+    if problem is not None:
+        print(f"parascale-server: {problem}", file=sys.stderr)
         return 2
     weights = None
     if args.weights is not None:
@@ -136,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         weights_dir=weights,
         queue=args.queue,
         heartbeat_timeout=args.heartbeat_timeout,
+        stuck_after=args.stuck_after,
+        stale_after=args.stale_after,
+        allow_hosts=args.allow_host,
+        allow_origins=args.allow_origin,
     )
     import uvicorn
 

@@ -36,7 +36,15 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app = FastAPI(title="ParaScale generation server", version=__version__, lifespan=lifespan)
     app.state.config, app.state.store, app.state.jobs = config, store, jobs
-    app.add_middleware(GuardMiddleware, token=config.token, max_body=config.limits.max_upload_bytes)
+    app.add_middleware(
+        GuardMiddleware,
+        token=config.token,
+        max_body=config.limits.max_upload_bytes,
+        host=config.host,
+        port=config.port,
+        allow_hosts=tuple(config.allow_hosts),
+        allow_origins=tuple(config.allow_origins),
+    )
     install_error_handlers(app)
     app.include_router(router)
     return app

@@ -17,6 +17,7 @@ class Limits:
     max_side: int = 4096  # output width/height and conditioning image sides, pixels
     max_upload_bytes: int = 256 * 1024 * 1024
     max_fps: float = 1000.0
+    min_fps: float = 0.1  # below this an MP4 frame rate (a fraction over at most 1001) is not honest
     max_abs_coordinate: float = 1e9  # any pose entry or depth value, world units
 
 
@@ -28,6 +29,10 @@ class ServerConfig:
     token: str | None = None
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     limits: Limits = field(default_factory=Limits)
+    allow_hosts: list[str] = field(default_factory=list)  # Host names served besides loopback and the bound host
+    allow_origins: list[str] = field(default_factory=list)  # browser origins allowed to call (none by default)
+    stale_after: float = 600.0  # seconds after which the janitor removes a job folder without status.json
+    stuck_after: float = 900.0  # seconds without progress after which /v1/health calls a worker stuck
     weights_dir: Path | None = None  # root of the local model folders; sets PARASCALE_WEIGHTS for the process
     queue: str = "local"  # "local" (worker threads here) or a redis:// URL (parascale-worker processes)
     heartbeat_timeout: float | None = None  # farm: seconds without a heartbeat before a job is lost (None: env/60)

@@ -5,11 +5,19 @@ Authentication and the body-size limit are not dependencies but :class:`GuardMid
 ASGI layer in front of FastAPI: it must also cover ``/openapi.json`` and refuse an oversized body
 (413) before anything parses it. With a token every request needs ``Authorization: Bearer <token>``,
 compared in constant time.
+
+Browser safety (a web page must not drive the loopback server): the ``Host`` header must name a
+loopback name (``localhost``, ``127.0.0.1``, ``::1``), the bound host or an ``--allow-host`` name
+(this defeats DNS rebinding), and a request carrying an ``Origin`` header (every cross-origin
+browser request does) is refused unless that origin is the server itself or an ``--allow-origin``.
+Both refusals are 403, before the token check and before the body is read.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import urllib.parse
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -22,18 +30,77 @@ from .executor import Executor
 from .jobs import JobStore
 from .models import JobStatus
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _host_name(value: str) -> str | None:
+    """The host of a ``Host`` header value (``name[:port]``, ``[v6][:port]``), lower case; None if malformed."""
+    if not value or any(c in value for c in "/?#@\\ "):
+        return None
+    try:
+        parts = urllib.parse.urlsplit("//" + value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return None
+    return (parts.hostname or "").lower() or None
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
 
 class GuardMiddleware:
-    """Pure ASGI: bearer-token check (constant time) and the request-body size limit (413)."""
+    """Pure ASGI: Host allow-list and Origin check (403), bearer-token check (constant time) and
+    the request-body size limit (413)."""
 
-    def __init__(self, app, token: str | None, max_body: int):
+    def __init__(
+        self,
+        app,
+        token: str | None,
+        max_body: int,
+        host: str = "127.0.0.1",
+        port: int = wire.DEFAULT_PORT,
+        allow_hosts: tuple[str, ...] = (),
+        allow_origins: tuple[str, ...] = (),
+    ):
         self.app, self.max_body = app, max_body
         self.token = wire.bearer(token).encode() if token else None
+        self.any_host = _is_wildcard(host)  # bound to every interface: the token (required) guards it
+        self.hosts = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, host, *allow_hosts)}
+        self.port = port
+        self.origins = {o.rstrip("/").lower() for o in allow_origins}
+
+    def _refusal(self, headers: dict) -> str | None:
+        """Why a request must be refused for its Host or Origin header, or None."""
+        raw_host = headers.get(b"host", b"").decode("latin-1")
+        name = _host_name(raw_host)
+        if not self.any_host and (name is None or name.strip("[]") not in self.hosts):
+            return f"Host {raw_host!r} is not served here (allowed: {', '.join(sorted(self.hosts))}; see --allow-host)"
+        origin = headers.get(b"origin")
+        if origin is None:
+            return None
+        text = origin.decode("latin-1").rstrip("/").lower()
+        if text in self.origins:
+            return None
+        try:
+            o = urllib.parse.urlsplit(text)
+            same = o.scheme == "http" and (o.hostname or "") in self.hosts and (o.port or 80) == self.port
+        except ValueError:
+            same = False
+        if same:
+            return None
+        return f"cross-origin request from {text!r} refused (a web page may not drive this server; see --allow-origin)"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            return await error_response(403, refusal)(scope, receive, send)
         if self.token is not None and not hmac.compare_digest(
             headers.get(wire.AUTHORIZATION.lower().encode(), b""), self.token
         ):
@@ -48,7 +115,7 @@ class GuardMiddleware:
         if declared > self.max_body:
             return await too_big(scope, receive, send)
         if scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
+            return await self._guarded(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -68,7 +135,25 @@ class GuardMiddleware:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return await self.app(scope, replay, send)
+        return await self._guarded(scope, replay, send)
+
+    async def _guarded(self, scope, receive, send):
+        """Run the app; an exception that escaped every handler becomes a 500 answer here, so the
+        server neither logs a traceback per request nor drops the keep-alive connection."""
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as e:  # noqa: BLE001 - the last line of defence
+            if started:
+                raise
+            await error_response(500, f"internal error: {type(e).__name__}: {str(e)[:300]}")(scope, receive, send)
 
 
 def _config(request: Request) -> ServerConfig:

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .inputs import InputError
 from .models import ErrorBody
 
-ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 410, 413, 422)}  # documented on every route
+ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 410, 413, 422, 507)}  # documented on every route
 
 
 def error_response(status: int, error: str, detail: list[str] | None = None, headers: dict | None = None):

@@ -33,15 +33,20 @@ class Executor(Protocol):
 
     def counts(self) -> tuple[int, int]: ...
 
-    def workers(self) -> list[WorkerInfo]: ...
+    def workers(self, stuck_after: float) -> list[WorkerInfo]: ...
 
 
 class LocalExecutor(JobQueue):
     """Today's queue unchanged: one worker thread per device in this process."""
 
-    def workers(self) -> list[WorkerInfo]:
+    def workers(self, stuck_after: float) -> list[WorkerInfo]:
+        """Each device's thread: alive, its job, and stuck when that job made no progress for
+        ``stuck_after`` seconds."""
         host, names = socket.gethostname(), backend_names()
-        return [WorkerInfo(name=f"local:{d}", host=host, device=d, backends=names) for d in self.devices]
+        return [
+            WorkerInfo(name=f"local:{h['device']}", host=host, backends=names, **h)
+            for h in self.thread_health(stuck_after)
+        ]
 
 
 def is_farm_queue(spec: str) -> bool:
@@ -51,7 +56,7 @@ def is_farm_queue(spec: str) -> bool:
 def make_store_and_executor(config: ServerConfig) -> tuple[JobStore, Executor]:
     """The job store and executor ``config.queue`` names (``local`` or a ``redis://`` URL)."""
     if config.queue == LOCAL:
-        store = JobStore(config.jobs_dir)
+        store = JobStore(config.jobs_dir, stale_after=config.stale_after)
         return store, LocalExecutor(store, config.devices, config.limits)
     if not is_farm_queue(config.queue):
         raise ValueError(f"--queue must be 'local' or a redis:// URL, not {config.queue!r}")

@@ -346,7 +346,8 @@ class RedisExecutor:
         states = [s.state for s in self.store.all()]
         return states.count(QUEUED), states.count(RUNNING)
 
-    def workers(self) -> list[WorkerInfo]:
+    def workers(self, stuck_after: float) -> list[WorkerInfo]:
+        """The workers whose heartbeat is recent (a dead worker drops out; its job is reaped)."""
         return self.store.workers(max_age=3 * self.timeout)
 
     # -- the rest ----------------------------------------------------------------------------

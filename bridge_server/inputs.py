@@ -47,7 +47,7 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
     except json.JSONDecodeError as e:
         raise InputError(f"trajectory: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except (ValueError, RecursionError) as e:
-        raise InputError(f"trajectory: invalid JSON: {e}") from None
+        raise InputError(f"trajectory: invalid JSON: {str(e)[:200]}") from None
     if not isinstance(doc, dict):
         raise InputError("trajectory: the top level must be a JSON object")
     problems = []
@@ -60,13 +60,13 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
         if isinstance(v, int | float) and not isinstance(v, bool) and not 2 <= v <= limits.max_side:
             problems.append(f"trajectory: field '{key}': must be in [2, {limits.max_side}], got {v}")
     fps = doc.get("fps")
-    if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > limits.max_fps:
-        problems.append(f"trajectory: field 'fps': at most {limits.max_fps:g}, got {fps}")
+    if isinstance(fps, int | float) and not isinstance(fps, bool) and not limits.min_fps <= fps <= limits.max_fps:
+        problems.append(f"trajectory: field 'fps': must be in [{limits.min_fps:g}, {limits.max_fps:g}], got {fps}")
     if problems:
         raise InputError(problems)
     try:
         traj = trajectory_from_dict(doc, "trajectory")
-    except ValueError as e:  # FormatError included
+    except (ValueError, OverflowError, RecursionError) as e:  # FormatError included
         raise InputError(str(e)) from None
     big = np.abs(traj.c2w).max(axis=(1, 2)) > limits.max_abs_coordinate
     if big.any():
@@ -80,16 +80,67 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
     return traj
 
 
+JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of PNG or JPEG bytes read from the header alone (nothing decoded)."""
+    suffix = wire.sniff_suffix(data)
+    if suffix == ".png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise InputError("image: PNG without its IHDR header (truncated or corrupt)")
+        pos = 8
+        while pos + 8 <= len(data):  # every chunk fits in the file (a forged length makes libpng crawl)
+            n = int.from_bytes(data[pos : pos + 4], "big")
+            if pos + 12 + n > len(data):
+                raise InputError(f"image: PNG chunk at byte {pos} claims {n} bytes, past the end of the file")
+            if data[pos + 4 : pos + 8] == b"IEND":
+                break
+            pos += 12 + n
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if suffix == ".jpg":
+        i = 2
+        while i + 4 <= len(data):
+            if data[i] != 0xFF:
+                raise InputError(f"image: JPEG marker expected at byte {i} (corrupt header)")
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
+                i += 2
+                continue
+            if marker == 0xD9 or marker == 0xDA:
+                break
+            length = int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker in JPEG_SOF:
+                if i + 9 > len(data) or length < 8:
+                    break
+                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+            if length < 2:
+                raise InputError(f"image: JPEG segment of length {length} at byte {i} (corrupt header)")
+            i += 2 + length
+        raise InputError("image: JPEG without a frame header before its image data (truncated or corrupt)")
+    raise InputError("image: not a PNG or JPEG file (checked by its first bytes)")
+
+
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:
-    """PNG or JPEG bytes → (H, W, 3) uint8 RGB."""
+    """PNG or JPEG bytes → (H, W, 3) uint8 RGB. The size is checked from the header before decoding."""
     if wire.sniff_suffix(data) not in wire.IMAGE_SUFFIXES:
         raise InputError("image: not a PNG or JPEG file (checked by its first bytes)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    w, h = image_size(data)
+    if max(w, h) > limits.max_side:
+        raise InputError(f"image: {w}x{h} (from its header) is larger than the limit of {limits.max_side} px a side")
+    if min(w, h) < 1:
+        raise InputError(f"image: {w}x{h} (from its header) has no pixels")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        raise InputError(f"image: the PNG/JPEG data could not be decoded ({str(e).strip()[:200]})") from None
     if img is None:
         raise InputError("image: the PNG/JPEG data could not be decoded (truncated or corrupt?)")
-    h, w = img.shape[:2]
-    if max(h, w) > limits.max_side:
-        raise InputError(f"image: {w}x{h} is larger than the limit of {limits.max_side} px a side")
+    if img.shape[:2] != (h, w):
+        raise InputError(f"image: decodes to {img.shape[1]}x{img.shape[0]}, its header says {w}x{h}")
     return np.ascontiguousarray(img[..., ::-1])
 
 
@@ -112,7 +163,13 @@ def decode_depth(data: bytes, scale: float | None, limits: Limits) -> np.ndarray
         raise InputError(f"depth: {int(neg.sum())} negative values (first at row {r}, column {c}: {depth[r, c]:g})")
     if (np.isfinite(depth) & (depth > limits.max_abs_coordinate)).any():
         raise InputError(f"depth: values beyond {limits.max_abs_coordinate:g} world units (wrong depth_scale?)")
-    return clean_depth(depth)
+    depth = clean_depth(depth)
+    if not np.isfinite(depth).any():
+        raise InputError(
+            f"depth: none of its {depth.size} pixels holds a depth (all zero, NaN or infinite): "
+            "wrong channel or an empty render?"
+        )
+    return depth
 
 
 def match_sizes(traj: Trajectory, image: np.ndarray, depth: np.ndarray) -> np.ndarray:

@@ -18,10 +18,13 @@ first and renamed when the job is done.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
 import re
+import shutil
+import sys
 import threading
 import time
 import traceback
@@ -47,6 +50,18 @@ FILE_NAMES = frozenset(
     | {f"result{x}" for x in RESULT_SUFFIXES}
     | {f"result.partial{x}" for x in RESULT_SUFFIXES}
 )
+
+
+class KeyPending(Exception):
+    """A submission with this idempotency key is still being stored."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def new_job_id() -> str:
@@ -75,11 +90,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class JobStore:
     """Job folders under ``root`` plus an in-memory index of their statuses."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, stale_after: float = 600.0):
         self.root = Path(root).resolve()
+        self.stale_after = stale_after  # seconds after which a folder without status.json is debris
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
+        self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
 
     def path(self, job_id: str, name: str) -> Path:
         """The file ``name`` (one of :data:`FILE_NAMES`) of job ``job_id`` (32 hex digits)."""
@@ -100,15 +117,45 @@ class JobStore:
         """The finished result file of a job (any kind), or None."""
         return self.find(job_id, "result")
 
-    def create(self, status: JobStatus, request: dict, files: dict[str, bytes]) -> None:
-        folder = self.path(status.id, "status.json").parent
-        folder.mkdir()
-        for name, data in files.items():
-            _write_atomic(self.path(status.id, name), data)
-        _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
+    def by_key(self, key: str | None) -> JobStatus | None:
+        """The job submitted with idempotency ``key``; raises :class:`KeyPending` while its
+        submission is still being stored."""
+        if not key:
+            return None
         with self._lock:
-            self._jobs[status.id] = status
-            _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
+            job_id = self._keys.get(key)
+            if job_id is None:
+                return None
+            status = self._jobs.get(job_id)
+            if status is None:
+                raise KeyPending(key)
+            return status
+
+    def create(self, status: JobStatus, request: dict, files: dict[str, bytes], key: str | None = None) -> JobStatus:
+        """Store a new job; with an idempotency ``key`` already used, store nothing and return the
+        first job's status. A failure (disk full, read-only) removes the half-made folder."""
+        with self._lock:
+            if (existing := self.by_key(key)) is not None:
+                return existing
+            if key:
+                self._keys[key] = status.id
+                request = {**request, "idempotency_key": key}
+        folder = self.path(status.id, "status.json").parent
+        try:
+            folder.mkdir()
+            for name, data in files.items():
+                _write_atomic(self.path(status.id, name), data)
+            _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
+            with self._lock:
+                _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
+                self._jobs[status.id] = status
+        except BaseException:
+            with self._lock:
+                if key:
+                    self._keys.pop(key, None)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return status
 
     def get(self, job_id: str) -> JobStatus | None:
         with self._lock:
@@ -119,15 +166,24 @@ class JobStore:
             return sorted(self._jobs.values(), key=lambda s: s.created)
 
     def update(self, job_id: str, **changes) -> JobStatus:
+        """Change a job's status in memory, then on disk. A folder that cannot be written (deleted,
+        read-only, disk full) never loses the change for this process: the error is noted in the
+        job's log line on stderr and the in-memory status stays the truth served."""
         with self._lock:
             status = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = status
-            _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
+            try:
+                _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
+            except OSError as e:
+                print(f"parascale-server: job {job_id}: status not saved: {e}", file=sys.stderr)
             return status
 
     def log(self, job_id: str, line: str) -> None:
-        with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        try:
+            with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        except OSError as e:
+            print(f"parascale-server: job {job_id}: log not written ({e}): {line}", file=sys.stderr)
 
     def recover(self) -> list[str]:
         """Load every job folder; running jobs become ``interrupted``. Returns queued ids, oldest first."""
@@ -137,13 +193,25 @@ class JobStore:
                 continue
             try:
                 status = JobStatus.model_validate_json(self.path(folder.name, "status.json").read_bytes())
+            except FileNotFoundError:
+                self._sweep(folder)
+                continue
             except (OSError, ValueError):
                 continue  # a folder without a readable status is not a job (never served)
+            try:
+                key = json.loads(self.path(folder.name, "request.json").read_bytes()).get("idempotency_key")
+            except (OSError, ValueError, AttributeError):
+                key = None
             with self._lock:
                 self._jobs[status.id] = status
+                if isinstance(key, str) and key:
+                    self._keys[key] = status.id
             if status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
-                    self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
+                    try:
+                        self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
+                    except OSError as e:
+                        print(f"parascale-server: job {status.id}: partial result not removed: {e}", file=sys.stderr)
                 self.update(
                     status.id,
                     state=INTERRUPTED,
@@ -156,6 +224,18 @@ class JobStore:
                 queued.append(status)
         return [s.id for s in sorted(queued, key=lambda s: s.created)]
 
+    def _sweep(self, folder: Path) -> None:
+        """The janitor: a job folder without ``status.json`` (a submission that failed half-way,
+        e.g. on a full disk) older than ``stale_after`` seconds is removed; younger ones may still
+        be being written by a submission in progress and are left alone."""
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:
+            return
+        if age > self.stale_after:
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"parascale-server: removed {folder.name}, a job folder without status.json", file=sys.stderr)
+
 
 class JobQueue:
     """A FIFO of job ids served by one worker thread per torch device."""
@@ -165,6 +245,8 @@ class JobQueue:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        # device -> (job id, monotonic time of its last progress) while a worker runs a job
+        self._busy: dict[str, tuple[str, float]] = {}
 
     def start(self) -> None:
         for job_id in self.store.recover():
@@ -201,15 +283,49 @@ class JobQueue:
                 return self.store.update(job_id, state=CANCELLED, finished=time.time(), message="cancelled")
             return self.store.update(job_id, message="cancelling")
 
+    def thread_health(self, stuck_after: float) -> list[dict]:
+        """One line per worker: device, alive, the job it runs, seconds since that job's last
+        progress, and ``stuck`` when that exceeds ``stuck_after`` seconds."""
+        now, out = time.monotonic(), []
+        for dev, t in zip(self.devices, self._threads, strict=False):
+            job_id, since = self._busy.get(dev, (None, now))
+            idle = now - since if job_id else 0.0
+            out.append(
+                {
+                    "device": dev,
+                    "alive": t.is_alive(),
+                    "job": job_id,
+                    "seconds_since_progress": round(idle, 3),
+                    "stuck": bool(job_id) and idle > stuck_after,
+                }
+            )
+        return out
+
     def _work(self, device: str) -> None:
+        """The worker loop: no exception of a job, or of writing its status, ends it."""
         while True:
             job_id = self._queue.get()
             if job_id is None:
                 return
+            self._busy[device] = (job_id, time.monotonic())
             try:
                 self._run(job_id, device)
+            except BaseException as e:  # noqa: BLE001 - the worker must outlive any job
+                self._fail_quietly(job_id, f"{type(e).__name__}: {e}")
+                if not isinstance(e, Exception):
+                    raise
             finally:
+                self._busy.pop(device, None)
                 self._cancel.pop(job_id, None)
+
+    def _fail_quietly(self, job_id: str, reason: str) -> None:
+        try:
+            with self.store._lock:
+                status = self.store.get(job_id)
+                if status is not None and status.state not in FINISHED:
+                    self.store.update(job_id, state=FAILED, error=reason, message="failed", finished=time.time())
+        except Exception as e:  # noqa: BLE001
+            print(f"parascale-server: job {job_id}: could not be marked failed: {e}", file=sys.stderr)
 
     def _run(self, job_id: str, device: str) -> None:
         store = self.store
@@ -232,6 +348,7 @@ class JobQueue:
 
             def progress(fraction: float, message: str) -> None:
                 now = time.monotonic()
+                self._busy[device] = (job_id, now)
                 if fraction >= 1.0 or now - last[0] > 0.05:
                     last[0] = now
                     store.update(job_id, progress=min(max(fraction, 0.0), 1.0), message=message)
@@ -241,6 +358,7 @@ class JobQueue:
             t_gen = time.perf_counter()
             shape = backend.generate(job, progress, cancel.is_set) or {}
             t_gen = time.perf_counter() - t_gen
+            digest = file_sha256(partial)
             os.replace(partial, store.path(job_id, f"result{backend.result_suffix}"))
             shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
             store.update(
@@ -250,6 +368,7 @@ class JobQueue:
                 message="done",
                 finished=time.time(),
                 generation_seconds=t_gen,
+                result_sha256=digest,
                 **shape,
             )
             store.log(job_id, f"done in {t_gen:.3f} s")

@@ -27,10 +27,15 @@ class WorkerInfo(BaseModel):
     backends: list[str]
     heartbeat: float | None = Field(None, description="its last heartbeat (Unix time; farm workers only)")
     job: str | None = Field(None, description="the job it is running, if any")
+    alive: bool = Field(True, description="false: the worker has ended (jobs on its device never start)")
+    seconds_since_progress: float = Field(0.0, description="since its job last reported progress")
+    stuck: bool = Field(False, description="no progress for longer than the server's --stuck-after")
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded: a worker is dead or stuck (see workers); restart the server"
+    )
     version: str
     device: str = Field(description="the first worker's torch device")
     devices: list[str]
@@ -39,7 +44,7 @@ class Health(BaseModel):
     running: int
     weights_dir: str | None = Field(None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS)")
     queue: str = Field("local", description="'local' (worker threads in this process) or the farm's redis:// URL")
-    workers: list[WorkerInfo] = Field(default_factory=list, description="the workers seen (farm: last heartbeat)")
+    workers: list[WorkerInfo] = Field(default_factory=list, description="the workers seen, and whether they work")
 
 
 class BackendInfo(BaseModel):
@@ -73,6 +78,7 @@ class JobStatus(BaseModel):
     fps: float = Field(description="frames per second (0 for a single image result)")
     first_frame: int = Field(description="the trajectory's first frame number (where the clip starts)")
     generation_seconds: float | None = Field(None, description="time spent inside the backend")
+    result_sha256: str | None = Field(None, description="hex SHA-256 of the result file (when done)")
     result_media_type: str = Field(
         wire.MP4,
         description="what GET /v1/jobs/{id}/result serves: video/mp4, application/octet-stream (.npy depth) "

@@ -4,9 +4,10 @@ jobs (submit, list, status, result, cancel). Handlers stay thin: uploads are dec
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
@@ -18,7 +19,8 @@ from .backends import backend_names, get_backend
 from .backends.weights import weights_root
 from .dependencies import Config, Job, Queue, Store
 from .errors import ERRORS
-from .jobs import queued_status
+from .inputs import InputError
+from .jobs import KeyPending, file_sha256, queued_status
 from .models import BackendInfo, Health, JobList, JobStatus
 from .uploads import backend_for, check_uploads, decode_uploads, parse_params
 
@@ -34,7 +36,10 @@ def _weights_dir(backend) -> str | None:
 @router.get(wire.HEALTH, response_model=Health, responses=ERRORS)
 def health(config: Config, jobs: Queue) -> Health:
     queued, running = jobs.counts()
+    workers = jobs.workers(config.stuck_after)
     return Health(
+        status="ok" if all(w.alive and not w.stuck for w in workers) else "degraded",
+        workers=workers,
         version=__version__,
         device=config.devices[0],
         devices=config.devices,
@@ -43,13 +48,12 @@ def health(config: Config, jobs: Queue) -> Health:
         running=running,
         weights_dir=str(root) if (root := weights_root()) is not None else None,
         queue="local" if config.queue == "local" else "redis",
-        workers=jobs.workers(),
     )
 
 
 @router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS)
-def backends(jobs: Queue) -> list[BackendInfo]:
-    out, seen = [], jobs.workers()
+def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
+    out, seen = [], jobs.workers(config.stuck_after)
     for name in backend_names():
         b = get_backend(name)
         ok, reason = b.available()
@@ -72,6 +76,7 @@ def backends(jobs: Queue) -> list[BackendInfo]:
 
 @router.post(wire.JOBS, status_code=201, response_model=JobStatus, responses=ERRORS)
 async def submit_job(
+    request: Request,
     config: Config,
     store: Store,
     jobs: Queue,
@@ -100,6 +105,9 @@ async def submit_job(
         int, Form(ge=0, le=3, description="farm queue: times to queue the job again when its worker is lost")
     ] = 0,
 ) -> JobStatus:
+    key = _idempotency_key(request)
+    if (existing := _by_key(store, key)) is not None:
+        return existing
     b = backend_for(backend)
     given = {wire.TRAJECTORY: trajectory, wire.IMAGE: image, wire.DEPTH: depth, wire.VIDEO: video}
     check_uploads(b, {k: (None if f is None else f.filename or "") for k, f in given.items()})
@@ -108,16 +116,39 @@ async def submit_job(
     blobs = {k: await f.read() for k, f in uploads.items()}
     decoded = await run_in_threadpool(decode_uploads, blobs, config.limits, parsed, depth_scale, num_frames)
     status = queued_status(b, decoded.shape)
-    request = {
+    job_request = {
         "backend": backend,
         "params": parsed.model_dump(mode="json"),
         "depth_scale": depth_scale,
         "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
         "retries": retries,
     }
-    await run_in_threadpool(store.create, status, request, decoded.files)
-    jobs.submit(status.id)
-    return status
+    try:
+        stored = await run_in_threadpool(store.create, status, job_request, decoded.files, key)
+    except KeyPending:
+        raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
+    except OSError as e:  # disk full, read-only, quota: the half-made folder is already removed
+        raise HTTPException(507, f"the jobs folder cannot store this job: {e.strerror or e}") from None
+    if stored.id == status.id:
+        jobs.submit(status.id)
+    return stored
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(wire.IDEMPOTENCY_KEY)
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise InputError(f"{wire.IDEMPOTENCY_KEY}: must be 1 to 128 letters, digits, '_' or '-'")
+    return key
+
+
+def _by_key(store, key: str | None) -> JobStatus | None:
+    try:
+        return store.by_key(key)
+    except KeyPending:
+        raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
 
 
 @router.get(wire.JOBS, response_model=JobList, responses=ERRORS)
@@ -153,4 +184,13 @@ def job_result(job: Job, store: Store):
     path = store.result_path(job.id)
     if path is None:
         raise HTTPException(410, f"job {job.id} is done but its result file is gone from the jobs folder")
-    return FileResponse(path, media_type=job.result_media_type, filename=f"parascale_{job.id}{path.suffix}")
+    digest = job.result_sha256
+    if digest is None:  # a job finished by an older server
+        digest = file_sha256(path)
+        store.update(job.id, result_sha256=digest)
+    return FileResponse(
+        path,
+        media_type=job.result_media_type,
+        filename=f"parascale_{job.id}{path.suffix}",
+        headers={wire.CONTENT_SHA256: digest},
+    )

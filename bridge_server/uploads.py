@@ -87,6 +87,10 @@ def parse_params(b: Backend, text: str) -> BaseModel:
     except ValidationError as e:
         lines = [f"params.{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
         raise InputError(lines or ["params: must be a JSON object"]) from None
+    except RecursionError:
+        raise InputError("params: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise InputError(f"params: {str(e)[:200]}") from None
 
 
 def decode_uploads(

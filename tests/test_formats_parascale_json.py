@@ -121,3 +121,27 @@ def test_syntax_error_has_a_line_number(tmp_path):
 def test_missing_file_is_a_format_error(tmp_path):
     with pytest.raises(FormatError, match="nope.json: file not found"):
         read_parascale_json(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("bad", [2**63, -(2**63) - 1, 10**400, 1e300])
+def test_visibility_index_beyond_int64_is_a_format_error(tmp_path, bad):
+    doc = json.loads(json.dumps(random_trajectory_doc()))
+    doc["points"] = {"xyz": [[0, 0, 4]], "visibility": [[0]] * (len(doc["frames"]) - 1) + [[bad]]}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=r"points\.visibility\["):
+        read_parascale_json(path)
+
+
+def random_trajectory_doc() -> dict:
+    return {
+        "format": "parascale-trajectory",
+        "version": 1,
+        "convention": {"pose": "camera_to_world", "axes": "opencv", "intrinsics": "pixels"},
+        "fps": 24,
+        "width": 64,
+        "height": 40,
+        "frames": [
+            {"frame": i + 1, "c2w": np.eye(4).tolist(), "intrinsics": [50.0, 50.0, 32.0, 20.0]} for i in range(3)
+        ],
+    }

@@ -1,4 +1,4 @@
-"""bpy-free client of the ParaScale generation server: :class:`BridgeClient` (HTTP, urllib only),
+"""bpy-free client of the ParaScale generation server: :class:`BridgeClient` (HTTP on ``requests``),
 :class:`ServerJob` (the submit / poll / download state machine driven by ``tick()``, for any
 backend: generate, track, depth), the tracking and depth shortcuts of ``jobs.py``, and ``wire``
 (the protocol vocabulary shared with ``bridge_server``)."""

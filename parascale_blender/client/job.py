@@ -1,7 +1,9 @@
 """The server-job state machine (generate, track, depth: any backend): plain Python, driven by :meth:`ServerJob.tick`.
 
 Inside Blender a persistent timer calls ``tick()`` (the bpy module has no event loop, so tests
-call it directly). Each tick makes at most one HTTP call and never waits for the generation.
+call it directly). Each tick starts at most one HTTP call, on a background thread, and waits for it
+at most ``tick_budget`` seconds (default 0.5): a fast server's answer is applied in the same tick, a
+hung one never blocks Blender's UI for longer; the call's answer is taken by a later tick.
 
 Any backend: the request carries the uploads the backend takes, and the result is saved as it is
 (an MP4, a ``.npy`` depth map or a ParaScale trajectory JSON: see :attr:`ServerJob.result_media_type`).
@@ -10,18 +12,22 @@ States: ``pending`` (not yet submitted) → ``queued`` / ``running`` (mirroring 
 ``downloading`` (the server is done; the next tick saves the result) → ``done``. Terminal states:
 ``done``, ``failed``, ``cancelled``, ``interrupted`` (the server restarted mid-job), ``lost``
 (the server no longer knows the job). A server that stops answering while a job runs is retried
-for ``max_unreachable`` ticks before the job fails; the job id survives for re-attaching.
+for ``max_unreachable`` polls before the job fails (a call that gets no answer within the
+client's deadline, a refused connection, or a garbage answer each count as one); the job id
+survives for re-attaching. A submission that gets no answer is retried with the same
+idempotency key, so the server never runs it twice.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import wire
-from .http import BridgeClient, BridgeError, ServerNotRunning
+from .http import BridgeClient, BridgeError, NoAnswer, new_idempotency_key
 
 PENDING, DOWNLOADING, LOST = "pending", "downloading", "lost"  # client-side states (not on the wire)
 TERMINAL = wire.FINISHED | {LOST}
@@ -60,6 +66,7 @@ class ServerJob:
         job_id: str | None = None,
         poll_interval: float = 0.5,
         max_unreachable: int = 60,
+        tick_budget: float = 0.5,
     ):
         self.client, self.request = client, request
         self.output_path = Path(output_path)
@@ -71,6 +78,10 @@ class ServerJob:
         self.result_path: Path | None = None
         self._last_poll = -float("inf")
         self._unreachable = 0
+        self.tick_budget = float(tick_budget)
+        self.idempotency_key = new_idempotency_key()  # one per job: a re-submission is the same job
+        self._call: tuple[str, threading.Thread, dict] | None = None  # the HTTP call in flight
+        self._cancel_pending = False
         if request is None and job_id is None:
             raise ValueError("a ServerJob needs a request to submit or a job id to attach to")
 
@@ -90,72 +101,128 @@ class ServerJob:
         return self.state in TERMINAL
 
     def tick(self, now: float | None = None) -> str:
-        """Advance by at most one HTTP call; returns the state. Safe to call at any rate."""
+        """Advance by at most one HTTP call; returns the state. Safe to call at any rate; returns
+        within about ``tick_budget`` seconds whatever the server does."""
         now = time.monotonic() if now is None else now
         if self.finished:
             return self.state
-        if self.state == PENDING:
-            self._submit()
-        elif self.state == DOWNLOADING:
-            self._download()
-        elif now - self._last_poll >= self.poll_interval:
-            self._last_poll = now
-            self._poll()
+        if self._call is None:
+            if self.state == PENDING:
+                self._start("submit", self._do_submit)
+            elif self.state == DOWNLOADING:
+                self._start("download", lambda: self.client.download(self.job_id, self.output_path))
+            elif now - self._last_poll >= self.poll_interval:
+                self._last_poll = now
+                self._start("poll", lambda: self.client.status(self.job_id))
+        if self._call is not None:
+            kind, thread, box = self._call
+            thread.join(self.tick_budget)
+            if thread.is_alive():
+                return self.state
+            self._call = None
+            if not self.finished:  # cancelled meanwhile: the late answer is dropped
+                getattr(self, f"_after_{kind}")(box.get("value"), box.get("error"))
         return self.state
 
+    def _start(self, kind: str, fn) -> None:
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except Exception as e:  # noqa: BLE001 - handed to the tick that takes the answer
+                box["error"] = e
+
+        thread = threading.Thread(target=run, name=f"parascale-client-{kind}", daemon=True)
+        self._call = (kind, thread, box)
+        thread.start()
+
+    def _do_submit(self) -> dict:
+        r = self.request
+        return self.client.submit(
+            r.trajectory,
+            r.image,
+            r.depth,
+            r.backend,
+            r.params,
+            r.depth_scale,
+            video=r.video,
+            video_name=r.video_name,
+            idempotency_key=self.idempotency_key,
+        )
+
     def cancel(self) -> None:
-        """Ask the server to cancel; the job ends as ``cancelled`` on a later tick."""
+        """Ask the server to cancel (waiting at most ``tick_budget`` s for its answer); the job ends as
+        ``cancelled`` on a later tick."""
         if self.finished:
+            return
+        if self.job_id is None and self._call is not None and self._call[0] == "submit":
+            self._cancel_pending, self.message = True, "cancelling"  # cancelled once the server names the job
             return
         if self.job_id is None:
             self._finish(wire.CANCELLED, "cancelled before submission")
             return
-        try:
-            self._apply(self.client.cancel(self.job_id))
-        except BridgeError as e:
-            self.message = f"cancel failed: {e}"
+        box: dict = {}
 
-    def _submit(self) -> None:
-        r = self.request
-        try:
-            status = self.client.submit(
-                r.trajectory,
-                r.image,
-                r.depth,
-                r.backend,
-                r.params,
-                r.depth_scale,
-                video=r.video,
-                video_name=r.video_name,
-            )
-        except (BridgeError, OSError) as e:
+        def run() -> None:
+            try:
+                box["value"] = self.client.cancel(self.job_id)
+            except Exception as e:  # noqa: BLE001 - reported below
+                box["error"] = e
+
+        thread = threading.Thread(target=run, name="parascale-client-cancel", daemon=True)
+        thread.start()
+        thread.join(self.tick_budget)  # bounded like a tick: a hung server never freezes the UI
+        if thread.is_alive():
+            self.message = "cancel sent; waiting for the server"
+        elif "error" in box:
+            self.message = f"cancel failed: {box['error']}"
+        else:
+            self._apply(box["value"])
+
+    def _unanswered(self, e: BridgeError) -> None:
+        self._unreachable += 1
+        self.message = f"waiting for the server ({self._unreachable}/{self.max_unreachable}): {e}"
+        if self._unreachable >= self.max_unreachable:
             self._finish(wire.FAILED, error=str(e))
-            return
-        self.job_id = status["id"]
-        self._apply(status)
 
-    def _poll(self) -> None:
-        try:
-            status = self.client.status(self.job_id)
-        except ServerNotRunning as e:
-            self._unreachable += 1
-            self.message = f"waiting for the server ({self._unreachable}/{self.max_unreachable}): {e}"
-            if self._unreachable >= self.max_unreachable:
-                self._finish(wire.FAILED, error=str(e))
+    def _after_submit(self, status, error) -> None:
+        if isinstance(error, NoAnswer):  # the upload may have arrived: retry with the same key
+            self._unanswered(error)
+        elif error is not None:  # refused (nothing arrived), rejected, or a file that cannot be read
+            self._finish(wire.FAILED, error=str(error))
+        else:
+            self._unreachable = 0
+            self.job_id = status["id"]
+            self._apply(status)
+            if self._cancel_pending:
+                self.cancel()
+
+    def _after_poll(self, status, error) -> None:
+        if isinstance(error, BridgeError) and error.status == 404:
+            self._finish(LOST, error=f"the server does not know job {self.job_id} (jobs folder changed?)")
+        elif isinstance(error, BridgeError) and error.status is not None and error.status < 500:
+            self.message = str(error)
+        elif error is not None:  # no answer, refused, a server error or a garbage answer
+            self._unanswered(error if isinstance(error, BridgeError) else BridgeError(str(error)))
+        else:
+            self._unreachable = 0
+            self._apply(status)
+
+    def _after_download(self, path, error) -> None:
+        if error is not None:
+            self._finish(wire.FAILED, error=f"download failed: {error}")
             return
-        except BridgeError as e:
-            if e.status == 404:
-                self._finish(LOST, error=f"the server does not know job {self.job_id} (jobs folder changed?)")
-            else:
-                self.message = str(e)
-            return
-        self._unreachable = 0
-        self._apply(status)
+        self.result_path = path
+        self._finish(wire.DONE, "done")
+        self.progress = 1.0
 
     def _apply(self, status: dict) -> None:
         self.server_status = status
-        self.progress = float(status.get("progress", self.progress))
-        self.message = str(status.get("message", ""))
+        progress = status.get("progress", self.progress)
+        if isinstance(progress, int | float) and not isinstance(progress, bool) and 0 <= progress <= 1:
+            self.progress = float(progress)
+        self.message = str(status.get("message", ""))[:1000]
         state = status.get("state")
         if state == wire.DONE:
             self.state = DOWNLOADING
@@ -163,15 +230,6 @@ class ServerJob:
             self._finish(state, error=status.get("error") or None)
         elif state in (wire.QUEUED, wire.RUNNING):
             self.state = state
-
-    def _download(self) -> None:
-        try:
-            self.result_path = self.client.download(self.job_id, self.output_path)
-        except (BridgeError, OSError) as e:
-            self._finish(wire.FAILED, error=f"download failed: {e}")
-            return
-        self._finish(wire.DONE, "done")
-        self.progress = 1.0
 
     def _finish(self, state: str, message: str = "", error: str | None = None) -> None:
         self.state = state

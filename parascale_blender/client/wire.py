@@ -10,6 +10,9 @@ Contract (HTTP/JSON, prefix :data:`API`):
   the file uploads :data:`UPLOADS` a backend takes, plus the form fields :data:`FORM_FIELDS`).
   Job ids are 32 hex digits. Every error answer is JSON ``{"error": str, "detail": [str]}``.
 - With a token, every request carries ``Authorization: Bearer <token>`` (:func:`bearer`).
+- ``POST /v1/jobs`` may carry :data:`IDEMPOTENCY_KEY` (1-128 of ``[A-Za-z0-9_-]``): a job submitted
+  with a key already seen is not created again; the first job's status is answered.
+- ``GET .../result`` answers :data:`CONTENT_SHA256` (hex SHA-256 of the file) and ``Content-Length``.
 - A job's ``state`` is one of :data:`JOB_STATES`; :data:`FINISHED` are final on the server.
 - Uploads are recognised by their first bytes (:func:`sniff_suffix`), never by their names; the
   server stores each as ``<field><suffix>``.
@@ -49,6 +52,8 @@ JOB_RESULT = f"{JOB}/result"
 # -- headers -----------------------------------------------------------------------------------
 AUTHORIZATION = "Authorization"
 BEARER = "Bearer"
+IDEMPOTENCY_KEY = "Idempotency-Key"  # on POST /v1/jobs: the same key again returns the same job
+CONTENT_SHA256 = "X-Content-SHA256"  # on a result: the hex SHA-256 of the whole file
 
 
 def bearer(token: str) -> str:

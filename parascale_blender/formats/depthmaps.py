@@ -61,6 +61,11 @@ def decode_npy(data: bytes, source: str | os.PathLike, max_side: int | None = No
         msg = f"expected a numeric (H, W) depth array, got {dtype} {shape}"
         raise FormatError(source, msg, field="shape")
     _check_side(shape, max_side, source)
+    declared, available = int(np.prod(shape, dtype=object)) * dtype.itemsize, len(data) - f.tell()
+    if declared != available:  # checked before anything is allocated: a short header may ask for GiBs
+        msg = f"not a readable .npy array: its header declares {declared} bytes of {dtype} {shape}"
+        msg += f", the file holds {available}"
+        raise FormatError(source, msg, field="shape")
     f.seek(0)
     try:
         a = np.load(f, allow_pickle=False)
@@ -167,7 +172,7 @@ def read_depth_map(path: str | os.PathLike, scale: float | None = None, channel:
 
 
 def _natural_key(p: Path) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+    return [int(t) if t.isdecimal() else t for t in re.split(r"(\d+)", p.name)]
 
 
 def list_depth_maps(folder: str | os.PathLike) -> list[Path]:

@@ -82,7 +82,7 @@ def _pick_channel(names: list[str], channel: str | None, path) -> str:
 
 def _unzip(block: bytes, size: int, path, y: int) -> bytes:
     try:
-        t = np.frombuffer(zlib.decompress(block), dtype=np.uint8).astype(np.int64)
+        t = np.frombuffer(zlib.decompressobj().decompress(block, size + 1), dtype=np.uint8).astype(np.int64)
     except zlib.error as e:
         raise FormatError(path, f"scanline block at y={y}: corrupt ZIP data ({e})", field="chunk") from None
     if len(t) != size:

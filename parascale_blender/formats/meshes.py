@@ -82,7 +82,7 @@ def _ply_header(data: bytes, path) -> tuple[str, list[_Element], int]:
             fmt = tok[1]
             if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
                 raise FormatError(path, f"unknown PLY format {fmt!r}", no, "format")
-        elif tok[0] == "element" and len(tok) == 3 and tok[2].isdigit():
+        elif tok[0] == "element" and len(tok) == 3 and tok[2].isdecimal():
             elements.append(_Element(tok[1], int(tok[2]), [], no))
         elif tok[0] == "property" and elements and len(tok) == 3 and tok[1] in PLY_TYPES:
             elements[-1].props.append((tok[2], PLY_TYPES[tok[1]], None))

@@ -197,6 +197,8 @@ def _points_from_doc(p, n_frames: int, path) -> SparsePoints:
             field = f"points.visibility[{i}]"
             if not (isinstance(idx, list) and all(is_number(x) and float(x).is_integer() for x in idx)):
                 raise FormatError(path, "expected a list of integer point indices", field=field)
+            if any(not 0 <= x < m for x in idx):
+                raise FormatError(path, f"point index out of range 0..{m - 1}", field=field)
             arr = np.array([int(x) for x in idx], dtype=np.int64)
             if arr.size and (arr.min() < 0 or arr.max() >= m):
                 raise FormatError(path, f"point index out of range 0..{m - 1}", field=field)

@@ -121,7 +121,7 @@ def _decode_png(data: bytes, path, max_side: int | None) -> np.ndarray:
     bpp = depth // 8
     row_bytes = width * bpp
     try:
-        raw = zlib.decompress(idat)
+        raw = zlib.decompressobj().decompress(idat, height * (row_bytes + 1) + 1)  # never past the expected size
     except zlib.error as e:
         raise FormatError(path, f"corrupt compressed image data ({e})", field="IDAT") from None
     if len(raw) != height * (row_bytes + 1):

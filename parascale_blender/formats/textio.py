@@ -111,7 +111,7 @@ def frames_from_names(names: list[str]) -> np.ndarray | None:
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame_2`` before ``frame_10``."""
 
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+    return [(0, int(t), "") if t.isdecimal() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 def load_json(path: str | os.PathLike):
@@ -128,8 +128,11 @@ def load_json(path: str | os.PathLike):
 
 
 def is_number(v) -> bool:
-    """A JSON number (bool excluded, although Python counts it as an int)."""
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A JSON number that a float can hold (bool excluded, although Python counts it as an int; an
+    integer beyond ±1e308, which no float holds, is not a number here)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    return not isinstance(v, int) or -(2**1023) < v < 2**1023
 
 
 def number_matrix(value, rows: int | None, cols: int, path, field: str, what: str | None = None) -> np.ndarray:

@@ -40,6 +40,8 @@ class Server:
     host: str = "127.0.0.1"
     port: int = 0
     proc: subprocess.Popen | None = None
+    env: dict = field(default_factory=dict)  # extra environment variables of the server process
+    preexec: object = None  # run in the child before exec (e.g. resource limits)
 
     @property
     def url(self) -> str:
@@ -49,8 +51,10 @@ class Server:
         self.port = self.port or free_port()
         cmd = [sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
         cmd += ["--jobs-dir", str(self.jobs_dir), "--device", "cpu", *self.args]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=self.preexec
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

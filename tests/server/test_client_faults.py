@@ -1,0 +1,217 @@
+"""The client against servers that misbehave: truncated or corrupted downloads, slow drips, hung
+servers, garbage answers, redirects to another host, and retried submissions.
+
+The misbehaving peers are real TCP servers (the standard library's ``http.server``) that send
+exactly the bytes each case needs; the well-behaved one is the real ParaScale server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from server_helpers import Server, npy_bytes, plane_scene, png_bytes, wait_finished
+
+from parascale_blender.client import BridgeClient, BridgeError, JobRequest, ServerJob
+
+JOB_ID = "ab" * 16
+
+
+class Peer:
+    """A loopback HTTP server whose handler is ``respond(handler)``; records what it received."""
+
+    def __init__(self, respond):
+        self.requests: list[tuple[str, str, dict]] = []
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                peer.requests.append((self.command, self.path, dict(self.headers)))
+                try:
+                    respond(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def peers():
+    made = []
+    yield lambda respond: made.append(Peer(respond)) or made[-1]
+    for p in made:
+        p.close()
+
+
+def _send(h, code: int, body: bytes, headers: dict | None = None, length: int | None = None):
+    h.send_response(code)
+    h.send_header("Content-Length", str(len(body) if length is None else length))
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(body)
+    h.wfile.flush()
+
+
+def _status(state: str, **kw) -> bytes:
+    return json.dumps({"id": JOB_ID, "state": state, "progress": 1.0, "message": state, **kw}).encode()
+
+
+def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
+    data = bytes(range(256)) * 4  # 1,024 bytes; the server sends 10 then hangs up
+
+    def respond(h):
+        if h.path.endswith("/result"):
+            _send(h, 200, data[:10], {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}, length=len(data))
+            h.close_connection = True
+        else:
+            _send(h, 200, _status("done"))
+
+    peer = peers(respond)
+    client = BridgeClient(peer.url, timeout=5)
+    with pytest.raises(BridgeError, match=r"incomplete|broke off"):
+        client.download(JOB_ID, tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == []
+    job = ServerJob.attach(client, JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    for _ in range(20):
+        if job.tick() in ("done", "failed"):
+            break
+    assert job.state == "failed" and "download failed" in job.error
+    assert list(tmp_path.iterdir()) == [], "nothing saved, no temporary file left"
+
+
+def test_corrupted_download_is_refused_by_its_digest(peers, tmp_path):
+    data = b"x" * 1000
+    peer = peers(lambda h: _send(h, 200, data, {"X-Content-SHA256": hashlib.sha256(b"y" * 1000).hexdigest()}))
+    with pytest.raises(BridgeError, match="SHA-256 differs"):
+        BridgeClient(peer.url).download(JOB_ID, tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == []
+    ok = peers(lambda h: _send(h, 200, data, {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}))
+    assert BridgeClient(ok.url).download(JOB_ID, tmp_path / "out.mp4").read_bytes() == data
+
+
+def test_slow_drip_is_cut_at_the_overall_deadline(peers):
+    def respond(h):
+        body = _status("running")
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        for b in body:  # one byte every 0.3 s: each read is quick, the whole answer takes ~30 s
+            h.wfile.write(bytes([b]))
+            h.wfile.flush()
+            time.sleep(0.3)
+
+    peer = peers(respond)
+    t0 = time.monotonic()
+    with pytest.raises(BridgeError, match="did not answer within 1 s"):
+        BridgeClient(peer.url, timeout=1).status(JOB_ID)
+    assert time.monotonic() - t0 < 2.5
+
+
+def test_hung_server_fails_the_job_in_bounded_time_without_blocking_ticks(tmp_path):
+    with socket.socket() as s:  # accepts connections (the OS backlog) and never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        job = ServerJob.attach(
+            BridgeClient(url, timeout=1), JOB_ID, tmp_path / "x.mp4", poll_interval=0, max_unreachable=3
+        )
+        t0 = time.monotonic()
+        job.cancel()  # answered by no one: bounded like a tick
+        assert time.monotonic() - t0 < 0.7 and job.state == "queued" and "waiting" in job.message
+        t0, longest = time.monotonic(), 0.0
+        while not job.finished and time.monotonic() - t0 < 20:
+            t = time.monotonic()
+            job.tick()
+            longest = max(longest, time.monotonic() - t)
+        assert job.state == "failed" and "did not answer" in job.error, (job.state, job.error)
+        assert longest < 0.7, f"a tick blocked for {longest:.2f} s"
+        assert time.monotonic() - t0 < 8
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"[1, 2]", b'"queued"', b"{not json", b'{"id": 5, "state": "running"}', b'{"id": "x", "state": null}'],
+)
+def test_garbage_status_fails_the_job_after_max_unreachable_without_raising(peers, tmp_path, answer):
+    peer = peers(lambda h: _send(h, 200, answer))
+    job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "x.mp4", poll_interval=0, max_unreachable=3)
+    states = [job.tick() for _ in range(3)]
+    assert states[-1] == "failed" and "malformed" in job.error or "without an id" in job.error, (states, job.error)
+    assert len(peer.requests) == 3
+
+
+def test_a_201_without_an_id_fails_once_and_is_not_resubmitted(peers, tmp_path):
+    peer = peers(lambda h: _send(h, 201, b'{"state": "queued"}'))
+    scene = plane_scene(64, 40, 3)
+    request = JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image), npy_bytes(scene.depth))
+    job = ServerJob(BridgeClient(peer.url), request, tmp_path / "x.mp4", poll_interval=0)
+    for _ in range(5):
+        job.tick()
+    assert job.state == "failed" and "without an id" in job.error
+    assert [r[0] for r in peer.requests] == ["POST"]
+
+
+def test_token_is_not_sent_along_a_redirect_to_another_host(peers):
+    other = peers(lambda h: _send(h, 200, _status("running")))
+    port = other.url.rsplit(":", 1)[1]
+
+    def redirect(h):
+        h.send_response(307)
+        h.send_header("Location", f"http://localhost:{port}{h.path}")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    first = peers(redirect)
+    BridgeClient(first.url, token="secret-token-1234").status(JOB_ID)
+    assert first.requests[0][2].get("Authorization") == "Bearer secret-token-1234"
+    assert len(other.requests) == 1 and "Authorization" not in other.requests[0][2]
+
+
+def test_a_retried_submission_returns_the_same_job_even_after_a_restart(tmp_path):
+    scene = plane_scene(64, 40, 3)
+    files = scene.files()
+    srv = Server(tmp_path / "jobs").start()
+    try:
+        client = BridgeClient(srv.url)
+        args = (files["trajectory"][1], files["image"][1], files["depth"][1])
+        first = client.submit(*args, idempotency_key="retry-key-1")
+        again = client.submit(*args, idempotency_key="retry-key-1")
+        other = client.submit(*args)  # a fresh key: a new job
+        assert again["id"] == first["id"] != other["id"]
+        with httpx.Client(timeout=30) as http:
+            assert wait_finished(http, srv.url, first["id"])["state"] == "done"
+            srv.stop()
+            srv = Server(tmp_path / "jobs").start()
+            assert client.__class__(srv.url).submit(*args, idempotency_key="retry-key-1")["id"] == first["id"]
+            ids = [j["id"] for j in http.get(srv.url + "/v1/jobs").json()["jobs"]]
+            assert sorted(ids) == sorted({first["id"], other["id"]})
+            bad = http.post(srv.url + "/v1/jobs", files=files, headers={"Idempotency-Key": "../x"})
+            assert bad.status_code == 422 and "Idempotency-Key" in bad.text
+            r = http.get(f"{srv.url}/v1/jobs/{first['id']}/result")
+            assert r.headers["X-Content-SHA256"] == hashlib.sha256(r.content).hexdigest()
+            assert int(r.headers["Content-Length"]) == len(r.content)
+    finally:
+        srv.stop()
