@@ -39,8 +39,9 @@ def test_float64_work_leaves_mps_for_the_cpu():
 
 
 def test_the_token_comes_from_the_environment(monkeypatch):
+    parse = server_main.build_parser().parse_args
     monkeypatch.setenv("PARASCALE_TOKEN", "s3cret-token")
-    assert server_main.build_parser().parse_args([]).token == "s3cret-token"
-    assert server_main.build_parser().parse_args(["--token", "other-token"]).token == "other-token"
+    assert server_main.resolve_token(parse([])) == "s3cret-token"
+    assert server_main.resolve_token(parse(["--token", "other-token"])) == "other-token"
     monkeypatch.delenv("PARASCALE_TOKEN")
-    assert server_main.build_parser().parse_args([]).token is None
+    assert server_main.resolve_token(parse([])) is None

@@ -81,11 +81,15 @@ def test_server_not_running_says_how_to_start_it(tmp_path):
 
 
 def test_loopback_calls_bypass_a_broken_system_proxy(server, monkeypatch):
-    dead_proxy = f"http://127.0.0.1:{free_port()}"
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.setenv(var, dead_proxy)
-    for var in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    with pytest.raises(urllib.error.URLError):  # what a naive urllib call does with that proxy
-        urllib.request.urlopen(server.url + "/v1/health", timeout=5)
-    assert BridgeClient(server.url).health()["status"] == "ok"
+    import socket
+
+    with socket.socket() as held:  # bound, never listening: connecting to it is refused, and no test reuses it
+        held.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{held.getsockname()[1]}"
+        for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(var, dead_proxy)
+        for var in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        with pytest.raises(urllib.error.URLError):  # what a naive urllib call does with that proxy
+            urllib.request.urlopen(server.url + "/v1/health", timeout=5)
+        assert BridgeClient(server.url).health()["status"] == "ok"
