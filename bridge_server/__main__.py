@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parascale-server: --weights: {weights} is not a folder", file=sys.stderr)
             return 2
     if args.queue != "local":
-        from .executor import is_farm_queue
+        from .executor import farm_missing, is_farm_queue
 
         if not is_farm_queue(args.queue):
             print(
@@ -188,11 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        try:
-            import celery  # noqa: F401
-            import redis  # noqa: F401
-        except ImportError:
-            print("parascale-server: --queue redis://... needs Celery: pip install 'parascale[farm]'", file=sys.stderr)
+        if missing := farm_missing():
+            print(f"parascale-server: --queue {args.queue}: {missing}", file=sys.stderr)
             return 2
     import torch
 

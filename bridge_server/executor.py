@@ -53,6 +53,16 @@ def is_farm_queue(spec: str) -> bool:
     return spec.startswith(("redis://", "rediss://"))
 
 
+def farm_missing() -> str | None:
+    """Why the farm queue cannot run here (Celery or redis-py missing), or None."""
+    try:
+        import celery  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError as exc:
+        return f"the farm queue needs Celery and redis ({exc.name} is missing): pip install 'parascale[farm]'"
+    return None
+
+
 def make_store_and_executor(config: ServerConfig) -> tuple[JobStore, Executor]:
     """The job store and executor ``config.queue`` names (``local`` or a ``redis://`` URL)."""
     if config.queue == LOCAL:

@@ -35,17 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .executor import farm_missing, is_farm_queue
+
     args = build_parser().parse_args(argv)
-    if args.run_job is None and not (args.queue or "").startswith(("redis://", "rediss://")):
+    if args.run_job is None and not is_farm_queue(args.queue or ""):
         print("parascale-worker: --queue redis://HOST:PORT/DB is required (or --run-job ID)", file=sys.stderr)
         return 2
     if not args.jobs_dir.is_dir():
         print(f"parascale-worker: --jobs-dir {args.jobs_dir} is not a folder", file=sys.stderr)
         return 2
-    try:
-        import celery  # noqa: F401
-    except ImportError:
-        print("parascale-worker: needs Celery and redis: pip install 'parascale[farm]'", file=sys.stderr)
+    if missing := farm_missing():
+        print(f"parascale-worker: {missing}", file=sys.stderr)
         return 2
     import torch
 
