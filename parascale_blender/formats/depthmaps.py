@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.depth import FAR_SENTINEL, clean_depth  # noqa: F401 (re-exported: the NaN-empty convention)
 from .errors import FormatError
 from .exr import decode_exr, write_exr
 from .magic import EXR_MAGIC, NPY_MAGIC, PFM_MAGICS, PNG_MAGIC
@@ -29,15 +30,6 @@ from .textio import read_bytes
 
 EXTENSIONS = (".npy", ".png", ".exr", ".pfm")
 DEFAULT_PNG_SCALE = 0.001  # world units per 16-bit PNG count: millimetres → metres, the usual convention
-FAR_SENTINEL = 1e9
-
-
-def clean_depth(depth: np.ndarray) -> np.ndarray:
-    """float64 copy with NaN for non-finite, non-positive and background-sentinel values."""
-    d = np.array(depth, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        d[~(np.isfinite(d) & (d > 0) & (d < FAR_SENTINEL))] = np.nan
-    return d
 
 
 def _check_side(shape: tuple, max_side: int | None, source) -> None:
