@@ -76,12 +76,13 @@ def test_alpha_search_is_monotone_and_bracketed():
     base = probe.parallax(d, "exact")
     alphas = []
     for k in (0.01, 0.3, 1.0, 2.0, 7.0, 40.0):
-        a, capped, its = probe.solve_alpha(d, k * base)
+        a, capped, its, realized = probe.solve_alpha(d, k * base)
         if capped:
             assert a == pytest.approx(probe.max_alpha(d))
             assert probe.parallax(a * d, "exact") < k * base
             continue
         assert probe.parallax(a * d, "exact") == pytest.approx(k * base, rel=1e-10)
+        assert realized == pytest.approx(k * base, rel=1e-10)
         assert 0 < a <= probe.max_alpha(d) and its < 40
         alphas.append(a)
     assert np.all(np.diff(alphas) > 0) and len(alphas) >= 4

@@ -71,7 +71,7 @@ class ParallaxProbe:
                 return 0.0
             return float(np.linalg.norm(d) / np.mean(1.0 / self.inv_z[seen]))
         if measure == "exact":
-            return self._exact(d, 1.0)
+            return _exact_mean(*self._motion_terms(d), 1.0)[0]
         raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
 
     def _motion_terms(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +80,6 @@ class ParallaxProbe:
         a = np.hypot(self.x * d[2] - d[0], self.y * d[2] - d[1]) * self.inv_z
         return a, self.inv_z * d[2]
 
-    def _exact(self, d: np.ndarray, alpha: float) -> float:
-        return _exact_mean(*self._motion_terms(d), alpha)[0]
-
     def max_alpha(self, step: np.ndarray) -> float:
         """The largest scale of ``step`` that closes at most ``APPROACH_LIMIT`` of the distance to the
         nearest visible depth along the optical axis (inf for a step that does not move forward)."""
@@ -90,17 +87,12 @@ class ParallaxProbe:
         b = float(self.inv_z.max(initial=0.0)) * d[2]
         return APPROACH_LIMIT / b if b > 0 else float("inf")
 
-    def solve_alpha(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int]:
-        alpha, capped, iterations, _ = self.solve_exact(step, target, rtol)
-        return alpha, capped, iterations
-
-    def solve_exact(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int, float]:
+    def solve_alpha(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int, float]:
         """α ≥ 0 with exact Π(α·step) = ``target``: exact Π is increasing in α up to :meth:`max_alpha`,
         so a bracket is grown geometrically, then closed by Newton steps (bisection when a step
-        leaves the bracket). Returns (α, capped, iterations); ``capped`` when ``target`` cannot be
-        reached within the approach limit (forward) or at all (a backward step's motion is bounded),
-        α then being that limit or the largest α tried. :meth:`solve_exact` also returns the exact
-        Π of the step α·``step``."""
+        leaves the bracket). Returns (α, capped, iterations, the exact Π of α·``step``); ``capped``
+        when ``target`` cannot be reached within the approach limit (forward) or at all (a backward
+        step's motion is bounded), α then being that limit or the largest α tried."""
         d = np.asarray(step, dtype=np.float64)
         if self.empty or not (target > 0):
             return float("nan"), False, 0, float("nan")

@@ -216,7 +216,7 @@ def rescale(
                 unusable[t] = not zero[t]
                 a = alpha[t - 1] if t > 1 and np.isfinite(alpha[t - 1]) else np.nan
             elif measure == "exact":
-                a, capped[t], its, realized = probe.solve_exact(steps[t - 1], pi_ref[t] / tfac)
+                a, capped[t], its, realized = probe.solve_alpha(steps[t - 1], pi_ref[t] / tfac)
                 iterations += its
             else:
                 a = pi_ref[t] / pi_tgt[t]
