@@ -105,6 +105,11 @@ def _fov_factor(cam: Camera, fov_match: str) -> float:
     return cam.fx / cam.width if fov_match == "frame" else 1.0
 
 
+def _frame_list(frames: list[int], most: int = 20) -> str:
+    """Frame numbers for a warning: the first ``most``, then an ellipsis."""
+    return ", ".join(map(str, frames[:most])) + (" …" if len(frames) > most else "")
+
+
 def _log_interp(alpha: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Fill unknown entries of ``alpha`` (index ≥ 1) by log-linear interpolation, holding at the ends."""
     idx = np.arange(len(alpha))
@@ -258,9 +263,7 @@ def rescale(
         interpolated = [int(f) for f in ref.frames[unusable]]
         if interpolated:
             warnings.append(
-                f"{len(interpolated)} steps had no usable depth; α interpolated at frames "
-                + ", ".join(map(str, interpolated[:20]))
-                + (" …" if len(interpolated) > 20 else "")
+                f"{len(interpolated)} steps had no usable depth; α interpolated at frames {_frame_list(interpolated)}"
             )
 
     for side, frac in sky_dropped.items():
@@ -274,8 +277,7 @@ def rescale(
         warnings.append(
             f"{len(capped_frames)} forward steps were capped to close at most half the distance to the nearest "
             "visible depth (the reference's image motion cannot be reached there) at frames "
-            + ", ".join(map(str, capped_frames[:20]))
-            + (" …" if len(capped_frames) > 20 else "")
+            + _frame_list(capped_frames)
         )
     if opts.progress:
         opts.progress(passes, passes)
