@@ -214,9 +214,9 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
     measured on the decoded frames (rotation flow removed); the model's flow Π of the output track
     over the target geometry is returned too. Returns (PCE, measured, Π_ref, Π_model).
     """
+    from bridge_server.flow_parallax import measured_parallax
     from parascale_blender.core.parallax import ParallaxProbe
     from parascale_blender.formats.registry import read_trajectory
-    from parascale_tools.bench.closed_loop import measured_parallax
 
     out, ref = read_trajectory(baked), read_trajectory(reference)
     frames = _decode(clip)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bridge_server.flow_parallax import measured_parallax
 from parascale_blender.core.camera import Camera
 from parascale_blender.core.parallax import ParallaxProbe
 from parascale_tools.bench import closed_loop as cl
@@ -51,7 +52,7 @@ def test_flow_measurement_agrees_with_analytic_flow(name, step):
     c1[:3, 3] = d * (4.0 / cam.fx / exact)  # about 4 px of mean flow
     traj = cl._track(np.stack([np.eye(4), c1]), cam)
     frames, covered = cl.render_clip(scene, traj, "raytrace")
-    measured = cl.measured_parallax(frames, covered, traj)[1]
+    measured = measured_parallax(frames, covered, traj)[1]
     assert measured == pytest.approx(4.0 / cam.fx, rel=0.08)
 
 
