@@ -256,3 +256,24 @@ def test_a_new_file_during_a_job_carries_it_to_its_clip_on_disk(shot, ext, serve
         assert sum(1 for _ in clip.decode(video=0)) == END + 200 - START + 1
     log = _draw(bpy.types.PARASCALE_PT_main, bpy.context)
     assert any(k == "label" and f"result saved at {output}" in t for k, t in log), log
+
+
+def test_reopening_the_file_takes_a_carried_job_back(shot, ext, tmp_path):
+    """Saved with a running job, left for File > New, reopened: the job is the file's again and its
+    clip lands as its strip (one job on the server, not a second)."""
+    import bpy
+
+    jobs = ext("blender.server_jobs")
+    shot.parascale.target_camera.keyframe_insert("location", frame=END + 200)
+    assert bpy.ops.parascale.generate() == {"FINISHED"}
+    job_id = shot.parascale_jobs.generate.job_id
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert any(c["job"].job_id == job_id for c in jobs.carried())
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "shot.blend"))
+    scene = bpy.context.scene
+    assert not any(c["job"].job_id == job_id for c in jobs.carried()), "taken back by its file"
+    assert scene.parascale_jobs.generate.job_id == job_id
+    assert _run_to_end(jobs, scene, 120) == "done"
+    strip = scene.sequence_editor.strips[scene.parascale_jobs.generate.result_name]
+    assert strip.frame_final_duration == END + 200 - START + 1
