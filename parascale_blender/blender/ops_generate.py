@@ -22,7 +22,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..client import BridgeError, JobRequest, ServerJob, wire
+from ..client import BridgeError, JobRequest, ServerJob
 from . import compat, convert, plate, server_jobs, server_status
 from .bake import baked_trajectory
 
@@ -174,10 +174,7 @@ def start_generate(context) -> ServerJob:
         image, depth = render_conditioning(context, cam, int(traj.frames[0]))
     params, seed = backend_params(g)
     request = JobRequest(dumps(traj).encode(), image, depth, g.backend, params, 1.0, num_frames=len(traj))
-    job = ServerJob(server_jobs.client(context), request, output)
-    job.tick()  # submits now, so a refusal is reported by the operator itself
-    if job.state == wire.FAILED:
-        raise GenerateError(job.error or "the server refused the job")
+    job = server_jobs.submit_now(ServerJob(server_jobs.client(context), request, output))
     options = {
         "shot_start": int(traj.frames[0]),
         "frames": len(traj),

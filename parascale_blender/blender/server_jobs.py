@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 
 import bpy
@@ -168,6 +169,17 @@ def follow(scene, kind: str, job: ServerJob, source: str = "", options: dict | N
     return job
 
 
+def submit_now(job: ServerJob, seconds: float = 60.0) -> ServerJob:
+    """Tick ``job`` until the server has named it (the upload may take more than one tick), so a
+    refusal is reported by the operator itself; JobError when it is refused."""
+    deadline = time.monotonic() + seconds
+    while job.job_id is None and not job.finished and time.monotonic() < deadline:
+        job.tick()
+    if job.state == wire.FAILED or job.job_id is None:
+        raise JobError(job.error or f"the server did not take the job within {seconds:g} s")
+    return job
+
+
 def can_retry(scene, kind: str) -> bool:
     """The scene's last ``kind`` job ended interrupted, failed or lost and its request is known."""
     st = record(scene, kind)
@@ -182,10 +194,7 @@ def retry(context, scene, kind: str) -> ServerJob:
         raise JobError(f"the {LABELS[kind]} request is no longer in memory (Blender was restarted): start it again")
     check_idle(scene, kind)
     st = record(scene, kind)
-    job = ServerJob(client(context), request, st.output_path)
-    job.tick()  # submits now, so a refusal is reported by the operator itself
-    if job.state == wire.FAILED:
-        raise JobError(job.error or "the server refused the job")
+    job = submit_now(ServerJob(client(context), request, st.output_path))
     return follow(scene, kind, job, st.source_path, json.loads(st.options or "{}"))
 
 
