@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -277,3 +278,64 @@ def test_reopening_the_file_takes_a_carried_job_back(shot, ext, tmp_path):
     assert _run_to_end(jobs, scene, 120) == "done"
     strip = scene.sequence_editor.strips[scene.parascale_jobs.generate.result_name]
     assert strip.frame_final_duration == END + 200 - START + 1
+
+
+class _Layout(RecordingLayout):
+    """A recording layout whose rows keep their own ``enabled`` (greyed-out buttons are recorded as such)."""
+
+    def __init__(self, log, ops=None, enabled=True):
+        super().__init__(log)
+        self.ops, self.parent_enabled = ops if ops is not None else [], enabled
+
+    def _child(self, *a, **k):
+        return _Layout(self.log, self.ops, self.parent_enabled and self.enabled)
+
+    row = column = box = split = _child
+
+    def operator(self, idname, **k):
+        self.ops.append((idname, self.parent_enabled and self.enabled))
+        return super().operator(idname, **k)
+
+
+def _server_buttons(bpy) -> tuple[dict, list]:
+    layout = _Layout([])
+    _draw(bpy.types.PARASCALE_PT_generate, bpy.context, layout)
+    buttons = dict(layout.ops)
+    return {k: buttons[k] for k in ("parascale.server_start", "parascale.server_stop")}, layout.log
+
+
+def test_start_and_stop_from_the_panel_only_stop_a_server_blender_started(shot, ext, server, monkeypatch):
+    import bpy
+
+    ls = ext("blender.local_server")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the server process imports bridge_server from here
+    p = ext("blender.prefs").get(bpy.context)
+    assert bpy.ops.parascale.server_refresh() == {"FINISHED"}  # the test's own server: not ours
+    buttons, log = _server_buttons(bpy)
+    assert buttons == {"parascale.server_start": True, "parascale.server_stop": False}
+    assert bpy.ops.parascale.server_stop() == {"CANCELLED"}, "a server Blender did not start is never stopped"
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+    url = f"http://127.0.0.1:{free_port()}"
+    old = p.server_url, p.server_python, p.token
+    p.server_url, p.server_python = url, sys.executable
+    try:
+        assert bpy.ops.parascale.server_start() == {"FINISHED"}
+        deadline = time.monotonic() + 60
+        while ls.tick() == "starting" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ls.status()[0] == "running", ls.status()
+        buttons, log = _server_buttons(bpy)
+        assert buttons == {"parascale.server_start": False, "parascale.server_stop": True}
+        assert bpy.ops.parascale.server_refresh() == {"FINISHED"}
+        buttons, log = _server_buttons(bpy)
+        assert any(k == "label" and t.startswith(f"Server ok at {url}") for k, t in log), log
+        proc = ls.running_proc()
+        assert bpy.ops.parascale.server_stop() == {"FINISHED"}
+        # uvicorn re-raises SIGTERM after its clean shutdown; -SIGKILL would mean it had to be killed
+        assert proc.returncode in (0, -signal.SIGTERM), proc.returncode
+        buttons, log = _server_buttons(bpy)
+        assert buttons == {"parascale.server_start": True, "parascale.server_stop": False}
+        assert ("label", f"Local server stopped (pid {proc.pid})") in log
+    finally:
+        ls.stop()
+        p.server_url, p.server_python, p.token = old
