@@ -1,6 +1,8 @@
-"""Generate: send the baked target camera (:func:`bake.baked_trajectory`, exactly what Bake
-exports) and its first frame to the generation server, follow the job without blocking the UI,
-and insert the clip as a movie strip at the shot's start frame.
+"""Generate: check the server first (``server_status``: health, then the chosen backend), then send
+the baked target camera (:func:`bake.baked_trajectory`, exactly what Bake exports; cut to *Frames*,
+scaled to *Width/Height*) and its first frame to the generation server, follow the job without
+blocking the UI, and insert the clip as a strip named ``<camera>·<mode>·<backend>`` at the shot's
+start frame.
 
 The job is a server job (kind ``"generate"``, recorded at ``scene.parascale_jobs.generate``: one
 timer, no threads, re-attached on load; tests call ``server_jobs.tick_scene`` directly). The

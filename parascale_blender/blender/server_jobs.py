@@ -10,6 +10,12 @@ One model: every kind's state is a :class:`ParaScaleServerJob` at ``scene.parasc
 function (:func:`draw_job`) serve every panel section. When a job's result is downloaded, the
 handler registered for its kind runs (it validates first and touches the scene last); an error
 there is shown as the job's error.
+
+A job that ends interrupted (the server stopped or restarted under it), failed or lost can be
+submitted again as it was sent (``parascale.server_job_retry``; the request is kept in memory for
+this session). Closing the file during a job (File > New, Open: ``load_pre``) never drops it: it is
+carried on until its result file is on disk at its output path, which the sidebar and the console
+say (:func:`draw_carried`); reopening its file takes it back.
 """
 
 from __future__ import annotations
