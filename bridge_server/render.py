@@ -6,9 +6,10 @@ the top-left corner, so pixel ``(i, j)`` has its centre at ``(i + 0.5, j + 0.5)`
 
 Geometry is exact: a point ``X`` lands at ``K · R^T (X - C)`` in every frame. Each point covers a
 square footprint 1.2x its magnification (source pixel spacing seen from the target camera, at
-least 1.2 px) and competes for the pixels whose centres lie inside it; the nearest depth wins, and
-among points of the same surface (depth within ``depth_tolerance``) the one projected nearest to
-the pixel centre wins. The pixel's colour is then looked up at sub-pixel precision: its centre is
+least 1.2 px, at most ``max_footprint``: by default 64 px, so close-ups leave no gaps) and
+competes for the pixels whose centres lie inside it; the nearest depth wins, and among points
+of the same surface (depth within ``depth_tolerance``) the one projected nearest to the pixel
+centre wins. The pixel's colour is then looked up at sub-pixel precision: its centre is
 lifted to 3D at the winner's depth and the source image is sampled bilinearly where that point
 projects. Pixels of empty depth become points at infinity (they move with rotation only) and
 lose against every finite point.
@@ -26,6 +27,7 @@ from parascale_blender.core.camera import Camera
 
 _FAR = 1e30  # depth key added to points at infinity so any finite point wins
 _FOOTPRINT_SLACK = 1.2  # footprints 20% wider than the point spacing: no cracks under shear
+MAX_FOOTPRINT = 64.0  # largest splat side (px): magnifications up to ~50x leave no gaps
 
 
 @dataclass
@@ -78,7 +80,7 @@ def splat(
     cloud: PointCloud,
     c2w: np.ndarray,
     camera: Camera,
-    max_footprint: float = 4.0,
+    max_footprint: float = MAX_FOOTPRINT,
     depth_tolerance: float = 0.01,
     resample: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,17 +110,20 @@ def splat(
     rgb = torch.zeros(H * W, 3, device=dev)
     if not bool(front.any()):
         return rgb.reshape(H, W, 3), torch.full((H, W), float("inf"), device=dev)
-    pts = torch.arange(len(u), device=dev)
-    lins, dists = [], []
-    for dv in range(int(nv[front].max().item())):
-        for du in range(int(nu[front].max().item())):
-            px, py = u0 + du, v0 + dv
-            ok = front & (du < nu) & (dv < nv) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
-            lins.append(torch.where(ok, (py * W + px).long(), trash))
-            dists.append((px + 0.5 - u) ** 2 + (py + 0.5 - v) ** 2)
-    n = len(lins)
-    lin, dist = torch.cat(lins), torch.cat(dists)
-    key, pt = key.repeat(n), pts.repeat(n)
+    # One entry per (point, covered pixel), only for points whose footprint meets the image: the
+    # work is the covered area, whatever the magnification (no per-offset passes over all points).
+    pts = torch.nonzero(front).squeeze(1)
+    nu_p, nv_p = nu[pts].long(), nv[pts].long()
+    count = nu_p * nv_p
+    owner = torch.repeat_interleave(torch.arange(len(pts), device=dev), count)
+    k = torch.arange(len(owner), device=dev) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    px = u0[pts][owner] + (k % nu_p[owner]).float()
+    py = v0[pts][owner] + torch.div(k, nu_p[owner], rounding_mode="floor").float()
+    inside = (px >= 0) & (px < W) & (py >= 0) & (py < H)
+    lin = torch.where(inside, (py * W + px).long(), trash)
+    dist = (px + 0.5 - u[pts][owner]) ** 2 + (py + 0.5 - v[pts][owner]) ** 2
+    pt = pts[owner]
+    key = key[pt]
     zbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, key, reduce="amin")
     dist = torch.where(key <= zbuf[lin] * (1.0 + depth_tolerance), dist, torch.full_like(dist, float("inf")))
     dbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, dist, reduce="amin")
