@@ -40,7 +40,7 @@ from .models import JobStatus
 from .uploads import decode_uploads, stored_uploads
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-RESULT_SHAPE = frozenset({"frames", "width", "height", "fps", "first_frame"})
+RESULT_SHAPE = frozenset({"frames", "width", "height", "fps", "first_frame", "camera_gauge"})
 RESULT_SUFFIXES = (".mp4", ".npy", ".json")
 FILE_NAMES = frozenset(
     {"request.json", "trajectory.json", "status.json", "log.txt"}

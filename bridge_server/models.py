@@ -78,6 +78,9 @@ class JobStatus(BaseModel):
     fps: float = Field(description="frames per second (0 for a single image result)")
     first_frame: int = Field(description="the trajectory's first frame number (where the clip starts)")
     generation_seconds: float | None = Field(None, description="time spent inside the backend")
+    camera_gauge: float | None = Field(
+        None, description="camera-conditioned backends: the factor applied to the trajectory's translations"
+    )
     result_sha256: str | None = Field(None, description="hex SHA-256 of the result file (when done)")
     result_media_type: str = Field(
         wire.MP4,
