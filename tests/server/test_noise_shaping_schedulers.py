@@ -24,18 +24,27 @@ diffusers = pytest.importorskip("diffusers")
 from bridge_server.backends.noise_shaping import NoiseShaper  # noqa: E402
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "fixtures" / "published"
-SCHEDULERS = {
-    "wan2.1-i2v-unipc": PUBLISHED / "Wan2.1-I2V-14B-480P-Diffusers" / "scheduler" / "scheduler_config.json",
-    "wan-fun-flowmatch-euler": PUBLISHED / "Wan2.1-Fun-V1.1-1.3B-Control-Camera" / "scheduler_kwargs.json",
-    "cogvideox-5b-i2v-ddim": PUBLISHED / "CogVideoX-5b-I2V" / "scheduler" / "scheduler_config.json",
+SCHEDULERS = {  # what each published checkpoint samples with
+    "wan2.1-i2v-unipc": "wan2.1-i2v-14b-480p-diffusers/scheduler/scheduler_config.json",
+    "cogvideox-5b-i2v-ddim": "cogvideox-5b-i2v/scheduler/scheduler_config.json",
+    # No scheduler folder in the released Control-Camera checkpoint: VideoX-Fun builds
+    # FlowMatchEulerDiscreteScheduler(**scheduler_kwargs) of its config/wan2.1/wan_civitai.yaml.
+    "wan-fun-flowmatch-euler": "wan2.1-fun-v1.1-1.3b-control-camera/wan_civitai.yaml",
 }
 SHAPE = (1, 4, 3, 6, 8)  # (B, C, F', h, w): the layout is irrelevant to a scheduler step
 
 
-def published_scheduler(path: Path):
+def published_scheduler(name: str):
+    path = PUBLISHED / SCHEDULERS[name]
+    if path.suffix == ".yaml":
+        import yaml
+
+        kwargs = yaml.safe_load(path.read_text())["scheduler_kwargs"]
+        return diffusers.FlowMatchEulerDiscreteScheduler(
+            **{k: v for k, v in kwargs.items() if k != "scheduler_subpath"}
+        )
     cfg = json.loads(path.read_text())
-    cls = getattr(diffusers, cfg["_class_name"])
-    return cls.from_config(cfg)
+    return getattr(diffusers, cfg["_class_name"]).from_config(cfg)
 
 
 def shaped_run(scheduler, steps: int, threshold: float = 0.9):
@@ -70,7 +79,7 @@ def shaped_run(scheduler, steps: int, threshold: float = 0.9):
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
 @pytest.mark.parametrize("steps", [30, 50])
 def test_a_paste_survives_the_next_step_of_the_published_scheduler(name, steps):
-    scheduler = published_scheduler(SCHEDULERS[name])
+    scheduler = published_scheduler(name)
     survivals = shaped_run(scheduler, steps)
     assert len(survivals) >= 2, "the default threshold shapes several steps"
     print(f"{name} {steps} steps: survival min {min(survivals):.4f} max {max(survivals):.4f}")
@@ -79,8 +88,8 @@ def test_a_paste_survives_the_next_step_of_the_published_scheduler(name, steps):
 
 def test_unipc_keeps_its_corrector_on_the_steps_after_unshaped_ones():
     """Only the step right after a paste skips UniPC's corrector: the rest of the sampling is unchanged."""
-    ref = published_scheduler(SCHEDULERS["wan2.1-i2v-unipc"])
-    sch = published_scheduler(SCHEDULERS["wan2.1-i2v-unipc"])
+    ref = published_scheduler("wan2.1-i2v-unipc")
+    sch = published_scheduler("wan2.1-i2v-unipc")
     steps = 20
     g = torch.Generator().manual_seed(1)
     x_ref = torch.randn(SHAPE, generator=g)
@@ -100,7 +109,7 @@ def test_shaping_follows_the_latents_device_and_dtype():
     """Preview, noise and mask on the CPU (as encoded under cpu_offload), latents elsewhere: the
     paste is computed where the latents are, in their dtype (the meta device stands in for CUDA)."""
     for name in ("wan2.1-i2v-unipc", "cogvideox-5b-i2v-ddim"):
-        scheduler = published_scheduler(SCHEDULERS[name])
+        scheduler = published_scheduler(name)
         scheduler.set_timesteps(10)
         shaper = NoiseShaper(scheduler, torch.randn(SHAPE), torch.ones((1, 1, *SHAPE[2:])), torch.randn(SHAPE))
         latents = torch.empty(SHAPE, device="meta", dtype=torch.bfloat16)
