@@ -116,3 +116,66 @@ def test_shaping_follows_the_latents_device_and_dtype():
         out = shaper.shape(latents, -1)
         assert shaper.applied_steps == [-1]
         assert (out.device.type, out.dtype) == ("meta", torch.bfloat16)
+
+
+def test_through_the_wan_pipeline_with_its_published_unipc_the_next_step_starts_from_the_paste(tmp_path, monkeypatch):
+    """The real backend and WanImageToVideoPipeline (tiny weights) sampling with the published UniPC
+    config keeps each paste through the next step (survival as defined above: the pipeline's step from
+    the pasted latents against the same step, from the same scheduler state, without the paste)."""
+    import shutil
+
+    from server_helpers import plane_scene
+    from test_gen_backends_tiny import build_wan_i2v
+
+    from bridge_server.backends.base import GenerationJob
+    from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend, load_pipeline
+    from bridge_server.backends.weights import ENV
+    from bridge_server.config import Limits
+    from bridge_server.inputs import parse_trajectory
+
+    folder = build_wan_i2v(tmp_path / "w" / "diffusers-i2v" / "unipc")
+    shutil.copy(PUBLISHED / SCHEDULERS["wan2.1-i2v-unipc"], folder / "scheduler" / "scheduler_config.json")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(
+        json.dumps(index | {"scheduler": ["diffusers", "UniPCMultistepScheduler"]})
+    )
+    monkeypatch.setenv(ENV, str(tmp_path / "w"))
+    # A transformer whose output does not depend on its input (proj_out: zero weight, random bias), so
+    # the next step's motion is independent of the paste and what it does to the paste is the scheduler's.
+    from diffusers import WanTransformer3DModel
+
+    tr = WanTransformer3DModel.from_pretrained(folder / "transformer")
+    with torch.no_grad():
+        tr.proj_out.weight.zero_()
+        tr.proj_out.bias.copy_(torch.randn(tr.proj_out.bias.shape, generator=torch.Generator().manual_seed(2)))
+    tr.save_pretrained(folder / "transformer")
+
+    backend = DiffusersI2VBackend()
+    sc = plane_scene(48, 32, 6, step=0.25, yaw_deg=1.0)
+    traj = parse_trajectory(json.dumps(sc.doc).encode(), Limits())
+    params = backend.Params(model="unipc", steps=30, erode_px=2)  # the defaults: threshold 0.9
+    pipe = load_pipeline(folder, "cpu", params, lambda m: None)  # the cached pipeline the job will use
+    assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler"
+    events, states = [], []
+
+    def hook(ev):  # the scheduler's state right after each shaping, for the counterfactual step
+        events.append(ev)
+        states.append(copy.deepcopy(pipe.scheduler))
+
+    backend.shaping_hook = hook
+    job = GenerationJob(traj, sc.image, sc.depth, params, tmp_path / "out.mp4")
+    backend.generate(job, lambda f, m: None, lambda: False)
+    survivals = []
+    for i, (a, b) in enumerate(zip(events, events[1:])):
+        if not a.applied or a.step < 0:
+            continue
+        sched = states[i + 1]  # after the step from the pasted latents: its converted model output is
+        k = a.step + 1  # x0 = sample - sigma * v, so v (the same for any input here) is recovered from it
+        v = (a.after - sched.model_outputs[-1]) / sched.sigmas[k]
+        y0 = states[i].step(v, sched.timesteps[k], a.before).prev_sample  # the same step without the paste
+        paste = a.after - a.before
+        cells = paste != 0
+        survivals.append(float(((b.before - y0)[cells] * paste[cells]).sum() / (paste[cells] ** 2).sum()))
+    assert len(survivals) >= 3
+    print("pipeline survival:", [round(r, 4) for r in survivals])
+    assert 0.95 <= min(survivals) and max(survivals) <= 1.05
