@@ -32,7 +32,7 @@ import numpy as np
 from parascale_blender.core.camera import Trajectory
 from parascale_blender.core.metrics import pce
 from parascale_blender.core.parallax import ParallaxProbe
-from parascale_blender.core.rescale import RescaleOptions
+from parascale_blender.core.rescale import MODES, RescaleOptions
 
 from .flow_parallax import measured_parallax
 
@@ -97,11 +97,8 @@ def model_parallax(z: np.ndarray, traj: Trajectory, measure: str, allow_sky: boo
 def _rescale_measure(traj: Trajectory) -> tuple[str, bool]:
     """The measure and sky rule Rescale used for the trajectory's ``pi_ref`` (from its metadata)."""
     meta = traj.metadata or {}
-    mode = meta.get("mode") or RescaleOptions().mode
-    try:
-        measure = RescaleOptions(mode=str(mode)).measure
-    except Exception:  # noqa: BLE001 - an unknown mode: the default measure
-        measure = RescaleOptions().measure
+    mode = meta.get("mode")
+    measure = RescaleOptions(mode=mode if mode in MODES else RescaleOptions().mode).measure
     return measure, bool(meta.get("allow_sky", RescaleOptions().allow_sky))
 
 

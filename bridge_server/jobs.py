@@ -416,9 +416,8 @@ class JobQueue:
         except Exception as e:  # noqa: BLE001 - the clip is done; only its measurement failed
             self.store.log(job_id, "parallax not measured:\n" + traceback.format_exc())
             return ClipParallax(error=f"the clip's parallax could not be measured: {type(e).__name__}: {e}")
-        self.store.log(
-            job_id, f"parallax: {report.label} {report.pce}, {report.seconds:.2f} s ({report.seconds_per_frame:.3f} s/frame)"
-        )
+        cost = f"{report.seconds:.2f} s ({report.seconds_per_frame:.3f} s/frame)"
+        self.store.log(job_id, f"parallax: {report.label} {report.pce}, {cost}")
         return report
 
     @staticmethod

@@ -65,8 +65,8 @@ class ClipParallax(BaseModel):
     (normalised image units; entry t is the step from ``frames[t-1]`` to ``frames[t]``, entry 0 null)."""
 
     frames: list[int] = Field(default_factory=list, description="the trajectory's frame numbers (the scene's frames)")
-    realized: list[float | None] = Field(default_factory=list, description="Π of the clip, DIS flow minus rotation flow")
-    target: list[float | None] = Field(default_factory=list, description="Π of the warp render of the same trajectory (what it promises)")
+    realized: list[float | None] = Field(default_factory=list, description="Π of the clip (DIS flow minus rotation)")
+    target: list[float | None] = Field(default_factory=list, description="Π of the warp render of the trajectory")
     reference: list[float | None] | None = Field(
         None, description="the reference's Π (the trajectory's pi_ref) carried into flow measure; null without pi_ref"
     )
