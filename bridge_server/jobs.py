@@ -373,7 +373,8 @@ class JobQueue:
             result = store.path(job_id, f"result{backend.result_suffix}")
             os.replace(partial, result)
             shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
-            if backend.result_media_type == wire.MP4 and job.trajectory is not None and job.depth is not None:
+            conditioned = all(x is not None for x in (job.trajectory, job.image, job.depth))
+            if backend.result_media_type == wire.MP4 and conditioned:
                 progress(1.0, "measuring the clip's parallax")
                 shape[wire.PARALLAX] = self.measure(job_id, job, result)
             store.update(
