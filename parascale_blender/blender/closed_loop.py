@@ -74,7 +74,8 @@ def _image(name: str, pixels: np.ndarray):
         if img is not None:
             bpy.data.images.remove(img)
         img = bpy.data.images.new(name, w, h, alpha=True)
-    img.pixels.foreach_set(np.ascontiguousarray(pixels[::-1]).ravel())  # Blender's rows run bottom-up
+    rows = np.ascontiguousarray(pixels[::-1]).ravel()  # Blender's rows run bottom-up
+    img.pixels.foreach_set(rows)  # pyright: ignore[reportAttributeAccessIssue]
     img.pack()
     return img
 
@@ -157,7 +158,7 @@ class PARASCALE_OT_show_parallax_plot(bpy.types.Operator):
         if not areas:
             self.report({"INFO"}, f"open an Image Editor and pick {img.name!r}")
             return {"FINISHED"}
-        areas[0].spaces.active.image = img
+        areas[0].spaces.active.image = img  # pyright: ignore[reportAttributeAccessIssue]
         return {"FINISHED"}
 
 
