@@ -9,28 +9,21 @@ keyed on the camera (as Rescale keys it), so the clip must come back with a smal
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from server_helpers import Server, npy_bytes, png_bytes, textured_image  # noqa: E402
+from server_helpers import npy_bytes, png_bytes, textured_image  # noqa: E402
+from test_generate import _run_to_end, server  # noqa: E402,F401 (server: the module's real server fixture)
 
 W, H, START, END, STEP, Z = 192, 108, 1001, 1010, 0.05, 4.0
 PI_TRUE = STEP / Z
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("jobs")).start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def shot(scene, server, ext, tmp_path):
+def shot(scene, server, ext, tmp_path):  # noqa: F811 (server is the imported fixture)
     """A camera trucking along x at frames 1001-1010 (scene at 25 fps), facing a plate at 4 m, with
     the reference Π keyed on it as Rescale would."""
     import bpy
@@ -56,16 +49,6 @@ def shot(scene, server, ext, tmp_path):
     g.source, g.output_dir = "PLATE", str(tmp_path / "clips")
     ext("blender.prefs").get(bpy.context).server_url = server.url
     return sc
-
-
-def _run_to_end(jobs, scene, timeout=120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = jobs.tick_scene(scene, "generate")
-        if state in ("done", "failed", "cancelled", "interrupted", "lost"):
-            return state
-        time.sleep(0.05)
-    raise AssertionError("Generate did not finish")
 
 
 def test_the_returned_clip_carries_its_pce_curves_and_plot(shot, ext):
