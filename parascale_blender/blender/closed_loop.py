@@ -77,6 +77,7 @@ def _image(name: str, pixels: np.ndarray):
     rows = np.ascontiguousarray(pixels[::-1]).ravel()  # Blender's rows run bottom-up
     img.pixels.foreach_set(rows)  # pyright: ignore[reportAttributeAccessIssue]
     img.pack()
+    img.use_fake_user = True  # nothing else uses it: without a user it would not be saved
     return img
 
 

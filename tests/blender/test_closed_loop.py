@@ -100,6 +100,21 @@ def test_the_returned_clip_carries_its_pce_curves_and_plot(shot, ext):
     assert bpy.ops.parascale.show_parallax_plot(image=img.name) == {"FINISHED"}
 
 
+def test_the_plot_and_pce_survive_save_and_reopen(shot, ext, tmp_path):
+    import bpy
+
+    assert bpy.ops.parascale.generate() == {"FINISHED"}
+    assert _run_to_end(ext("blender.server_jobs"), shot) == "done"
+    name = shot.parascale_jobs.generate.result_name
+    path = tmp_path / "closed_loop.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    strip = bpy.context.scene.sequence_editor.strips[name]
+    assert strip["parascale_pce"] < 0.05
+    img = bpy.data.images[strip["parascale_pi_image"]]
+    assert tuple(img.size) == (480, 240) and img.has_data
+
+
 def test_a_camera_without_reference_parallax_is_compared_with_its_target(shot, ext):
     import bpy
 
