@@ -13,7 +13,8 @@ value, null for the format's default — and the uploaded names), the uploads th
 decoded by ``uploads.decode_uploads`` when submitted and again when loaded), ``status.json``,
 ``log.txt`` and ``result<suffix>`` (``.mp4``, ``.npy`` or ``.json``: the backend's
 ``result_suffix``), written as ``result.partial<suffix>``
-first and renamed when the job is done.
+first and renamed when the job is done. A video result along a trajectory is then measured
+(``clip_parallax``: its realized Π and PCE, in the status's ``parallax``) before the job is done.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from parascale_blender.client import wire
 from parascale_blender.client.wire import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING
 
 from .backends import Backend, GenerationJob, JobCancelled, JobFailed, get_backend
-from .config import Limits
-from .models import JobStatus
+from .config import Limits, float64_device
+from .models import ClipParallax, JobStatus
 from .uploads import decode_uploads, stored_uploads
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -369,8 +370,13 @@ class JobQueue:
             shape = backend.generate(job, progress, cancel.is_set) or {}
             t_gen = time.perf_counter() - t_gen
             digest = file_sha256(partial)
-            os.replace(partial, store.path(job_id, f"result{backend.result_suffix}"))
+            result = store.path(job_id, f"result{backend.result_suffix}")
+            os.replace(partial, result)
             shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
+            conditioned = all(x is not None for x in (job.trajectory, job.image, job.depth))
+            if backend.result_media_type == wire.MP4 and conditioned:
+                progress(1.0, "measuring the clip's parallax")
+                shape[wire.PARALLAX] = self.measure(job_id, job, result)
             store.update(
                 job_id,
                 state=DONE,
@@ -398,6 +404,22 @@ class JobQueue:
             self._discard(partial)
             store.update(job_id, state=FAILED, error=f"{type(e).__name__}: {e}", message="failed", finished=time.time())
             store.log(job_id, "failed:\n" + traceback.format_exc())
+
+    def measure(self, job_id: str, job: GenerationJob, clip: Path) -> ClipParallax:
+        """The clip's closed-loop report (``clip_parallax``); a clip that cannot be measured is still
+        a result: the report then says why."""
+        from .clip_parallax import measure_clip
+
+        try:
+            sky = bool(getattr(job.params, "sky", True))
+            device = float64_device(job.device)
+            report = ClipParallax(**measure_clip(clip, job.trajectory, job.image, job.depth, sky, device))
+        except Exception as e:  # noqa: BLE001 - the clip is done; only its measurement failed
+            self.store.log(job_id, "parallax not measured:\n" + traceback.format_exc())
+            return ClipParallax(error=f"the clip's parallax could not be measured: {type(e).__name__}: {e}")
+        cost = f"{report.seconds:.2f} s ({report.seconds_per_frame:.3f} s/frame)"
+        self.store.log(job_id, f"parallax: {report.label} {report.pce}, {cost}")
+        return report
 
     @staticmethod
     def _discard(partial: Path | None) -> None:

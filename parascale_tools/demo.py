@@ -131,6 +131,7 @@ def print_headline(report: dict, out: Path) -> None:
     for name, shot in report.get("blender", {}).items():
         lo, hi = shot["alpha_range"]
         print(f"shot    {name}: α {lo:.3g}–{hi:.3g}, PCE measured on the generated clip {shot['pce_measured']:.3f}")
+        print(f"        as the panel shows it: {shot['panel_line']}")
         print(f"        clip {shot['clip']}")
     print(f"outputs in {out}")
     for f in sorted(out.iterdir()):

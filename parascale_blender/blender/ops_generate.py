@@ -25,7 +25,7 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from ..client import BridgeError, JobRequest, ServerJob
-from . import compat, convert, plate, server_jobs, server_status
+from . import closed_loop, compat, convert, plate, server_jobs, server_status
 from .bake import baked_trajectory
 
 KIND = "generate"  # server_jobs kind
@@ -233,6 +233,8 @@ def insert_strip(scene, path: str, start: int, frames: int, name: str | None = N
     strip = compat.strips(scene).new_movie(name, path, channel, start, fit_method="FIT")
     st = server_jobs.record(scene, KIND)
     st.result_name, st.message = strip.name, f"clip in channel {channel} from frame {start}"
+    if pce := closed_loop.apply(scene, strip, closed_loop.report_of(st)):
+        st.message = f"{st.message}; {pce}"
     return strip
 
 

@@ -100,6 +100,7 @@ def apply_result(context, ref, result):
     action = keys.write_action(cam, result.trajectory, offset, f"{cam.name} ParaScale {result.mode}", EXTRAS)
     action.use_fake_user = True
     action["parascale_mode"] = result.mode
+    action["parascale_allow_sky"] = bool(result.trajectory.metadata.get("allow_sky", s.allow_sky))
     s.result_action = action
     s.pce = result.pce
     s.scale_min, s.scale_max = result.scale_range

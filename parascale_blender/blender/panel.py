@@ -10,7 +10,7 @@ import math
 import bpy
 
 from ..client import wire
-from . import points, server_jobs, server_status
+from . import closed_loop, points, server_jobs, server_status
 
 
 def _fmt(x: float, spec: str = ".4g") -> str:
@@ -150,6 +150,7 @@ class PARASCALE_PT_generate(_Base, bpy.types.Panel):
         col.prop(g, "output_dir")
         if not server_jobs.draw_job(col, context.scene, "generate"):
             col.operator("parascale.generate", icon="RENDER_ANIMATION")
+        closed_loop.draw(col, context.scene, server_jobs.record(context.scene, "generate").result_name)
 
 
 classes = (

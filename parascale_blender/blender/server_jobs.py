@@ -88,6 +88,7 @@ class ParaScaleServerJob(bpy.types.PropertyGroup):
     output_path: bpy.props.StringProperty(name="Result", subtype="FILE_PATH")
     result_name: bpy.props.StringProperty(name="Result name", description="What the result became in the scene")
     options: bpy.props.StringProperty(name="Options", description="JSON: what the result handler needs")
+    report: bpy.props.StringProperty(name="Report", description="JSON: the done job's closed-loop report (parallax)")
 
 
 class ParaScaleServerJobs(bpy.types.PropertyGroup):
@@ -243,6 +244,7 @@ def tick_scene(scene, kind: str) -> str:
     if job.finished:
         _JOBS.pop((scene.name_full, kind), None)
         if job.state == wire.DONE:
+            st.report = json.dumps(job.server_status.get(wire.PARALLAX) or {})
             try:
                 st.message = _HANDLERS[kind](scene, st, str(job.result_path))[:500]
             except Exception as e:  # the handler validates before touching the scene

@@ -294,6 +294,7 @@ def rescale(
             "mode": opts.mode,
             "measure": measure,
             "fov_match": opts.fov_match,
+            "allow_sky": opts.allow_sky,
             "working_size": opts.working_size,
             "reference_depth": reference_depth.description,
             "target_depth": target_depth.description,
