@@ -68,10 +68,10 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def queued_status(backend: Backend, shape: dict) -> JobStatus:
+def queued_status(backend: Backend, shape: dict, job_id: str | None = None) -> JobStatus:
     """The status of a new job of ``backend`` whose result has ``shape`` (frames, width, height, fps, first_frame)."""
     return JobStatus(
-        id=new_job_id(),
+        id=job_id or new_job_id(),
         backend=backend.name,
         state=QUEUED,
         message="queued",
@@ -131,20 +131,35 @@ class JobStore:
                 raise KeyPending(key)
             return status
 
-    def create(self, status: JobStatus, request: dict, files: dict[str, bytes], key: str | None = None) -> JobStatus:
-        """Store a new job; with an idempotency ``key`` already used, store nothing and return the
-        first job's status. A failure (disk full, read-only) removes the half-made folder."""
+    def stage(self, job_id: str) -> Path:
+        """Create the folder of new job ``job_id``, for its uploads to be streamed into before
+        :meth:`create` (until then it has no ``status.json``: never listed, swept by the janitor)."""
+        folder = self.path(job_id, "status.json").parent
+        folder.mkdir()
+        return folder
+
+    def discard(self, job_id: str) -> None:
+        """Remove a staged folder that never became a job."""
+        shutil.rmtree(self.path(job_id, "status.json").parent, ignore_errors=True)
+
+    def create(self, status: JobStatus, request: dict, key: str | None = None) -> JobStatus:
+        """Store a new job whose uploads are already in its :meth:`stage`-d folder; with an
+        idempotency ``key`` already used, remove that folder and return the first job's status.
+        A failure (disk full, read-only) removes the folder too."""
         with self._lock:
-            if (existing := self.by_key(key)) is not None:
+            try:
+                existing = self.by_key(key)
+            except KeyPending:
+                self.discard(status.id)
+                raise
+            if existing is not None:
+                self.discard(status.id)
                 return existing
             if key:
                 self._keys[key] = status.id
                 request = {**request, "idempotency_key": key}
-        folder = self.path(status.id, "status.json").parent
         try:
-            folder.mkdir()
-            for name, data in files.items():
-                _write_atomic(self.path(status.id, name), data)
+            self.path(status.id, "status.json").parent.mkdir(exist_ok=True)
             _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
             with self._lock:
                 _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
@@ -153,7 +168,7 @@ class JobStore:
             with self._lock:
                 if key:
                     self._keys.pop(key, None)
-            shutil.rmtree(folder, ignore_errors=True)
+            self.discard(status.id)
             raise
         return status
 
@@ -396,8 +411,7 @@ class JobQueue:
         store = self.store
         params = backend.Params.model_validate(request["params"])
         paths = stored_uploads(lambda stem: store.find(job_id, stem), backend.uploads)
-        blobs = {k: p.read_bytes() for k, p in paths.items()}
-        uploads = decode_uploads(blobs, self.limits, params, request.get("depth_scale"))
+        uploads = decode_uploads(paths, self.limits, params, request.get("depth_scale"))
         return GenerationJob(
             trajectory=uploads.trajectory,
             image=uploads.image,
