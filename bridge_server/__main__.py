@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a browser origin (scheme://host[:port]) allowed to call the server (repeatable; none by default)",
     )
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="serve HTTPS with this certificate chain (PEM; with --tls-key); advised off loopback",
+    )
+    p.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the private key of --tls-cert (PEM)")
     p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
     p.add_argument(
         "--device",
@@ -134,6 +143,20 @@ def resolve_token(args) -> str | None:
     return token
 
 
+def check_tls(cert: Path | None, key: Path | None) -> str | None:
+    """Why ``--tls-cert``/``--tls-key`` cannot serve HTTPS (one without the other, unreadable,
+    not a matching certificate and key), or None."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        return "--tls-cert and --tls-key go together (the certificate chain and its private key, PEM)"
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        return f"--tls-cert {cert} / --tls-key {key}: not a usable certificate and key ({e})"
+    return None
+
+
 def check_jobs_dir(path: Path) -> str | None:
     """Why ``path`` cannot be the jobs folder (not a folder, cannot be created or written), or None."""
     path = path.expanduser()
@@ -169,6 +192,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = check_tls(args.tls_cert, args.tls_key)
+    if problem is not None:
+        print(f"parascale-server: {problem}", file=sys.stderr)
+        return 2
+    if not is_loopback_host(args.host) and args.tls_cert is None:
+        print(
+            f"parascale-server: warning: serving {args.host} over plain HTTP: the token and every result "
+            "cross the network readable; use --tls-cert/--tls-key",
+            file=sys.stderr,
+        )
     problem = check_jobs_dir(args.jobs_dir)
     if problem is not None:
         print(f"parascale-server: {problem}", file=sys.stderr)
@@ -207,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         token=args.token,
+        tls=args.tls_cert is not None,
         devices=devices,
         limits=limits,
         weights_dir=weights,
@@ -221,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import create_app
 
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)} if args.tls_cert else {}
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, **tls)
     return 0
 
 

@@ -28,6 +28,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str | None = None
+    tls: bool = False  # served over HTTPS (--tls-cert/--tls-key)
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     limits: Limits = field(default_factory=Limits)
     allow_hosts: list[str] = field(default_factory=list)  # Host names served besides loopback and the bound host

@@ -66,8 +66,9 @@ class GuardMiddleware:
         port: int = wire.DEFAULT_PORT,
         allow_hosts: tuple[str, ...] = (),
         allow_origins: tuple[str, ...] = (),
+        scheme: str = "http",
     ):
-        self.app, self.max_body = app, max_body
+        self.app, self.max_body, self.scheme = app, max_body, scheme
         self.token = wire.bearer(token).encode() if token else None
         self.any_host = _is_wildcard(host)  # bound to every interface: the token (required) guards it
         self.hosts = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, host, *allow_hosts)}
@@ -88,7 +89,8 @@ class GuardMiddleware:
             return None
         try:
             o = urllib.parse.urlsplit(text)
-            same = o.scheme == "http" and (o.hostname or "") in self.hosts and (o.port or 80) == self.port
+            port = o.port or (443 if o.scheme == "https" else 80)
+            same = o.scheme == self.scheme and (o.hostname or "") in self.hosts and port == self.port
         except ValueError:
             same = False
         if same:

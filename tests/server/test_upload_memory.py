@@ -75,7 +75,8 @@ def test_a_body_without_content_length_is_cut_at_the_limit(server, http):
         for _ in range(24):
             yield b"x" * 2**17
 
-    r = http.post(server.url + "/v1/jobs", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    r = http.post(server.url + "/v1/jobs", content=chunks(), headers=multipart)
     assert r.status_code == 413, r.text
     assert "larger than the limit" in r.json()["error"]
     assert http.get(server.url + "/v1/health").status_code == 200
