@@ -158,7 +158,7 @@ def check_tls(cert: Path | None, key: Path | None) -> str | None:
 
 
 def check_jobs_dir(path: Path) -> str | None:
-    """Why ``path`` cannot be the jobs folder (not a folder, cannot be created or written), or None."""
+    """Why ``path`` cannot be the jobs folder (a file, cannot be created), or None."""
     path = path.expanduser()
     if path.exists() and not path.is_dir():
         return f"--jobs-dir: {path} is a file, not a folder"
@@ -166,15 +166,17 @@ def check_jobs_dir(path: Path) -> str | None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         return f"--jobs-dir: cannot create {path}: {e.strerror or e}"
-    probe = path / f".parascale-write-test-{os.getpid()}"
+    return None
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why the existing folder ``path`` cannot be written (read-only, full), or None."""
+    probe = path.expanduser() / f".parascale-write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        return (
-            f"--jobs-dir: {path} is not writable ({e.strerror or e}); the server keeps every job there: "
-            "fix its permissions or free space, or choose another folder"
-        )
+        return e.strerror or str(e)
     return None
 
 
@@ -206,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"parascale-server: {problem}", file=sys.stderr)
         return 2
+    read_only = unwritable_reason(args.jobs_dir)
+    if read_only is not None and args.queue != "local":
+        print(f"parascale-server: --jobs-dir: {args.jobs_dir} is not writable ({read_only})", file=sys.stderr)
+        return 2
+    if read_only is not None:
+        print(
+            f"parascale-server: warning: --jobs-dir {args.jobs_dir} is not writable ({read_only}): serving its "
+            "jobs and results read-only; new jobs are refused (507) until it is writable and the server restarts",
+            file=sys.stderr,
+        )
     weights = None
     if args.weights is not None:
         weights = args.weights.expanduser().resolve()
@@ -241,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         token=args.token,
         tls=args.tls_cert is not None,
+        read_only=read_only is not None,
         devices=devices,
         limits=limits,
         weights_dir=weights,

@@ -25,6 +25,7 @@ class Limits:
 @dataclass
 class ServerConfig:
     jobs_dir: Path
+    read_only: bool = False  # the jobs folder cannot be written: existing jobs are served, new ones refused
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str | None = None

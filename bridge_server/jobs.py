@@ -18,6 +18,7 @@ first and renamed when the job is done.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -90,10 +91,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class JobStore:
     """Job folders under ``root`` plus an in-memory index of their statuses."""
 
-    def __init__(self, root: Path, stale_after: float = 600.0):
+    def __init__(self, root: Path, stale_after: float = 600.0, read_only: bool = False):
         self.root = Path(root).resolve()
         self.stale_after = stale_after  # seconds after which a folder without status.json is debris
-        self.root.mkdir(parents=True, exist_ok=True)
+        # A read-only folder: jobs and results are served, status changes live in memory only,
+        # and nothing new is stored.
+        self.read_only = read_only
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
@@ -134,6 +139,8 @@ class JobStore:
     def stage(self, job_id: str) -> Path:
         """Create the folder of new job ``job_id``, for its uploads to be streamed into before
         :meth:`create` (until then it has no ``status.json``: never listed, swept by the janitor)."""
+        if self.read_only:
+            raise OSError(errno.EROFS, f"{self.root} is read-only; this server only serves the jobs it holds")
         folder = self.path(job_id, "status.json").parent
         folder.mkdir()
         return folder
@@ -187,6 +194,8 @@ class JobStore:
         with self._lock:
             status = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = status
+            if self.read_only:
+                return status
             try:
                 _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
             except OSError as e:
@@ -194,6 +203,8 @@ class JobStore:
             return status
 
     def log(self, job_id: str, line: str) -> None:
+        if self.read_only:
+            return
         try:
             with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
@@ -209,7 +220,8 @@ class JobStore:
             try:
                 status = JobStatus.model_validate_json(self.path(folder.name, "status.json").read_bytes())
             except FileNotFoundError:
-                self._sweep(folder)
+                if not self.read_only:
+                    self._sweep(folder)
                 continue
             except (OSError, ValueError):
                 continue  # a folder without a readable status is not a job (never served)
@@ -221,7 +233,16 @@ class JobStore:
                 self._jobs[status.id] = status
                 if isinstance(key, str) and key:
                     self._keys[key] = status.id
-            if status.state == RUNNING:
+            if status.state in (RUNNING, QUEUED) and self.read_only:
+                self.update(
+                    status.id,
+                    state=INTERRUPTED,
+                    finished=time.time(),
+                    error=f"the jobs folder is read-only, so this {status.state} job cannot run; restart the "
+                    "server on a writable folder (queued jobs then resume) or submit it again",
+                    message="interrupted",
+                )
+            elif status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
                     try:
                         self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)

@@ -37,8 +37,10 @@ def _weights_dir(backend) -> str | None:
 def health(config: Config, jobs: Queue) -> Health:
     queued, running = jobs.counts()
     workers = jobs.workers(config.stuck_after)
+    working = all(w.alive and not w.stuck for w in workers) and not config.read_only
     return Health(
-        status="ok" if all(w.alive and not w.stuck for w in workers) else "degraded",
+        status="ok" if working else "degraded",
+        read_only=config.read_only,
         workers=workers,
         version=__version__,
         device=config.devices[0],

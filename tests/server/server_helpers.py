@@ -43,6 +43,7 @@ class Server:
     env: dict = field(default_factory=dict)  # extra environment variables of the server process
     preexec: object = None  # run in the child before exec (e.g. resource limits)
     scheme: str = "http"
+    prefix: list[str] = field(default_factory=list)  # a command the server runs under (e.g. unshare)
     verify: object = True  # what httpx verifies an HTTPS server with (an ssl.SSLContext for a test CA)
 
     @property
@@ -51,7 +52,7 @@ class Server:
 
     def start(self, timeout: float = 30.0, headers: dict | None = None) -> Server:
         self.port = self.port or free_port()
-        cmd = [sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
+        cmd = [*self.prefix, sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
         cmd += ["--jobs-dir", str(self.jobs_dir), "--device", "cpu", *self.args]
         env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
         self.proc = subprocess.Popen(
