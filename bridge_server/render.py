@@ -16,6 +16,7 @@ lose against every finite point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,10 @@ from parascale_blender.core.camera import Camera
 
 _FAR = 1e30  # depth key added to points at infinity so any finite point wins
 _FOOTPRINT_SLACK = 1.2  # footprints 20% wider than the point spacing: no cracks under shear
+
+
+def _go_on() -> None:
+    """The default ``check`` of :func:`splat` and :func:`fill_holes`: never stops them."""
 
 
 @dataclass
@@ -81,8 +86,12 @@ def splat(
     max_footprint: float = 4.0,
     depth_tolerance: float = 0.01,
     resample: bool = True,
+    check: Callable[[], None] = _go_on,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``cloud`` from ``c2w`` / ``camera``: (rgb (H, W, 3) float, depth key (H, W), inf = empty).
+
+    ``check`` is called between the steps of one frame (a large frame takes seconds); whatever it
+    raises (e.g. a cancellation) stops the render.
 
     The depth key (float32) is the z-depth for finite points and 1e30 for points at infinity.
     With ``resample``, each covered pixel centre is lifted to 3D at its winner's depth and the
@@ -112,6 +121,7 @@ def splat(
     lins, dists = [], []
     for dv in range(int(nv[front].max().item())):
         for du in range(int(nu[front].max().item())):
+            check()
             px, py = u0 + du, v0 + dv
             ok = front & (du < nu) & (dv < nv) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
             lins.append(torch.where(ok, (py * W + px).long(), trash))
@@ -119,14 +129,17 @@ def splat(
     n = len(lins)
     lin, dist = torch.cat(lins), torch.cat(dists)
     key, pt = key.repeat(n), pts.repeat(n)
+    check()
     zbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, key, reduce="amin")
     dist = torch.where(key <= zbuf[lin] * (1.0 + depth_tolerance), dist, torch.full_like(dist, float("inf")))
+    check()
     dbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, dist, reduce="amin")
     big = torch.iinfo(torch.int64).max
     pt = torch.where(torch.isfinite(dist) & (dist <= dbuf[lin]), pt, torch.full_like(pt, big))
     winner = torch.full((trash + 1,), big, dtype=torch.int64, device=dev).scatter_reduce_(0, lin, pt, reduce="amin")
     zbuf, winner = zbuf[:trash], winner[:trash]
     hit = torch.isfinite(zbuf)
+    check()
     if resample:
         _resample_source(cloud, rgb, zbuf, T, camera, fallback=winner)
     else:
@@ -189,8 +202,11 @@ def _dilate3(m: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 32) -> torch.Tensor:
-    """Fill empty pixels (``zbuf`` inf) from the background side; covered pixels are unchanged.
+def fill_holes(
+    rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 32, check: Callable[[], None] = _go_on
+) -> torch.Tensor:
+    """Fill empty pixels (``zbuf`` inf) from the background side; covered pixels are unchanged;
+    ``check`` is called between steps (as in :func:`splat`).
 
     Disocclusions reveal what lies behind, so holes grow inwards one pixel ring per step from
     neighbours on the far side: a neighbour counts when its log-depth is above the middle of the
@@ -219,6 +235,7 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
     holes = (rows + 1) * Wp + cols + 1
     offsets = torch.tensor([-Wp - 1, -Wp, -Wp + 1, -1, 1, Wp - 1, Wp, Wp + 1], device=dev)
     for _ in range(max_steps):
+        check()
         near = _dilate3(torch.isfinite(ldp).view(H + 2, Wp)).view(-1)
         front = holes[near[holes]]  # only the ring next to known pixels can be filled this step
         if len(front) == 0:
@@ -241,6 +258,7 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
             break
     out = colp.view(H + 2, Wp, 3)[1:-1, 1:-1]
     if len(holes):
+        check()
         filled = torch.isfinite(ldp.view(H + 2, Wp)[1:-1, 1:-1])
         out = _push_pull(out, filled)
     return torch.where(valid[..., None], rgb, out)
