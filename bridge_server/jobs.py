@@ -53,6 +53,9 @@ FILE_NAMES = frozenset(
 )
 
 
+STOPPED = "the server stopped while this job was running; submit it again"
+
+
 class KeyPending(Exception):
     """A submission with this idempotency key is still being stored."""
 
@@ -252,7 +255,7 @@ class JobStore:
                     status.id,
                     state=INTERRUPTED,
                     finished=time.time(),
-                    error="the server stopped while this job was running; submit it again",
+                    error=STOPPED,
                     message="interrupted",
                 )
                 self.log(status.id, "marked interrupted after a server restart")
@@ -281,6 +284,8 @@ class JobQueue:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        self._asked: set[str] = set()  # jobs a client asked to cancel (the rest stop only at shutdown)
+        self._stopping = False
         # device -> (job id, monotonic time of its last progress) while a worker runs a job
         self._busy: dict[str, tuple[str, float]] = {}
 
@@ -293,6 +298,9 @@ class JobQueue:
             self._threads.append(t)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the workers: a running job stops before its next frame and ends ``interrupted``
+        (the server stopped it, nobody cancelled it: a client may submit it again)."""
+        self._stopping = True
         for ev in list(self._cancel.values()):
             ev.set()
         for _ in self._threads:
@@ -314,6 +322,7 @@ class JobQueue:
             status = self.store.get(job_id)
             if status is None or status.state in FINISHED:
                 return status
+            self._asked.add(job_id)
             self._cancel.setdefault(job_id, threading.Event()).set()
             if status.state == QUEUED:
                 return self.store.update(job_id, state=CANCELLED, finished=time.time(), message="cancelled")
@@ -353,6 +362,7 @@ class JobQueue:
             finally:
                 self._busy.pop(device, None)
                 self._cancel.pop(job_id, None)
+                self._asked.discard(job_id)
 
     def _fail_quietly(self, job_id: str, reason: str) -> None:
         try:
@@ -410,8 +420,12 @@ class JobQueue:
             store.log(job_id, f"done in {t_gen:.3f} s")
         except JobCancelled as e:
             self._discard(partial)
-            store.update(job_id, state=CANCELLED, message=str(e) or "cancelled", finished=time.time())
-            store.log(job_id, f"cancelled: {e}")
+            if self._stopping and job_id not in self._asked:  # the server is stopping, nobody cancelled
+                store.update(job_id, state=INTERRUPTED, error=STOPPED, message="interrupted", finished=time.time())
+                store.log(job_id, f"interrupted: the server stopped ({e})")
+            else:
+                store.update(job_id, state=CANCELLED, message=str(e) or "cancelled", finished=time.time())
+                store.log(job_id, f"cancelled: {e}")
         except JobFailed as e:  # a user-facing reason, kept verbatim
             self._discard(partial)
             store.update(job_id, state=FAILED, error=str(e), message="failed", finished=time.time())

@@ -132,6 +132,7 @@ async def submit_job(
             "backend": backend,
             "params": parsed.model_dump(mode="json"),
             "depth_scale": depth_scale,
+            "num_frames": num_frames,
             "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
             "retries": retries,
         }

@@ -12,6 +12,7 @@ import importlib
 _MODULES = (
     "prefs",
     "local_server",
+    "server_status",
     "props",
     "server_jobs",
     "ops_reference",

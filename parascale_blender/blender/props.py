@@ -7,6 +7,7 @@ from __future__ import annotations
 import bpy
 
 from ..client import wire
+from . import server_status
 from .plate import DEPTH_UNIT_ITEMS
 from .prefs import MODE_ITEMS
 
@@ -86,6 +87,16 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     last_report: bpy.props.StringProperty(name="Last report")
 
 
+def _get_backend(self) -> int:
+    items = server_status.backend_items(self)
+    return next((it[4] for it in items if it[0] == self.backend), 0)
+
+
+def _set_backend(self, value: int) -> None:
+    items = server_status.backend_items(self)
+    self.backend = next((it[0] for it in items if it[4] == value), self.backend)
+
+
 class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
     """Generate's inputs; the plate is the target step's, the job is ``scene.parascale_jobs.generate``."""
 
@@ -98,6 +109,28 @@ class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
         default="RENDER",
     )
     backend: bpy.props.StringProperty(name="Backend", default=wire.DEFAULT_BACKEND)
+    backend_menu: bpy.props.EnumProperty(
+        name="Backend",
+        items=server_status.backend_items,
+        get=_get_backend,
+        set=_set_backend,
+        description="The server's generating backends (Refresh asks the server; unavailable ones say why)",
+    )
+    seed: bpy.props.IntProperty(
+        name="Seed", default=0, min=0, description="Noise seed of diffusion backends: the same seed gives the same clip"
+    )
+    random_seed: bpy.props.BoolProperty(
+        name="New seed each run", description="Draw a random seed per Generate (the job's message names it)"
+    )
+    frames: bpy.props.IntProperty(
+        name="Frames", default=0, min=0, description="Frames to generate from the shot's first (0: the whole shot)"
+    )
+    resolution_x: bpy.props.IntProperty(
+        name="Width", default=0, min=0, subtype="PIXEL", description="Clip width (0: the scene's)"
+    )
+    resolution_y: bpy.props.IntProperty(
+        name="Height", default=0, min=0, subtype="PIXEL", description="Clip height (0: the scene's)"
+    )
     output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH", default="//")
 
 
