@@ -19,6 +19,7 @@ first and renamed when the job is done. A video result along a trajectory is the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -72,10 +73,10 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def queued_status(backend: Backend, shape: dict) -> JobStatus:
+def queued_status(backend: Backend, shape: dict, job_id: str | None = None) -> JobStatus:
     """The status of a new job of ``backend`` whose result has ``shape`` (frames, width, height, fps, first_frame)."""
     return JobStatus(
-        id=new_job_id(),
+        id=job_id or new_job_id(),
         backend=backend.name,
         state=QUEUED,
         message="queued",
@@ -94,10 +95,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class JobStore:
     """Job folders under ``root`` plus an in-memory index of their statuses."""
 
-    def __init__(self, root: Path, stale_after: float = 600.0):
+    def __init__(self, root: Path, stale_after: float = 600.0, read_only: bool = False):
         self.root = Path(root).resolve()
         self.stale_after = stale_after  # seconds after which a folder without status.json is debris
-        self.root.mkdir(parents=True, exist_ok=True)
+        # A read-only folder: jobs and results are served, status changes live in memory only,
+        # and nothing new is stored.
+        self.read_only = read_only
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
@@ -135,20 +140,37 @@ class JobStore:
                 raise KeyPending(key)
             return status
 
-    def create(self, status: JobStatus, request: dict, files: dict[str, bytes], key: str | None = None) -> JobStatus:
-        """Store a new job; with an idempotency ``key`` already used, store nothing and return the
-        first job's status. A failure (disk full, read-only) removes the half-made folder."""
+    def stage(self, job_id: str) -> Path:
+        """Create the folder of new job ``job_id``, for its uploads to be streamed into before
+        :meth:`create` (until then it has no ``status.json``: never listed, swept by the janitor)."""
+        if self.read_only:
+            raise OSError(errno.EROFS, f"{self.root} is read-only; this server only serves the jobs it holds")
+        folder = self.path(job_id, "status.json").parent
+        folder.mkdir()
+        return folder
+
+    def discard(self, job_id: str) -> None:
+        """Remove a staged folder that never became a job."""
+        shutil.rmtree(self.path(job_id, "status.json").parent, ignore_errors=True)
+
+    def create(self, status: JobStatus, request: dict, key: str | None = None) -> JobStatus:
+        """Store a new job whose uploads are already in its :meth:`stage`-d folder; with an
+        idempotency ``key`` already used, remove that folder and return the first job's status.
+        A failure (disk full, read-only) removes the folder too."""
         with self._lock:
-            if (existing := self.by_key(key)) is not None:
+            try:
+                existing = self.by_key(key)
+            except KeyPending:
+                self.discard(status.id)
+                raise
+            if existing is not None:
+                self.discard(status.id)
                 return existing
             if key:
                 self._keys[key] = status.id
                 request = {**request, "idempotency_key": key}
-        folder = self.path(status.id, "status.json").parent
         try:
-            folder.mkdir()
-            for name, data in files.items():
-                _write_atomic(self.path(status.id, name), data)
+            self.path(status.id, "status.json").parent.mkdir(exist_ok=True)
             _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
             with self._lock:
                 _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
@@ -157,7 +179,7 @@ class JobStore:
             with self._lock:
                 if key:
                     self._keys.pop(key, None)
-            shutil.rmtree(folder, ignore_errors=True)
+            self.discard(status.id)
             raise
         return status
 
@@ -176,6 +198,8 @@ class JobStore:
         with self._lock:
             status = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = status
+            if self.read_only:
+                return status
             try:
                 _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
             except OSError as e:
@@ -183,6 +207,8 @@ class JobStore:
             return status
 
     def log(self, job_id: str, line: str) -> None:
+        if self.read_only:
+            return
         try:
             with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
@@ -198,7 +224,8 @@ class JobStore:
             try:
                 status = JobStatus.model_validate_json(self.path(folder.name, "status.json").read_bytes())
             except FileNotFoundError:
-                self._sweep(folder)
+                if not self.read_only:
+                    self._sweep(folder)
                 continue
             except (OSError, ValueError):
                 continue  # a folder without a readable status is not a job (never served)
@@ -210,7 +237,16 @@ class JobStore:
                 self._jobs[status.id] = status
                 if isinstance(key, str) and key:
                     self._keys[key] = status.id
-            if status.state == RUNNING:
+            if status.state in (RUNNING, QUEUED) and self.read_only:
+                self.update(
+                    status.id,
+                    state=INTERRUPTED,
+                    finished=time.time(),
+                    error=f"the jobs folder is read-only, so this {status.state} job cannot run; restart the "
+                    "server on a writable folder (queued jobs then resume) or submit it again",
+                    message="interrupted",
+                )
+            elif status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
                     try:
                         self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
@@ -432,8 +468,7 @@ class JobQueue:
         store = self.store
         params = backend.Params.model_validate(request["params"])
         paths = stored_uploads(lambda stem: store.find(job_id, stem), backend.uploads)
-        blobs = {k: p.read_bytes() for k, p in paths.items()}
-        uploads = decode_uploads(blobs, self.limits, params, request.get("depth_scale"))
+        uploads = decode_uploads(paths, self.limits, params, request.get("depth_scale"))
         return GenerationJob(
             trajectory=uploads.trajectory,
             image=uploads.image,

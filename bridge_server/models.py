@@ -34,7 +34,12 @@ class WorkerInfo(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        "ok", description="degraded: a worker is dead or stuck (see workers); restart the server"
+        "ok",
+        description="degraded: a worker is dead or stuck (see workers), or the jobs folder is read-only "
+        "(see read_only); restart the server",
+    )
+    read_only: bool = Field(
+        False, description="the jobs folder is not writable: its jobs and results are served, new jobs get 507"
     )
     version: str
     device: str = Field(description="the first worker's torch device")

@@ -56,8 +56,15 @@ class WarpBackend(Backend):
                 for i in range(n):
                     if cancelled():
                         raise JobCancelled(f"cancelled before frame {i + 1} of {n}")
-                    rgb, zbuf = splat(cloud, traj.c2w[i], traj.camera(i), p.max_footprint, p.depth_tolerance)
+                    progress(i / n, f"rendering frame {i + 1}/{n}")
+
+                    def check(i=i) -> None:  # a large frame takes seconds: cancel within it
+                        if cancelled():
+                            raise JobCancelled(f"cancelled during frame {i + 1} of {n}")
+
+                    cam = traj.camera(i)
+                    rgb, zbuf = splat(cloud, traj.c2w[i], cam, p.max_footprint, p.depth_tolerance, check=check)
                     if p.fill_holes:
-                        rgb = fill_holes(rgb, zbuf)
+                        rgb = fill_holes(rgb, zbuf, check=check)
                     mp4.write(to_uint8(rgb)[:H, :W])
                     progress((i + 1) / n, f"frame {i + 1}/{n}")
