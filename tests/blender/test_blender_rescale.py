@@ -322,7 +322,8 @@ def test_key_precision_of_a_1cm_scene_far_from_the_origin_is_measured_and_said(s
     report = s.last_report
     if origin[0]:
         assert key_pce > 1e-3
-        m = re.search(r"key precision: the camera is ([\d.]+) units from the world origin.*PCE (\d[\d.]*(?:e-?\d+)?)\b", report)
+        said = r"key precision: the camera is ([\d.]+) units from the world origin.*PCE (\d[\d.]*(?:e-?\d+)?)\b"
+        m = re.search(said, report)
         assert m, report
         assert float(m.group(1)) == pytest.approx(100.0, rel=1e-3)
         assert float(m.group(2)) == pytest.approx(key_pce, rel=0.02)
