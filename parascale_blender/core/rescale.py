@@ -100,6 +100,23 @@ class RescaleResult:
         return (float(a.min()), float(a.max())) if a.size else (float("nan"), float("nan"))
 
 
+def step_parallax(
+    c2w: np.ndarray, target_depth: DepthSource, camera: Camera, options: RescaleOptions | None = None
+) -> np.ndarray:
+    """Π of each step of the poses ``c2w`` (N,4,4, OpenCV) in ``options``' measure, seen from pose t-1
+    in ``target_depth`` at the working size (index 0 NaN): a keyed move re-measured as :func:`rescale`
+    measures the move it builds."""
+    opts = options or RescaleOptions()
+    c2w = np.asarray(c2w, dtype=np.float64)
+    work, tfac = camera.working(opts.working_size), _fov_factor(camera, opts.fov_match)
+    out = np.full(len(c2w), np.nan)
+    for t in range(1, len(c2w)):
+        step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
+        probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
+        out[t] = probe.parallax(step, opts.measure) * tfac
+    return out
+
+
 def _fov_factor(cam: Camera, fov_match: str) -> float:
     """Converts angular Π (normalised image units) to the compared unit."""
     return cam.fx / cam.width if fov_match == "frame" else 1.0
