@@ -229,7 +229,7 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
         steps, pi = track.steps_in_camera(), np.full(n, np.nan)
         for t in range(1, n):
             view = depth.view(track.c2w[t - 1], track.camera(t - 1).working(160))
-            pi[t] = ParallaxProbe.from_view(view).parallax(steps[t - 1], "flow")
+            pi[t] = ParallaxProbe.from_view(view, allow_sky=True).parallax(steps[t - 1], "flow")
         return pi
 
     pi_ref, pi_model = flow_pi(ref, reference_depth), flow_pi(out, target_depth)

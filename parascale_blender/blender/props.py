@@ -77,7 +77,11 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         items=[("DEFAULT", "Default", "The Default mode of the add-on's preferences"), *MODE_ITEMS],
         default="DEFAULT",
     )
-    allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")
+    allow_sky: bpy.props.BoolProperty(
+        name="Allow sky",
+        description="Pixels with no depth (sky) count as not moving, as the eye sees them; off: left out of Π",
+        default=True,
+    )
 
     original_action: bpy.props.PointerProperty(name="Original action", type=bpy.types.Action)
     result_action: bpy.props.PointerProperty(name="Rescaled action", type=bpy.types.Action)

@@ -52,13 +52,14 @@ class DepthView:
         """(x, y, inv_z) over the pixels that count: valid ones, plus sky (inv_z = 0) if allowed.
 
         ``x, y`` are normalised image coordinates of the pixel centres. Sky only applies to
-        dense sources; a sparse source's empty pixels are unknown, never sky.
+        dense sources; a sparse source's empty pixels are unknown, never sky; a view with no valid
+        pixel at all has no depth (nothing is returned), it is not all sky.
         """
         x, y = self.camera.pixel_rays()
         valid = self.valid
         inv = np.zeros_like(self.depth, dtype=np.float64)
         inv[valid] = 1.0 / self.depth[valid]
-        use = valid | (allow_sky & self.dense)
+        use = valid | (allow_sky and self.dense and bool(valid.any()))
         return x[use], y[use], inv[use]
 
 

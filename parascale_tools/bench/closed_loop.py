@@ -17,8 +17,8 @@ RealEstate10K tracks), each image speed and each sky setting:
    against the oracle's Π of the same clip;
 6. RotErr / TransErr / CamMC of the output against the reference (relative normalisation).
 
-``allow_sky`` False is the product's default (sky pixels left out of Π on both sides); True counts
-sky as not moving, which is what the oracle (and the eye) sees.
+``allow_sky`` True is the product's default: sky counts as not moving, which is what the oracle (and
+the eye) sees; False (an option) leaves sky pixels out of Π on both sides.
 ``rows(quick)`` returns benchmark rows; :func:`run` returns the full per-case records.
 """
 
@@ -48,7 +48,7 @@ PAIRINGS = [
 TARGET_FLOW_PX = 4.0  # the main speed: reference clips move this many pixels per frame on average
 SPEEDS_PX = (0.5, 1.0, 2.0, 4.0, 8.0)  # the speed sweep (mean exact image motion per frame)
 SPEED_MODES = ("exact", "harmonic", "none")  # modes of the speed sweep
-SKY_OFF_MODES = ("exact", "harmonic")  # modes re-run with the product's default (sky left out)
+SKY_OFF_MODES = ("exact", "harmonic")  # modes re-run with sky left out of Π (the option)
 # Targets whose output clips are re-tracked with pycolmap (harmonic mode): scenes with depth
 # relief. A plane (wall) or a distant landscape under sky gives SfM too little parallax to solve.
 RETRACK_TARGETS = ("room", "street")
@@ -201,7 +201,7 @@ class Case:
     pi_out_measured: list
     pce_oracle: float = float("nan")  # exact image motion from traced depth (no flow error)
     speed_px: float = TARGET_FLOW_PX  # the reference clip's mean exact image motion, px per frame
-    allow_sky: bool = True  # False: the product's default (sky left out of Π)
+    allow_sky: bool = True  # the product's default (sky not moving); False: sky left out of Π
     flow_floor: float = float("nan")  # DIS against the oracle on the reference clip (known exact motion)
     flow_floor_nofb: float = float("nan")  # the same without the forward-backward mask
     floor_steps: float = float("nan")  # fraction of output steps DIS read at FLOW_FLOOR_PX
@@ -240,7 +240,7 @@ def plan(quick: bool, shared_data: Path | None) -> list[dict]:
     """The jobs of a run: one per (pairing, track, speed), each with its (mode, allow_sky) variants.
 
     Quick (the CI guard): two pairings, every synthetic motion class and one real track, 4 px/frame,
-    every mode with sky counted plus the default with sky left out. Full (the report, sized for two
+    every mode with sky counted (the default) plus exact with sky left out (the option). Full (the report, sized for two
     shared cores): every pairing, every synthetic class and three real tracks at 4 px/frame (every
     mode with sky counted, :data:`SKY_OFF_MODES` with sky left out), and a speed sweep over
     :data:`SPEEDS_PX` (:data:`SPEED_MODES`) on the first pairing, the synthetic classes and one real track."""
@@ -459,7 +459,7 @@ def gates(cases: list[Case], mode: str | None = None, allow_sky: bool = True) ->
         return []
     classes = by_class(cases, mode, allow_sky=allow_sky)
     worst = max(classes, key=lambda k: classes[k]["oracle_mean"])
-    sky = "sky counted" if allow_sky else "sky left out (product default)"
+    sky = "sky counted (default)" if allow_sky else "sky left out (option)"
     vals = [
         ("oracle_mean", f"oracle PCE mean, {mode}, {sky}", s["oracle_mean"], ""),
         ("oracle_worst_class", f"oracle PCE, worst class, {mode}, {sky}", classes[worst]["oracle_mean"], worst),
@@ -505,18 +505,17 @@ def rows_from_cases(cases: list[Case], seconds: float) -> list[dict]:
                 f"none: {summ['none']['floor_steps']:.0%} of steps at the 0.02 px floor",
             }
         )
-    for sky in (True, False):
-        for g in gates(cases, allow_sky=sky):
-            out.append(
-                {
-                    "group": "closed_loop",
-                    "name": f"gate: {g['name']}",
-                    "value": g["value"],
-                    "unit": "PCE",
-                    "note": f"target <= {g['target']}: {'PASS' if g['ok'] else 'FAIL'}"
-                    + (f"; worst class {g['worst']}" if g["worst"] else ""),
-                }
-            )
+    for g in gates(cases):  # the product's default (sky counted); sky left out is shown, not gated
+        out.append(
+            {
+                "group": "closed_loop",
+                "name": f"gate: {g['name']}",
+                "value": g["value"],
+                "unit": "PCE",
+                "note": f"target <= {g['target']}: {'PASS' if g['ok'] else 'FAIL'}"
+                + (f"; worst class {g['worst']}" if g["worst"] else ""),
+            }
+        )
     for speed, fl in floor_by_speed(cases).items():
         out.append(
             {
