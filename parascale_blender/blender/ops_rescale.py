@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from ..core.depth import ConstantDepth, DepthError
-from ..core.rescale import RescaleOptions, rescale
+from ..core.rescale import RescaleOptions, is_tripod, rescale
 from . import convert, keys, points, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
@@ -76,8 +76,11 @@ def compute(context):
     p = prefs.get(context)
     ref = tracks.reference_trajectory(context)
     start_c2w, tcam = target_start(context)
-    rdepth = reference_depth_source(context, ref)
-    tdepth = target_depth_source(context)
+    if is_tripod(ref):  # no depth is read: Π is zero at any scale
+        rdepth = tdepth = None
+    else:
+        rdepth = reference_depth_source(context, ref)
+        tdepth = target_depth_source(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
     opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
     return ref, rescale(ref, rdepth, tdepth, start_c2w, tcam, opts)
@@ -142,6 +145,8 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
             f"measured on {against}), α {lo:.4g}–{hi:.4g}"
         )
+        if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
+            msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
         context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)
         return {"FINISHED"}
