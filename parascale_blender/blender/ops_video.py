@@ -166,7 +166,8 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         st.error = st.job_id = ""  # a failed server job, if any, is superseded
         st.state, st.result_name = server_jobs.IDLE, context.scene.parascale.reference_camera.name
         note = f" (no server: {why})" if why else ""
-        msg = f"Blender tracker: {source}; {info['tracks']} tracks in {info['seconds']:.1f} s{note}"
+        tripod = info["tripod"] and f"; tripod solve ({info['tripod']}): no translation, Rescale copies the rotation"
+        msg = f"Blender tracker: {source}{tripod}; {info['tracks']} tracks in {info['seconds']:.1f} s{note}"
         st.message = msg[:500]
         if gaps.dropped:
             self.report({"WARNING"}, f"Import video: {solve_qa.dropped_warning(gaps)}")

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.camera import Trajectory
 from ..core.orient import level
+from ..core.rescale import is_tripod
 from ..core.solve_gaps import SolveGaps, frame_ranges
 from .tracks import TrackError, transform_world
 
@@ -36,7 +37,8 @@ def orient_world(traj: Trajectory, orient: str) -> tuple[Trajectory, str]:
     """The track levelled as ``orient`` asks (an :data:`ORIENT_ITEMS` name); a note for the report."""
     if orient == "NONE":
         return traj, "world as solved"
-    pts = traj.points.xyz if traj.points is not None else None
+    # a tripod solve's points are directions, not a floor
+    pts = traj.points.xyz if traj.points is not None and not is_tripod(traj) else None
     try:
         o = level(traj.c2w, pts, orient)
     except ValueError as e:

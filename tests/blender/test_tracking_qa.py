@@ -145,3 +145,36 @@ def test_blender_tracker_reports_marks_and_orients_against_truth(scene, ext, pan
     )  # noqa: E501
     print(f"up error as solved: {raw_err.mean():.2f} deg mean")
     assert raw_err.min() > 45.0
+
+
+@pytest.mark.slow
+def test_tripod_pan_video_tracks_and_rescales_to_rotation_only(scene, ext, tmp_path):
+    """A tripod pan (no parallax, so Blender's full solve fails) is tracked with its tripod solver and
+    rescaled to zero translation with the true relative rotations (ray-traced room, known poses)."""
+    import bpy
+    from conftest import encode_mp4
+
+    from parascale_blender.core.camera import Camera
+    from parascale_tools.tracking.evaluate import pose_errors
+    from parascale_tools.tracking.synthetic import render_clip
+
+    n = 16
+    poses = _pan_path(n, pan_deg=20.0, travel=0.0)
+    images, _ = render_clip(poses, Camera(300.0, 300.0, 192.0, 128.0, 384, 256))
+    encode_mp4(images, tmp_path / "tripod.mp4")
+    ext("blender.prefs").get(bpy.context).server_url = "http://127.0.0.1:9"
+    res = bpy.ops.import_scene.parascale_video(filepath=str(tmp_path / "tripod.mp4"), focal_length=28.125)
+    assert res == {"FINISHED"}
+    assert "tripod solve (rotation only)" in scene.parascale_jobs.track.message
+    tgt = add_camera("tgt", (40, -60, 12), (np.radians(75), 0, np.radians(30)), lens=50)
+    s = scene.parascale
+    s.target_camera, s.target_start_frame = tgt, 1
+    s.target_depth = "DISTANCE"
+    start = opencv_track(tgt, scene, [1])[0]
+    assert bpy.ops.parascale.rescale() == {"FINISHED"}
+    got = opencv_track(tgt, scene, range(1, n + 1))
+    assert np.all(got[:, :3, 3] == got[0, :3, 3]) and np.allclose(got[0, :3, 3], start[:3, 3], atol=1e-5)
+    rot, _ = pose_errors(got, poses)
+    print(f"tripod pan: rotation vs truth {rot.mean():.2f} deg mean, {rot.max():.2f} max")
+    assert rot.max() < 1.0
+    assert "tripod reference: rotation-only" in s.last_report
