@@ -54,6 +54,15 @@ def test_global_mapper_self_calibrated(room_clip):
     progress = []
     track = track_video(path, {"mapper": "global"}, progress=lambda f, m: progress.append(f))
     _check_accuracy(track, poses, true_pi)
+    # Per-frame solve error: every frame has one, and weighted by the frame's observations they give
+    # pycolmap's own mean reprojection error of the model.
+    err = track.extras["solve_error_px"]
+    counts = np.array([len(v) for v in track.points.visibility])
+    assert np.isfinite(err).all() and (err < 2.0).all()
+    np.testing.assert_allclose(
+        (err * counts).sum() / counts.sum(), track.metadata["mean_reprojection_error_px"], rtol=0.02
+    )
+    print(f"server per-frame error {np.round(err, 3)} px")
     # Self-calibration finds the true focal length; the principal point stays at the centre.
     np.testing.assert_allclose(track.intrinsics[0], [300, 300, 192, 128], rtol=0.01)
     assert progress[0] == 0.0 and progress[-1] == 1.0 and np.all(np.diff(progress) >= 0)

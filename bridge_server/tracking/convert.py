@@ -3,7 +3,9 @@
 Gauge: the first registered frame is the identity pose and the world unit is the median depth of
 the points that frame sees (Π is gauge-invariant, so only relative poses and depths matter).
 Unregistered frames get poses interpolated by :meth:`Trajectory.resampled` and the visibility
-of the nearest registered frame; they are listed in ``metadata["interpolated_frames"]``.
+of the nearest registered frame; they are listed in ``metadata["interpolated_frames"]``. Each
+registered frame's mean reprojection error (pixels of the video) is ``extras["solve_error_px"]``
+(NaN on interpolated frames).
 """
 
 from __future__ import annotations
@@ -71,4 +73,5 @@ def to_trajectory(
         )
     rgb = sfm.rgb if len(sfm.rgb) == len(xyz) else None
     points = SparsePoints(xyz=xyz, rgb=rgb, visibility=visibility)
-    return track.replace(points=points, metadata=meta, extras={})
+    extras = {} if sfm.errors_px is None else {"solve_error_px": np.asarray(sfm.errors_px, float) / video.scale}
+    return track.replace(points=points, metadata=meta, extras=extras)

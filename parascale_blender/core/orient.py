@@ -5,7 +5,8 @@ origin looking down -Z: "pointing at the floor"). :func:`level` returns the rigi
 ``W`` (4x4, ``c2w' = W @ c2w``, ``p' = W p``) that makes the world Z up (Blender's convention):
 
 * up from the **floor**: the largest plane of the solve's points (RANSAC) whose normal lies within
-  ``FLOOR_MAX_TILT`` of the cameras' up and which lies below the cameras; the floor becomes z = 0;
+  ``FLOOR_MAX_TILT`` of the cameras' up, which lies below the cameras and has (almost) no points
+  under it (not a slant through the floor and the tops of boxes); the floor becomes z = 0;
 * else up from the **cameras**: the direction most orthogonal to every camera's right axis (they are
   horizontal in footage shot level), regularised towards the mean camera up (OpenCV -y) where the
   right axes leave it open (no pan); the first camera stays at the origin.
@@ -22,6 +23,7 @@ import numpy as np
 FLOOR_MAX_TILT = 25.0  # degrees between a floor candidate's normal and the cameras' up
 FLOOR_MIN_POINTS = 8
 FLOOR_TOLERANCE = 0.015  # inlier distance, as a fraction of the points' median distance to the cameras
+FLOOR_BELOW = 0.03  # at most this fraction of the points may lie under a floor (outliers)
 METHODS = ("AUTO", "FLOOR", "CAMERAS")
 ROLL_PRIOR = 0.01  # weight of the mean camera up against "the right axes are horizontal"
 
@@ -66,11 +68,14 @@ def floor_plane(points: np.ndarray, up: np.ndarray, centres: np.ndarray, seed: i
     n *= np.sign(n @ up)[:, None]
     d = np.einsum("ij,ij->i", n, pts[tri[ok, 0]])
     cams = centres @ n.T  # (cameras, candidates): the cameras stand above a floor
+    height = pts @ n.T - d  # (points, candidates)
+    below = (height < -3 * tol).sum(axis=0)  # a floor is the lowest plane: (almost) nothing under it
     good = (n @ up >= np.cos(np.radians(FLOOR_MAX_TILT))) & (np.min(cams, axis=0) > d + tol)
+    good &= below <= FLOOR_BELOW * len(pts)
     if not good.any():
         return None
+    count = (np.abs(height[:, good]) < tol).sum(axis=0)
     n, d = n[good], d[good]
-    count = (np.abs(pts @ n.T - d) < tol).sum(axis=0)
     best = int(np.argmax(count))
     inl = pts[np.abs(pts @ n[best] - d[best]) < tol]
     if len(inl) < max(FLOOR_MIN_POINTS, 0.1 * len(pts)):
