@@ -125,7 +125,7 @@ def solve_clip(context, clip, options: TrackerOptions) -> dict:
             bpy.ops.clip.track_markers(backwards=False, sequence=True)
             t_track = time.perf_counter() - t0
             motion = track_motion_px(clip)
-            static = bool(motion.size) and np.median(motion) < STATIC_FRACTION * np.hypot(W, H)
+            static = bool(motion.size and np.median(motion) < STATIC_FRACTION * np.hypot(W, H))
             why = _solve(clip, tripod=static)
             tripod = static
             if why and not static:  # no parallax to solve from: is it a tripod pan/tilt?

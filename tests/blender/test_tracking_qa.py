@@ -113,6 +113,9 @@ def test_blender_tracker_reports_marks_and_orients_against_truth(scene, ext, pan
     np.testing.assert_allclose(err, [solved[f] for f in sorted(solved)], rtol=1e-6)
     report = scene.parascale_jobs.track.message
     assert f"{len(solved)} of {N_PAN} frames solved" in report, report
+    from test_ui import _draw  # the panel shows the same line
+
+    assert ("label", cam["parascale_solve"]) in _draw(bpy.types.PARASCALE_PT_reference, bpy.context)
     assert f"{max(solved.values()):.2f} px worst" in report
     # Frames past the last solved one get no pose: the camera's keys end there.
     loc_frames, _ = kf.fcurve_values(cam, "location", 0)
@@ -178,3 +181,35 @@ def test_tripod_pan_video_tracks_and_rescales_to_rotation_only(scene, ext, tmp_p
     print(f"tripod pan: rotation vs truth {rot.mean():.2f} deg mean, {rot.max():.2f} max")
     assert rot.max() < 1.0
     assert "tripod reference: rotation-only" in s.last_report
+
+
+def test_server_track_gaps_are_flagged_and_marked(scene, ext, pan_clip, tmp_path):
+    """A server track records the frames pycolmap could not place (``interpolated_frames``): on import
+    they are marked and flagged per frame, the per-frame error keyed where it was measured."""
+    import json
+
+    import bpy
+
+    traj = ext("core.camera").Trajectory
+    poses = pan_clip["truth"][:8]
+    err = np.array([0.2, 0.3, np.nan, np.nan, 0.25, 0.2, np.nan, 0.4])
+    track = traj(np.arange(1, 9), poses, [300, 300, 192, 128], 384, 256, extras={"solve_error_px": err},
+                 metadata={"interpolated_frames": [3, 4, 7]})  # fmt: skip
+    path = tmp_path / "shot_track.json"
+    ext("formats.parascale_json").write_parascale_json(track, path)
+    st = ext("blender.server_jobs").record(scene, "track")
+    st.source_path = str(pan_clip["video"])
+    st.options = json.dumps({"frame_offset": 100, "orient": "CAMERAS"})
+    msg = ext("blender.ops_video").import_track_result(scene, st, str(path))
+    assert "5 of 8 frames solved, 3 filled by interpolation (3-4, 7)" in msg, msg
+    cam = scene.parascale.reference_camera
+    assert sorted(m.frame for m in scene.timeline_markers if m.name == "PS filled") == [103, 104, 107]
+    kf = ext("blender.keys")
+    frames, flag = kf.fcurve_values(cam, '["solve_filled"]')
+    np.testing.assert_array_equal(frames[flag == 1], [103, 104, 107])
+    frames, got = kf.fcurve_values(cam, '["solve_error_px"]')
+    np.testing.assert_array_equal(frames, [101, 102, 105, 106, 108])
+    np.testing.assert_allclose(got, err[np.isfinite(err)], rtol=1e-6)
+    bg = cam.data.background_images[0]
+    assert bg.source == "MOVIE_CLIP" and bg.clip.frame_start == 101
+    assert bpy.path.abspath(bg.clip.filepath) == str(pan_clip["video"])
