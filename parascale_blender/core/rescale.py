@@ -156,35 +156,31 @@ def _tripod(ref, opts, start, R_tgt, tcam) -> RescaleResult:
     moved = rotation_angle(np.swapaxes(R_tgt[:1], 1, 2) @ R_tgt).max()
     what = "stationary" if moved < 1e-6 else f"rotation-only (up to {np.degrees(moved):.3g}°)"
     info = f"tripod reference: {what}, so the target keeps its start position and copies the rotation"
+    metadata = {"tripod": True, "reference_depth": "none (tripod)", "target_depth": "none (tripod)"}
+    return _result(ref, tcam, opts, c2w, zeros, zeros.copy(), zeros.copy(), nan, metadata,
+                   zero_step_frames=[int(f) for f in ref.frames[1:]], info=[info])  # fmt: skip
+
+
+def _result(ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict, **fields) -> RescaleResult:
+    """The target track (the target camera's intrinsics, the per-step series as extras) and its result."""
     tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
     traj = Trajectory(
         frames=ref.frames,
         c2w=c2w,
-        intrinsics=np.broadcast_to(tK, (n, 4)),
+        intrinsics=np.broadcast_to(tK, (len(ref), 4)),
         width=tcam.width,
         height=tcam.height,
         fps=ref.fps,
-        extras={"pi_ref": zeros, "pi_target": zeros.copy(), "alpha": nan, "pi_realized": zeros.copy()},
+        extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
         metadata={
             "mode": opts.mode,
             "measure": opts.measure,
-            "tripod": True,
-            "reference_depth": "none (tripod)",
-            "target_depth": "none (tripod)",
-            "interpolated_frames": [],
-            "capped_frames": [],
+            "interpolated_frames": fields.get("interpolated_frames", []),
+            "capped_frames": fields.get("capped_frames", []),
+            **metadata,
         },
     )
-    result = RescaleResult(
-        trajectory=traj,
-        pi_ref=zeros,
-        pi_target=zeros.copy(),
-        pi_realized=zeros.copy(),
-        alpha=nan,
-        mode=opts.mode,
-        zero_step_frames=[int(f) for f in ref.frames[1:]],
-        info=[info],
-    )
+    result = RescaleResult(traj, pi_ref, pi_tgt, pi_real, alpha, opts.mode, **fields)
     traj.metadata["pce"] = result.pce
     return result
 
@@ -344,39 +340,18 @@ def rescale(
         )
     if opts.progress:
         opts.progress(passes, passes)
-    tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
-    traj = Trajectory(
-        frames=ref.frames,
-        c2w=c2w,
-        intrinsics=np.broadcast_to(tK, (n, 4)),
-        width=tcam.width,
-        height=tcam.height,
-        fps=ref.fps,
-        extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
-        metadata={
-            "mode": opts.mode,
-            "measure": measure,
-            "fov_match": opts.fov_match,
-            "allow_sky": opts.allow_sky,
-            "working_size": opts.working_size,
-            "reference_depth": reference_depth.description,
-            "target_depth": target_depth.description,
-            "interpolated_frames": interpolated,
-            "capped_frames": capped_frames,
-        },
-    )
-    result = RescaleResult(
-        trajectory=traj,
-        pi_ref=pi_ref,
-        pi_target=pi_tgt,
-        pi_realized=pi_real,
-        alpha=alpha,
-        mode=opts.mode,
+    metadata = {
+        "fov_match": opts.fov_match,
+        "allow_sky": opts.allow_sky,
+        "working_size": opts.working_size,
+        "reference_depth": reference_depth.description,
+        "target_depth": target_depth.description,
+    }
+    return _result(
+        ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata,
         interpolated_frames=interpolated,
         zero_step_frames=[int(f) for f in ref.frames[zero]],
         capped_frames=capped_frames,
         solver_iterations=iterations,
         warnings=warnings,
-    )
-    traj.metadata["pce"] = result.pce
-    return result
+    )  # fmt: skip
