@@ -48,7 +48,9 @@ def import_track_result(scene, st, path: str) -> str:
     solve_qa.mark(scene, cam, gaps, qa, offset)
     if os.path.isfile(bpy.path.abspath(st.source_path)):
         solve_qa.set_background(cam, solve_qa.load_footage(bpy.path.abspath(st.source_path), offset + 1))
-    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented})"
+    tripod = traj.metadata.get("tripod")
+    tripod = f"; tripod ({tripod}): no translation, Rescale copies the rotation" if tripod else ""
+    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented}{tripod})"
     tracks.use_as_reference(scene, cam, pts, source)
     st.result_name = cam.name
     msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]
