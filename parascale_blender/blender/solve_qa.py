@@ -102,9 +102,13 @@ def set_background(cam, clip) -> None:
 
 
 def load_footage(path: str, first_frame: int):
-    """The video at ``path`` as a Movie Clip whose frame 1 plays at scene frame ``first_frame``."""
+    """The video at ``path`` as a Movie Clip whose frame 1 plays at scene frame ``first_frame`` (an
+    existing clip of that file and timing is reused; the artist's other clips are left alone)."""
     import bpy
 
-    clip = bpy.data.movieclips.load(path, check_existing=True)
+    for clip in bpy.data.movieclips:
+        if bpy.path.abspath(clip.filepath) == path and clip.frame_start == int(first_frame):
+            return clip
+    clip = bpy.data.movieclips.load(path, check_existing=False)
     clip.frame_start = int(first_frame)
     return clip
