@@ -165,7 +165,10 @@ def track_video(
         if failure.kind != "static" and stats.wide_homography_fraction < ROTATION_ONLY:
             raise failure
         report(0.95, "no parallax: tripod track from homographies")  # a tripod pan/tilt is a valid move
-        track = track_rotation_only(video, K, source, {"seconds": {"total": time.perf_counter() - t_start}})
+        try:
+            track = track_rotation_only(video, K, source, {"seconds": {"total": time.perf_counter() - t_start}})
+        except TrackingError:
+            raise failure from None  # the camera moved after all: SfM's reason stands
         report(1.0, f"tracked {len(track)} frames ({track.metadata['tripod']})")
         return track
     import pycolmap

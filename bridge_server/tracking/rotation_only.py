@@ -5,6 +5,8 @@ image does not move at all, the move is still valid: zero translation, the rotat
 Corners are tracked frame to frame with Lucas-Kanade (OpenCV), each step's homography is fitted
 by RANSAC and, for a pure rotation, ``H = K R K⁻¹``: ``R = K⁻¹ H K`` projected onto SO(3). An
 unknown focal length is the one that makes those matrices most nearly rotations (a 1-D search).
+The result is kept only if the rotations also explain distant frame pairs (:func:`wide_residual`):
+a camera that moved fails there, and SfM's own failure stands.
 Poses are c2w with OpenCV axes, the first frame the identity; ``extras['solve_error_px']`` is each
 step's median homography residual.
 """
@@ -20,6 +22,7 @@ from .errors import TrackingError
 from .video import DecodedVideo
 
 MIN_CORNERS = 30
+MAX_WIDE_RESIDUAL = 0.004  # of the image diagonal: a rotation that leaves more over wide pairs is parallax
 
 
 def _step_homographies(images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -71,6 +74,31 @@ def _focal(Hs: list[np.ndarray], width: int, height: int) -> float:
     return float(f)
 
 
+def wide_residual(images: list[np.ndarray], c2w: np.ndarray, K: np.ndarray, samples: int = 6) -> float:
+    """Median pixel residual of the rotation-only model between frame 0 and up to ``samples`` later
+    frames (corners tracked directly, forward-backward checked): small for a tripod, large when the
+    camera moved (near and far points part ways)."""
+    import cv2
+
+    g0 = cv2.cvtColor(images[0], cv2.COLOR_RGB2GRAY)
+    p0 = cv2.goodFeaturesToTrack(g0, maxCorners=600, qualityLevel=0.01, minDistance=6)
+    worst = 0.0
+    if p0 is None:
+        return worst
+    Ki = np.linalg.inv(K)
+    for k in np.unique(np.linspace(1, len(images) - 1, min(samples, len(images) - 1)).round().astype(int)):
+        gk = cv2.cvtColor(images[k], cv2.COLOR_RGB2GRAY)
+        pk, ok, _ = cv2.calcOpticalFlowPyrLK(g0, gk, p0, None, winSize=(21, 21), maxLevel=3)
+        back, ok2, _ = cv2.calcOpticalFlowPyrLK(gk, g0, pk, None, winSize=(21, 21), maxLevel=3)
+        good = (ok.ravel() == 1) & (ok2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < 0.5)
+        if good.sum() < MIN_CORNERS:
+            continue  # the view has turned away from frame 0
+        H = K @ c2w[k, :3, :3].T @ Ki  # frame 0 pixels -> frame k pixels under the rotation
+        pred = cv2.perspectiveTransform(p0[good], H)
+        worst = max(worst, float(np.median(np.linalg.norm((pred - pk[good]).reshape(-1, 2), axis=1))))
+    return worst
+
+
 def track_rotation_only(video: DecodedVideo, intrinsics: tuple | None, source: str, metadata: dict) -> Trajectory:
     """The tripod track of ``video`` (``intrinsics`` in decoded pixels, or None: estimated)."""
     h, w = video.images[0].shape[:2]
@@ -88,6 +116,12 @@ def track_rotation_only(video: DecodedVideo, intrinsics: tuple | None, source: s
     for Rs in R_step:
         R.append(R[-1] @ Rs.T)  # c2w_t = c2w_{t-1} · R_stepᵀ
     c2w = make_c2w(np.array(R), np.zeros((len(R), 3)))
+    residual = wide_residual(video.images, c2w, K)
+    if residual > MAX_WIDE_RESIDUAL * float(np.hypot(w, h)):
+        raise TrackingError(
+            f"{source}: not a tripod shot either: a pure rotation leaves {residual:.1f} px between distant frames",
+            kind="parallax",
+        )
     turn = float(np.degrees(np.arccos(np.clip((np.trace(R[-1]) - 1) / 2, -1, 1))))
     meta = {
         "source": source,
