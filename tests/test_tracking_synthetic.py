@@ -54,14 +54,13 @@ def test_global_mapper_self_calibrated(room_clip):
     progress = []
     track = track_video(path, {"mapper": "global"}, progress=lambda f, m: progress.append(f))
     _check_accuracy(track, poses, true_pi)
-    # Per-frame solve error: every frame has one, and weighted by the frame's observations they give
-    # pycolmap's own mean reprojection error of the model.
+    # Per-frame solve error: every frame has one, small, and their observation-weighted mean agrees
+    # with pycolmap's own mean reprojection error (a mean over points: same residuals, other weights).
     err = track.extras["solve_error_px"]
     counts = np.array([len(v) for v in track.points.visibility])
     assert np.isfinite(err).all() and (err < 2.0).all()
-    np.testing.assert_allclose(
-        (err * counts).sum() / counts.sum(), track.metadata["mean_reprojection_error_px"], rtol=0.02
-    )
+    mean = (err * counts).sum() / counts.sum()
+    np.testing.assert_allclose(mean, track.metadata["mean_reprojection_error_px"], rtol=0.1)
     print(f"server per-frame error {np.round(err, 3)} px")
     # Self-calibration finds the true focal length; the principal point stays at the centre.
     np.testing.assert_allclose(track.intrinsics[0], [300, 300, 192, 128], rtol=0.01)

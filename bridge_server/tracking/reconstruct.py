@@ -289,6 +289,12 @@ def _looks_static(stats: MatchStats, width: int, height: int) -> bool:
     return stats.max_median_motion_px < 0.0025 * float(np.hypot(width, height))
 
 
+def _fresh_mean_error(model) -> float:
+    """pycolmap's mean reprojection error with the points' errors recomputed for the final model."""
+    model.update_point_3d_errors()
+    return float(model.compute_mean_reprojection_error())
+
+
 def _to_numpy(model, names: list[str], stats: MatchStats) -> SfmResult:
     index_of = {name: i for i, name in enumerate(names)}
     n = len(names)
@@ -343,6 +349,6 @@ def _to_numpy(model, names: list[str], stats: MatchStats) -> SfmResult:
         rgb=rgb,
         visibility=visibility,
         stats=stats,
-        mean_reprojection_error=float(model.compute_mean_reprojection_error()),
+        mean_reprojection_error=_fresh_mean_error(model),
         errors_px=errors,
     )
