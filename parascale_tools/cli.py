@@ -163,6 +163,7 @@ def cmd_rescale(args) -> int:
         "interpolated_frames": res.interpolated_frames,
         "zero_step_frames": res.zero_step_frames,
         "warnings": res.warnings,
+        "info": res.info,
         "per_frame": [
             {"frame": int(f), "pi_ref": a, "pi_target": b, "alpha": c}
             for f, a, b, c in zip(res.trajectory.frames, res.pi_ref, res.pi_target, res.alpha)
@@ -172,6 +173,8 @@ def cmd_rescale(args) -> int:
         print(json.dumps(jsonable(summary), indent=2))
         return 0
     print_pi_table(res)
+    for note in res.info:
+        print(note)
     print(f"wrote {args.output}")
     return 0
 

@@ -245,3 +245,21 @@ def test_dropped_sky_is_said():
     counted = rescale(ref, wall(2.0), ground, np.eye(4))
     assert not any("sky" in w for w in counted.warnings)
     assert not any("sky" in w for w in rescale(ref, wall(2.0), wall(9.0), np.eye(4)).warnings)
+
+
+@pytest.mark.parametrize("turn_deg", [0.0, 25.0])
+def test_tripod_reference_gives_zero_translation_and_copied_rotation(turn_deg):
+    """A rotation-only (or stationary) reference is a valid move: no depth is read, the target holds
+    its start position exactly, and R_t = R_start · R_ref,0ᵀ · R_ref,t (closed form)."""
+    c2w = camera_move("truck", 9, step=0.1, turn_deg=turn_deg)
+    c2w[:, :3, 3] = [0.4, -0.2, 1.0]  # the pan (or nothing) stays, the translation goes
+    start = camera_move("truck", 2, step=0.3, turn_deg=40)[1]
+    res = rescale(track(c2w), None, None, start)
+    out = res.trajectory.c2w
+    assert np.all(out[:, :3, 3] == start[:3, 3])
+    expect = start[:3, :3] @ c2w[0, :3, :3].T @ c2w[:, :3, :3]
+    np.testing.assert_allclose(out[:, :3, :3], expect, atol=1e-12)
+    assert res.warnings == [] and "tripod reference" in res.info[0]
+    assert ("stationary" in res.info[0]) == (turn_deg == 0.0)
+    with pytest.raises(RescaleError, match="depth"):  # a moving reference still needs its depths
+        rescale(track(camera_move("truck", 4, step=0.1)), None, None, start)

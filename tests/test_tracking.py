@@ -66,13 +66,15 @@ def test_static_check_separates_still_and_moving(small_clip):
     assert not static and motion > 2.0
 
 
-def test_static_clip_fails_with_a_clear_message(tmp_path, small_clip):
+def test_static_clip_is_a_stationary_track(tmp_path, small_clip):
+    """A locked-off shot is a valid (zero) move, not an error: identity poses, zero translation."""
     _, images, _ = small_clip
     path = tmp_path / "still.mp4"
     write_video(path, [images[2]] * 6)
-    with pytest.raises(TrackingError, match="static camera") as err:
-        track_video(path)
-    assert err.value.kind == "static"
+    track = track_video(path)
+    assert track.metadata["tripod"] == "stationary" and len(track) == 6
+    assert np.all(track.centres == 0.0)
+    np.testing.assert_allclose(track.c2w[:, :3, :3], np.broadcast_to(np.eye(3), (6, 3, 3)), atol=1e-3)
 
 
 def test_options_from_mapping_and_validation():

@@ -3,7 +3,9 @@
 Gauge: the first registered frame is the identity pose and the world unit is the median depth of
 the points that frame sees (Π is gauge-invariant, so only relative poses and depths matter).
 Unregistered frames get poses interpolated by :meth:`Trajectory.resampled` and the visibility
-of the nearest registered frame; they are listed in ``metadata["interpolated_frames"]``.
+of the nearest registered frame; they are listed in ``metadata["interpolated_frames"]``. Each
+registered frame's mean reprojection error (pixels of the video) is ``extras["solve_error_px"]``
+(NaN on interpolated frames).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from parascale_blender.core.camera import SparsePoints, Trajectory, invert_rigid
+from parascale_blender.core.solve_gaps import frame_ranges
 
 from .errors import TrackingError
 from .reconstruct import SfmResult
@@ -29,7 +32,7 @@ def to_trajectory(
         missing = [int(f) for f in video.frames[~sfm.registered]]
         raise TrackingError(
             f"{source}: only {len(reg)} of {n} frames could be placed by the reconstruction "
-            f"(unplaced frames {_ranges(missing)}); the clip may cut, blur, or move too fast. "
+            f"(unplaced frames {frame_ranges(missing)}); the clip may cut, blur, or move too fast. "
             "Try a smaller --every, or track a shorter range with --max-frames.",
             kind="registration",
         )
@@ -70,19 +73,5 @@ def to_trajectory(
         )
     rgb = sfm.rgb if len(sfm.rgb) == len(xyz) else None
     points = SparsePoints(xyz=xyz, rgb=rgb, visibility=visibility)
-    return track.replace(points=points, metadata=meta, extras={})
-
-
-def _ranges(frames: list[int]) -> str:
-    """'3-5, 9' style summary of sorted frame numbers."""
-    if not frames:
-        return "none"
-    parts, start, prev = [], frames[0], frames[0]
-    for f in frames[1:] + [None]:
-        if f is not None and f - prev == 1:
-            prev = f
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if f is not None:
-            start = prev = f
-    return ", ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
+    extras = {} if sfm.errors_px is None else {"solve_error_px": np.asarray(sfm.errors_px, float) / video.scale}
+    return track.replace(points=points, metadata=meta, extras=extras)

@@ -15,6 +15,7 @@ from .convert import to_trajectory
 from .errors import TrackingCancelled, TrackingError
 from .motion import is_static
 from .reconstruct import MAPPERS, ROTATION_ONLY, MatchStats, SfmOptions, reconstruct
+from .rotation_only import track_rotation_only
 from .video import decode_video
 
 ProgressCallback = Callable[[float, str], None]
@@ -135,15 +136,14 @@ def track_video(
         raise TrackingCancelled()
     seconds_decode = time.perf_counter() - t_start
     static, motion = is_static(video.images)
-    if static:
-        raise TrackingError(
-            f"{source}: static camera: the image moves {motion:.2f} px at most over {len(video.images)} frames; "
-            "there is no camera move to transfer (Π is zero for this clip).",
-            kind="static",
-        )
     K = None
     if opts.intrinsics is not None:
         K = tuple(v * video.scale for v in opts.intrinsics)
+    if static:  # a locked-off shot is a valid (zero) move
+        report(0.5, f"static camera ({motion:.2f} px): tripod track")
+        track = track_rotation_only(video, K, source, {"seconds": {"total": time.perf_counter() - t_start}})
+        report(1.0, f"tracked {len(track)} frames (stationary)")
+        return track
     sfm_opts = SfmOptions(
         mapper=opts.mapper,
         intrinsics=K,
@@ -161,7 +161,16 @@ def track_video(
     with _colmap_log(opts.verbose):
         sfm, stats = reconstruct(video.images, sfm_opts, sub, cancelled)
     if sfm is None:
-        raise explain_failure(stats, len(video.images), w, h, source)
+        failure = explain_failure(stats, len(video.images), w, h, source)
+        if failure.kind != "static" and stats.wide_homography_fraction < ROTATION_ONLY:
+            raise failure
+        report(0.95, "no parallax: tripod track from homographies")  # a tripod pan/tilt is a valid move
+        try:
+            track = track_rotation_only(video, K, source, {"seconds": {"total": time.perf_counter() - t_start}})
+        except TrackingError:
+            raise failure from None  # the camera moved after all: SfM's reason stands
+        report(1.0, f"tracked {len(track)} frames ({track.metadata['tripod']})")
+        return track
     import pycolmap
 
     meta = {

@@ -64,6 +64,7 @@ class SfmResult:
     stats: MatchStats
     seconds: dict[str, float] = field(default_factory=dict)
     mean_reprojection_error: float = float("nan")
+    errors_px: np.ndarray | None = None  # per image: mean reprojection error of its observations (NaN: unregistered)
 
 
 class _CancelWatcher:
@@ -288,6 +289,12 @@ def _looks_static(stats: MatchStats, width: int, height: int) -> bool:
     return stats.max_median_motion_px < 0.0025 * float(np.hypot(width, height))
 
 
+def _fresh_mean_error(model) -> float:
+    """pycolmap's mean reprojection error with the points' errors recomputed for the final model."""
+    model.update_point_3d_errors()
+    return float(model.compute_mean_reprojection_error())
+
+
 def _to_numpy(model, names: list[str], stats: MatchStats) -> SfmResult:
     index_of = {name: i for i, name in enumerate(names)}
     n = len(names)
@@ -316,12 +323,23 @@ def _to_numpy(model, names: list[str], stats: MatchStats) -> SfmResult:
     xyz = np.array([model.points3D[p].xyz for p in point_ids], float).reshape(-1, 3)
     rgb = np.array([model.points3D[p].color for p in point_ids], np.uint8).reshape(-1, 3)
     seen: list[list[int]] = [[] for _ in range(n)]
+    observed: list[list[int]] = [[] for _ in range(n)]  # the point2D index of each sighting in ``seen``
     for k, p in enumerate(point_ids):
         for el in model.points3D[p].track.elements:
             i = image_index.get(el.image_id)
             if i is not None:
                 seen[i].append(k)
+                observed[i].append(el.point2D_idx)
     visibility = [np.unique(np.asarray(s, np.int64)) for s in seen]
+    errors = np.full(n, np.nan)
+    for image_id, i in image_index.items():  # per frame: |projection - observation|, as COLMAP measures it
+        if not seen[i]:
+            continue
+        image = model.images[image_id]
+        uv = np.array([image.points2D[j].xy for j in observed[i]], float)
+        pc = xyz[seen[i]] @ w2c[i, :3, :3].T + w2c[i, :3, 3]
+        proj = model.cameras[image.camera_id].img_from_cam(pc, check_cheirality=False)
+        errors[i] = float(np.mean(np.linalg.norm(proj - uv, axis=1)))
     return SfmResult(
         registered=registered,
         w2c=w2c,
@@ -331,5 +349,6 @@ def _to_numpy(model, names: list[str], stats: MatchStats) -> SfmResult:
         rgb=rgb,
         visibility=visibility,
         stats=stats,
-        mean_reprojection_error=float(model.compute_mean_reprojection_error()),
+        mean_reprojection_error=_fresh_mean_error(model),
+        errors_px=errors,
     )

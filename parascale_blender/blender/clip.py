@@ -3,7 +3,9 @@
 ``reconstruction.cameras[i].matrix`` is camera-to-world in Blender camera axes (-Z forward, +Y up);
 the solve's scale is arbitrary, which is fine: Π is gauge-invariant. Clip frame numbers are
 mapped to scene frames (``frame_start`` and ``frame_offset``). Intrinsics come from the tracking
-camera: focal length and principal point in pixels (principal point origin bottom-left).
+camera: focal length and principal point in pixels (principal point origin bottom-left). Each
+solved camera's ``average_error`` (pixels) is ``extras['solve_error_px']``; :func:`tried_frames`
+are the scene frames the solve covered or dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ class ClipError(ValueError):
 
 def scene_frame(clip, clip_frame: np.ndarray) -> np.ndarray:
     return np.asarray(clip_frame) + clip.frame_start - 1 - clip.frame_offset
+
+
+def tried_frames(clip, count: int = 0) -> np.ndarray:
+    """Scene frames of the clip's first ``count`` frames (0: all of them): what a solve could cover."""
+    n = clip.frame_duration if count <= 0 else min(count, clip.frame_duration)
+    return scene_frame(clip, np.arange(1, n + 1))
 
 
 def trajectory_from_clip(clip) -> Trajectory:
@@ -59,5 +67,6 @@ def trajectory_from_clip(clip) -> Trajectory:
         H,
         fps=float(clip.fps) if clip.fps else 24.0,
         points=SparsePoints(xyz, None, vis) if len(xyz) else None,
+        extras={"solve_error_px": np.array([c.average_error for c in rec.cameras], dtype=np.float64)},
         metadata={"source": f"movie clip {clip.name}", "solve_error_px": float(rec.average_error)},
     )

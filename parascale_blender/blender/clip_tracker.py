@@ -5,10 +5,14 @@ as a movie clip, detect features on its first frame, track them forward, and sol
 (automatic keyframe selection). The clip operators need a CLIP_EDITOR area: the largest area of
 the window is switched to one for the duration and restored afterwards.
 
+A tripod shot is a valid move: a clip whose features do not move is solved with Blender's tripod
+solver (a stationary camera), and a clip whose full solve fails for lack of parallax is solved again
+with it and kept when its error stays below ``TRIPOD_MAX_ERROR_PX`` (a pan/tilt: rotation only).
+
 Failures raise :class:`TrackerError` whose ``kind`` says why: ``features`` (nothing to track),
-``static`` (the image does not move), ``parallax`` (the solve failed: too little parallax or too
-few tracks), ``unreadable``. :func:`solve_video` removes the clip it loaded when it fails, so the
-file is left as it was.
+``static`` (the image does not move and the tripod solve failed), ``parallax`` (the solve failed,
+also as a tripod: too little parallax or too few tracks), ``unreadable``. :func:`solve_video`
+removes the clip it loaded when it fails, so the file is left as it was.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import bpy
 import numpy as np
 
 STATIC_FRACTION = 0.0025  # of the image diagonal: below this the median track moves "not at all"
+TRIPOD_MAX_ERROR_PX = 1.0  # a tripod solve above this error is a moving camera without enough parallax
 
 
 class TrackerError(ValueError):
@@ -120,29 +125,42 @@ def solve_clip(context, clip, options: TrackerOptions) -> dict:
             bpy.ops.clip.track_markers(backwards=False, sequence=True)
             t_track = time.perf_counter() - t0
             motion = track_motion_px(clip)
-            if motion.size and np.median(motion) < STATIC_FRACTION * np.hypot(W, H):
+            static = bool(motion.size and np.median(motion) < STATIC_FRACTION * np.hypot(W, H))
+            why = _solve(clip, tripod=static)
+            tripod = static
+            if why and not static:  # no parallax to solve from: is it a tripod pan/tilt?
+                tripod, why_tripod = True, _solve(clip, tripod=True)
+                if why_tripod or tr.reconstruction.average_error > TRIPOD_MAX_ERROR_PX:
+                    raise TrackerError(_solve_failed(clip, n, why), "parallax")
+            elif why:
                 raise TrackerError(
                     f"{os.path.basename(clip.filepath)}: static camera: tracked features move "
-                    f"{np.median(motion):.2f} px (median) over {n} frames; there is no camera move to transfer",
+                    f"{np.median(motion):.2f} px (median) over {n} frames and Blender's tripod solve failed ({why})",
                     "static",
                 )
-            try:
-                bpy.ops.clip.solve_camera()
-            except RuntimeError as e:
-                raise TrackerError(_solve_failed(clip, n, str(e).strip()), "parallax") from None
     finally:
         scene.frame_start, scene.frame_end = saved[0], saved[1]
         scene.frame_set(saved[2])
     rec = tr.reconstruction
-    if not rec.is_valid or len(rec.cameras) < 2:
-        raise TrackerError(_solve_failed(clip, n, ""), "parallax")
     return {
         "tracks": len(tr.tracks),
         "cameras": len(rec.cameras),
         "error_px": float(rec.average_error),
+        "tripod": "stationary" if static else "rotation only" if tripod else "",
         "seconds_track": t_track,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _solve(clip, tripod: bool) -> str:
+    """Run Blender's camera solve (its tripod solver when asked); '' when it gave >= 2 cameras, else why not."""
+    clip.tracking.settings.use_tripod_solver = tripod
+    try:
+        bpy.ops.clip.solve_camera()
+    except RuntimeError as e:
+        return str(e).strip() or "failed"
+    rec = clip.tracking.reconstruction
+    return "" if rec.is_valid and len(rec.cameras) >= 2 else f"{len(rec.cameras)} cameras solved"
 
 
 def _solve_failed(clip, n: int, why: str) -> str:

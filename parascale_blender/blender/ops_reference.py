@@ -7,7 +7,8 @@ import os
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
-from . import convert, tracks
+from ..core.solve_gaps import fill_gaps
+from . import convert, solve_qa, tracks
 
 _FORMAT_ITEMS: list = []  # enum callback results must stay referenced
 
@@ -127,6 +128,7 @@ class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     clip: bpy.props.StringProperty(name="Clip", description="Movie clip name; empty = the scene's active clip")
+    orient: bpy.props.EnumProperty(name="Orientation", items=solve_qa.ORIENT_ITEMS, default="AUTO")
 
     def execute(self, context):
         from . import clip as clip_mod
@@ -136,15 +138,20 @@ class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
             self.report({"ERROR"}, "Reference: no movie clip; load and solve a clip (or give its name)")
             return {"CANCELLED"}
         try:
-            import_clip_solve(context, mc)
+            source, gaps = import_clip_solve(context, mc, orient=self.orient)
         except (clip_mod.ClipError, tracks.TrackError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        if gaps.dropped:
+            self.report({"WARNING"}, f"Reference: {solve_qa.dropped_warning(gaps)}")
+        self.report({"INFO"}, f"Reference: {source}")
         return {"FINISHED"}
 
 
-def import_clip_solve(context, mc, set_scene: bool = False) -> str:
-    """Make the movie clip's solve the scene's reference (camera + bundles); returns the report.
+def import_clip_solve(context, mc, set_scene: bool = False, orient: str = "AUTO", tried: int = 0):
+    """Make the movie clip's solve the scene's reference (camera + bundles, the clip as its
+    background, dropped frames filled/marked, the world levelled unless ``orient`` is ``NONE``);
+    ``tried``: how many of the clip's frames the solve was given (0: all). Returns (report, SolveGaps).
 
     Raises ClipError / TrackError before touching the scene when the solve cannot be used.
     """
@@ -152,11 +159,17 @@ def import_clip_solve(context, mc, set_scene: bool = False) -> str:
 
     traj = clip_mod.trajectory_from_clip(mc)
     traj = tracks.check_track(traj, f"clip {mc.name!r}")
-    cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene=set_scene)
-    source = f"clip {mc.name} solve ({len(traj)} frames, {traj.metadata['solve_error_px']:.2f} px)"
+    frames = clip_mod.tried_frames(mc, tried)
+    gaps = fill_gaps(traj, frames)
+    traj, oriented = solve_qa.orient_world(gaps.trajectory, orient)
+    qa = solve_qa.summary(traj, gaps, len(frames))
+    cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene, extras=solve_qa.EXTRAS)
+    solve_qa.mark(context.scene, cam, gaps, qa)
+    solve_qa.set_background(cam, mc)
+    source = f"clip {mc.name} solve ({qa}; {oriented})"
     tracks.use_as_reference(context.scene, cam, pts, source)
     _set_report(context, f"Reference: {source}")
-    return source
+    return source, gaps
 
 
 def _menu_import(self, context):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.depth import ConstantDepth, DepthError
 from ..core.precision import key_precision_warning
-from ..core.rescale import RescaleOptions, rescale, step_parallax
+from ..core.rescale import RescaleOptions, is_tripod, rescale, step_parallax
 from . import convert, keys, points, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
@@ -81,8 +81,11 @@ def compute(context):
     p = prefs.get(context)
     ref = tracks.reference_trajectory(context)
     start_c2w, tcam = target_start(context)
-    rdepth = reference_depth_source(context, ref)
-    tdepth = target_depth_source(context)
+    if is_tripod(ref):  # no depth is read: Π is zero at any scale
+        rdepth = tdepth = None
+    else:
+        rdepth = reference_depth_source(context, ref)
+        tdepth = target_depth_source(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
     opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
     return ref, rescale(ref, rdepth, tdepth, start_c2w, tcam, opts), lambda c2w: step_parallax(c2w, tdepth, tcam, opts)
@@ -147,7 +150,8 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             self.report({"ERROR"}, f"Rescale: {exc}")
             return {"CANCELLED"}
         action = apply_result(context, ref, result)
-        key_pce, key_warning = key_precision(context, result, remeasure)
+        # a tripod result does not move: nothing for key precision to cost (and no depth was read)
+        key_pce, key_warning = (0.0, None) if result.info else key_precision(context, result, remeasure)
         warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
         for w in warnings:
             self.report({"WARNING"}, w)
@@ -157,6 +161,8 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
             f"measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed (float32) PCE {key_pce:.2g}"
         )
+        if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
+            msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
         context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)
         return {"FINISHED"}

@@ -18,7 +18,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..client import BridgeError, submit_tracking, wire
 from . import clip as clip_mod
-from . import clip_tracker, server_jobs, tracks
+from . import clip_tracker, server_jobs, solve_qa, tracks
 from .ops_reference import _set_report, import_clip_solve
 
 KIND = "track"  # server_jobs kind
@@ -39,9 +39,18 @@ def import_track_result(scene, st, path: str) -> str:
     traj = tracks.read_track(path, "parascale")
     traj = tracks.check_track(traj, os.path.basename(path), frame_offset=offset)
     traj = tracks.to_blender_world(traj, opts.get("up_axis", "Y_DOWN"))
+    traj, oriented = solve_qa.orient_world(traj, opts.get("orient", "AUTO"))
+    gaps = solve_qa.recorded_gaps(traj)
+    traj, qa = gaps.trajectory, solve_qa.summary(gaps.trajectory, gaps, len(traj))
     ctx = types.SimpleNamespace(scene=scene)
-    cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, bool(opts.get("set_scene", True)))
-    source = f"{os.path.basename(st.source_path)} tracked on the server ({len(traj)} frames)"
+    set_scene = bool(opts.get("set_scene", True))
+    cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, set_scene, extras=solve_qa.EXTRAS)
+    solve_qa.mark(scene, cam, gaps, qa, offset)
+    if os.path.isfile(bpy.path.abspath(st.source_path)):
+        solve_qa.set_background(cam, solve_qa.load_footage(bpy.path.abspath(st.source_path), offset + 1))
+    tripod = traj.metadata.get("tripod")
+    tripod = f"; tripod ({tripod}): no translation, Rescale copies the rotation" if tripod else ""
+    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented}{tripod})"
     tracks.use_as_reference(scene, cam, pts, source)
     st.result_name = cam.name
     msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]
@@ -81,6 +90,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         default="global",
     )
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="Y_DOWN")
+    orient: bpy.props.EnumProperty(name="Orientation", items=solve_qa.ORIENT_ITEMS, default="AUTO")
     set_scene: bpy.props.BoolProperty(name="Set scene size and range", default=True)
 
     def execute(self, context):
@@ -122,6 +132,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             options = {
                 "frame_offset": self.frame_start - 1,
                 "up_axis": self.up_axis,
+                "orient": self.orient,
                 "set_scene": self.set_scene,
                 # for "Retry in Blender" after a server-side failure
                 "focal_length": self.focal_length,
@@ -148,7 +159,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, f"Import video: {e}")
             return {"CANCELLED"}
         try:
-            import_clip_solve(context, mc, set_scene=self.set_scene)
+            source, gaps = import_clip_solve(context, mc, self.set_scene, self.orient, self.max_frames)
         except (clip_mod.ClipError, tracks.TrackError) as e:
             bpy.data.movieclips.remove(mc)
             st.error = str(e)[:1000]
@@ -157,11 +168,11 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         st.error = st.job_id = ""  # a failed server job, if any, is superseded
         st.state, st.result_name = server_jobs.IDLE, context.scene.parascale.reference_camera.name
         note = f" (no server: {why})" if why else ""
-        msg = (
-            f"Blender tracker: {info['cameras']} cameras, {info['tracks']} tracks, "
-            f"{info['error_px']:.2f} px in {info['seconds']:.1f} s{note}"
-        )
+        tripod = info["tripod"] and f"; tripod solve ({info['tripod']}): no translation, Rescale copies the rotation"
+        msg = f"Blender tracker: {source}{tripod}; {info['tracks']} tracks in {info['seconds']:.1f} s{note}"
         st.message = msg[:500]
+        if gaps.dropped:
+            self.report({"WARNING"}, f"Import video: {solve_qa.dropped_warning(gaps)}")
         self.report({"INFO"}, msg)
         return {"FINISHED"}
 

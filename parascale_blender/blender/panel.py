@@ -66,6 +66,9 @@ class PARASCALE_PT_reference(_Base, bpy.types.Panel):
         col.prop(s, "reference_camera")
         if s.reference_camera is not None:
             col.label(text=s.reference_source or s.reference_camera.name, icon="CHECKMARK")
+            qa = s.reference_camera.get("parascale_solve")  # a tracked reference: frames solved, error
+            if qa:
+                col.label(text=qa, icon="ERROR" if "filled" in qa or "without a pose" in qa else "TRACKER")
         else:
             col.label(text="No reference yet", icon="ERROR")
         col.prop(s, "reference_depth")

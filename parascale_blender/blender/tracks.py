@@ -87,10 +87,14 @@ def to_blender_world(traj: Trajectory, up_axis: str) -> Trajectory:
     follows the file's recorded world (``metadata['world_up']``)."""
     if up_axis == "AUTO":
         up_axis = _FORMAT_UP.get(str(traj.metadata.get("world_up", "")), "KEEP")
-    W = _W[up_axis]
+    return transform_world(traj, _W[up_axis])
+
+
+def transform_world(traj: Trajectory, W: np.ndarray) -> Trajectory:
+    """The track in another world: ``c2w' = W @ c2w``, points ``W p`` (W rigid 4x4)."""
     pts = traj.points
-    if pts is not None and up_axis != "KEEP":
-        pts = SparsePoints(pts.xyz @ W[:3, :3].T, pts.rgb, pts.visibility)
+    if pts is not None:
+        pts = SparsePoints(pts.xyz @ W[:3, :3].T + W[:3, 3], pts.rgb, pts.visibility)
     return traj.replace(c2w=W @ traj.c2w, points=pts)
 
 
@@ -135,11 +139,18 @@ def from_blender_world(traj: Trajectory, up_axis: str, fmt: str | None) -> Traje
 
 
 def create_reference(
-    context, traj: Trajectory, name: str, frame_offset: int = 0, set_scene: bool = True, radius: float = 0.01
+    context,
+    traj: Trajectory,
+    name: str,
+    frame_offset: int = 0,
+    set_scene: bool = True,
+    radius: float = 0.01,
+    extras: tuple[str, ...] = (),
 ):
     """Camera object keyed at the track's frames (+offset), intrinsics as lens/sensor/shift, points object.
 
-    Returns (camera_object, points_object_or_None). ``traj`` must already be validated.
+    Returns (camera_object, points_object_or_None). ``traj`` must already be validated; ``extras``
+    (names in ``traj.extras``) become animated custom properties of the camera.
     """
     scene = context.scene
     coll = scene.collection
@@ -149,7 +160,7 @@ def create_reference(
     obj = bpy.data.objects.new(name, data)
     coll.objects.link(obj)
     obj.rotation_mode = "QUATERNION"
-    keys.write_action(obj, traj, frame_offset, f"{name} track")
+    keys.write_action(obj, traj, frame_offset, f"{name} track", extras)
     K = traj.intrinsics
     if np.ptp(K, axis=0).max() > 1e-6 * max(traj.width, traj.height):  # zooms: key lens and shift per frame
         vals = [convert.blender_from_intrinsics(traj.camera(i)) for i in range(len(traj))]

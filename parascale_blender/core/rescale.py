@@ -12,7 +12,9 @@ the nearest visible depth (listed in ``capped_frames``);
 ``global`` (one α for the whole shot from the mean inverse depths at frame 0) and ``none``
 (the raw relative track, α = 1, in reference units).
 
-Special cases: a zero step stays zero (α reported but irrelevant); a step whose reference view
+Special cases: a rotation-only or stationary reference (a tripod shot; every step zero) is a valid
+move: the target keeps its start position exactly and copies the rotation, no depth is read, and
+``info`` says so; a zero step stays zero (α reported but irrelevant); a step whose reference view
 has no depth gets α interpolated log-linearly from its neighbours (listed in
 ``interpolated_frames``); a target view that sees no geometry at all is an error naming the frame.
 
@@ -32,6 +34,7 @@ from .camera import Camera, Trajectory, make_c2w
 from .depth import DEFAULT_WORKING_SIZE, DepthSource
 from .metrics import pce
 from .parallax import ParallaxProbe
+from .rotation import rotation_angle
 
 MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
 PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
@@ -91,6 +94,7 @@ class RescaleResult:
     capped_frames: list[int] = field(default_factory=list)
     solver_iterations: int = 0
     warnings: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)  # notes that are not warnings (a tripod reference)
 
     @property
     def pce(self) -> float:
@@ -148,10 +152,63 @@ def _smooth_log(alpha: np.ndarray, window: int) -> np.ndarray:
     return np.concatenate([alpha[:1], np.exp(out)])
 
 
+def zero_steps(traj: Trajectory) -> np.ndarray:
+    """(N-1,) bool: steps that do not move the camera (relative to the track's own extent)."""
+    step_len = np.linalg.norm(np.diff(traj.centres, axis=0), axis=1)
+    scale = max(float(step_len.max(initial=0.0)), float(np.abs(traj.centres).max()), 1e-300)
+    return step_len <= 1e-12 * scale
+
+
+def is_tripod(traj: Trajectory) -> bool:
+    """True for a rotation-only or stationary track: no step moves the camera centre."""
+    return len(traj) >= 2 and bool(zero_steps(traj).all())
+
+
+def _tripod(ref, opts, start, R_tgt, tcam) -> RescaleResult:
+    """A rotation-only / stationary reference: Π is zero at every scale, so the target holds its start
+    position exactly and the rotations are copied; no depth is read (α is undefined: NaN)."""
+    n = len(ref)
+    c2w = np.broadcast_to(np.eye(4), (n, 4, 4)).copy()
+    c2w[:, :3, :3] = R_tgt
+    c2w[:, :3, 3] = start[:3, 3]
+    zeros = np.concatenate([[np.nan], np.zeros(n - 1)])
+    nan = np.full(n, np.nan)
+    moved = rotation_angle(np.swapaxes(R_tgt[:1], 1, 2) @ R_tgt).max()
+    what = "stationary" if moved < 1e-6 else f"rotation-only (up to {np.degrees(moved):.3g}°)"
+    info = f"tripod reference: {what}, so the target keeps its start position and copies the rotation"
+    metadata = {"tripod": True, "reference_depth": "none (tripod)", "target_depth": "none (tripod)"}
+    return _result(ref, tcam, opts, c2w, zeros, zeros.copy(), zeros.copy(), nan, metadata,
+                   zero_step_frames=[int(f) for f in ref.frames[1:]], info=[info])  # fmt: skip
+
+
+def _result(ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict, **fields) -> RescaleResult:
+    """The target track (the target camera's intrinsics, the per-step series as extras) and its result."""
+    tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
+    traj = Trajectory(
+        frames=ref.frames,
+        c2w=c2w,
+        intrinsics=np.broadcast_to(tK, (len(ref), 4)),
+        width=tcam.width,
+        height=tcam.height,
+        fps=ref.fps,
+        extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
+        metadata={
+            "mode": opts.mode,
+            "measure": opts.measure,
+            "interpolated_frames": fields.get("interpolated_frames", []),
+            "capped_frames": fields.get("capped_frames", []),
+            **metadata,
+        },
+    )
+    result = RescaleResult(traj, pi_ref, pi_tgt, pi_real, alpha, opts.mode, **fields)
+    traj.metadata["pce"] = result.pce
+    return result
+
+
 def rescale(
     reference: Trajectory,
-    reference_depth: DepthSource,
-    target_depth: DepthSource,
+    reference_depth: DepthSource | None,
+    target_depth: DepthSource | None,
     target_start_c2w: np.ndarray,
     target_camera: Camera | None = None,
     options: RescaleOptions | None = None,
@@ -174,9 +231,11 @@ def rescale(
     steps = ref.steps_in_camera()
     R_rel = np.swapaxes(ref.c2w[0, :3, :3], 0, 1) @ ref.c2w[:, :3, :3]
     R_tgt = start[:3, :3] @ R_rel
-    step_len = np.linalg.norm(steps, axis=1)
-    scale = max(float(step_len.max()), float(np.abs(ref.centres).max()), 1e-300)
-    zero = np.concatenate([[False], step_len <= 1e-12 * scale])
+    zero = np.concatenate([[False], zero_steps(ref)])
+    if zero[1:].all():
+        return _tripod(ref, opts, start, R_tgt, tcam)
+    if reference_depth is None or target_depth is None:
+        raise RescaleError("the reference moves, so both a reference and a target depth are needed")
 
     # Reference Π per step: independent of the target, measured once.
     pi_ref = np.full(n, np.nan)
@@ -301,39 +360,18 @@ def rescale(
         )
     if opts.progress:
         opts.progress(passes, passes)
-    tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
-    traj = Trajectory(
-        frames=ref.frames,
-        c2w=c2w,
-        intrinsics=np.broadcast_to(tK, (n, 4)),
-        width=tcam.width,
-        height=tcam.height,
-        fps=ref.fps,
-        extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
-        metadata={
-            "mode": opts.mode,
-            "measure": measure,
-            "fov_match": opts.fov_match,
-            "allow_sky": opts.allow_sky,
-            "working_size": opts.working_size,
-            "reference_depth": reference_depth.description,
-            "target_depth": target_depth.description,
-            "interpolated_frames": interpolated,
-            "capped_frames": capped_frames,
-        },
-    )
-    result = RescaleResult(
-        trajectory=traj,
-        pi_ref=pi_ref,
-        pi_target=pi_tgt,
-        pi_realized=pi_real,
-        alpha=alpha,
-        mode=opts.mode,
+    metadata = {
+        "fov_match": opts.fov_match,
+        "allow_sky": opts.allow_sky,
+        "working_size": opts.working_size,
+        "reference_depth": reference_depth.description,
+        "target_depth": target_depth.description,
+    }
+    return _result(
+        ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata,
         interpolated_frames=interpolated,
         zero_step_frames=[int(f) for f in ref.frames[zero]],
         capped_frames=capped_frames,
         solver_iterations=iterations,
         warnings=warnings,
-    )
-    traj.metadata["pce"] = result.pce
-    return result
+    )  # fmt: skip

@@ -233,6 +233,8 @@ def colmap_pce(frames: np.ndarray, traj: Trajectory, pi_ref: np.ndarray, folder:
             w.write(f)
     cam = traj.camera(0)
     track = track_video(clip, TrackOptions(intrinsics=(cam.fx, cam.fy, cam.cx, cam.cy), max_side=None))
+    if track.metadata.get("tripod"):  # SfM saw no parallax; the rotation-only track has no depth to measure
+        raise ValueError(f"too little parallax (tracked as a tripod shot: {track.metadata['tripod']})")
     return pce(track_parallax(track), pi_ref, strict=False)
 
 

@@ -109,13 +109,26 @@ def test_track_video_job_gives_a_json_track_that_survives_a_restart(srv, clips, 
     assert r.content == job.result_path.read_bytes()
 
 
-def test_static_clip_fails_with_the_trackers_message_and_the_server_stays_healthy(srv, clips):
+def test_static_clip_is_a_stationary_track(srv, clips):
+    """A locked-off shot is a valid (zero) move: the job succeeds with a camera that does not move."""
     client = BridgeClient(srv.url)
     job_id = submit_tracking(client, clips[2], "static.mp4", {"mapper": "incremental"})["id"]
     with httpx.Client(timeout=30) as http:
+        assert wait_finished(http, srv.url, job_id, 60)["state"] == "done"
+        doc = json.loads(http.get(f"{srv.url}/v1/jobs/{job_id}/result").content)
+    assert doc["metadata"]["tripod"] == "stationary"
+    c2w = np.array([f["c2w"] for f in doc["frames"]])
+    np.testing.assert_allclose(c2w, np.broadcast_to(np.eye(4), c2w.shape), atol=1e-3)
+
+
+def test_textureless_clip_fails_with_the_trackers_message_and_the_server_stays_healthy(srv, clips, tmp_path):
+    write_video(tmp_path / "flat.mp4", [np.full((CAM.height, CAM.width, 3), 128, np.uint8)] * N)
+    client = BridgeClient(srv.url)
+    job_id = submit_tracking(client, (tmp_path / "flat.mp4").read_bytes(), "flat.mp4", {"mapper": "incremental"})["id"]
+    with httpx.Client(timeout=30) as http:
         st = wait_finished(http, srv.url, job_id, 60)
         assert st["state"] == "failed", st
-        assert st["error"].startswith("static.mp4: static camera"), st["error"]
+        assert st["error"].startswith("flat.mp4: too few feature matches"), st["error"]
         assert "Traceback" not in st["error"] and str(srv.jobs_dir) not in st["error"]
         assert http.get(f"{srv.url}/v1/jobs/{job_id}/result").status_code == 409
         assert http.get(srv.url + "/v1/health").json()["status"] == "ok"
