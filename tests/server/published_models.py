@@ -32,7 +32,7 @@ SHRINK = {
     "wan_vae": {"base_dim": 8},
     "clip_vision": {"num_hidden_layers": 1, "intermediate_size": 64},
     "cog_transformer": {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 16, "time_embed_dim": 32},
-    "cog_vae": {"block_out_channels": [8, 8, 8, 8], "layers_per_block": 1, "norm_num_groups": 2},
+    "cog_vae": {"block_out_channels": [4, 4, 4, 4], "layers_per_block": 1, "norm_num_groups": 2},
     "fun_transformer": {"dim": 24, "num_heads": 2, "ffn_dim": 32, "num_layers": 1},
 }
 
@@ -215,8 +215,8 @@ def fun_state_dicts(cfg: dict, device: str = "cpu") -> tuple[dict, dict]:
     (random weights; ``device="meta"`` for shapes only)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-    from bridge_server.backends.wan_fun_camera import CameraAdapter
     from bridge_server.backends.wan_fun import transformer_config
+    from bridge_server.backends.wan_fun_camera import CameraAdapter
 
     with torch.device(device):
         transformer = WanTransformer3DModel(**transformer_config(cfg))
