@@ -4,7 +4,8 @@
   sets it (``scripts/convert_wan_to_diffusers.py``: ``flow_shift`` 3.0 for the 480P checkpoints,
   5.0 for 720P): 832x480 or 1280x720. Larger sizes are capped to that token count keeping the
   aspect; at most 81 frames (the length Wan 2.1 is trained and published to generate); prompt
-  embeddings of at most 512 tokens (the pipelines' ``max_sequence_length``).
+  embeddings of at most 512 tokens (the pipelines' ``max_sequence_length``). Wan-Fun as converted
+  (VideoX-Fun's scheduler shift 5.0) gets the 1280x720 cap, inside its 512-1024 px training range.
 - CogVideoX-5b-I2V (``use_learned_positional_embeddings``): exactly ``sample_width`` x
   ``sample_height`` latents (x8: 720x480) and ``sample_frames`` frames (49), else its learned
   positional embedding is replaced by a sinusoidal one or the pipeline raises; prompt embeddings

@@ -177,30 +177,28 @@ def to_original_wan_vae_keys(sd: dict) -> dict:
                 return b + rest[len(a) :]
         return rest
 
-    fixed = {"quant_conv": "conv1", "post_quant_conv": "conv2"}
+    rules = [  # (diffusers key pattern, original key); first match wins
+        (r"quant_conv\.(.*)", lambda m: f"conv1.{m[1]}"),
+        (r"post_quant_conv\.(.*)", lambda m: f"conv2.{m[1]}"),
+        (r"(encoder|decoder)\.conv_in\.(.*)", lambda m: f"{m[1]}.conv1.{m[2]}"),
+        (r"(encoder|decoder)\.norm_out\.(.*)", lambda m: f"{m[1]}.head.0.{m[2]}"),
+        (r"(encoder|decoder)\.conv_out\.(.*)", lambda m: f"{m[1]}.head.2.{m[2]}"),
+        (
+            r"(encoder|decoder)\.mid_block\.resnets\.(\d)\.(.*)",
+            lambda m: f"{m[1]}.middle.{2 * int(m[2])}.{resnet(m[3])}",
+        ),
+        (r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)", lambda m: f"{m[1]}.middle.1.{m[2]}"),
+        (r"encoder\.down_blocks\.(\d+)\.(.*)", lambda m: f"encoder.downsamples.{m[1]}.{resnet(m[2])}"),
+        (
+            r"decoder\.up_blocks\.(\d)\.resnets\.(\d)\.(.*)",
+            lambda m: f"decoder.upsamples.{4 * int(m[1]) + int(m[2])}.{resnet(m[3])}",
+        ),
+        (r"decoder\.up_blocks\.(\d)\.upsamplers\.0\.(.*)", lambda m: f"decoder.upsamples.{4 * int(m[1]) + 3}.{m[2]}"),
+    ]
     out = {}
     for key, value in sd.items():
-        k = key
-        head, _, rest = key.partition(".")
-        if head in fixed:
-            k = fixed[head] + "." + rest
-        elif m := re.match(r"(encoder|decoder)\.conv_in\.(.*)", key):
-            k = f"{m[1]}.conv1.{m[2]}"
-        elif m := re.match(r"(encoder|decoder)\.norm_out\.(.*)", key):
-            k = f"{m[1]}.head.0.{m[2]}"
-        elif m := re.match(r"(encoder|decoder)\.conv_out\.(.*)", key):
-            k = f"{m[1]}.head.2.{m[2]}"
-        elif m := re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d)\.(.*)", key):
-            k = f"{m[1]}.middle.{2 * int(m[2])}.{resnet(m[3])}"
-        elif m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)", key):
-            k = f"{m[1]}.middle.1.{m[2]}"
-        elif m := re.match(r"encoder\.down_blocks\.(\d+)\.(.*)", key):
-            k = f"encoder.downsamples.{m[1]}.{resnet(m[2])}"
-        elif m := re.match(r"decoder\.up_blocks\.(\d)\.resnets\.(\d)\.(.*)", key):
-            k = f"decoder.upsamples.{4 * int(m[1]) + int(m[2])}.{resnet(m[3])}"
-        elif m := re.match(r"decoder\.up_blocks\.(\d)\.upsamplers\.0\.(.*)", key):
-            k = f"decoder.upsamples.{4 * int(m[1]) + 3}.{m[2]}"
-        out[k] = value
+        new = next((f(m) for pattern, f in rules if (m := re.fullmatch(pattern, key))), key)
+        out[new] = value
     return out
 
 
