@@ -222,7 +222,9 @@ def test_wan_480p_caps_a_1080p_shot_to_its_native_token_count(weights, tmp_path)
 
     backend = DiffusersI2VBackend()
     scene = plane_scene(1920, 1080, 2, step=0.05, yaw_deg=0.1)
-    job, logs = make_job(backend, tmp_path, scene=scene, steps=1, noise_shaping=False, guidance_scale=1.0)
+    job, logs = make_job(
+        backend, tmp_path, scene=scene, steps=1, noise_shaping=False, guidance_scale=1.0, vae_tiling=False
+    )
     pipe = load_pipeline(weights / "diffusers-i2v" / "default", "cpu", job.params, job.log)
     seen = []
     h = pipe.transformer.register_forward_pre_hook(
@@ -262,3 +264,20 @@ def test_defaults_auto_dtype_and_vae_tiling_on_cpu(weights, tmp_path):
     pipe = load_pipeline(weights / "diffusers-i2v" / "default", "cpu", job.params, job.log)
     assert {pipe.transformer.dtype, pipe.vae.dtype, pipe.image_encoder.dtype} == {torch.float32}
     assert pipe.vae.use_tiling
+
+
+def test_auto_dtype_for_cuda_loads_a_bf16_transformer_with_fp32_vae_and_image_encoder(weights):
+    """The per-component mapping ``auto`` gives on CUDA, loaded by diffusers (on the CPU here): the
+    upstream Wan recipe, bf16 transformer with the VAE and CLIP in fp32."""
+    from diffusers import WanImageToVideoPipeline
+
+    from bridge_server.backends.diffusers_i2v import FP32_COMPONENTS
+    from bridge_server.backends.weights import component_dtypes
+
+    dtypes = component_dtypes("auto", "cuda:0", FP32_COMPONENTS["WanImageToVideoPipeline"])
+    folder = weights / "diffusers-i2v" / "default"
+    pipe = WanImageToVideoPipeline.from_pretrained(folder, dtype=dtypes, text_encoder=None, tokenizer=None)
+    assert pipe.transformer.dtype == torch.bfloat16
+    assert pipe.vae.dtype == pipe.image_encoder.dtype == torch.float32
+    assert component_dtypes("auto", "cpu") == {"default": torch.float32}
+    assert component_dtypes("fp16", "cuda:0", ("vae",)) == {"default": torch.float16}  # explicit: every part
