@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a browser origin (scheme://host[:port]) allowed to call the server (repeatable; none by default)",
     )
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="serve HTTPS with this certificate chain (PEM; with --tls-key); advised off loopback",
+    )
+    p.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the private key of --tls-cert (PEM)")
     p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
     p.add_argument(
         "--device",
@@ -134,8 +143,22 @@ def resolve_token(args) -> str | None:
     return token
 
 
+def check_tls(cert: Path | None, key: Path | None) -> str | None:
+    """Why ``--tls-cert``/``--tls-key`` cannot serve HTTPS (one without the other, unreadable,
+    not a matching certificate and key), or None."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        return "--tls-cert and --tls-key go together (the certificate chain and its private key, PEM)"
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        return f"--tls-cert {cert} / --tls-key {key}: not a usable certificate and key ({e})"
+    return None
+
+
 def check_jobs_dir(path: Path) -> str | None:
-    """Why ``path`` cannot be the jobs folder (not a folder, cannot be created or written), or None."""
+    """Why ``path`` cannot be the jobs folder (a file, cannot be created), or None."""
     path = path.expanduser()
     if path.exists() and not path.is_dir():
         return f"--jobs-dir: {path} is a file, not a folder"
@@ -143,15 +166,17 @@ def check_jobs_dir(path: Path) -> str | None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         return f"--jobs-dir: cannot create {path}: {e.strerror or e}"
-    probe = path / f".parascale-write-test-{os.getpid()}"
+    return None
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why the existing folder ``path`` cannot be written (read-only, full), or None."""
+    probe = path.expanduser() / f".parascale-write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        return (
-            f"--jobs-dir: {path} is not writable ({e.strerror or e}); the server keeps every job there: "
-            "fix its permissions or free space, or choose another folder"
-        )
+        return e.strerror or str(e)
     return None
 
 
@@ -169,10 +194,30 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = check_tls(args.tls_cert, args.tls_key)
+    if problem is not None:
+        print(f"parascale-server: {problem}", file=sys.stderr)
+        return 2
+    if not is_loopback_host(args.host) and args.tls_cert is None:
+        print(
+            f"parascale-server: warning: serving {args.host} over plain HTTP: the token and every result "
+            "cross the network readable; use --tls-cert/--tls-key",
+            file=sys.stderr,
+        )
     problem = check_jobs_dir(args.jobs_dir)
     if problem is not None:
         print(f"parascale-server: {problem}", file=sys.stderr)
         return 2
+    read_only = unwritable_reason(args.jobs_dir)
+    if read_only is not None and args.queue != "local":
+        print(f"parascale-server: --jobs-dir: {args.jobs_dir} is not writable ({read_only})", file=sys.stderr)
+        return 2
+    if read_only is not None:
+        print(
+            f"parascale-server: warning: --jobs-dir {args.jobs_dir} is not writable ({read_only}): serving its "
+            "jobs and results read-only; new jobs are refused (507) until it is writable and the server restarts",
+            file=sys.stderr,
+        )
     weights = None
     if args.weights is not None:
         weights = args.weights.expanduser().resolve()
@@ -207,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         token=args.token,
+        tls=args.tls_cert is not None,
+        read_only=read_only is not None,
         devices=devices,
         limits=limits,
         weights_dir=weights,
@@ -221,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import create_app
 
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)} if args.tls_cert else {}
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, **tls)
     return 0
 
 

@@ -44,6 +44,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         port=config.port,
         allow_hosts=tuple(config.allow_hosts),
         allow_origins=tuple(config.allow_origins),
+        scheme="https" if config.tls else "http",
     )
     install_error_handlers(app)
     app.include_router(router)

@@ -16,6 +16,7 @@ class Limits:
     max_frames: int = 2000
     max_side: int = 4096  # output width/height and conditioning image sides, pixels
     max_upload_bytes: int = 256 * 1024 * 1024
+    max_trajectory_bytes: int = 32 * 1024 * 1024  # parsed JSON takes ~10x its text in memory
     max_fps: float = 1000.0
     min_fps: float = 0.1  # below this an MP4 frame rate (a fraction over at most 1001) is not honest
     max_abs_coordinate: float = 1e9  # any pose entry or depth value, world units
@@ -24,9 +25,11 @@ class Limits:
 @dataclass
 class ServerConfig:
     jobs_dir: Path
+    read_only: bool = False  # the jobs folder cannot be written: existing jobs are served, new ones refused
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str | None = None
+    tls: bool = False  # served over HTTPS (--tls-cert/--tls-key)
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     limits: Limits = field(default_factory=Limits)
     allow_hosts: list[str] = field(default_factory=list)  # Host names served besides loopback and the bound host

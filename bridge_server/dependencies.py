@@ -3,8 +3,9 @@ a ``{job_id}`` path names (404 when unknown), as FastAPI dependencies.
 
 Authentication and the body-size limit are not dependencies but :class:`GuardMiddleware`, a pure
 ASGI layer in front of FastAPI: it must also cover ``/openapi.json`` and refuse an oversized body
-(413) before anything parses it. With a token every request needs ``Authorization: Bearer <token>``,
-compared in constant time.
+(413): by its Content-Length before anything reads it, or, without one, once the bytes streamed
+through pass the limit (the body is never buffered here). With a token every request needs
+``Authorization: Bearer <token>``, compared in constant time.
 
 Browser safety (a web page must not drive the loopback server): the ``Host`` header must name a
 loopback name (``localhost``, ``127.0.0.1``, ``::1``), the bound host or an ``--allow-host`` name
@@ -65,8 +66,9 @@ class GuardMiddleware:
         port: int = wire.DEFAULT_PORT,
         allow_hosts: tuple[str, ...] = (),
         allow_origins: tuple[str, ...] = (),
+        scheme: str = "http",
     ):
-        self.app, self.max_body = app, max_body
+        self.app, self.max_body, self.scheme = app, max_body, scheme
         self.token = wire.bearer(token).encode() if token else None
         self.any_host = _is_wildcard(host)  # bound to every interface: the token (required) guards it
         self.hosts = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, host, *allow_hosts)}
@@ -87,7 +89,8 @@ class GuardMiddleware:
             return None
         try:
             o = urllib.parse.urlsplit(text)
-            same = o.scheme == "http" and (o.hostname or "") in self.hosts and (o.port or 80) == self.port
+            port = o.port or (443 if o.scheme == "https" else 80)
+            same = o.scheme == self.scheme and (o.hostname or "") in self.hosts and port == self.port
         except ValueError:
             same = False
         if same:
@@ -107,35 +110,24 @@ class GuardMiddleware:
             hint = [f"send '{wire.AUTHORIZATION}: {wire.bearer('<token>')}'"]
             resp = error_response(401, "missing or wrong token", hint, {"WWW-Authenticate": wire.BEARER})
             return await resp(scope, receive, send)
-        too_big = error_response(413, f"request body larger than the limit of {self.max_body} bytes")
+        too_big = f"request body larger than the limit of {self.max_body} bytes"
         try:
             declared = int(headers.get(b"content-length", b"0"))
         except ValueError:
             return await error_response(400, "malformed Content-Length header")(scope, receive, send)
         if declared > self.max_body:
-            return await too_big(scope, receive, send)
-        if scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self._guarded(scope, receive, send)
-        chunks, size, more = [], 0, True
-        while more:
+            return await error_response(413, too_big)(scope, receive, send)
+        size = 0
+
+        async def counted():  # the body streams through (never buffered here), counted as it comes
+            nonlocal size
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.max_body:
-                return await too_big(scope, receive, send)
-        body, replayed = b"".join(chunks), False
+            size += len(message.get("body", b""))
+            if size > self.max_body:  # a chunked body without Content-Length, or a lying one
+                raise HTTPException(413, too_big)
+            return message
 
-        async def replay():
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await self._guarded(scope, replay, send)
+        return await self._guarded(scope, counted, send)
 
     async def _guarded(self, scope, receive, send):
         """Run the app; an exception that escaped every handler becomes a 500 answer here, so the
@@ -150,6 +142,10 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except HTTPException as e:  # raised while reading the body outside a route (size limit)
+            if started:
+                raise
+            await error_response(e.status_code, str(e.detail))(scope, receive, send)
         except Exception as e:  # noqa: BLE001 - the last line of defence
             if started:
                 raise

@@ -66,7 +66,7 @@ def farm_missing() -> str | None:
 def make_store_and_executor(config: ServerConfig) -> tuple[JobStore, Executor]:
     """The job store and executor ``config.queue`` names (``local`` or a ``redis://`` URL)."""
     if config.queue == LOCAL:
-        store = JobStore(config.jobs_dir, stale_after=config.stale_after)
+        store = JobStore(config.jobs_dir, stale_after=config.stale_after, read_only=config.read_only)
         return store, LocalExecutor(store, config.devices, config.limits)
     if not is_farm_queue(config.queue):
         raise ValueError(f"--queue must be 'local' or a redis:// URL, not {config.queue!r}")

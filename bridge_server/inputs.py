@@ -1,15 +1,16 @@
 """Decoders of single uploads: trajectory JSON, conditioning image, depth map, video (probe).
 
-Everything is read from bytes (uploaded names never become paths), nothing is unpickled, and every
-problem raises :class:`InputError` naming the upload, the frame and the field. Formats are
-recognised by their magic bytes (``client.wire``), not by their names. Depth maps go through the
-add-on's decoder (``formats.depthmaps``), so a file means the same depth on both sides.
+Everything is read from bytes or the stored upload file (uploaded names never become paths),
+nothing is unpickled, and every problem raises :class:`InputError` naming the upload, the frame
+and the field. Formats are recognised by their magic bytes (``client.wire``), not by their names.
+Depth maps go through the add-on's decoder (``formats.depthmaps``), so a file means the same depth
+on both sides.
 """
 
 from __future__ import annotations
 
-import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -83,9 +84,17 @@ def parse_trajectory(data: bytes, limits: Limits) -> Trajectory:
 JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
+def image_suffix(head: bytes) -> str:
+    """``.png`` or ``.jpg`` from an image upload's first bytes ``head``."""
+    suffix = wire.sniff_suffix(bytes(head[:1024]))
+    if suffix not in wire.IMAGE_SUFFIXES:
+        raise InputError("image: not a PNG or JPEG file (checked by its first bytes)")
+    return suffix
+
+
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of PNG or JPEG bytes read from the header alone (nothing decoded)."""
-    suffix = wire.sniff_suffix(data)
+    """(width, height) of PNG or JPEG bytes (or a memory map) read from the header alone (nothing decoded)."""
+    suffix = image_suffix(data)
     if suffix == ".png":
         if len(data) < 24 or data[12:16] != b"IHDR":
             raise InputError("image: PNG without its IHDR header (truncated or corrupt)")
@@ -125,9 +134,8 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:
-    """PNG or JPEG bytes → (H, W, 3) uint8 RGB. The size is checked from the header before decoding."""
-    if wire.sniff_suffix(data) not in wire.IMAGE_SUFFIXES:
-        raise InputError("image: not a PNG or JPEG file (checked by its first bytes)")
+    """PNG or JPEG bytes (or a memory map) → (H, W, 3) uint8 RGB. The size is checked from the
+    header before decoding."""
     w, h = image_size(data)
     if max(w, h) > limits.max_side:
         raise InputError(f"image: {w}x{h} (from its header) is larger than the limit of {limits.max_side} px a side")
@@ -196,16 +204,16 @@ def video_suffix(data: bytes) -> str:
     return suffix
 
 
-def probe_video(data: bytes) -> tuple[int, int, int, float]:
+def probe_video(path: Path) -> tuple[int, int, int, float]:
     """(frame count or 0 when the container does not say, width, height, fps) of a video upload.
 
-    Opens the bytes with PyAV (no file, no path) and decodes the first frame, so a truncated or
-    foreign file is refused at submission rather than in the job.
+    Opens the stored file with PyAV (which reads only what it needs) and decodes the
+    first frame, so a truncated or foreign file is refused at submission rather than in the job.
     """
     import av
 
     try:
-        with av.open(io.BytesIO(data), "r") as container:
+        with av.open(str(path), "r") as container:
             if not container.streams.video:
                 raise InputError("video: the file has no video stream")
             stream = container.streams.video[0]

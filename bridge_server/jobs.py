@@ -13,11 +13,13 @@ value, null for the format's default — and the uploaded names), the uploads th
 decoded by ``uploads.decode_uploads`` when submitted and again when loaded), ``status.json``,
 ``log.txt`` and ``result<suffix>`` (``.mp4``, ``.npy`` or ``.json``: the backend's
 ``result_suffix``), written as ``result.partial<suffix>``
-first and renamed when the job is done.
+first and renamed when the job is done. A video result along a trajectory is then measured
+(``clip_parallax``: its realized Π and PCE, in the status's ``parallax``) before the job is done.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -35,12 +37,12 @@ from parascale_blender.client import wire
 from parascale_blender.client.wire import CANCELLED, DONE, FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING
 
 from .backends import Backend, GenerationJob, JobCancelled, JobFailed, get_backend
-from .config import Limits
-from .models import JobStatus
+from .config import Limits, float64_device
+from .models import ClipParallax, JobStatus
 from .uploads import decode_uploads, stored_uploads
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-RESULT_SHAPE = frozenset({"frames", "width", "height", "fps", "first_frame"})
+RESULT_SHAPE = frozenset({"frames", "width", "height", "fps", "first_frame", "camera_gauge"})
 RESULT_SUFFIXES = (".mp4", ".npy", ".json")
 FILE_NAMES = frozenset(
     {"request.json", "trajectory.json", "status.json", "log.txt"}
@@ -50,6 +52,9 @@ FILE_NAMES = frozenset(
     | {f"result{x}" for x in RESULT_SUFFIXES}
     | {f"result.partial{x}" for x in RESULT_SUFFIXES}
 )
+
+
+STOPPED = "the server stopped while this job was running; submit it again"
 
 
 class KeyPending(Exception):
@@ -68,10 +73,10 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def queued_status(backend: Backend, shape: dict) -> JobStatus:
+def queued_status(backend: Backend, shape: dict, job_id: str | None = None) -> JobStatus:
     """The status of a new job of ``backend`` whose result has ``shape`` (frames, width, height, fps, first_frame)."""
     return JobStatus(
-        id=new_job_id(),
+        id=job_id or new_job_id(),
         backend=backend.name,
         state=QUEUED,
         message="queued",
@@ -90,10 +95,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class JobStore:
     """Job folders under ``root`` plus an in-memory index of their statuses."""
 
-    def __init__(self, root: Path, stale_after: float = 600.0):
+    def __init__(self, root: Path, stale_after: float = 600.0, read_only: bool = False):
         self.root = Path(root).resolve()
         self.stale_after = stale_after  # seconds after which a folder without status.json is debris
-        self.root.mkdir(parents=True, exist_ok=True)
+        # A read-only folder: jobs and results are served, status changes live in memory only,
+        # and nothing new is stored.
+        self.read_only = read_only
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
@@ -131,20 +140,37 @@ class JobStore:
                 raise KeyPending(key)
             return status
 
-    def create(self, status: JobStatus, request: dict, files: dict[str, bytes], key: str | None = None) -> JobStatus:
-        """Store a new job; with an idempotency ``key`` already used, store nothing and return the
-        first job's status. A failure (disk full, read-only) removes the half-made folder."""
+    def stage(self, job_id: str) -> Path:
+        """Create the folder of new job ``job_id``, for its uploads to be streamed into before
+        :meth:`create` (until then it has no ``status.json``: never listed, swept by the janitor)."""
+        if self.read_only:
+            raise OSError(errno.EROFS, f"{self.root} is read-only; this server only serves the jobs it holds")
+        folder = self.path(job_id, "status.json").parent
+        folder.mkdir()
+        return folder
+
+    def discard(self, job_id: str) -> None:
+        """Remove a staged folder that never became a job."""
+        shutil.rmtree(self.path(job_id, "status.json").parent, ignore_errors=True)
+
+    def create(self, status: JobStatus, request: dict, key: str | None = None) -> JobStatus:
+        """Store a new job whose uploads are already in its :meth:`stage`-d folder; with an
+        idempotency ``key`` already used, remove that folder and return the first job's status.
+        A failure (disk full, read-only) removes the folder too."""
         with self._lock:
-            if (existing := self.by_key(key)) is not None:
+            try:
+                existing = self.by_key(key)
+            except KeyPending:
+                self.discard(status.id)
+                raise
+            if existing is not None:
+                self.discard(status.id)
                 return existing
             if key:
                 self._keys[key] = status.id
                 request = {**request, "idempotency_key": key}
-        folder = self.path(status.id, "status.json").parent
         try:
-            folder.mkdir()
-            for name, data in files.items():
-                _write_atomic(self.path(status.id, name), data)
+            self.path(status.id, "status.json").parent.mkdir(exist_ok=True)
             _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
             with self._lock:
                 _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
@@ -153,7 +179,7 @@ class JobStore:
             with self._lock:
                 if key:
                     self._keys.pop(key, None)
-            shutil.rmtree(folder, ignore_errors=True)
+            self.discard(status.id)
             raise
         return status
 
@@ -172,6 +198,8 @@ class JobStore:
         with self._lock:
             status = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = status
+            if self.read_only:
+                return status
             try:
                 _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
             except OSError as e:
@@ -179,6 +207,8 @@ class JobStore:
             return status
 
     def log(self, job_id: str, line: str) -> None:
+        if self.read_only:
+            return
         try:
             with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
@@ -194,7 +224,8 @@ class JobStore:
             try:
                 status = JobStatus.model_validate_json(self.path(folder.name, "status.json").read_bytes())
             except FileNotFoundError:
-                self._sweep(folder)
+                if not self.read_only:
+                    self._sweep(folder)
                 continue
             except (OSError, ValueError):
                 continue  # a folder without a readable status is not a job (never served)
@@ -206,7 +237,16 @@ class JobStore:
                 self._jobs[status.id] = status
                 if isinstance(key, str) and key:
                     self._keys[key] = status.id
-            if status.state == RUNNING:
+            if status.state in (RUNNING, QUEUED) and self.read_only:
+                self.update(
+                    status.id,
+                    state=INTERRUPTED,
+                    finished=time.time(),
+                    error=f"the jobs folder is read-only, so this {status.state} job cannot run; restart the "
+                    "server on a writable folder (queued jobs then resume) or submit it again",
+                    message="interrupted",
+                )
+            elif status.state == RUNNING:
                 for x in RESULT_SUFFIXES:
                     try:
                         self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
@@ -216,7 +256,7 @@ class JobStore:
                     status.id,
                     state=INTERRUPTED,
                     finished=time.time(),
-                    error="the server stopped while this job was running; submit it again",
+                    error=STOPPED,
                     message="interrupted",
                 )
                 self.log(status.id, "marked interrupted after a server restart")
@@ -245,6 +285,8 @@ class JobQueue:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        self._asked: set[str] = set()  # jobs a client asked to cancel (the rest stop only at shutdown)
+        self._stopping = False
         # device -> (job id, monotonic time of its last progress) while a worker runs a job
         self._busy: dict[str, tuple[str, float]] = {}
 
@@ -257,6 +299,9 @@ class JobQueue:
             self._threads.append(t)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the workers: a running job stops before its next frame and ends ``interrupted``
+        (the server stopped it, nobody cancelled it: a client may submit it again)."""
+        self._stopping = True
         for ev in list(self._cancel.values()):
             ev.set()
         for _ in self._threads:
@@ -278,6 +323,7 @@ class JobQueue:
             status = self.store.get(job_id)
             if status is None or status.state in FINISHED:
                 return status
+            self._asked.add(job_id)
             self._cancel.setdefault(job_id, threading.Event()).set()
             if status.state == QUEUED:
                 return self.store.update(job_id, state=CANCELLED, finished=time.time(), message="cancelled")
@@ -317,6 +363,7 @@ class JobQueue:
             finally:
                 self._busy.pop(device, None)
                 self._cancel.pop(job_id, None)
+                self._asked.discard(job_id)
 
     def _fail_quietly(self, job_id: str, reason: str) -> None:
         try:
@@ -359,8 +406,13 @@ class JobQueue:
             shape = backend.generate(job, progress, cancel.is_set) or {}
             t_gen = time.perf_counter() - t_gen
             digest = file_sha256(partial)
-            os.replace(partial, store.path(job_id, f"result{backend.result_suffix}"))
+            result = store.path(job_id, f"result{backend.result_suffix}")
+            os.replace(partial, result)
             shape = {k: v for k, v in shape.items() if k in RESULT_SHAPE}
+            conditioned = all(x is not None for x in (job.trajectory, job.image, job.depth))
+            if backend.result_media_type == wire.MP4 and conditioned:
+                progress(1.0, "measuring the clip's parallax")
+                shape[wire.PARALLAX] = self.measure(job_id, job, result)
             store.update(
                 job_id,
                 state=DONE,
@@ -374,8 +426,12 @@ class JobQueue:
             store.log(job_id, f"done in {t_gen:.3f} s")
         except JobCancelled as e:
             self._discard(partial)
-            store.update(job_id, state=CANCELLED, message=str(e) or "cancelled", finished=time.time())
-            store.log(job_id, f"cancelled: {e}")
+            if self._stopping and job_id not in self._asked:  # the server is stopping, nobody cancelled
+                store.update(job_id, state=INTERRUPTED, error=STOPPED, message="interrupted", finished=time.time())
+                store.log(job_id, f"interrupted: the server stopped ({e})")
+            else:
+                store.update(job_id, state=CANCELLED, message=str(e) or "cancelled", finished=time.time())
+                store.log(job_id, f"cancelled: {e}")
         except JobFailed as e:  # a user-facing reason, kept verbatim
             self._discard(partial)
             store.update(job_id, state=FAILED, error=str(e), message="failed", finished=time.time())
@@ -384,6 +440,22 @@ class JobQueue:
             self._discard(partial)
             store.update(job_id, state=FAILED, error=f"{type(e).__name__}: {e}", message="failed", finished=time.time())
             store.log(job_id, "failed:\n" + traceback.format_exc())
+
+    def measure(self, job_id: str, job: GenerationJob, clip: Path) -> ClipParallax:
+        """The clip's closed-loop report (``clip_parallax``); a clip that cannot be measured is still
+        a result: the report then says why."""
+        from .clip_parallax import measure_clip
+
+        try:
+            sky = bool(getattr(job.params, "sky", True))
+            device = float64_device(job.device)
+            report = ClipParallax(**measure_clip(clip, job.trajectory, job.image, job.depth, sky, device))
+        except Exception as e:  # noqa: BLE001 - the clip is done; only its measurement failed
+            self.store.log(job_id, "parallax not measured:\n" + traceback.format_exc())
+            return ClipParallax(error=f"the clip's parallax could not be measured: {type(e).__name__}: {e}")
+        cost = f"{report.seconds:.2f} s ({report.seconds_per_frame:.3f} s/frame)"
+        self.store.log(job_id, f"parallax: {report.label} {report.pce}, {cost}")
+        return report
 
     @staticmethod
     def _discard(partial: Path | None) -> None:
@@ -396,8 +468,7 @@ class JobQueue:
         store = self.store
         params = backend.Params.model_validate(request["params"])
         paths = stored_uploads(lambda stem: store.find(job_id, stem), backend.uploads)
-        blobs = {k: p.read_bytes() for k, p in paths.items()}
-        uploads = decode_uploads(blobs, self.limits, params, request.get("depth_scale"))
+        uploads = decode_uploads(paths, self.limits, params, request.get("depth_scale"))
         return GenerationJob(
             trajectory=uploads.trajectory,
             image=uploads.image,

@@ -34,7 +34,12 @@ class WorkerInfo(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        "ok", description="degraded: a worker is dead or stuck (see workers); restart the server"
+        "ok",
+        description="degraded: a worker is dead or stuck (see workers), or the jobs folder is read-only "
+        "(see read_only); restart the server",
+    )
+    read_only: bool = Field(
+        False, description="the jobs folder is not writable: its jobs and results are served, new jobs get 507"
     )
     version: str
     device: str = Field(description="the first worker's torch device")
@@ -60,6 +65,27 @@ class BackendInfo(BaseModel):
     workers: list[str] = Field(default_factory=list, description="names of the workers seen that serve it")
 
 
+class ClipParallax(BaseModel):
+    """The closed loop of a returned clip (``bridge_server.clip_parallax``): per-step Π in flow measure
+    (normalised image units; entry t is the step from ``frames[t-1]`` to ``frames[t]``, entry 0 null)."""
+
+    frames: list[int] = Field(default_factory=list, description="the trajectory's frame numbers (the scene's frames)")
+    realized: list[float | None] = Field(default_factory=list, description="Π of the clip (DIS flow minus rotation)")
+    target: list[float | None] = Field(default_factory=list, description="Π of the warp render of the trajectory")
+    reference: list[float | None] | None = Field(
+        None, description="the reference's Π (the trajectory's pi_ref) carried into flow measure; null without pi_ref"
+    )
+    pce: float | None = Field(None, description="mean |ln(realized / reference)| (or / target, see against)")
+    against: Literal["reference", "target"] = Field("target", description="what the PCE compares the clip with")
+    label: str = Field("PCE", description="how to show the PCE, e.g. 'PCE vs reference, flow/flow'")
+    reference_measure: str | None = Field(None, description="the rescale's measure of pi_ref (exact, harmonic, ...)")
+    working_size: list[int] = Field(default_factory=list, description="[width, height] of the frames measured")
+    seconds: float = Field(0.0, description="time the measurement took (decode, warp render, flow)")
+    seconds_per_frame: float = 0.0
+    render_seconds: float = Field(0.0, description="of which decoding and the warp render")
+    error: str | None = Field(None, description="why the clip could not be measured (the job is still done)")
+
+
 class JobStatus(BaseModel):
     """A job as persisted in ``status.json`` and reported by the API."""
 
@@ -78,6 +104,9 @@ class JobStatus(BaseModel):
     fps: float = Field(description="frames per second (0 for a single image result)")
     first_frame: int = Field(description="the trajectory's first frame number (where the clip starts)")
     generation_seconds: float | None = Field(None, description="time spent inside the backend")
+    camera_gauge: float | None = Field(
+        None, description="camera-conditioned backends: the factor applied to the trajectory's translations"
+    )
     result_sha256: str | None = Field(None, description="hex SHA-256 of the result file (when done)")
     result_media_type: str = Field(
         wire.MP4,
@@ -86,6 +115,9 @@ class JobStatus(BaseModel):
     )
     worker: str | None = Field(None, description="the farm worker that claimed the job (farm queue only)")
     heartbeat: float | None = Field(None, description="its worker's last heartbeat while running (farm queue only)")
+    parallax: ClipParallax | None = Field(
+        None, description="the clip's realized Π and PCE (video results along a trajectory, when done)"
+    )
     attempt: int = Field(0, ge=0, description="0, or how many times a lost worker's job was queued again")
 
 

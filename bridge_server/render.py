@@ -6,9 +6,10 @@ the top-left corner, so pixel ``(i, j)`` has its centre at ``(i + 0.5, j + 0.5)`
 
 Geometry is exact: a point ``X`` lands at ``K · R^T (X - C)`` in every frame. Each point covers a
 square footprint 1.2x its magnification (source pixel spacing seen from the target camera, at
-least 1.2 px) and competes for the pixels whose centres lie inside it; the nearest depth wins, and
-among points of the same surface (depth within ``depth_tolerance``) the one projected nearest to
-the pixel centre wins. The pixel's colour is then looked up at sub-pixel precision: its centre is
+least 1.2 px, at most ``max_footprint``: by default 64 px, so close-ups leave no gaps) and
+competes for the pixels whose centres lie inside it; the nearest depth wins, and among points
+of the same surface (depth within ``depth_tolerance``) the one projected nearest to the pixel
+centre wins. The pixel's colour is then looked up at sub-pixel precision: its centre is
 lifted to 3D at the winner's depth and the source image is sampled bilinearly where that point
 projects. Pixels of empty depth become points at infinity (they move with rotation only) and
 lose against every finite point.
@@ -16,6 +17,7 @@ lose against every finite point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,11 @@ from parascale_blender.core.camera import Camera
 
 _FAR = 1e30  # depth key added to points at infinity so any finite point wins
 _FOOTPRINT_SLACK = 1.2  # footprints 20% wider than the point spacing: no cracks under shear
+MAX_FOOTPRINT = 64.0  # largest splat side (px): magnifications up to ~50x leave no gaps
+
+
+def _go_on() -> None:
+    """The default ``check`` of :func:`splat` and :func:`fill_holes`: never stops them."""
 
 
 @dataclass
@@ -78,11 +85,15 @@ def splat(
     cloud: PointCloud,
     c2w: np.ndarray,
     camera: Camera,
-    max_footprint: float = 4.0,
+    max_footprint: float = MAX_FOOTPRINT,
     depth_tolerance: float = 0.01,
     resample: bool = True,
+    check: Callable[[], None] = _go_on,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``cloud`` from ``c2w`` / ``camera``: (rgb (H, W, 3) float, depth key (H, W), inf = empty).
+
+    ``check`` is called between the steps of one frame (a large frame takes seconds); whatever it
+    raises (e.g. a cancellation) stops the render.
 
     The depth key (float32) is the z-depth for finite points and 1e30 for points at infinity.
     With ``resample``, each covered pixel centre is lifted to 3D at its winner's depth and the
@@ -93,49 +104,69 @@ def splat(
     W, H = camera.width, camera.height
     trash = H * W  # an extra buffer slot that absorbs every rejected write (no boolean indexing)
     T = torch.as_tensor(np.asarray(c2w, dtype=np.float64), device=dev)
+    check()
     Xc = (cloud.xyz - cloud.w[:, None] * T[:3, 3]) @ T[:3, :3]
     z64 = Xc[:, 2]
     front = z64 > 1e-9 * torch.clamp(cloud.src_depth, min=1.0)
     zs = torch.where(front, z64, torch.ones_like(z64))
     u = (camera.fx * Xc[:, 0] / zs + camera.cx).float()
     v = (camera.fy * Xc[:, 1] / zs + camera.cy).float()
+    check()
     mag = ((np.sqrt(camera.fx * camera.fy) / cloud.src_focal) * cloud.src_depth / zs).float()
     half = 0.5 * torch.clamp(_FOOTPRINT_SLACK * mag, _FOOTPRINT_SLACK, max_footprint)
     u0, v0 = torch.ceil(u - half - 0.5), torch.ceil(v - half - 0.5)
     nu, nv = torch.ceil(u + half - 0.5) - u0, torch.ceil(v + half - 0.5) - v0
+    check()
     front &= (u0 + nu > 0) & (u0 < W) & (v0 + nv > 0) & (v0 < H)
     key = (zs + (1.0 - cloud.w) * _FAR).float()
     rgb = torch.zeros(H * W, 3, device=dev)
     if not bool(front.any()):
         return rgb.reshape(H, W, 3), torch.full((H, W), float("inf"), device=dev)
-    pts = torch.arange(len(u), device=dev)
-    lins, dists = [], []
-    for dv in range(int(nv[front].max().item())):
-        for du in range(int(nu[front].max().item())):
-            px, py = u0 + du, v0 + dv
-            ok = front & (du < nu) & (dv < nv) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
-            lins.append(torch.where(ok, (py * W + px).long(), trash))
-            dists.append((px + 0.5 - u) ** 2 + (py + 0.5 - v) ** 2)
-    n = len(lins)
-    lin, dist = torch.cat(lins), torch.cat(dists)
-    key, pt = key.repeat(n), pts.repeat(n)
+    # One entry per (point, covered pixel), only for points whose footprint meets the image: the
+    # work is the covered area, whatever the magnification (no per-offset passes over all points).
+    pts = torch.nonzero(front).squeeze(1)
+    nu_p, nv_p = nu[pts].long(), nv[pts].long()
+    count = nu_p * nv_p
+    owner = torch.repeat_interleave(torch.arange(len(pts), device=dev), count)
+    k = torch.arange(len(owner), device=dev) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    px = u0[pts][owner] + (k % nu_p[owner]).float()
+    py = v0[pts][owner] + torch.div(k, nu_p[owner], rounding_mode="floor").float()
+    inside = (px >= 0) & (px < W) & (py >= 0) & (py < H)
+    lin = torch.where(inside, (py * W + px).long(), trash)
+    dist = (px + 0.5 - u[pts][owner]) ** 2 + (py + 0.5 - v[pts][owner]) ** 2
+    pt = pts[owner]
+    key = key[pt]
+    check()
     zbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, key, reduce="amin")
+    check()
     dist = torch.where(key <= zbuf[lin] * (1.0 + depth_tolerance), dist, torch.full_like(dist, float("inf")))
+    check()
     dbuf = torch.full((trash + 1,), float("inf"), device=dev).scatter_reduce_(0, lin, dist, reduce="amin")
+    check()
     big = torch.iinfo(torch.int64).max
-    pt = torch.where(torch.isfinite(dist) & (dist <= dbuf[lin]), pt, torch.full_like(pt, big))
+    keep = torch.isfinite(dist) & (dist <= dbuf[lin])
+    check()
+    pt = torch.where(keep, pt, torch.full_like(pt, big))
+    check()
     winner = torch.full((trash + 1,), big, dtype=torch.int64, device=dev).scatter_reduce_(0, lin, pt, reduce="amin")
     zbuf, winner = zbuf[:trash], winner[:trash]
     hit = torch.isfinite(zbuf)
+    check()
     if resample:
-        _resample_source(cloud, rgb, zbuf, T, camera, fallback=winner)
+        _resample_source(cloud, rgb, zbuf, T, camera, fallback=winner, check=check)
     else:
         rgb[hit] = cloud.rgb[winner[hit]]
     return rgb.reshape(H, W, 3), zbuf.reshape(H, W)
 
 
 def _resample_source(
-    cloud: PointCloud, rgb: torch.Tensor, zbuf: torch.Tensor, T: torch.Tensor, camera: Camera, fallback: torch.Tensor
+    cloud: PointCloud,
+    rgb: torch.Tensor,
+    zbuf: torch.Tensor,
+    T: torch.Tensor,
+    camera: Camera,
+    fallback: torch.Tensor,
+    check: Callable[[], None] = _go_on,
 ) -> None:
     """Covered pixels' colours (flat ``rgb``): bilinear samples of the source image where their
     centre, lifted at the z-buffer depth, projects; the winning point's colour (``fallback``
@@ -148,8 +179,10 @@ def _resample_source(
     z = torch.where(far, torch.ones_like(zbuf[lin]), zbuf[lin]).double()
     x = ((lin % W).double() + 0.5 - camera.cx) / camera.fx * z
     y = ((lin // W).double() + 0.5 - camera.cy) / camera.fy * z
+    check()
     d_world = torch.stack([x, y, z], 1) @ T[:3, :3].T
     X = d_world + (~far).double()[:, None] * T[:3, 3]
+    check()
     S, sc = cloud.src_c2w, cloud.src_camera
     Xs = (X - (~far).double()[:, None] * S[:3, 3]) @ S[:3, :3]
     zs = Xs[:, 2]
@@ -157,7 +190,9 @@ def _resample_source(
     u = sc.fx * Xs[:, 0] / zs.clamp(min=1e-12) + sc.cx
     v = sc.fy * Xs[:, 1] / zs.clamp(min=1e-12) + sc.cy
     ok &= (u >= 0) & (u <= sc.width) & (v >= 0) & (v <= sc.height)
+    check()
     rgb[lin[~ok]] = cloud.rgb[fallback[lin[~ok]]]
+    check()
     grid = torch.stack([2 * u[ok] / sc.width - 1, 2 * v[ok] / sc.height - 1], 1).float()[None, None]
     sampled = F.grid_sample(cloud.image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     rgb[lin[ok]] = sampled[0, :, 0].T
@@ -189,8 +224,11 @@ def _dilate3(m: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 32) -> torch.Tensor:
-    """Fill empty pixels (``zbuf`` inf) from the background side; covered pixels are unchanged.
+def fill_holes(
+    rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_steps: int = 32, check: Callable[[], None] = _go_on
+) -> torch.Tensor:
+    """Fill empty pixels (``zbuf`` inf) from the background side; covered pixels are unchanged;
+    ``check`` is called between steps (as in :func:`splat`).
 
     Disocclusions reveal what lies behind, so holes grow inwards one pixel ring per step from
     neighbours on the far side: a neighbour counts when its log-depth is above the middle of the
@@ -219,6 +257,7 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
     holes = (rows + 1) * Wp + cols + 1
     offsets = torch.tensor([-Wp - 1, -Wp, -Wp + 1, -1, 1, Wp - 1, Wp, Wp + 1], device=dev)
     for _ in range(max_steps):
+        check()
         near = _dilate3(torch.isfinite(ldp).view(H + 2, Wp)).view(-1)
         front = holes[near[holes]]  # only the ring next to known pixels can be filled this step
         if len(front) == 0:
@@ -241,6 +280,7 @@ def fill_holes(rgb: torch.Tensor, zbuf: torch.Tensor, radius: int = 16, max_step
             break
     out = colp.view(H + 2, Wp, 3)[1:-1, 1:-1]
     if len(holes):
+        check()
         filled = torch.isfinite(ldp.view(H + 2, Wp)[1:-1, 1:-1])
         out = _push_pull(out, filled)
     return torch.where(valid[..., None], rgb, out)

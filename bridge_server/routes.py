@@ -20,9 +20,9 @@ from .backends.weights import weights_root
 from .dependencies import Config, Job, Queue, Store
 from .errors import ERRORS
 from .inputs import InputError
-from .jobs import KeyPending, file_sha256, queued_status
+from .jobs import KeyPending, file_sha256, new_job_id, queued_status
 from .models import BackendInfo, Health, JobList, JobStatus
-from .uploads import backend_for, check_uploads, decode_uploads, parse_params
+from .uploads import backend_for, check_uploads, decode_uploads, parse_params, save_uploads
 
 router = APIRouter()
 
@@ -37,8 +37,10 @@ def _weights_dir(backend) -> str | None:
 def health(config: Config, jobs: Queue) -> Health:
     queued, running = jobs.counts()
     workers = jobs.workers(config.stuck_after)
+    working = all(w.alive and not w.stuck for w in workers) and not config.read_only
     return Health(
-        status="ok" if all(w.alive and not w.stuck for w in workers) else "degraded",
+        status="ok" if working else "degraded",
+        read_only=config.read_only,
         workers=workers,
         version=__version__,
         device=config.devices[0],
@@ -113,18 +115,28 @@ async def submit_job(
     check_uploads(b, {k: (None if f is None else f.filename or "") for k, f in given.items()})
     parsed = parse_params(b, params)
     uploads = {k: f for k, f in given.items() if f is not None}
-    blobs = {k: await f.read() for k, f in uploads.items()}
-    decoded = await run_in_threadpool(decode_uploads, blobs, config.limits, parsed, depth_scale, num_frames)
-    status = queued_status(b, decoded.shape)
-    job_request = {
-        "backend": backend,
-        "params": parsed.model_dump(mode="json"),
-        "depth_scale": depth_scale,
-        "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
-        "retries": retries,
-    }
+    job_id = new_job_id()
     try:
-        stored = await run_in_threadpool(store.create, status, job_request, decoded.files, key)
+        # Each part arrives spooled by Starlette; it is copied into the job folder in chunks and
+        # decoded from there, so no upload is ever held whole in memory.
+        folder = await run_in_threadpool(store.stage, job_id)
+        try:
+            files = {k: f.file for k, f in uploads.items()}
+            paths = await run_in_threadpool(save_uploads, files, folder, config.limits)
+            decoded = await run_in_threadpool(decode_uploads, paths, config.limits, parsed, depth_scale, num_frames)
+        except BaseException:
+            await run_in_threadpool(store.discard, job_id)
+            raise
+        status = queued_status(b, decoded.shape, job_id)
+        job_request = {
+            "backend": backend,
+            "params": parsed.model_dump(mode="json"),
+            "depth_scale": depth_scale,
+            "num_frames": num_frames,
+            "uploaded_names": {k: str(f.filename)[:200] for k, f in uploads.items()},
+            "retries": retries,
+        }
+        stored = await run_in_threadpool(store.create, status, job_request, key)
     except KeyPending:
         raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
     except OSError as e:  # disk full, read-only, quota: the half-made folder is already removed

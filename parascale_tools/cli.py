@@ -268,7 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--target-intrinsics", help="fx,fy,cx,cy,width,height of the target camera")
     sp.add_argument("--mode", default=RescaleOptions.mode, choices=MODES)
     sp.add_argument("--working-size", type=int, default=160, help="longest side of the depth working image")
-    sp.add_argument("--allow-sky", action="store_true", help="empty pixels of dense targets count as 1/Z = 0")
+    sp.add_argument(
+        "--allow-sky",
+        action=argparse.BooleanOptionalAction,
+        default=RescaleOptions.allow_sky,
+        help="empty pixels of dense depth (sky) count as not moving, 1/Z = 0 (default); --no-allow-sky: left out",
+    )
     sp.add_argument("--fov-match", choices=["angular", "frame"], default="angular")
     sp.add_argument("--smooth", type=int, default=0, help="running median of α over ±N steps (0: off)")
     sp.add_argument("--clamp-ratio", type=float, help="limit α to median·[1/r, r]")

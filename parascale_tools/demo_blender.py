@@ -11,7 +11,8 @@
    add-on's Generate operator (driven by ``tick_scene``, as Blender's timer would), and let the clip
    land in the Video Sequencer at the shot's start frame.
 6. Measure the realized parallax of each generated clip (optical flow, rotation removed) against
-   the reference's Π, save the .blend, a plot of the Π curves and a Markdown report.
+   the reference's Π, print the PCE the server measured as the Generate panel shows it (the strip's
+   ``parascale_pce``), save the .blend, a plot of the Π curves and a Markdown report.
 
 Run it through ``parascale demo``; bpy can be imported once per process, so this module sets
 Blender's user folders before the first ``import bpy``.
@@ -228,7 +229,7 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
         steps, pi = track.steps_in_camera(), np.full(n, np.nan)
         for t in range(1, n):
             view = depth.view(track.c2w[t - 1], track.camera(t - 1).working(160))
-            pi[t] = ParallaxProbe.from_view(view).parallax(steps[t - 1], "flow")
+            pi[t] = ParallaxProbe.from_view(view, allow_sky=True).parallax(steps[t - 1], "flow")
         return pi
 
     pi_ref, pi_model = flow_pi(ref, reference_depth), flow_pi(out, target_depth)
@@ -338,6 +339,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
             if state != wire.DONE:
                 raise RuntimeError(f"shot {tag}: generation {state}: {job.error}")
             strip = scene.sequence_editor.strips[job.result_name]
+            shown = _ext("blender.closed_loop").line(strip)  # the Generate panel's line, from the strip
             pce_measured, measured, pi_ref, pi_model = realized_pce(
                 Path(job.output_path), baked, ref_file, shot["core_depth"], desk_depth
             )
@@ -349,6 +351,9 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
                           "frames": strip.frame_final_duration},
                 "pce_model": float(s.pce),
                 "pce_measured": pce_measured,
+                "pce_panel": float(strip.get("parascale_pce", float("nan"))),
+                "pce_panel_label": str(strip.get("parascale_pce_label", "")),
+                "panel_line": shown,
                 "alpha_range": [float(s.scale_min), float(s.scale_max)],
                 "pi_ref": pi_ref.tolist(),
                 "pi_realized": pi_model.tolist(),
@@ -357,7 +362,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
             }  # fmt: skip
             print(f"[blender] shot {tag}: clip {Path(job.output_path).name} -> strip {strip.name!r} "
                   f"at frame {strip.frame_final_start}, channel {strip.channel}; realized PCE (optical flow) "
-                  f"{pce_measured:.3f}")  # fmt: skip
+                  f"{pce_measured:.3f}; as the panel shows it: {shown}")  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -367,7 +372,8 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
     report = write_markdown(out, results, blend, time.perf_counter() - t0)
     (out / "demo_results.json").write_text(json.dumps(results, indent=1))
     print(f"[blender] saved {blend.name}, pi_curves.png, {report.name}")
-    return {k: {kk: v[kk] for kk in ("clip", "pce_model", "pce_measured", "alpha_range")} for k, v in results.items()}
+    keep = ("clip", "pce_model", "pce_measured", "panel_line", "alpha_range")
+    return {k: {kk: v[kk] for kk in keep} for k, v in results.items()}
 
 
 def _wait_for_server(port: int, timeout: float = 120.0) -> None:
@@ -390,14 +396,14 @@ def write_markdown(out: Path, results: dict, blend: Path, seconds: float) -> Pat
         "",
         f"Ran in {seconds:.0f} s on this machine, headless, no weights, no network.",
         "",
-        "| shot | α range | PCE (model) | PCE measured on the generated clip | strip |",
-        "|---|---|---|---|---|",
+        "| shot | α range | PCE (model) | PCE measured on the generated clip | as the panel shows it | strip |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         st = r["strip"]
         lines.append(
             f"| {name} | {r['alpha_range'][0]:.4g} – {r['alpha_range'][1]:.4g} | {r['pce_model']:.2e} | "
-            f"{r['pce_measured']:.3f} | {st['name']} @ frame {st['start']}, {st['frames']} frames, "
+            f"{r['pce_measured']:.3f} | {r['panel_line']} | {st['name']} @ frame {st['start']}, {st['frames']} frames, "
             f"channel {st['channel']} |"
         )
     lines += [
@@ -405,7 +411,8 @@ def write_markdown(out: Path, results: dict, blend: Path, seconds: float) -> Pat
         "PCE (model) is the realized parallax computed from the target geometry (exact by construction);",
         "the measured PCE compares the optical flow of the generated clip (rotation removed) with the",
         "reference Π, so it includes the optical-flow estimator's own error and the warp preview's",
-        "hole filling.",
+        "hole filling. The panel's PCE is the server's closed loop (`bridge_server.clip_parallax`): the",
+        "clip's flow Π against the reference's Π carried into flow measure on the same pixels (flow/flow).",
         "",
         f"Files: `{blend.name}` (open it in Blender 4.2+ with the ParaScale extension), the clips, the baked",
         "trajectories `shot_*.json`, `pi_curves.png`.",

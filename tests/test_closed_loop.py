@@ -1,7 +1,7 @@
 """The closed-loop regression guard: rendered clips must show the reference's parallax.
 
-Runs the benchmark's quick mode (rescale, render both clips, measure both with optical flow)
-and fails if the product's default mode stops beating uncalibrated transfer by 10x.
+Runs the benchmark's quick mode (rescale, ray-trace both clips, measure both with the oracle and
+with optical flow) over every motion class, and gates on the worst class, not the mean.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from parascale_blender.core.camera import Camera
 from parascale_blender.core.parallax import ParallaxProbe
 from parascale_tools.bench import closed_loop as cl
 from parascale_tools.bench import raytrace
-from parascale_tools.synthetic import camera_move
+from parascale_tools.synthetic import MOVES, camera_move
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,16 @@ def quick_summary(shared_data):
     return cases, cl.summarize(cases)
 
 
-def test_harmonic_beats_uncalibrated_by_10x_and_arithmetic_by_3x(quick_summary):
-    _, s = quick_summary
-    assert s["harmonic"]["pce_mean"] * 10 <= s["none"]["pce_mean"], s
-    assert s["harmonic"]["pce_mean"] * 3 <= s["arithmetic"]["pce_mean"], s
-    assert s["flow"]["pce_mean"] < 0.1, s
+def test_every_per_step_mode_beats_uncalibrated_in_every_motion_class(quick_summary):
+    """Oracle PCE per class: exact, harmonic and flow at least 10x below the raw copy, and the
+    paper's harmonic Π at least 3x below its arithmetic Π, in the worst class of each."""
+    cases, _ = quick_summary
+    classes = {m: cl.by_class(cases, m) for m in ("exact", "harmonic", "flow", "arithmetic", "none")}
+    for mode in ("exact", "harmonic", "flow"):
+        for k, v in classes[mode].items():
+            assert v["oracle_mean"] * 10 <= classes["none"][k]["oracle_mean"], (mode, k, v)
+    worst = {m: max(v["oracle_mean"] for v in classes[m].values()) for m in classes}
+    assert worst["harmonic"] * 3 <= worst["arithmetic"], worst
 
 
 def test_rotation_is_never_touched(quick_summary):
@@ -54,6 +59,7 @@ def test_flow_measurement_agrees_with_analytic_flow(name, step):
     frames, covered = cl.render_clip(scene, traj, "raytrace")
     measured = measured_parallax(frames, covered, traj)[1]
     assert measured == pytest.approx(4.0 / cam.fx, rel=0.08)
+    assert measured_parallax(frames, covered, traj, fb_check=False)[1] == pytest.approx(4.0 / cam.fx, rel=0.08)
 
 
 def test_pycolmap_retrack_of_an_output_clip_reads_the_reference_parallax():
@@ -96,11 +102,51 @@ def test_oracle_parallax_of_a_dolly_onto_a_wall_is_the_closed_form():
     assert oracle[2] == pytest.approx(r * 0.3 / 2.2, rel=1e-9)
 
 
-def test_exact_mode_matches_the_oracle_in_the_closed_loop(quick_summary):
+def test_the_default_mode_passes_the_oracle_gates_on_its_worst_motion_class(quick_summary):
+    """The gate is the worst motion class, not the mean: every synthetic class and a real track are
+    in the quick run, and the default's worst class stays within 0.05 (mean within 0.01)."""
     cases, s = quick_summary
-    assert s["exact"]["oracle_mean"] <= 0.01, s
-    assert s["exact"]["oracle_mean"] < s["harmonic"]["oracle_mean"] < s["none"]["oracle_mean"], s
-    # the gate is the worst motion class, not the mean
     classes = cl.by_class(cases, "exact")
-    assert {"truck", "dolly", "push_pan", "accelerate"} <= set(classes)
-    assert max(c["oracle_mean"] for c in classes.values()) <= 0.05, classes
+    assert set(MOVES) | {"re10k"} <= set(classes), classes
+    gates = {g["gate"]: g for g in cl.gates(cases)}
+    assert gates["oracle_mean"]["ok"] and gates["oracle_worst_class"]["ok"], gates
+    assert gates["oracle_worst_class"]["value"] == max(c["oracle_mean"] for c in classes.values())
+    worst = {m: max(v["oracle_mean"] for v in cl.by_class(cases, m).values()) for m in ("exact", "harmonic")}
+    assert worst["exact"] < worst["harmonic"], worst
+
+
+def test_the_quick_run_covers_the_product_default_with_sky_left_out(quick_summary):
+    cases, _ = quick_summary
+    off = cl.summarize(cases, allow_sky=False)
+    assert set(off) == {"exact"} and off["exact"]["cases"] == len(cl.select(cases)) // len(cl.MODES)
+
+
+def test_reference_clips_are_scaled_to_the_asked_image_speed():
+    """scale_to_speed against the oracle at the clip's own resolution (the oracle is checked against
+    the closed form below): the clip's exact image motion averages the asked pixels per frame."""
+    cam = Camera(170.0, 170.0, 96.0, 56.0, 192, 112)
+    scene = raytrace.room(0.01)
+    for kind, speed in (("truck", 0.5), ("push_pan", 8.0), ("accelerate", 2.0)):
+        c2w = camera_move(kind, 10)
+        c2w[:, :3, 3] *= 0.01
+        traj = cl._track(cl.scale_to_speed(scene, c2w, cam, speed), cam)
+        assert np.nanmean(cl.oracle_parallax(scene, traj)[1:]) * cam.fx == pytest.approx(speed, rel=0.03), kind
+
+
+def test_forward_backward_mask_drops_content_that_changes():
+    """A truck over a wall, with a patch of frame t replaced by noise (content that changes, as in a
+    generated clip): DIS reads nonsense there; the forward-backward mask drops it, so the measured
+    motion stays near the exact motion (oracle), where without the mask it does not."""
+    cam = Camera(170.0, 170.0, 96.0, 56.0, 192, 112)
+    scene = raytrace.wall(1.0)
+    c1 = np.eye(4)
+    c1[0, 3] = 3.0 / cam.fx  # 3 px of motion on the wall one unit away
+    traj = cl._track(np.stack([np.eye(4), c1]), cam)
+    frames, _ = cl.trace_clip(scene, traj)
+    frames[1, 20:80, 40:150] = np.random.default_rng(0).integers(0, 256, (60, 110, 3), dtype=np.uint8)
+    truth = cl.oracle_parallax(scene, traj)[1]
+    covered = np.ones(frames.shape[:3], dtype=bool)
+    masked = measured_parallax(frames, covered, traj)[1]
+    plain = measured_parallax(frames, covered, traj, fb_check=False)[1]
+    assert abs(np.log(masked / truth)) < 0.05, (masked, truth)
+    assert abs(np.log(plain / truth)) > 2 * abs(np.log(masked / truth)), (plain, masked, truth)

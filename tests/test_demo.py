@@ -33,6 +33,7 @@ def test_demo_prints_the_pi_table_and_headline(demo):
     _, stdout = demo
     assert "Π_ref" in stdout and "mode exact: PCE" in stdout
     assert "realized PCE (optical flow)" in stdout
+    assert stdout.count("as the panel shows it: PCE vs reference, flow/flow ") >= 2
     assert "outputs in" in stdout
 
 
@@ -60,6 +61,11 @@ def test_clips_strips_and_blend(demo):
         assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 1.0, "the generated clip must move"
         assert shot["pce_model"] < 1e-9
         assert shot["pce_measured"] < 0.35, shot["pce_measured"]
+        # The server's closed loop, as the strip carries it and the panel shows it: the warp clip
+        # moves as its reference (flow against flow) and the line printed is that value.
+        assert shot["pce_panel_label"] == "PCE vs reference, flow/flow"
+        assert shot["pce_panel"] < 0.1, shot["pce_panel"]
+        assert shot["panel_line"] == f"PCE vs reference, flow/flow {shot['pce_panel']:.3f}"
     starts = sorted(s["strip"]["start"] for s in results.values())
     assert starts == [1, 101]
     for name in ("parascale_demo.blend", "pi_curves.png", "report.md", "shot_A.json", "shot_B.json"):

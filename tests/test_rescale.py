@@ -180,15 +180,18 @@ def test_target_that_sees_nothing_names_the_frame():
         rescale(ref, wall(5.0), EndingWall(10.0, 2.5), np.eye(4))
 
 
-def test_sky_is_opt_in_for_dense_targets():
+def test_sky_counts_as_not_moving_by_default_for_dense_targets():
     ref = track(camera_move("truck", 6, step=0.1))
     ground = PlanesDepth([((0, 1, 0), 1.0)])  # a floor 1 unit below: half the view is sky
-    with pytest.raises(RescaleError, match="sees no depth"):
-        rescale(ref, wall(2.0), PlanesDepth([((0, 0, 1), -1.0)]), np.eye(4))
-    with_sky = rescale(ref, wall(2.0), ground, np.eye(4), options=RescaleOptions(allow_sky=True))
-    no_sky = rescale(ref, wall(2.0), ground, np.eye(4))
+    for sky in (True, False):  # a view of nothing but sky has no depth to measure, either way
+        with pytest.raises(RescaleError, match="sees no depth"):
+            rescale(ref, wall(2.0), PlanesDepth([((0, 0, 1), -1.0)]), np.eye(4), options=RescaleOptions(allow_sky=sky))
+    default = rescale(ref, wall(2.0), ground, np.eye(4))
+    counted = rescale(ref, wall(2.0), ground, np.eye(4), options=RescaleOptions(allow_sky=True))
+    left_out = rescale(ref, wall(2.0), ground, np.eye(4), options=RescaleOptions(allow_sky=False))
+    np.testing.assert_array_equal(default.alpha, counted.alpha)
     # Counting sky as 1/Z = 0 lowers the mean inverse depth, so the move grows.
-    assert with_sky.alpha[1] > no_sky.alpha[1]
+    assert counted.alpha[1] > left_out.alpha[1]
 
 
 def test_frame_relative_fov_match_scales_with_focal_length():
@@ -237,8 +240,8 @@ def test_bad_inputs_are_clear():
 def test_dropped_sky_is_said():
     ref = track(camera_move("truck", 6, step=0.1))
     ground = PlanesDepth([((0, 1, 0), 1.0)])  # a floor: the upper half of the view is sky
-    dropped = rescale(ref, wall(2.0), ground, np.eye(4))
+    dropped = rescale(ref, wall(2.0), ground, np.eye(4), options=RescaleOptions(allow_sky=False))
     assert any("target: up to" in w and "sky" in w for w in dropped.warnings), dropped.warnings
-    counted = rescale(ref, wall(2.0), ground, np.eye(4), options=RescaleOptions(allow_sky=True))
+    counted = rescale(ref, wall(2.0), ground, np.eye(4))
     assert not any("sky" in w for w in counted.warnings)
     assert not any("sky" in w for w in rescale(ref, wall(2.0), wall(9.0), np.eye(4)).warnings)

@@ -31,6 +31,7 @@ from pydantic import Field, field_validator
 
 from parascale_blender.client import wire
 
+from ..config import float64_device
 from ..render import fill_holes, splat, to_uint8, unproject_image
 from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, JobFailed, ProgressFn
@@ -76,7 +77,7 @@ class WanFamily:
     def encode(self, pipe, video: np.ndarray) -> torch.Tensor:
         """(F, H, W, 3) uint8 → normalised latents (1, C, F', h, w) in float32."""
         vae = pipe.vae
-        dev = next(vae.parameters()).device
+        dev = pipe._execution_device  # where the VAE runs (its offload hook moves it there)
         x = torch.as_tensor(video, device=dev).permute(3, 0, 1, 2)[None].to(vae.dtype) / 127.5 - 1.0
         z = vae.encode(x).latent_dist.mode().float()
         c = vae.config
@@ -126,7 +127,7 @@ class CogVideoXFamily:
     def encode(self, pipe, video: np.ndarray) -> torch.Tensor:
         """(F, H, W, 3) uint8 → scaled latents (1, F', C, h, w) in float32."""
         vae = pipe.vae
-        dev = next(vae.parameters()).device
+        dev = pipe._execution_device  # where the VAE runs (its offload hook moves it there)
         x = torch.as_tensor(video, device=dev).permute(3, 0, 1, 2)[None].to(vae.dtype) / 127.5 - 1.0
         z = vae.encode(x).latent_dist.mode().float()
         return (vae.config.scaling_factor * z).permute(0, 2, 1, 3, 4)
@@ -251,9 +252,16 @@ def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLi
         raise WeightsError(f"{path}: no tensor 'prompt_embeds' (has {', '.join(sorted(tensors)) or 'none'})")
     dtype = pipe.transformer.dtype  # CogVideoX computes in the embeddings' dtype
     pe = tensors["prompt_embeds"].to(dtype)
-    ne = tensors.get("negative_prompt_embeds", torch.zeros_like(pe)).to(dtype)
+    embeds = {"prompt_embeds": pe}
+    if p.guidance_scale > 1.0:  # classifier-free guidance runs the negative branch
+        if "negative_prompt_embeds" not in tensors:
+            raise WeightsError(
+                f"{path}: no tensor 'negative_prompt_embeds' (the negative or empty prompt's embeddings, needed for "
+                f"guidance_scale {p.guidance_scale} > 1; zeros are not the empty prompt's embeddings)"
+            )
+        embeds["negative_prompt_embeds"] = tensors["negative_prompt_embeds"].to(dtype)
     if limits is not None and limits.prompt_tokens:
-        for name, t in (("prompt_embeds", pe), ("negative_prompt_embeds", ne)):
+        for name, t in embeds.items():
             n = t.shape[1] if t.ndim == 3 else -1
             if (limits.exact_prompt_tokens and n != limits.prompt_tokens) or n > limits.prompt_tokens or n < 1:
                 need = "exactly" if limits.exact_prompt_tokens else "at most"
@@ -261,7 +269,7 @@ def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLi
                     f"{path}: {name} has shape {tuple(t.shape)}; the model takes (1, tokens, width) with {need} "
                     f"{limits.prompt_tokens} tokens ({limits.source})"
                 )
-    return {"prompt_embeds": pe, "negative_prompt_embeds": ne}
+    return embeds
 
 
 def generation_size(
@@ -308,7 +316,8 @@ def render_preview(job: GenerationJob, c2w: np.ndarray, width: int, height: int,
     h, w = job.depth.shape
     frames, visible = [], []
     with torch.inference_mode():
-        cloud = unproject_image(job.image, job.depth, traj.c2w[0], traj.camera(0).scaled_to(w, h), sky=sky)
+        cam0 = traj.camera(0).scaled_to(w, h)
+        cloud = unproject_image(job.image, job.depth, traj.c2w[0], cam0, sky=sky, device=float64_device(job.device))
         for i, pose in enumerate(c2w):
             if cancelled():
                 raise JobCancelled(f"cancelled while rendering the preview (frame {i + 1} of {len(c2w)})")

@@ -11,6 +11,16 @@ Noising: flow-matching schedulers (``sigmas``, no ``alphas_cumprod``, or ``use_f
 use ``(1 - sigma) * x0 + sigma * noise`` with ``t = sigma``; DDPM-family schedulers use their own
 ``add_noise`` with ``t = timestep / num_train_timesteps``. The noise is fixed per job (the
 initial latent noise), so the shaped region follows one consistent noise sample.
+
+Surviving the scheduler: a multistep predictor-corrector (UniPC, which Wan's published folders
+ship) starts each step by *correcting* the latents it is given: it rebuilds them from its stored
+previous sample (``last_sample``) and model outputs, which throws a paste away (1-3% of it
+survives the next step). After a paste the stored sample no longer describes the latents, so the
+shaper drops it (UniPC then skips the corrector for that one step, as it does on its first step;
+its predictor history is kept). Flow-matching Euler and DDIM have no such state and keep the paste.
+
+Devices: the paste is computed on the latents' device and in their dtype, wherever the preview,
+noise and mask were made (``cpu_offload`` encodes the preview wherever the VAE was).
 """
 
 from __future__ import annotations
@@ -91,12 +101,14 @@ class NoiseShaper:
             return float(self.scheduler.sigmas[k])
         return float(ts[k]) / float(self.scheduler.config.num_train_timesteps)
 
-    def noised_preview(self, k: int) -> torch.Tensor:
-        x0, eps = self.preview, self.noise
+    def noised_preview(self, k: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The preview noised to the level of schedule index ``k``, in float32 on ``device``."""
+        x0 = self.preview.to(device, torch.float32)
+        eps = self.noise.to(device, torch.float32)
         if self.flow:
-            s = self.scheduler.sigmas[k].to(x0.device, x0.dtype)
+            s = self.scheduler.sigmas[k].to(device, torch.float32)
             return (1.0 - s) * x0 + s * eps
-        t = self.scheduler.timesteps[k : k + 1].to(x0.device)
+        t = self.scheduler.timesteps[k : k + 1].to(device)
         return self.scheduler.add_noise(x0, eps, t)
 
     def shape(self, latents: torch.Tensor, step: int) -> torch.Tensor:
@@ -107,10 +119,12 @@ class NoiseShaper:
         target = None
         out = latents
         if applied:
-            target = self.noised_preview(k).to(latents.dtype)
+            target = self.noised_preview(k, latents.device).to(latents.dtype)
             m = self.mask.to(latents.device, latents.dtype)
             out = m * target + (1.0 - m) * latents
             self.applied_steps.append(step)
+            if getattr(self.scheduler, "last_sample", None) is not None:
+                self.scheduler.last_sample = None  # UniPC: no corrector from the pre-paste sample
         if self.hook is not None:
             self.hook(ShapingEvent(step, t, applied, latents, out, target))
         return out

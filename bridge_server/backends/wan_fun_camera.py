@@ -31,13 +31,16 @@ from torch import nn
 from parascale_blender.client import wire
 from parascale_blender.core.camera import relative_to_first
 
-from ..plucker import plucker_from_poses
+from ..plucker import conditioning_scale, plucker_from_poses
 from .base import CancelledFn, GenerationJob, ProgressFn
 from .diffusers_i2v import DiffusersI2VBackend, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
 from .wan_fun import ADAPTER_FILE, ADAPTER_PREFIX, is_videox_fun_folder
 from .weights import WeightsError, check_diffusers_folder, model_folder
 
 PIPELINES = ("WanImageToVideoPipeline",)  # the adapter hooks Wan's ``patch_embedding``
+# RealEstate10K (Wan-Fun Control-Camera's training set) has ORB-SLAM poses; ORB-SLAM's monocular map
+# starts at median depth 1, so scenes sit at about 1 unit. An assumption: set ``gauge_depth`` otherwise.
+GAUGE_DEPTH = 1.0
 
 
 class ResidualBlock(nn.Module):
@@ -107,6 +110,14 @@ class CameraParams(I2VParams):
     backend_folder: ClassVar[str] = wire.WAN_FUN_CAMERA
     noise_shaping: bool = Field(False, description="also paste the noised warp preview (RealCam-I2V style)")
     camera_scale: float = Field(1.0, ge=0.0, le=10.0, allow_inf_nan=False, description="adapter output multiplier")
+    gauge_depth: float | None = Field(
+        GAUGE_DEPTH,
+        gt=0.0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="the model's typical scene depth in its training units: translations are scaled by "
+        "gauge_depth x the conditioning depth's mean inverse depth (parallax kept); null: metres as given",
+    )
 
     @classmethod
     def check_folder(cls, folder: Path) -> None:
@@ -120,8 +131,11 @@ class CameraParams(I2VParams):
             raise WeightsError(f"weights folder {folder}: missing {ADAPTER_FILE} (the camera adapter)")
 
 
-def camera_features(job: GenerationJob, pipe, adapter: CameraAdapter, width: int, height: int) -> torch.Tensor:
-    """Adapter features for the trajectory, padded to the generated frame count (4k + 1)."""
+def camera_features(
+    job: GenerationJob, pipe, adapter: CameraAdapter, width: int, height: int, gauge_depth: float | None = GAUGE_DEPTH
+) -> torch.Tensor:
+    """Adapter features for the trajectory, padded to the generated frame count (4k + 1), its
+    translations in the model's gauge (:func:`bridge_server.plucker.conditioning_scale`)."""
     traj = job.trajectory
     s = pipe.vae_scale_factor_temporal
     n = len(traj)
@@ -130,6 +144,7 @@ def camera_features(job: GenerationJob, pipe, adapter: CameraAdapter, width: int
     K = np.concatenate([traj.intrinsics, np.repeat(traj.intrinsics[-1:], n_gen - n, axis=0)])
     K = K * np.array([width / traj.width, height / traj.height] * 2)
     rel = relative_to_first(c2w)
+    rel[:, :3, 3] *= conditioning_scale(job.depth, gauge_depth)
     packed = pack_plucker(plucker_from_poses(rel, K, width, height), s)
     p = next(adapter.parameters())
     with torch.inference_mode():
@@ -144,7 +159,7 @@ class WanFunCameraBackend(DiffusersI2VBackend):
     Params = CameraParams
     injection_hook: Callable[[torch.Tensor], None] | None = None  # sees every added feature tensor
 
-    def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
+    def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> dict:
         p: CameraParams = job.params  # type: ignore[assignment]
         folder = model_folder(p.backend_folder, p.model)
         pipe = load_pipeline(folder, job.device, p, job.log)
@@ -160,9 +175,14 @@ class WanFunCameraBackend(DiffusersI2VBackend):
         expected_in = 6 * pipe.vae_scale_factor_temporal
         if adapter.conv.in_channels != expected_in * pipe.vae_scale_factor_spatial**2:
             raise WeightsError(f"{folder / ADAPTER_FILE}: adapter input is not {expected_in} packed Plücker channels")
-        adapter.to(t0.device, t0.dtype)
+        adapter.to(pipe._execution_device, t0.dtype)  # not the offloaded transformer's CPU
         W, H = generation_size(pipe, job.trajectory.width, job.trajectory.height, p)
-        feats = camera_features(job, pipe, adapter, W, H) * p.camera_scale
+        gauge = conditioning_scale(job.depth, p.gauge_depth)
+        job.log(
+            f"camera gauge: translations x {gauge:.6g} "
+            + (f"(model depth {p.gauge_depth} x mean inverse depth)" if p.gauge_depth else "(metres as given)")
+        )
+        feats = camera_features(job, pipe, adapter, W, H, p.gauge_depth) * p.camera_scale
         job.log(f"camera adapter: features {tuple(feats.shape)} from {ADAPTER_FILE}")
 
         def add_camera(module, inputs, output):
@@ -170,7 +190,7 @@ class WanFunCameraBackend(DiffusersI2VBackend):
                 raise RuntimeError(f"camera features {tuple(feats.shape)} do not match patches {tuple(output.shape)}")
             if self.injection_hook is not None:
                 self.injection_hook(feats)
-            return output + feats.to(output.dtype)
+            return output + feats.to(output.device, output.dtype)  # offload: features may sit elsewhere
 
         handles = [t.patch_embedding.register_forward_hook(add_camera) for t in transformers]
         try:
@@ -180,3 +200,4 @@ class WanFunCameraBackend(DiffusersI2VBackend):
                 h.remove()
         write_video(job, frames, p.crf)
         progress(1.0, "done")
+        return {"camera_gauge": gauge}

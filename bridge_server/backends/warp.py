@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parascale_blender.client import wire
 
 from ..config import float64_device
-from ..render import fill_holes, splat, to_uint8, unproject_image
+from ..render import MAX_FOOTPRINT, fill_holes, splat, to_uint8, unproject_image
 from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
 
@@ -21,7 +21,13 @@ class WarpParams(BaseModel):
 
     sky: bool = Field(True, description="pixels without depth are infinitely far (move with rotation only)")
     fill_holes: bool = Field(True, description="fill disocclusions by push-pull (background-biased)")
-    max_footprint: float = Field(4.0, ge=1.0, le=16.0, allow_inf_nan=False, description="largest splat side, px")
+    max_footprint: float = Field(
+        MAX_FOOTPRINT,
+        ge=1.0,
+        le=256.0,
+        allow_inf_nan=False,
+        description="largest splat side, px (splats follow the magnification up to this)",
+    )
     depth_tolerance: float = Field(
         0.01, ge=0.0, le=1.0, allow_inf_nan=False, description="relative depth treated as the same surface"
     )
@@ -50,8 +56,15 @@ class WarpBackend(Backend):
                 for i in range(n):
                     if cancelled():
                         raise JobCancelled(f"cancelled before frame {i + 1} of {n}")
-                    rgb, zbuf = splat(cloud, traj.c2w[i], traj.camera(i), p.max_footprint, p.depth_tolerance)
+                    progress(i / n, f"rendering frame {i + 1}/{n}")
+
+                    def check(i=i) -> None:  # a large frame takes seconds: cancel within it
+                        if cancelled():
+                            raise JobCancelled(f"cancelled during frame {i + 1} of {n}")
+
+                    cam = traj.camera(i)
+                    rgb, zbuf = splat(cloud, traj.c2w[i], cam, p.max_footprint, p.depth_tolerance, check=check)
                     if p.fill_holes:
-                        rgb = fill_holes(rgb, zbuf)
+                        rgb = fill_holes(rgb, zbuf, check=check)
                     mp4.write(to_uint8(rgb)[:H, :W])
                     progress((i + 1) / n, f"frame {i + 1}/{n}")

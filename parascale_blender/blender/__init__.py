@@ -12,6 +12,7 @@ import importlib
 _MODULES = (
     "prefs",
     "local_server",
+    "server_status",
     "props",
     "server_jobs",
     "ops_reference",
@@ -20,6 +21,7 @@ _MODULES = (
     "ops_rescale",
     "ops_target",
     "ops_bake",
+    "closed_loop",
     "panel",
     "ops_generate",
 )

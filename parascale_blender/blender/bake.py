@@ -15,7 +15,8 @@ def baked_trajectory(context, cam) -> Trajectory:
 
     Parents, constraints and drivers are evaluated (``scene.frame_set``). The Π/α curves that
     Rescale keyed become extras (NaN at frames without a key); metadata names the camera, the
-    Blender version and, for a rescaled action, its mode and PCE.
+    Blender version and, for a rescaled action, its mode, the sky rule of its Π (``allow_sky``: what
+    the server's closed loop needs to read ``pi_ref`` in the same measure) and PCE.
     """
     scene = context.scene
     keyed = convert.keyed_frames(cam) if getattr(cam, "type", None) == "CAMERA" else np.zeros(0, np.int64)
@@ -31,5 +32,6 @@ def baked_trajectory(context, cam) -> Trajectory:
     meta: dict = {"source": f"Blender camera {cam.name}", "blender": bpy.app.version_string}
     ad = cam.animation_data
     if ad is not None and ad.action is not None and ad.action is s.result_action:
-        meta.update(mode=ad.action.get("parascale_mode", s.mode), pce=float(s.pce))
+        sky = bool(ad.action.get("parascale_allow_sky", s.allow_sky))
+        meta.update(mode=ad.action.get("parascale_mode", s.mode), allow_sky=sky, pce=float(s.pce))
     return traj.replace(fps=scene.render.fps / scene.render.fps_base, extras=extras, metadata=meta)

@@ -1,6 +1,8 @@
-"""Generate: send the baked target camera (:func:`bake.baked_trajectory`, exactly what Bake
-exports) and its first frame to the generation server, follow the job without blocking the UI,
-and insert the clip as a movie strip at the shot's start frame.
+"""Generate: check the server first (``server_status``: health, then the chosen backend), then send
+the baked target camera (:func:`bake.baked_trajectory`, exactly what Bake exports; cut to *Frames*,
+scaled to *Width/Height*) and its first frame to the generation server, follow the job without
+blocking the UI, and insert the clip as a strip named ``<camera>·<mode>·<backend>`` at the shot's
+start frame.
 
 The job is a server job (kind ``"generate"``, recorded at ``scene.parascale_jobs.generate``: one
 timer, no threads, re-attached on load; tests call ``server_jobs.tick_scene`` directly). The
@@ -15,18 +17,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import tempfile
 
 import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..client import BridgeError, JobRequest, ServerJob, wire
-from . import compat, convert, plate, server_jobs
+from ..client import BridgeError, JobRequest, ServerJob
+from . import closed_loop, compat, convert, plate, server_jobs, server_status
 from .bake import baked_trajectory
 
 KIND = "generate"  # server_jobs kind
-_PENDING_STRIPS: list[tuple[str, str, int, int]] = []  # (scene, mp4 path, start frame, frames)
+_PENDING_STRIPS: list[tuple] = []  # (scene, mp4 path, start frame, frames, strip name)
 _SAVING = False
 
 
@@ -104,33 +107,90 @@ def _output_path(context, cam, g) -> str:
     return os.path.join(folder, f"{name}_{n:03d}.mp4")
 
 
+def shot_trajectory(context, cam, g):
+    """The baked shot as Generate sends it: its first ``g.frames`` frames (0: all) with the
+    intrinsics scaled to ``g.resolution_x`` x ``g.resolution_y`` (0: the scene's resolution)."""
+    traj = baked_trajectory(context, cam)
+    n = g.frames or len(traj)
+    if n > len(traj):
+        raise GenerateError(
+            f"Frames: {n} asked but the baked shot has {len(traj)} (frames {traj.frames[0]}–{traj.frames[-1]}); "
+            "key the camera further or lower Frames"
+        )
+    if n < 2:
+        raise GenerateError("Frames: a clip needs at least 2 frames")
+    w, h = generation_size(g, traj.width, traj.height)
+    K = traj.intrinsics[:n] * np.array([w / traj.width, h / traj.height] * 2)
+    return traj.replace(frames=traj.frames[:n], c2w=traj.c2w[:n], intrinsics=K, width=w, height=h,
+                        extras={k: v[:n] for k, v in traj.extras.items()})  # fmt: skip
+
+
+def generation_size(g, sw: int, sh: int) -> tuple[int, int]:
+    """(width, height) of the clip: Width/Height, else the shot's ``sw`` x ``sh`` (one field set:
+    the other follows the shot's aspect, which must be kept)."""
+    w, h = g.resolution_x or sw, g.resolution_y or sh
+    if g.resolution_x and not g.resolution_y:
+        h = round(sh * w / sw)
+    elif g.resolution_y and not g.resolution_x:
+        w = round(sw * h / sh)
+    if min(w, h) < 16:
+        raise GenerateError(f"Width/Height: {w}x{h} is too small (at least 16 pixels a side)")
+    if abs(w / h - sw / sh) > 0.01 * sw / sh:
+        raise GenerateError(
+            f"Width/Height: {w}x{h} has aspect {w / h:.3f} but the shot's {sw}x{sh} has {sw / sh:.3f}; "
+            "keep the aspect (or set one of them to 0)"
+        )
+    return int(w), int(h)
+
+
+def backend_params(g) -> tuple[dict, int | None]:
+    """(params, seed sent): the seed goes to backends whose schema takes one (diffusion), else None."""
+    if not server_status.takes_param(g.backend, "seed"):
+        return {}, None
+    seed = secrets.randbelow(2**31) if g.random_seed else int(g.seed)
+    return {"seed": seed}, seed
+
+
+def strip_name(cam, traj, backend: str) -> str:
+    """``<camera>·<mode>·<backend>``: the shot, how its move was made (the Rescale mode, or
+    ``keyed`` for a camera as the artist keyed it) and the backend that generated the clip."""
+    return f"{cam.name}·{traj.metadata.get('mode') or 'keyed'}·{backend}"
+
+
 def start_generate(context) -> ServerJob:
-    """Build the request, submit it (one HTTP call) and start following the job."""
+    """Check the server first (health, backend), then bake, render or read the conditioning,
+    build the request, submit it (one HTTP call) and start following the job."""
     from ..formats.parascale_json import dumps
 
     scene = context.scene
     g = scene.parascale_generate
     server_jobs.check_idle(scene, KIND)
     cam = target_camera(context)
-    traj = baked_trajectory(context, cam)
+    output = _output_path(context, cam, g)
+    server_status.check(context)  # seconds, not a render, when the server is down or refuses the token
+    server_status.require_backend(g.backend)
+    traj = shot_trajectory(context, cam, g)
     if g.source == "PLATE":
         image, depth = plate_conditioning(scene)
     else:
         image, depth = render_conditioning(context, cam, int(traj.frames[0]))
-    output = _output_path(context, cam, g)
-    request = JobRequest(dumps(traj).encode(), image, depth, g.backend, {}, 1.0)  # depth in world units
-    job = ServerJob(server_jobs.client(context), request, output)
-    job.tick()  # submits now, so a refusal is reported by the operator itself
-    if job.state == wire.FAILED:
-        raise GenerateError(job.error or "the server refused the job")
-    options = {"shot_start": int(traj.frames[0]), "frames": len(traj)}
+    params, seed = backend_params(g)
+    request = JobRequest(dumps(traj).encode(), image, depth, g.backend, params, 1.0, num_frames=len(traj))
+    job = server_jobs.submit_now(ServerJob(server_jobs.client(context), request, output))
+    options = {
+        "shot_start": int(traj.frames[0]),
+        "frames": len(traj),
+        "strip_name": strip_name(cam, traj, g.backend),
+        "seed": seed,
+        "size": [traj.width, traj.height],
+    }
     return server_jobs.follow(scene, KIND, job, source=cam.name, options=options)
 
 
 def _strip_for_result(scene, st, path: str) -> str:
     """server_jobs handler: the downloaded clip becomes a strip at the shot start (after a save)."""
     opts = json.loads(st.options or "{}")
-    request_strip(scene, path, int(opts["shot_start"]), int(opts["frames"]))
+    request_strip(scene, path, int(opts["shot_start"]), int(opts["frames"]), opts.get("strip_name"))
     return st.message if st.result_name else "the clip is inserted when the save in progress ends"
 
 
@@ -143,22 +203,38 @@ def free_channel(scene, start: int, length: int) -> int:
     return next(c for c in range(1, 129) if c not in used)
 
 
-def request_strip(scene, path: str, start: int, frames: int) -> None:
+def request_strip(scene, path: str, start: int, frames: int, name: str | None = None) -> None:
     """Insert the clip now, or after the save in progress."""
     if _SAVING:
-        _PENDING_STRIPS.append((scene.name_full, path, start, frames))
+        _PENDING_STRIPS.append((scene.name_full, path, start, frames, name))
     else:
-        insert_strip(scene, path, start, frames)
+        insert_strip(scene, path, start, frames, name)
 
 
-def insert_strip(scene, path: str, start: int, frames: int):
-    """A movie strip for ``path`` at ``start`` in a free channel; its name is the job's result name."""
+def unique_strip_name(scene, name: str) -> str:
+    """``name``, or ``name·2``, ``name·3``… : the first no strip of the scene (meta strips included) has."""
+    ed = scene.sequence_editor
+    every = getattr(ed, "strips_all", None) if hasattr(ed, "strips_all") else getattr(ed, "sequences_all", ())
+    taken = {s.name for s in every or ()}
+    n, out = 1, name
+    while out in taken:
+        n += 1
+        out = f"{name}·{n}"
+    return out
+
+
+def insert_strip(scene, path: str, start: int, frames: int, name: str | None = None):
+    """A movie strip for ``path`` at ``start`` in a free channel, named ``name`` (made unique; default
+    the file name); the strip's name becomes the job's result name."""
     if scene.sequence_editor is None:
         scene.sequence_editor_create()
     channel = free_channel(scene, start, frames)
-    strip = compat.strips(scene).new_movie(os.path.basename(path), path, channel, start, fit_method="FIT")
+    name = unique_strip_name(scene, name or os.path.basename(path))
+    strip = compat.strips(scene).new_movie(name, path, channel, start, fit_method="FIT")
     st = server_jobs.record(scene, KIND)
     st.result_name, st.message = strip.name, f"clip in channel {channel} from frame {start}"
+    if pce := closed_loop.apply(scene, strip, closed_loop.report_of(st)):
+        st.message = f"{st.message}; {pce}"
     return strip
 
 
@@ -173,10 +249,10 @@ def _save_post(*_args) -> None:
     global _SAVING
     _SAVING = False
     while _PENDING_STRIPS:
-        name, path, start, frames = _PENDING_STRIPS.pop(0)
-        scene = bpy.data.scenes.get(name)
+        scene_name, path, start, frames, name = _PENDING_STRIPS.pop(0)
+        scene = bpy.data.scenes.get(scene_name)
         if scene is not None:
-            insert_strip(scene, path, start, frames)
+            insert_strip(scene, path, start, frames, name)
 
 
 class PARASCALE_OT_generate(bpy.types.Operator):

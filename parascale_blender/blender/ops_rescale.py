@@ -1,7 +1,10 @@
 """Rescale operator: Π rescaling of the reference move onto the target camera, as a NEW action.
 
 The original action is kept (fake user) and can be switched back with ``parascale.switch_action``.
-Everything is computed and validated before the scene is touched.
+Everything is computed and validated before the scene is touched. After keying, the move Blender
+evaluates (float32 ``matrix_world`` per frame) is re-measured against the target depth: the PCE the
+keys alone cost is reported, with a warning when far from the world origin it exceeds 1e-3
+(:mod:`..core.precision`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import bpy
 import numpy as np
 
 from ..core.depth import ConstantDepth, DepthError
-from ..core.rescale import RescaleOptions, rescale
+from ..core.precision import key_precision_warning
+from ..core.rescale import RescaleOptions, rescale, step_parallax
 from . import convert, keys, points, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
@@ -71,7 +75,8 @@ def target_start(context):
 
 
 def compute(context):
-    """Run the core rescale for the scene's settings; returns (reference, RescaleResult)."""
+    """Run the core rescale for the scene's settings; returns (reference, RescaleResult, remeasure), where
+    ``remeasure(c2w)`` is Π per step of other poses in the same target depth and measure."""
     s = context.scene.parascale
     p = prefs.get(context)
     ref = tracks.reference_trajectory(context)
@@ -80,7 +85,7 @@ def compute(context):
     tdepth = target_depth_source(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
     opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
-    return ref, rescale(ref, rdepth, tdepth, start_c2w, tcam, opts)
+    return ref, rescale(ref, rdepth, tdepth, start_c2w, tcam, opts), lambda c2w: step_parallax(c2w, tdepth, tcam, opts)
 
 
 def apply_result(context, ref, result):
@@ -100,10 +105,20 @@ def apply_result(context, ref, result):
     action = keys.write_action(cam, result.trajectory, offset, f"{cam.name} ParaScale {result.mode}", EXTRAS)
     action.use_fake_user = True
     action["parascale_mode"] = result.mode
+    action["parascale_allow_sky"] = bool(result.trajectory.metadata.get("allow_sky", s.allow_sky))
     s.result_action = action
     s.pce = result.pce
     s.scale_min, s.scale_max = result.scale_range
     return action
+
+
+def key_precision(context, result, remeasure) -> tuple[float, str | None]:
+    """(PCE the float32 keys cost, a warning or None): the keyed camera's evaluated ``matrix_world``
+    read back per frame and its Π re-measured against the Π of the computed move."""
+    s = context.scene.parascale
+    frames = result.trajectory.frames - result.trajectory.frames[0] + s.target_start_frame
+    evaluated = convert.trajectory_from_camera(s.target_camera, context.scene, frames).c2w
+    return key_precision_warning(result.trajectory.c2w, evaluated, result.pi_realized, remeasure(evaluated))
 
 
 def shot_range_warnings(context, frames: int) -> list[str]:
@@ -127,19 +142,20 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            ref, result = compute(context)
+            ref, result, remeasure = compute(context)
         except ValueError as exc:  # TrackError, ConversionError, DepthError, RescaleError: all ValueErrors
             self.report({"ERROR"}, f"Rescale: {exc}")
             return {"CANCELLED"}
         action = apply_result(context, ref, result)
-        warnings = result.warnings + shot_range_warnings(context, len(ref))
+        key_pce, key_warning = key_precision(context, result, remeasure)
+        warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
         for w in warnings:
             self.report({"WARNING"}, w)
         lo, hi = result.scale_range
         against = result.trajectory.metadata.get("target_depth", "the target depth")
         msg = (
             f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
-            f"measured on {against}), α {lo:.4g}–{hi:.4g}"
+            f"measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed (float32) PCE {key_pce:.2g}"
         )
         context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)

@@ -10,7 +10,7 @@ import math
 import bpy
 
 from ..client import wire
-from . import points, server_jobs
+from . import closed_loop, points, server_jobs, server_status
 
 
 def _fmt(x: float, spec: str = ".4g") -> str:
@@ -45,6 +45,7 @@ class PARASCALE_PT_main(_Base, bpy.types.Panel):
         s = context.scene.parascale
         if s.last_report:
             self.layout.label(text=s.last_report, icon="INFO")
+        server_jobs.draw_carried(self.layout)
 
 
 class PARASCALE_PT_reference(_Base, bpy.types.Panel):
@@ -141,12 +142,15 @@ class PARASCALE_PT_generate(_Base, bpy.types.Panel):
     def draw(self, context):
         g = context.scene.parascale_generate
         col = self.layout.column()
+        server_status.draw(col, context)
+        server_status.draw_options(col, g)
         col.prop(g, "source")
         if g.source == "PLATE":
             draw_plate(col, context)
         col.prop(g, "output_dir")
         if not server_jobs.draw_job(col, context.scene, "generate"):
             col.operator("parascale.generate", icon="RENDER_ANIMATION")
+        closed_loop.draw(col, context.scene, server_jobs.record(context.scene, "generate").result_name)
 
 
 classes = (

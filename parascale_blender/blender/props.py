@@ -7,6 +7,7 @@ from __future__ import annotations
 import bpy
 
 from ..client import wire
+from . import server_status
 from .plate import DEPTH_UNIT_ITEMS
 from .prefs import MODE_ITEMS
 
@@ -76,7 +77,11 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         items=[("DEFAULT", "Default", "The Default mode of the add-on's preferences"), *MODE_ITEMS],
         default="DEFAULT",
     )
-    allow_sky: bpy.props.BoolProperty(name="Allow sky", description="Empty target pixels count as infinitely far")
+    allow_sky: bpy.props.BoolProperty(
+        name="Allow sky",
+        description="Pixels with no depth (sky) count as not moving, as the eye sees them; off: left out of Π",
+        default=True,
+    )
 
     original_action: bpy.props.PointerProperty(name="Original action", type=bpy.types.Action)
     result_action: bpy.props.PointerProperty(name="Rescaled action", type=bpy.types.Action)
@@ -84,6 +89,16 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     scale_min: bpy.props.FloatProperty(name="α min", default=float("nan"))
     scale_max: bpy.props.FloatProperty(name="α max", default=float("nan"))
     last_report: bpy.props.StringProperty(name="Last report")
+
+
+def _get_backend(self) -> int:
+    items = server_status.backend_items(self)
+    return next((it[4] for it in items if it[0] == self.backend), 0)
+
+
+def _set_backend(self, value: int) -> None:
+    items = server_status.backend_items(self)
+    self.backend = next((it[0] for it in items if it[4] == value), self.backend)
 
 
 class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
@@ -98,6 +113,28 @@ class ParaScaleGenerateSettings(bpy.types.PropertyGroup):
         default="RENDER",
     )
     backend: bpy.props.StringProperty(name="Backend", default=wire.DEFAULT_BACKEND)
+    backend_menu: bpy.props.EnumProperty(
+        name="Backend",
+        items=server_status.backend_items,
+        get=_get_backend,
+        set=_set_backend,
+        description="The server's generating backends (Refresh asks the server; unavailable ones say why)",
+    )
+    seed: bpy.props.IntProperty(
+        name="Seed", default=0, min=0, description="Noise seed of diffusion backends: the same seed gives the same clip"
+    )
+    random_seed: bpy.props.BoolProperty(
+        name="New seed each run", description="Draw a random seed per Generate (the job's message names it)"
+    )
+    frames: bpy.props.IntProperty(
+        name="Frames", default=0, min=0, description="Frames to generate from the shot's first (0: the whole shot)"
+    )
+    resolution_x: bpy.props.IntProperty(
+        name="Width", default=0, min=0, subtype="PIXEL", description="Clip width (0: the scene's)"
+    )
+    resolution_y: bpy.props.IntProperty(
+        name="Height", default=0, min=0, subtype="PIXEL", description="Clip height (0: the scene's)"
+    )
     output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH", default="//")
 
 

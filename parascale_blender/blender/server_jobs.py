@@ -10,12 +10,19 @@ One model: every kind's state is a :class:`ParaScaleServerJob` at ``scene.parasc
 function (:func:`draw_job`) serve every panel section. When a job's result is downloaded, the
 handler registered for its kind runs (it validates first and touches the scene last); an error
 there is shown as the job's error.
+
+A job that ends interrupted (the server stopped or restarted under it), failed or lost can be
+submitted again as it was sent (``parascale.server_job_retry``; the request is kept in memory for
+this session). Closing the file during a job (File > New, Open: ``load_pre``) never drops it: it is
+carried on until its result file is on disk at its output path, which the sidebar and the console
+say (:func:`draw_carried`); reopening its file takes it back.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 
 import bpy
@@ -26,6 +33,7 @@ from ..client import (
     TERMINAL,
     BridgeClient,
     BridgeError,
+    JobRequest,
     ServerJob,
     ServerNotRunning,
     is_loopback_url,
@@ -59,6 +67,9 @@ STATE_ITEMS = [
 STATES = frozenset(s for s, *_ in STATE_ITEMS)
 _JOBS: dict[tuple[str, str], ServerJob] = {}  # (scene.name_full, kind) -> live job
 _HANDLERS: dict[str, Callable] = {}  # kind -> handler(scene, record, result_path) -> message
+_REQUESTS: dict[tuple[str, str], JobRequest] = {}  # (scene.name_full, kind) -> its last job's request (Retry)
+RETRYABLE = frozenset({wire.INTERRUPTED, wire.FAILED, LOST})
+_CARRIED: list[dict] = []  # jobs of a file that was closed while they ran: followed to their file on disk
 
 
 class JobError(ValueError):
@@ -77,6 +88,7 @@ class ParaScaleServerJob(bpy.types.PropertyGroup):
     output_path: bpy.props.StringProperty(name="Result", subtype="FILE_PATH")
     result_name: bpy.props.StringProperty(name="Result name", description="What the result became in the scene")
     options: bpy.props.StringProperty(name="Options", description="JSON: what the result handler needs")
+    report: bpy.props.StringProperty(name="Report", description="JSON: the done job's closed-loop report (parallax)")
 
 
 class ParaScaleServerJobs(bpy.types.PropertyGroup):
@@ -158,8 +170,39 @@ def follow(scene, kind: str, job: ServerJob, source: str = "", options: dict | N
     st.source_path, st.output_path, st.options = source, str(job.output_path), json.dumps(options or {})
     _mirror(st, job)
     _JOBS[(scene.name_full, kind)] = job
+    if job.request is not None:
+        _REQUESTS[(scene.name_full, kind)] = job.request
     ensure_timer()
     return job
+
+
+def submit_now(job: ServerJob, seconds: float = 60.0) -> ServerJob:
+    """Tick ``job`` until the server has named it (the upload may take more than one tick), so a
+    refusal is reported by the operator itself; JobError when it is refused."""
+    deadline = time.monotonic() + seconds
+    while job.job_id is None and not job.finished and time.monotonic() < deadline:
+        job.tick()
+    if job.state == wire.FAILED or job.job_id is None:
+        raise JobError(job.error or f"the server did not take the job within {seconds:g} s")
+    return job
+
+
+def can_retry(scene, kind: str) -> bool:
+    """The scene's last ``kind`` job ended interrupted, failed or lost and its request is known."""
+    st = record(scene, kind)
+    return st.state in RETRYABLE and (scene.name_full, kind) in _REQUESTS and not is_running(scene, kind)
+
+
+def retry(context, scene, kind: str) -> ServerJob:
+    """Submit the scene's last ``kind`` request again, as it was sent (same uploads, same options,
+    same result path): a new job with its own idempotency key, followed like the first."""
+    request = _REQUESTS.get((scene.name_full, kind))
+    if request is None:
+        raise JobError(f"the {LABELS[kind]} request is no longer in memory (Blender was restarted): start it again")
+    check_idle(scene, kind)
+    st = record(scene, kind)
+    job = submit_now(ServerJob(client(context), request, st.output_path))
+    return follow(scene, kind, job, st.source_path, json.loads(st.options or "{}"))
 
 
 def set_error(scene, kind: str, error) -> None:
@@ -201,6 +244,7 @@ def tick_scene(scene, kind: str) -> str:
     if job.finished:
         _JOBS.pop((scene.name_full, kind), None)
         if job.state == wire.DONE:
+            st.report = json.dumps(job.server_status.get(wire.PARALLAX) or {})
             try:
                 st.message = _HANDLERS[kind](scene, st, str(job.result_path))[:500]
             except Exception as e:  # the handler validates before touching the scene
@@ -209,8 +253,34 @@ def tick_scene(scene, kind: str) -> str:
     return st.state
 
 
+def tick_carried() -> None:
+    """Advance the jobs carried over from a closed file; each ends with its result file on disk
+    (or its error), said in the panel and on the console."""
+    for c in _CARRIED:
+        job = c["job"]
+        if job.finished:
+            continue
+        try:
+            job.tick()
+        except Exception as e:  # noqa: BLE001 - a carried job must not stop the timer
+            job.state, job.error = wire.FAILED, f"{type(e).__name__}: {e}"
+        if job.finished:
+            what = f"{LABELS[c['kind']]} job {job.job_id} of {c['file']} ({c['scene']})"
+            if job.state == wire.DONE:
+                c["message"] = f"{what}: result saved at {job.result_path}"
+            else:
+                c["message"] = f"{what} ended {job.state}: {job.error or job.message}"
+            print(f"ParaScale: {c['message']}")
+
+
+def carried() -> list[dict]:
+    """The carried jobs: ``kind``, ``file``, ``scene``, ``job`` (a ServerJob), ``message`` once ended."""
+    return list(_CARRIED)
+
+
 def tick_all() -> bool:
-    """Tick every live job; True while any is still running."""
+    """Tick every live job (and every carried one); True while any is still running."""
+    tick_carried()
     for name, kind in list(_JOBS):
         scene = bpy.data.scenes.get(name)
         if scene is None:
@@ -220,7 +290,7 @@ def tick_all() -> bool:
             tick_scene(scene, kind)
         except Exception as e:  # a timer that raises is unregistered by Blender: keep it alive
             record(scene, kind).error = f"{kind}: {type(e).__name__}: {e}"
-    return bool(_JOBS)
+    return bool(_JOBS) or any(not c["job"].finished for c in _CARRIED)
 
 
 def _timer():
@@ -240,11 +310,26 @@ def draw_job(layout, scene, kind: str) -> bool:
         layout.progress(factor=st.progress, text=f"{LABELS[kind]}: {st.state} {st.message}"[:80])
         layout.operator(PARASCALE_OT_server_job_cancel.bl_idname, icon="CANCEL").kind = kind
         return True
-    if st.error:
+    if st.state == wire.INTERRUPTED:
+        layout.label(text=f"{LABELS[kind]} interrupted: the server stopped during the job", icon="ERROR")
+    elif st.error:
         layout.label(text=st.error[:200], icon="ERROR")
     elif st.state != IDLE:
         layout.label(text=f"{LABELS[kind]}: {st.state} {st.result_name}".strip()[:200], icon="INFO")
+    if can_retry(scene, kind):
+        layout.operator(PARASCALE_OT_server_job_retry.bl_idname, icon="FILE_REFRESH").kind = kind
     return False
+
+
+def draw_carried(layout) -> None:
+    """Jobs carried over from a file that was closed while they ran: running, or where their result is."""
+    for c in _CARRIED:
+        job = c["job"]
+        if c.get("message"):
+            layout.label(text=c["message"][:300], icon="CHECKMARK" if job.state == wire.DONE else "ERROR")
+        else:
+            text = f"{LABELS[c['kind']]} of {c['file']}: {job.state} {job.message} → {job.output_path}"
+            layout.progress(factor=min(max(job.progress, 0.0), 1.0), text=text[:120])
 
 
 class PARASCALE_OT_server_job_cancel(bpy.types.Operator):
@@ -263,14 +348,55 @@ class PARASCALE_OT_server_job_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PARASCALE_OT_server_job_retry(bpy.types.Operator):
+    """Submit the job again exactly as it was sent (after the server stopped or restarted during it)"""
+
+    bl_idname = "parascale.server_job_retry"
+    bl_label = "Retry"
+    bl_options = {"REGISTER"}  # a new server job; not undoable
+
+    kind: bpy.props.EnumProperty(name="Job", items=KIND_ITEMS)
+
+    def execute(self, context):
+        try:
+            job = retry(context, context.scene, self.kind)
+        except (JobError, BridgeError, OSError) as e:
+            set_error(context.scene, self.kind, e)
+            self.report({"ERROR"}, f"{LABELS[self.kind]}: {e}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{LABELS[self.kind]}: submitted again as job {job.job_id[:8]}")
+        return {"FINISHED"}
+
+
+def carry_running_jobs(file: str) -> int:
+    """The file is being closed: its running jobs are carried on (their results land on disk at
+    their output paths, said by :func:`draw_carried` and on the console), never dropped. Returns how many."""
+    n = 0
+    for (name, kind), job in list(_JOBS.items()):
+        if not job.finished:
+            _CARRIED.append({"kind": kind, "file": os.path.basename(file) or "the unsaved file", "scene": name,
+                             "job": job, "message": ""})  # fmt: skip
+            n += 1
+    _JOBS.clear()
+    _REQUESTS.clear()
+    _CARRIED[:] = [c for c in _CARRIED if not c["job"].finished or c["message"]][-8:]
+    return n
+
+
 def reattach(context) -> int:
-    """Follow again every job the open file records as unfinished; returns how many."""
+    """Follow again every job the open file records as unfinished; returns how many. A job carried
+    from the previous file that this file records (reopened, reverted) is taken back."""
     _JOBS.clear()
     n = 0
     for scene in bpy.data.scenes:
         for kind in _HANDLERS:
             st = record(scene, kind)
-            if st.job_id and st.state != IDLE and st.state not in TERMINAL:
+            mine = next((c for c in _CARRIED if c["job"].job_id == st.job_id and not c["job"].finished), None)
+            if st.job_id and mine is not None:
+                _CARRIED.remove(mine)
+                _JOBS[(scene.name_full, kind)] = mine["job"]
+                n += 1
+            elif st.job_id and st.state != IDLE and st.state not in TERMINAL:
                 try:
                     cl = client(context)
                 except JobError as e:
@@ -284,21 +410,30 @@ def reattach(context) -> int:
 
 
 @persistent
+def _load_pre(*_args) -> None:
+    if carry_running_jobs(bpy.data.filepath):
+        ensure_timer()
+
+
+@persistent
 def _load_post(*_args) -> None:
     reattach(bpy.context)
 
 
-classes = (ParaScaleServerJob, ParaScaleServerJobs, PARASCALE_OT_server_job_cancel)
+classes = (ParaScaleServerJob, ParaScaleServerJobs, PARASCALE_OT_server_job_cancel, PARASCALE_OT_server_job_retry)
+_LOAD_HANDLERS = (("load_pre", _load_pre), ("load_post", _load_post))
 
 
 def register() -> None:
     bpy.types.Scene.parascale_jobs = bpy.props.PointerProperty(type=ParaScaleServerJobs)
-    bpy.app.handlers.load_post.append(_load_post)
+    for name, fn in _LOAD_HANDLERS:
+        getattr(bpy.app.handlers, name).append(fn)
 
 
 def unregister() -> None:
-    if _load_post in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.remove(_load_post)
+    for name, fn in _LOAD_HANDLERS:
+        if fn in getattr(bpy.app.handlers, name):
+            getattr(bpy.app.handlers, name).remove(fn)
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     _JOBS.clear()

@@ -53,6 +53,7 @@ class JobRequest:
     depth_scale: float | None = None  # world units per stored depth value; None = the format's default
     video: Upload | None = None
     video_name: str | None = None
+    num_frames: int | None = None  # the frame count the trajectory must have (the server checks it)
 
 
 class ServerJob:
@@ -146,6 +147,7 @@ class ServerJob:
             r.backend,
             r.params,
             r.depth_scale,
+            r.num_frames,
             video=r.video,
             video_name=r.video_name,
             idempotency_key=self.idempotency_key,

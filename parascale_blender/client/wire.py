@@ -86,6 +86,14 @@ TRAJECTORY, IMAGE, DEPTH, VIDEO = "trajectory", "image", "depth", "video"
 UPLOADS = (TRAJECTORY, IMAGE, DEPTH, VIDEO)
 FORM_FIELDS = ("backend", "params", "depth_scale", "num_frames", "retries")  # retries: farm queue only
 
+# -- the closed loop: a done video job's status carries its clip's realized parallax --------------
+# ``status[PARALLAX]`` (null when not measured): per-step lists aligned with ``PI_FRAMES`` (entry t is
+# the step from frame t-1 to t, entry 0 null), all in flow measure; ``PCE`` against ``PCE_AGAINST``,
+# shown as ``PCE_LABEL``; ``PARALLAX_ERROR`` says why a clip could not be measured.
+PARALLAX = "parallax"
+PI_FRAMES, PI_REALIZED, PI_TARGET, PI_REFERENCE = "frames", "realized", "target", "reference"
+PCE, PCE_AGAINST, PCE_LABEL, PARALLAX_ERROR = "pce", "against", "label", "error"
+
 # -- media types ---------------------------------------------------------------------------------
 MP4 = "video/mp4"
 OCTET_STREAM = "application/octet-stream"

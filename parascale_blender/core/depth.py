@@ -52,13 +52,14 @@ class DepthView:
         """(x, y, inv_z) over the pixels that count: valid ones, plus sky (inv_z = 0) if allowed.
 
         ``x, y`` are normalised image coordinates of the pixel centres. Sky only applies to
-        dense sources; a sparse source's empty pixels are unknown, never sky.
+        dense sources; a sparse source's empty pixels are unknown, never sky; a view with no valid
+        pixel at all has no depth (nothing is returned), it is not all sky.
         """
         x, y = self.camera.pixel_rays()
         valid = self.valid
         inv = np.zeros_like(self.depth, dtype=np.float64)
         inv[valid] = 1.0 / self.depth[valid]
-        use = valid | (allow_sky & self.dense)
+        use = valid | (allow_sky and self.dense and bool(valid.any()))
         return x[use], y[use], inv[use]
 
 
@@ -92,3 +93,41 @@ class ConstantDepth(DepthSource):
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         return DepthView(np.full((camera.height, camera.width), self.distance), camera, dense=True)
+
+
+def depth_from_affine_disparity(
+    disparity: np.ndarray, anchor_px: np.ndarray, anchor_depth: np.ndarray
+) -> tuple[np.ndarray, float, float]:
+    """z-depth from an affine-invariant disparity map (relative monocular models predict
+    ``disparity = s / Z + t`` for unknown ``s > 0`` and shift ``t``) and known depths at a few pixels.
+
+    ``anchor_px`` (K, 2) are (x, y) pixel coordinates (origin at the top-left corner, pixel
+    centres at +0.5; the nearest pixel is read) and ``anchor_depth`` (K,) their z-depths. ``s`` and
+    ``t`` solve ``1/Z_k = (d_k - t) / s`` in least squares (exact for two anchors of different
+    disparity). Returns (depth, s, t): depth is ``s / (d - t)``, NaN where that is not positive
+    and finite. Raises ``ValueError`` when fewer than two usable anchors are given or they cannot
+    fix both unknowns.
+    """
+    d = np.asarray(disparity, dtype=np.float64)
+    px = np.asarray(anchor_px, dtype=np.float64).reshape(-1, 2)
+    z = np.asarray(anchor_depth, dtype=np.float64).reshape(-1)
+    h, w = d.shape
+    ix, iy = np.floor(px[:, 0]).astype(int), np.floor(px[:, 1]).astype(int)
+    inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    if not inside.all():
+        raise ValueError(f"anchors {np.flatnonzero(~inside).tolist()} lie outside the {w}x{h} image")
+    dk = d[iy, ix]
+    use = np.isfinite(dk) & np.isfinite(z) & (z > 0)
+    if use.sum() < 2 or np.ptp(dk[use]) <= 1e-12 * max(1.0, np.abs(dk[use]).max()):
+        raise ValueError("need at least two anchors with positive depth at pixels of different disparity")
+    # d_k = s * (1 / Z_k) + t: a line through the anchors' (1/Z, d) points.
+    A = np.stack([1.0 / z[use], np.ones(use.sum())], axis=1)
+    (s, t), *_ = np.linalg.lstsq(A, dk[use], rcond=None)
+    if not s > 0:
+        raise ValueError(
+            f"anchors give a non-positive disparity scale ({s:.3g}): nearer anchors must have larger disparity"
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = s / (d - t)
+    depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+    return depth, float(s), float(t)

@@ -135,3 +135,23 @@ def _exact_mean(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, floa
 def parallax_number(step: np.ndarray, view: DepthView, measure: str = "harmonic", allow_sky: bool = False) -> float:
     """Π of one step seen in one view (see the module docstring for the measures)."""
     return ParallaxProbe.from_view(view, allow_sky).parallax(step, measure)
+
+
+def gauge_scale(depth: np.ndarray, model_depth: float) -> float:
+    """Factor ``s`` that carries a shot's camera translation into a model's training gauge, keeping Π.
+
+    A model trained on camera paths of its own units (e.g. RealEstate10K's SLAM units) saw scenes
+    at a typical harmonic-mean depth ``model_depth`` in those units. The harmonic Π of a step ``d``
+    is ``||d|| · E[1/Z]``; scaling every translation by ``s = model_depth · E[1/Z]`` (mean over the
+    valid pixels of ``depth``, the z-depth seen from the conditioning view) gives the same Π in a
+    world of depth ``model_depth``: the conditioning sees the parallax the artist set. ``s · d`` is
+    the same for the same shot at any scale (depth and trajectory scaled together). NaN when
+    ``depth`` has no valid (finite, positive) pixel.
+    """
+    if not (np.isfinite(model_depth) and model_depth > 0):
+        raise ValueError(f"gauge_scale: model_depth must be a positive number, got {model_depth}")
+    z = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(z) & (z > 0)
+    if not valid.any():
+        return float("nan")
+    return float(model_depth * np.mean(1.0 / z[valid]))

@@ -14,8 +14,11 @@ the nearest visible depth (listed in ``capped_frames``);
 
 Special cases: a zero step stays zero (α reported but irrelevant); a step whose reference view
 has no depth gets α interpolated log-linearly from its neighbours (listed in
-``interpolated_frames``); a target view that sees nothing is an error naming the frame unless
-``allow_sky`` (dense target sources then count empty pixels as 1/Z = 0).
+``interpolated_frames``); a target view that sees no geometry at all is an error naming the frame.
+
+Sky: ``allow_sky`` (default on) counts the empty pixels of dense sources as 1/Z = 0, i.e. as not
+moving, which is what the eye sees; off, they are left out of Π on both sides (and a warning says
+how much was left out).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class RescaleOptions:
 
     mode: str = "exact"
     working_size: int = DEFAULT_WORKING_SIZE
-    allow_sky: bool = False
+    allow_sky: bool = True
     fov_match: str = "angular"
     smooth: int = 0
     clamp_ratio: float | None = None
@@ -98,6 +101,23 @@ class RescaleResult:
     def scale_range(self) -> tuple[float, float]:
         a = self.alpha[np.isfinite(self.alpha)]
         return (float(a.min()), float(a.max())) if a.size else (float("nan"), float("nan"))
+
+
+def step_parallax(
+    c2w: np.ndarray, target_depth: DepthSource, camera: Camera, options: RescaleOptions | None = None
+) -> np.ndarray:
+    """Π of each step of the poses ``c2w`` (N,4,4, OpenCV) in ``options``' measure, seen from pose t-1
+    in ``target_depth`` at the working size (index 0 NaN): a keyed move re-measured as :func:`rescale`
+    measures the move it builds."""
+    opts = options or RescaleOptions()
+    c2w = np.asarray(c2w, dtype=np.float64)
+    work, tfac = camera.working(opts.working_size), _fov_factor(camera, opts.fov_match)
+    out = np.full(len(c2w), np.nan)
+    for t in range(1, len(c2w)):
+        step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
+        probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
+        out[t] = probe.parallax(step, opts.measure) * tfac
+    return out
 
 
 def _fov_factor(cam: Camera, fov_match: str) -> float:
@@ -200,7 +220,7 @@ def rescale(
             if probe.empty and opts.mode != "none":
                 raise RescaleError(
                     f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
-                    f"(coverage {view.coverage:.0%}); aim the camera at the scene, or allow sky"
+                    f"(coverage {view.coverage:.0%}); aim the camera at the scene"
                 )
             # exact Π is not homogeneous: the target's Π of the reference step is reported (and
             # checked for usability) to first order, where Π(α·d) = α·Π(d) holds
@@ -269,8 +289,8 @@ def rescale(
     for side, frac in sky_dropped.items():
         if frac > SKY_WARNING:
             warnings.append(
-                f"{side}: up to {frac:.0%} of a view saw nothing (sky) and was left out of Π; allow sky to count "
-                "it as not moving, which is what the eye sees"
+                f"{side}: up to {frac:.0%} of a view saw nothing (sky) and was left out of Π; allow sky (the "
+                "default) to count it as not moving, which is what the eye sees"
             )
     capped_frames = [int(f) for f in ref.frames[capped]]
     if capped_frames:
@@ -294,6 +314,7 @@ def rescale(
             "mode": opts.mode,
             "measure": measure,
             "fov_match": opts.fov_match,
+            "allow_sky": opts.allow_sky,
             "working_size": opts.working_size,
             "reference_depth": reference_depth.description,
             "target_depth": target_depth.description,

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", choices=sorted(SECTIONS), help="run only these sections")
     p.add_argument("-o", "--output", default="bench/results.json", help="JSON output path")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--report", action="store_true", help="also write bench/report.md and plots (closed loop)")
+    p.add_argument(
+        "--report", action="store_true", help="also write bench/report.md, closed_loop_cases.json, the plot (full loop)"
+    )
     args = p.parse_args(argv)
     sections = args.only or list(SECTIONS)
     if args.report:  # the report runs the closed loop itself, with its per-case records
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         from .report import write_report
 
         t0 = time.perf_counter()
-        cases = run(quick=args.quick, shared_data=default_shared_data(), retrack=not args.quick)
+        cases = run(quick=args.quick, shared_data=default_shared_data(), workers=1 if args.quick else _cpus())
         rows += rows_from_cases(cases, time.perf_counter() - t0)
         status["closed_loop"] = f"ok ({time.perf_counter() - t0:.1f} s)"
         print(f"wrote {write_report(cases, rows, Path(args.output).parent, args.quick)}")

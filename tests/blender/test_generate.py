@@ -114,7 +114,7 @@ def test_generate_reports_a_missing_server(shot, ext):
     import bpy
 
     ext("blender.prefs").get(bpy.context).server_url = "http://127.0.0.1:9"
-    with pytest.raises(RuntimeError, match="server not running at http://127.0.0.1:9: start it with"):
+    with pytest.raises(RuntimeError, match="server not running at http://127.0.0.1:9: press Start in the ParaScale"):
         bpy.ops.parascale.generate()
 
 

@@ -30,6 +30,9 @@ class RecordingLayout:
         assert name in data.bl_rna.properties or name.startswith('["'), f"{type(data).__name__} has no {name}"
         self.log.append(("prop", name))
 
+    def template_icon(self, icon_value=0, **k):
+        self.log.append(("icon", icon_value))  # headless Blender makes no previews: 0 there
+
     def operator(self, idname, **k):
         mod, _, fn = idname.partition(".")
         cls_name = f"{mod.upper()}_OT_{fn}"

@@ -42,14 +42,17 @@ class Server:
     proc: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)  # extra environment variables of the server process
     preexec: object = None  # run in the child before exec (e.g. resource limits)
+    scheme: str = "http"
+    prefix: list[str] = field(default_factory=list)  # a command the server runs under (e.g. unshare)
+    verify: object = True  # what httpx verifies an HTTPS server with (an ssl.SSLContext for a test CA)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0, headers: dict | None = None) -> Server:
         self.port = self.port or free_port()
-        cmd = [sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
+        cmd = [*self.prefix, sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
         cmd += ["--jobs-dir", str(self.jobs_dir), "--device", "cpu", *self.args]
         env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
         self.proc = subprocess.Popen(
@@ -60,7 +63,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read().decode()}")
             try:
-                if httpx.get(self.url + "/v1/health", headers=headers, timeout=1).status_code in (200, 401):
+                answer = httpx.get(self.url + "/v1/health", headers=headers, timeout=1, verify=self.verify)
+                if answer.status_code in (200, 401):
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)

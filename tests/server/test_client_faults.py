@@ -159,7 +159,7 @@ def test_garbage_status_fails_the_job_after_max_unreachable_without_raising(peer
     peer = peers(lambda h: _send(h, 200, answer))
     job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "x.mp4", poll_interval=0, max_unreachable=3)
     states = [job.tick() for _ in range(3)]
-    assert states[-1] == "failed" and "malformed" in job.error or "without an id" in job.error, (states, job.error)
+    assert states[-1] == "failed" and ("malformed" in job.error or "without an id" in job.error), (states, job.error)
     assert len(peer.requests) == 3
 
 

@@ -17,7 +17,8 @@ def _job(store: DiskJobStore) -> str:
         id="0" * 31 + "1", backend="warp", state="queued", created=time.time(), frames=1, width=8, height=8, fps=1,
         first_frame=1,
     )  # fmt: skip
-    store.create(st, {"backend": "warp", "params": {}}, {})
+    store.stage(st.id)
+    store.create(st, {"backend": "warp", "params": {}})
     return st.id
 
 

@@ -57,3 +57,25 @@ def test_health_reports_a_dead_worker_thread(tmp_path):
     jobs.stop()  # the thread really ends (joined by the OS-level thread)
     [w] = jobs.workers(stuck_after=60)
     assert w.alive is False and w.device == "cpu"
+
+
+def test_health_reports_a_stuck_worker_and_recovers(tmp_path):
+    srv = Server(tmp_path / "jobs", ["--stuck-after", "0.3"]).start()
+    try:
+        with httpx.Client(timeout=30) as http:
+            assert http.get(f"{srv.url}/v1/health").json()["status"] == "ok"
+            job = submit(http, srv.url, plane_scene(2048, 1536, 3, step=0.05)).json()["id"]
+            deadline = time.monotonic() + 120
+            while not (h := http.get(f"{srv.url}/v1/health").json())["workers"][0]["stuck"]:
+                assert time.monotonic() < deadline, h
+                time.sleep(0.05)  # a frame of seconds: no progress for longer than --stuck-after
+            assert h["status"] == "degraded" and h["workers"][0]["job"] == job, h
+            http.post(f"{srv.url}/v1/jobs/{job}/cancel")
+            wait_finished(http, srv.url, job)
+            deadline = time.monotonic() + 10  # the worker lets go of the job just after its state is saved
+            while (h := http.get(f"{srv.url}/v1/health").json())["status"] != "ok":
+                assert time.monotonic() < deadline, h
+                time.sleep(0.05)
+            assert not h["workers"][0]["stuck"] and h["workers"][0]["job"] is None, h
+    finally:
+        srv.stop()

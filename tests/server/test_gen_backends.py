@@ -273,10 +273,14 @@ def test_wan_fun_camera_adds_plucker_adapter_features_to_the_patch_embedding(wei
     seen = []
     backend.injection_hook = seen.append
     job, logs = make_job(backend, tmp_path, steps=2)
-    run(backend, job)
+    result = backend.generate(job, lambda f, m: None, lambda: False)
     frames, _, w, h = decode_mp4(job.output.read_bytes())
     assert (len(frames), w, h) == (N, W, H)
     assert len(seen) == 4, "one injection per transformer call (2 steps x cond/uncond)"
+    # Translations in the model's gauge: default model depth 1 x the depth map's mean inverse depth.
+    gauge = 1.0 * np.mean(1.0 / job.depth[np.isfinite(job.depth)])
+    assert result == {"camera_gauge": pytest.approx(gauge, rel=1e-12)}
+    assert any(f"translations x {gauge:.6g}" in m for m in logs)
     feats = seen[0].float()
     assert feats.shape == (1, 24, 3, H // 16, W // 16)
 
@@ -292,7 +296,7 @@ def test_wan_fun_camera_adds_plucker_adapter_features_to_the_patch_embedding(wei
                 u, v = 16 * X, 16 * Y
                 d = rel[frame, :3, :3] @ np.array([(u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, 1.0])
                 d /= np.linalg.norm(d)
-                emb = np.concatenate([np.cross(rel[frame, :3, 3], d), d])
+                emb = np.concatenate([np.cross(gauge * rel[frame, :3, 3], d), d])
                 got = feats[0, [c * 4 + j for c in range(6)], lf, Y, X].numpy()
                 assert got == pytest.approx(emb, abs=1e-5), (lf, j, Y, X)
 

@@ -104,6 +104,8 @@ def test_camera_and_depth_jobs_round_trip(gen_server, http):
     frames, _, w, h = decode_mp4(mp4)
     assert (len(frames), w, h) == (N, W, H)
     assert "camera adapter: features (1, 24, 3, 2, 3)" in (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    depth = scene().depth  # the uploaded depth: the gauge is the model depth (1) x its mean inverse depth
+    assert st["camera_gauge"] == pytest.approx(np.mean(1.0 / depth[np.isfinite(depth)]), rel=1e-6)
     _, npy = run_job(http, gen_server, "depth-anything", {})
     depth = np.load(io.BytesIO(npy), allow_pickle=False)
     assert depth.shape == (H, W) and np.isfinite(depth).all() and depth.min() > 0

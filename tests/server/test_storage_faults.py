@@ -1,6 +1,9 @@
-"""The jobs folder under storage faults: a file or an unwritable folder at start is a clear message
-and exit code 2 (no traceback); a full disk is a 507 that leaves no folder behind; the janitor
-removes old folders without status.json at start."""
+"""The jobs folder under storage faults: a file or a folder that cannot be created is a clear
+message and exit code 2 (no traceback); a read-only folder (a read-only bind mount, made in a user
+namespace) is served read-only: the server starts, its jobs and results are served, a job the
+killed server was running is interrupted, new jobs get 507, and nothing on disk changes; a full
+disk is a 507 that leaves no folder behind; the janitor removes old folders without status.json
+at start."""
 
 from __future__ import annotations
 
@@ -23,17 +26,12 @@ def _start_fails(jobs_dir) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("case", ["file", "read-only", "cannot-create"])
+@pytest.mark.parametrize("case", ["file", "cannot-create"])
 def test_unusable_jobs_dir_is_a_clear_error_without_traceback(tmp_path, case):
     if case == "file":
         jobs = tmp_path / "jobs"
         jobs.write_text("not a folder")
         expect = "is a file, not a folder"
-    elif case == "read-only":
-        jobs = "/sys/kernel"  # sysfs: a folder no one can write, even root
-        if not os.path.isdir(jobs) or os.access("/sys/kernel/.x", os.W_OK):
-            pytest.skip("no read-only sysfs here")
-        expect = "is not writable"
     else:
         jobs = "/sys/parascale-jobs"
         expect = "cannot create"
@@ -79,3 +77,65 @@ def test_janitor_removes_old_folders_without_status_at_start(tmp_path):
         assert httpx.get(srv.url + "/v1/jobs").json()["jobs"] == []
     finally:
         srv.stop()
+
+
+# Runs the command in "$@" with the folder "$0" bind-mounted read-only (a user namespace: no root needed).
+READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+
+
+def _read_only_mounts() -> bool:
+    cmd = ["unshare", "-rm", "sh", "-c", READ_ONLY, "/tmp", "true"]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _wait_state(http, url, job_id, state, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (st := http.get(f"{url}/v1/jobs/{job_id}").json())["state"] == state:
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never became {state}: {st}")
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif(not _read_only_mounts(), reason="needs user namespaces (unshare -rm) for a read-only mount")
+def test_read_only_jobs_dir_holding_a_running_job_is_served_read_only(tmp_path):
+    jobs = tmp_path / "jobs"
+    srv = Server(jobs).start()
+    with httpx.Client(timeout=60) as http:
+        done = submit(http, srv.url, plane_scene(48, 30, 3)).json()["id"]
+        wait_finished(http, srv.url, done)
+        running = submit(http, srv.url, plane_scene(256, 160, 300, step=0.001, yaw_deg=0.01)).json()["id"]
+        queued = submit(http, srv.url, plane_scene(48, 30, 3)).json()["id"]
+        _wait_state(http, srv.url, running, "running")
+        srv.kill()  # SIGKILL mid-job: status.json still says running (and queued)
+        before = _snapshot(jobs)
+        ro = Server(jobs, prefix=["unshare", "-rm", "sh", "-c", READ_ONLY, str(jobs)]).start()
+        try:
+            health = http.get(ro.url + "/v1/health").json()
+            assert health["read_only"] is True and health["status"] == "degraded", health
+            states = {j["id"]: j for j in http.get(ro.url + "/v1/jobs").json()["jobs"]}
+            assert states[done]["state"] == "done"
+            assert states[running]["state"] == "interrupted" and "read-only" in states[running]["error"]
+            assert states[queued]["state"] == "interrupted" and "read-only" in states[queued]["error"]
+            r = http.get(f"{ro.url}/v1/jobs/{done}/result")
+            assert r.status_code == 200 and r.content == (jobs / done / "result.mp4").read_bytes()
+            r = submit(http, ro.url, plane_scene(48, 30, 3))
+            assert r.status_code == 507 and "read-only" in r.json()["error"], r.text
+            assert http.post(f"{ro.url}/v1/jobs/{running}/cancel").status_code == 200
+        finally:
+            ro.stop()
+        assert ro.proc.returncode == 0 or ro.proc.returncode < 0, ro.proc.stdout.read().decode()
+        assert _snapshot(jobs) == before, "a read-only server changed the jobs folder"
+        rw = Server(jobs).start()  # writable again: the queued job runs, the running one is interrupted
+        try:
+            assert wait_finished(http, rw.url, queued)["state"] == "done"
+            assert http.get(f"{rw.url}/v1/jobs/{running}").json()["state"] == "interrupted"
+        finally:
+            rw.stop()

@@ -26,19 +26,23 @@ def test_odd_sizes_are_cropped_to_even_for_yuv420p(tmp_path):
     WarpBackend().generate(job, lambda f, m: progress.append(f), lambda: False)
     frames, fps, w, h = decode_mp4(job.output.read_bytes())
     assert (len(frames), w, h) == (3, 64, 40)
-    assert progress == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert progress == pytest.approx([0, 1 / 3, 1 / 3, 2 / 3, 2 / 3, 1.0])  # each frame's start and end
 
 
-def test_cancel_is_checked_between_frames_and_leaves_no_file(tmp_path):
+@pytest.mark.parametrize(
+    ("flag_at", "message"),
+    [("frame 3/10", "cancelled before frame 4 of 10"), ("rendering frame 4/10", "cancelled during frame 4 of 10")],
+)
+def test_cancel_is_checked_between_and_inside_frames_and_leaves_no_file(tmp_path, flag_at, message):
     job = _job(tmp_path, 64, 40, 10)
-    calls = []
+    flag = []
 
-    def cancelled():
-        calls.append(1)
-        return len(calls) > 3
+    def progress(fraction, text):
+        if text == flag_at:  # the cancel arrives as frame 3 ends, or as frame 4 starts
+            flag.append(1)
 
-    with pytest.raises(JobCancelled, match="before frame 4 of 10"):
-        WarpBackend().generate(job, lambda f, m: None, cancelled)
+    with pytest.raises(JobCancelled, match=message):
+        WarpBackend().generate(job, progress, lambda: bool(flag))
     assert not job.output.exists()
 
 

@@ -109,3 +109,23 @@ def test_dolly_in_leaves_no_cracks_inside_the_view():
     cloud = unproject_image(img, np.full((H, W), 4.0), np.eye(4), CAM)
     rgb, z = splat(cloud, translation(z=1.5), CAM)  # magnification 1.6
     assert torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("magnification", [5, 10])
+def test_splats_follow_the_magnification_so_a_close_up_is_fully_covered(magnification):
+    """A frontal plane at depth Z seen from Z/m closer is magnified m times: source points land m px
+    apart. Footprints capped at 4 px would cover exactly (4/m)² of the pixels (64% at 5x) and leave
+    no latent cell of 8x8 pixels fully visible; footprints that follow the magnification cover all."""
+    from bridge_server.backends.noise_shaping import latent_mask
+
+    img = textured_image(W, H, seed=5)
+    Z = 10.0
+    cloud = unproject_image(img, np.full((H, W), Z), np.eye(4), CAM)
+    rgb, z = splat(cloud, translation(z=Z - Z / magnification), CAM)
+    covered = torch.isfinite(z).numpy()
+    assert covered.mean() == 1.0
+    assert np.allclose(z.numpy(), Z / magnification)
+    cells = latent_mask(np.stack([covered] * 5), erode_px=0, spatial=8, temporal=4)
+    assert cells[1:].mean() == 1.0
+    capped = torch.isfinite(splat(cloud, translation(z=Z - Z / magnification), CAM, max_footprint=4.0)[1]).numpy()
+    assert capped.mean() == pytest.approx((4 / magnification) ** 2, abs=0.03)  # the closed form of the old cap
