@@ -209,7 +209,8 @@ def test_cogvideox_5b_refuses_long_clips_and_wrong_prompt_lengths_naming_the_fie
     import shutil
 
     shutil.copytree(weights / "diffusers-i2v" / "cogvideox-5b", short)
-    save_file({"prompt_embeds": torch.zeros(1, 8, 4096)}, str(short / "prompt_embeds.safetensors"))
+    eight = {"prompt_embeds": torch.zeros(1, 8, 4096), "negative_prompt_embeds": torch.zeros(1, 8, 4096)}
+    save_file(eight, str(short / "prompt_embeds.safetensors"))
     job, _ = make_job(backend, tmp_path, model="cogvideox-short", steps=1, noise_shaping=False)
     with pytest.raises(WeightsError, match=r"prompt_embeds has shape \(1, 8, 4096\).*exactly 226 tokens.*max_text_seq"):
         run(backend, job)
