@@ -1,4 +1,4 @@
-"""The ``parascale`` command line: info, convert, rescale, metrics, track, bench, demo.
+"""The ``parascale`` command line: info, convert, rescale, metrics, track, bench, demo, convert-wan-fun.
 
 Every subcommand prints a human table by default and machine-readable JSON with ``--json``.
 User errors (bad files, bad options) print one line naming the file/frame/field and exit 2;
@@ -214,6 +214,19 @@ def cmd_track(args) -> int:
     return track_main(args.rest)
 
 
+def cmd_convert_wan_fun(args) -> int:
+    try:
+        from bridge_server.backends.wan_fun import convert_videox_fun
+    except ImportError as exc:
+        raise CliError(
+            f"converting weights needs the diffusion extras: pip install 'parascale[diffusion]' ({exc})"
+        ) from None
+    out = convert_videox_fun(Path(args.source), Path(args.output), Path(args.encoders) if args.encoders else None)
+    if args.json:
+        print(json.dumps({"output": str(out)}))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from parascale_tools.bench.run import main as bench_main
 
@@ -276,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("reference")
     common(sp, fmt=False)
     sp.set_defaults(func=cmd_metrics)
+
+    sp = sub.add_parser(
+        "convert-wan-fun",
+        help="Wan-Fun Control-Camera as released (VideoX-Fun layout) -> a wan-fun-camera weights folder",
+    )
+    sp.add_argument(
+        "source", help="the downloaded folder (config.json, diffusion_pytorch_model.safetensors, Wan2.1_VAE.pth)"
+    )
+    sp.add_argument("output", help="new folder, e.g. $PARASCALE_WEIGHTS/wan-fun-camera/default")
+    sp.add_argument("--encoders", help="a diffusers Wan 2.1 I2V folder to take the text and image encoders from")
+    sp.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sp.set_defaults(func=cmd_convert_wan_fun)
 
     for name, func, text in (
         ("track", cmd_track, "reference video -> camera track with depth (needs pycolmap)"),

@@ -215,15 +215,36 @@ def write_videox_fun(folder: Path, out: Path, device: str) -> None:
     if got is None:
         raise RuntimeError("tests/server/published_models.py (VideoX-Fun key converter) absent")
     cfg, sd, vae = got
-    out.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     def rand(d):
         return {k: (0.02 * torch.randn(v.shape, device=device)).to(torch.bfloat16).contiguous() for k, v in d.items()}
 
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    save_file({k: v.cpu() for k, v in rand(sd).items()}, str(out / "diffusion_pytorch_model.safetensors"))
-    torch.save({k: v.float().cpu() for k, v in rand(vae).items()}, out / "Wan2.1_VAE.pth")
-    _prompt_embeds(out, 512, cfg["text_dim"])
+    release, encoders = out.with_name(out.name + ".release"), out.with_name(out.name + ".encoders")
+    release.mkdir()
+    (release / "config.json").write_text(json.dumps(cfg, indent=2))
+    save_file({k: v.cpu() for k, v in rand(sd).items()}, str(release / "diffusion_pytorch_model.safetensors"))
+    torch.save({k: v.float().cpu() for k, v in rand(vae).items()}, release / "Wan2.1_VAE.pth")
+    # The backend takes the release converted (parascale convert-wan-fun), with the CLIP image encoder
+    # of a diffusers Wan 2.1 I2V folder: that folder's published CLIP config, random weights.
+    import transformers
+
+    from bridge_server.backends.wan_fun import convert_videox_fun
+
+    wan = folder.parent / "wan2.1-i2v-14b-480p-diffusers"
+    index = _read(wan / "model_index.json")
+    with torch.device(device):
+        clip = transformers.CLIPVisionModel(
+            transformers.CLIPVisionConfig(**_cfg(_read(wan / "image_encoder" / "config.json")))
+        )
+    clip.to(torch.bfloat16).save_pretrained(encoders / "image_encoder")
+    shutil.copytree(wan / "image_processor", encoders / "image_processor")
+    enc_index = {"_class_name": index["_class_name"], "image_encoder": index["image_encoder"]}
+    enc_index |= {"image_processor": index["image_processor"], **{k: [None, None] for k in TEXT_ENCODERS}}
+    (encoders / "model_index.json").write_text(json.dumps(enc_index, indent=2))
+    _prompt_embeds(encoders, 512, cfg["text_dim"])
+    convert_videox_fun(release, out, encoders)
+    shutil.rmtree(release), shutil.rmtree(encoders)
 
 
 def write_transformers(folder: Path, out: Path, device: str) -> None:

@@ -7,14 +7,17 @@ high-noise steps; latent frame 0 is the encoding of the real conditioning image.
 generates the fewest frames its VAE decodes causally that cover the trajectory (Wan: ``4k + 1``,
 CogVideoX: ``8k + 1``, for a temporal stride of 4); extra frames are dropped and the video is
 resized to the trajectory's size. Supported pipelines (:data:`FAMILIES`): Wan 2.x I2V
-(``WanImageToVideoPipeline``) and CogVideoX / CogVideoX 1.5 I2V (``CogVideoXImageToVideoPipeline``).
-A pipeline saved without a text encoder uses ``prompt_embeds.safetensors`` from its folder
-instead of the prompt.
+(``WanImageToVideoPipeline``; a ``2 z``-channel transformer, i.e. Wan-Fun Control-Camera, runs as
+:class:`~.wan_fun.WanFunControlPipeline`) and CogVideoX / CogVideoX 1.5 I2V
+(``CogVideoXImageToVideoPipeline``). Size, frame count and prompt length follow each model's limits
+(``model_limits``), capped or refused with a message naming the config field. A pipeline saved
+without a text encoder uses ``prompt_embeds.safetensors`` from its folder instead of the prompt.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,8 +34,10 @@ from parascale_blender.client import wire
 from ..config import float64_device
 from ..render import fill_holes, splat, to_uint8, unproject_image
 from ..video import Mp4Writer
-from .base import Backend, CancelledFn, GenerationJob, JobCancelled, ProgressFn
+from .base import Backend, CancelledFn, GenerationJob, JobCancelled, JobFailed, ProgressFn
+from .model_limits import ModelLimits, capped_size, model_limits
 from .noise_shaping import NoiseShaper, ShapingEvent, latent_mask
+from .wan_fun import control_pipeline_class
 from .weights import (
     PROMPT_EMBEDS,
     ModelCache,
@@ -40,10 +45,10 @@ from .weights import (
     WeightsError,
     availability,
     check_diffusers_folder,
+    component_dtypes,
     folder_stamp,
     memory_guard,
     model_folder,
-    torch_dtype,
 )
 
 
@@ -136,8 +141,10 @@ class CogVideoXFamily:
 
 FAMILIES: dict[str, WanFamily | CogVideoXFamily] = {
     "WanImageToVideoPipeline": WanFamily(),
+    "WanFunControlPipeline": WanFamily(),
     "CogVideoXImageToVideoPipeline": CogVideoXFamily(),
 }
+FP32_COMPONENTS = {"WanImageToVideoPipeline": ("vae", "image_encoder")}  # dtype auto: upstream runs these in fp32
 
 
 class I2VParams(RuntimeParams):
@@ -150,8 +157,18 @@ class I2VParams(RuntimeParams):
     steps: int = Field(30, ge=1, le=500, description="denoising steps")
     guidance_scale: float = Field(5.0, ge=0.0, le=50.0, allow_inf_nan=False)
     seed: int = Field(0, ge=0, le=2**63 - 1)
-    width: int | None = Field(None, ge=16, le=4096, description="generation width (default: the trajectory's)")
-    height: int | None = Field(None, ge=16, le=4096, description="generation height (default: the trajectory's)")
+    width: int | None = Field(
+        None, ge=16, le=4096, description="generation width (default: the trajectory's, capped to max_pixels)"
+    )
+    height: int | None = Field(
+        None, ge=16, le=4096, description="generation height (default: the trajectory's, capped to max_pixels)"
+    )
+    max_pixels: int | None = Field(
+        None, ge=256, le=4096 * 4096, description="cap on width x height (default: the model's native size)"
+    )
+    max_frames: int | None = Field(
+        None, ge=1, le=100000, description="refuse longer trajectories (default: the model's trained length)"
+    )
     noise_shaping: bool = Field(True, description="paste the noised warp preview into the high-noise latents")
     shaping_threshold: float = Field(0.9, ge=0.0, le=1.0, allow_inf_nan=False, description="shape while t >= this")
     erode_px: int = Field(8, ge=0, le=256, description="erode the preview's visibility mask by this many pixels")
@@ -172,18 +189,31 @@ class I2VParams(RuntimeParams):
 _CACHE = ModelCache()
 
 
+def pipeline_class(folder: Path, index: dict):
+    """The class to load ``folder`` with: its ``_class_name``, except a Wan I2V folder whose transformer
+    takes ``2 z`` channels (no mask channels: Wan-Fun Control-Camera) loads as :class:`WanFunControlPipeline`."""
+    import diffusers
+
+    cls = index["_class_name"]
+    if cls == "WanImageToVideoPipeline":
+        tcfg = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
+        vcfg = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+        if tcfg.get("in_channels") == 2 * vcfg.get("z_dim", 16):
+            return control_pipeline_class()
+    return getattr(diffusers, cls)
+
+
 def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[str], None]):
     """The pipeline in ``folder`` on ``device`` with ``p``'s dtype and memory options (cached)."""
     index = check_diffusers_folder(folder, tuple(FAMILIES))
-    dtype = torch_dtype(p.dtype, device)
-    key = (str(folder), folder_stamp(folder), device, p.dtype, p.cpu_offload, p.attention_slicing)
+    dtypes = component_dtypes(p.dtype, device, FP32_COMPONENTS.get(index["_class_name"], ()))
+    key = (str(folder), folder_stamp(folder), device, p.dtype, p.cpu_offload, p.vae_tiling, p.attention_slicing)
 
     def load():
-        from diffusers import DiffusionPipeline
-
+        cls = pipeline_class(folder, index)
         absent = {k: None for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and not v[1]}
         with memory_guard(device, f"loading {folder}"):
-            pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True, **absent)
+            pipe = cls.from_pretrained(folder, dtype=dtypes, local_files_only=True, **absent)
             if p.cpu_offload and device.startswith("cuda"):
                 pipe.enable_model_cpu_offload(device=device)
             else:
@@ -195,17 +225,23 @@ def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[st
                 pipe.enable_attention_slicing()
             except Exception as e:  # pipelines on the attention dispatcher do not slice
                 log(f"attention_slicing not supported by {type(pipe).__name__}: {e}")
+        if p.vae_tiling and hasattr(pipe.vae, "enable_tiling"):
+            pipe.vae.enable_tiling()
         pipe.set_progress_bar_config(disable=True)
-        log(f"loaded {type(pipe).__name__} from {folder} ({p.dtype} on {device})")
+        dts = {n: str(m.dtype).removeprefix("torch.") for n, m in pipe.components.items() if hasattr(m, "dtype")}
+        names = ", ".join(f"{n} {d}" for n, d in dts.items())
+        log(f"loaded {type(pipe).__name__} from {folder} on {device} (dtype {p.dtype}: {names})")
         return pipe
 
     return _CACHE.get(key, load)
 
 
-def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str) -> dict:
-    """``prompt`` for pipelines with a text encoder, else embeddings from ``prompt_embeds.safetensors``."""
+def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLimits | None = None) -> dict:
+    """``prompt`` for pipelines with a text encoder, else embeddings from ``prompt_embeds.safetensors``
+    (token count checked against ``limits``: CogVideoX needs exactly ``max_text_seq_length``)."""
     if getattr(pipe, "text_encoder", None) is not None:
-        return {"prompt": p.prompt, "negative_prompt": p.negative_prompt}
+        kw = {"prompt": p.prompt, "negative_prompt": p.negative_prompt}
+        return kw | ({"max_sequence_length": limits.prompt_tokens} if limits and limits.prompt_tokens else {})
     from safetensors.torch import load_file
 
     path = folder / PROMPT_EMBEDS
@@ -216,23 +252,62 @@ def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str) -> dict:
         raise WeightsError(f"{path}: no tensor 'prompt_embeds' (has {', '.join(sorted(tensors)) or 'none'})")
     dtype = pipe.transformer.dtype  # CogVideoX computes in the embeddings' dtype
     pe = tensors["prompt_embeds"].to(dtype)
-    if p.guidance_scale <= 1.0:  # no classifier-free guidance: the negative branch is not run
-        return {"prompt_embeds": pe}
-    if "negative_prompt_embeds" not in tensors:
-        raise WeightsError(
-            f"{path}: no tensor 'negative_prompt_embeds' (the negative or empty prompt's embeddings, needed for "
-            f"guidance_scale {p.guidance_scale} > 1; zeros are not the empty prompt's embeddings)"
-        )
-    return {"prompt_embeds": pe, "negative_prompt_embeds": tensors["negative_prompt_embeds"].to(dtype)}
+    embeds = {"prompt_embeds": pe}
+    if p.guidance_scale > 1.0:  # classifier-free guidance runs the negative branch
+        if "negative_prompt_embeds" not in tensors:
+            raise WeightsError(
+                f"{path}: no tensor 'negative_prompt_embeds' (the negative or empty prompt's embeddings, needed for "
+                f"guidance_scale {p.guidance_scale} > 1; zeros are not the empty prompt's embeddings)"
+            )
+        embeds["negative_prompt_embeds"] = tensors["negative_prompt_embeds"].to(dtype)
+    if limits is not None and limits.prompt_tokens:
+        for name, t in embeds.items():
+            n = t.shape[1] if t.ndim == 3 else -1
+            if (limits.exact_prompt_tokens and n != limits.prompt_tokens) or n > limits.prompt_tokens or n < 1:
+                need = "exactly" if limits.exact_prompt_tokens else "at most"
+                raise WeightsError(
+                    f"{path}: {name} has shape {tuple(t.shape)}; the model takes (1, tokens, width) with {need} "
+                    f"{limits.prompt_tokens} tokens ({limits.source})"
+                )
+    return embeds
 
 
-def generation_size(pipe, traj_w: int, traj_h: int, p: I2VParams) -> tuple[int, int]:
-    """(width, height) rounded down to the latent patch grid."""
+def generation_size(
+    pipe, traj_w: int, traj_h: int, p: I2VParams, limits: ModelLimits | None = None, log: Callable[[str], None] = print
+) -> tuple[int, int]:
+    """(width, height) on the latent patch grid: the model's fixed size where it has one, else the
+    requested (or trajectory's) size capped to ``max_pixels`` (default: the model's native token
+    count) keeping the aspect. Every change is logged with the config field it comes from."""
     m = FAMILIES[type(pipe).__name__].size_multiple(pipe)
-    w, h = (p.width or traj_w) // m * m, (p.height or traj_h) // m * m
+    want_w, want_h = p.width or traj_w, p.height or traj_h
+    if limits is not None and limits.exact_size:
+        w, h = limits.native_width, limits.native_height
+        if (want_w, want_h) != (w, h):
+            log(f"generation size {want_w}x{want_h} -> {w}x{h}: the model runs at this size only ({limits.source})")
+        return w, h
+    cap = p.max_pixels or (limits.native_pixels if limits is not None else None)
+    w, h = capped_size(want_w, want_h, cap, m) if cap else (want_w // m * m, want_h // m * m)
     if w < m or h < m:
-        raise ValueError(f"generation size {p.width or traj_w}x{p.height or traj_h} is below one latent patch ({m} px)")
+        raise ValueError(f"generation size {want_w}x{want_h} is below one latent patch ({m} px)")
+    if cap and want_w * want_h > cap:
+        native = f"{limits.native_width}x{limits.native_height}" if limits is not None else ""
+        why = "max_pixels" if p.max_pixels else f"the model's native {native}, {limits.source}"
+        log(f"generation size {want_w}x{want_h} capped to {w}x{h} ({cap} pixels: {why}; set max_pixels to change)")
     return w, h
+
+
+def generation_frames(family, pipe, n: int, p: I2VParams, limits: ModelLimits | None) -> int:
+    """Frames to generate for an ``n``-frame trajectory (the model's fixed count where it has one)."""
+    cap = p.max_frames or (limits.max_frames if limits is not None else None)
+    if cap and n > cap:
+        src = "max_frames" if p.max_frames else limits.source
+        raise JobFailed(
+            f"the trajectory has {n} frames; this model generates at most {cap} ({src}): split the shot"
+            + ("" if p.max_frames else " or raise max_frames")
+        )
+    if limits is not None and limits.exact_frames:
+        return limits.max_frames
+    return family.num_frames(pipe, n)
 
 
 def render_preview(job: GenerationJob, c2w: np.ndarray, width: int, height: int, sky: bool, cancelled: CancelledFn):
@@ -279,10 +354,11 @@ def run_pipeline(
 
     family = FAMILIES[type(pipe).__name__]
     traj = job.trajectory
-    W, H = generation_size(pipe, traj.width, traj.height, p)
+    limits = model_limits(folder)
+    W, H = generation_size(pipe, traj.width, traj.height, p, limits, job.log)
     t_stride = pipe.vae_scale_factor_temporal
     n = len(traj)
-    n_gen = family.num_frames(pipe, n)
+    n_gen = generation_frames(family, pipe, n, p, limits)
     lead = family.lead_frames(pipe, (n_gen - 1) // t_stride + 1)
     job.log(f"{type(pipe).__name__}: {n_gen} frames at {W}x{H} for a {n}-frame trajectory, {p.steps} steps")
     if lead:
@@ -347,7 +423,7 @@ def run_pipeline(
         "output_type": "np",
         "callback_on_step_end": on_step_end,
         "callback_on_step_end_tensor_inputs": ["latents"],
-        **prompt_kwargs(pipe, folder, p, dev),
+        **prompt_kwargs(pipe, folder, p, dev, limits),
     }
     accepted = inspect.signature(pipe.__call__).parameters
     missing = [k for k in ("image", "num_frames", "latents", "callback_on_step_end") if k not in accepted]
@@ -383,6 +459,18 @@ class DiffusersI2VBackend(Backend):
 
     def weights_present(self) -> bool:
         return self.available()[0]
+
+    def parameters_schema(self) -> dict:
+        """The params schema plus ``x-model-defaults``: the default model's limits (size, frames,
+        prompt tokens and the config fields they come from), or null when it is absent."""
+        schema = super().parameters_schema()
+        try:
+            folder = model_folder(self.Params.backend_folder, "default")
+        except WeightsError:
+            folder = None
+        limits = model_limits(folder) if folder is not None and folder.is_dir() else None
+        schema["x-model-defaults"] = limits.as_dict() if limits is not None else None
+        return schema
 
     def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
         p: I2VParams = job.params  # type: ignore[assignment]

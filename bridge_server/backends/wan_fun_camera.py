@@ -9,9 +9,12 @@ unshuffle by the VAE's spatial stride, a conv with the transformer's patch as ke
 residual blocks) maps it to the transformer's width; its output is added to the output of the
 transformer's ``patch_embedding`` by a forward hook, on every denoising step.
 
-Adapter weights: ``camera_adapter.safetensors`` in the model folder, keys ``conv.weight``,
-``conv.bias``, ``residual_blocks.<i>.conv1/conv2.weight/bias`` (a ``control_adapter.`` prefix is
-stripped). Noise shaping is available too but off by default.
+Weights: a diffusers Wan folder plus ``camera_adapter.safetensors`` (keys ``conv.weight``,
+``conv.bias``, ``residual_blocks.<i>.conv1/conv2.weight/bias``; a ``control_adapter.`` prefix is
+stripped), as ``parascale convert-wan-fun`` writes it from the released Wan-Fun Control-Camera
+(VideoX-Fun layout, see ``wan_fun``). Its 32-channel transformer runs as ``WanFunControlPipeline``
+(start-image latent in frame 0, zeros after, no mask). Noise shaping is available too but off by
+default.
 """
 
 from __future__ import annotations
@@ -31,11 +34,10 @@ from parascale_blender.core.camera import relative_to_first
 from ..plucker import conditioning_scale, plucker_from_poses
 from .base import CancelledFn, GenerationJob, ProgressFn
 from .diffusers_i2v import DiffusersI2VBackend, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
+from .wan_fun import ADAPTER_FILE, ADAPTER_PREFIX, is_videox_fun_folder
 from .weights import WeightsError, check_diffusers_folder, model_folder
 
-ADAPTER_FILE = "camera_adapter.safetensors"
 PIPELINES = ("WanImageToVideoPipeline",)  # the adapter hooks Wan's ``patch_embedding``
-PREFIX = "control_adapter."
 # RealEstate10K (Wan-Fun Control-Camera's training set) has ORB-SLAM poses; ORB-SLAM's monocular map
 # starts at median depth 1, so scenes sit at about 1 unit. An assumption: set ``gauge_depth`` otherwise.
 GAUGE_DEPTH = 1.0
@@ -88,7 +90,7 @@ def load_adapter(path: Path, downscale: int = 8) -> CameraAdapter:
         raw = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
-    sd = {k[len(PREFIX) :] if k.startswith(PREFIX) else k: v for k, v in raw.items()}
+    sd = {k[len(ADAPTER_PREFIX) :] if k.startswith(ADAPTER_PREFIX) else k: v for k, v in raw.items()}
     if "conv.weight" not in sd:
         raise WeightsError(f"{path}: no tensor 'conv.weight' (has {', '.join(sorted(sd)[:6]) or 'none'})")
     out_dim, cin, kh, kw = sd["conv.weight"].shape
@@ -119,6 +121,11 @@ class CameraParams(I2VParams):
 
     @classmethod
     def check_folder(cls, folder: Path) -> None:
+        if is_videox_fun_folder(folder):
+            raise WeightsError(
+                f"weights folder {folder}: the VideoX-Fun layout as released; convert it once with "
+                f"'parascale convert-wan-fun {folder} <new folder> --encoders <a diffusers Wan 2.1 I2V folder>'"
+            )
         check_diffusers_folder(folder, PIPELINES)
         if not (folder / ADAPTER_FILE).is_file():
             raise WeightsError(f"weights folder {folder}: missing {ADAPTER_FILE} (the camera adapter)")

@@ -124,26 +124,45 @@ class WeightsParams(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str = Field("default", max_length=200, description=f"model folder under ${ENV}/<backend>/")
-    dtype: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="weights and compute precision")
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto",
+        description="precision; auto: bf16 on CUDA (Wan: VAE and image encoder fp32), fp32 elsewhere",
+    )
 
 
 class RuntimeParams(WeightsParams):
     """Weights options plus memory options of diffusion pipelines."""
 
     cpu_offload: bool = Field(False, description="keep idle sub-models in CPU memory (CUDA only)")
-    attention_slicing: bool = Field(False, description="compute attention in slices where the pipeline supports it")
+    vae_tiling: bool = Field(True, description="encode/decode in tiles where the VAE supports it (less memory)")
+    attention_slicing: bool = Field(
+        False, description="attention in slices; Wan and CogVideoX pipelines ignore it (use cpu_offload or vae_tiling)"
+    )
 
 
 def torch_dtype(name: str, device: str):
-    """torch dtype for ``fp32``/``fp16``/``bf16``; fp16 needs CUDA (CPU kernels are missing or slow)."""
+    """torch dtype for ``fp32``/``fp16``/``bf16`` (``auto``: bf16 on CUDA, fp32 elsewhere); fp16 needs
+    CUDA (CPU kernels are missing or slow)."""
     import torch
 
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if name == "auto":
+        name = "bf16" if device.startswith("cuda") else "fp32"
     if name not in dtypes:
-        raise ValueError(f"dtype {name!r}: use one of {', '.join(dtypes)}")
+        raise ValueError(f"dtype {name!r}: use one of auto, {', '.join(dtypes)}")
     if name == "fp16" and not device.startswith("cuda"):
         raise ValueError(f"dtype fp16 needs a CUDA device (this job runs on {device}); use fp32 or bf16")
     return dtypes[name]
+
+
+def component_dtypes(name: str, device: str, fp32_components: tuple[str, ...] = ()) -> dict:
+    """``from_pretrained(dtype=...)`` mapping: ``name``'s dtype for every sub-model, except that
+    ``auto`` keeps ``fp32_components`` (e.g. Wan's VAE and image encoder, as upstream runs them) in fp32."""
+    import torch
+
+    default = torch_dtype(name, device)
+    keep = fp32_components if name == "auto" else ()
+    return {"default": default, **{c: torch.float32 for c in keep}}
 
 
 @contextmanager
@@ -164,8 +183,8 @@ def memory_guard(device: str, what: str) -> Iterator[None]:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         raise NotEnoughMemory(
-            f"not enough memory on {device} for {what}: try dtype bf16/fp16, cpu_offload, attention_slicing, "
-            f"fewer frames or a smaller size ({text.splitlines()[0][:200] if text else type(e).__name__})"
+            f"not enough memory on {device} for {what}: try cpu_offload, vae_tiling, dtype bf16, "
+            f"fewer frames or a smaller width/height ({text.splitlines()[0][:200] if text else type(e).__name__})"
         ) from None
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 
 import numpy as np
 import pytest
+from published_models import build_cogvideox_5b_i2v, build_wan_fun_videox, build_wan_i2v_480p
 from server_helpers import Server, decode_mp4, plane_scene, submit, wait_finished
-from test_gen_backends import camera_adapter_tensors
 from test_gen_backends_tiny import build_cogvideox_i2v, build_depth_anything, build_wan_i2v
 
 from bridge_server.backends.weights import ENV
@@ -23,13 +22,19 @@ W, H, N = 48, 32, 6
 
 @pytest.fixture(scope="module")
 def gen_server(tmp_path_factory):
-    from safetensors.torch import save_file
+    """Weights: small hand-made Wan/CogVideoX folders (``default``, ``cogvideox``) and the published
+    models in their released layouts (``wan480p``, ``cogvideox-5b``; Wan-Fun Control-Camera converted
+    from the VideoX-Fun layout by the ``parascale convert-wan-fun`` command)."""
+    from parascale_tools.cli import main as parascale
 
     root = tmp_path_factory.mktemp("weights")
     build_wan_i2v(root / "diffusers-i2v" / "default")
     build_cogvideox_i2v(root / "diffusers-i2v" / "cogvideox")
-    shutil.copytree(root / "diffusers-i2v" / "default", root / "wan-fun-camera" / "default")
-    save_file(camera_adapter_tensors(), str(root / "wan-fun-camera" / "default" / "camera_adapter.safetensors"))
+    build_wan_i2v_480p(root / "diffusers-i2v" / "wan480p")
+    build_cogvideox_5b_i2v(root / "diffusers-i2v" / "cogvideox-5b")
+    build_wan_fun_videox(root / "released" / "wan-fun")
+    convert = ["convert-wan-fun", str(root / "released" / "wan-fun"), str(root / "wan-fun-camera" / "default")]
+    assert parascale([*convert, "--encoders", str(root / "diffusers-i2v" / "wan480p")]) == 0
     build_depth_anything(root / "depth-anything" / "default", metric=True)
     old = os.environ.get(ENV)
     os.environ[ENV] = str(root)  # the server process inherits it
@@ -62,9 +67,12 @@ def test_backends_are_listed_available_with_their_parameters(gen_server, http):
         assert infos[name]["available"] and infos[name]["weights_present"], infos[name]
         props = infos[name]["parameters"]["properties"]
         assert {"model", "dtype"} <= set(props)
-    assert {"steps", "shaping_threshold", "cpu_offload", "attention_slicing"} <= set(
+    assert {"steps", "shaping_threshold", "cpu_offload", "attention_slicing", "vae_tiling", "max_pixels"} <= set(
         infos["diffusers-i2v"]["parameters"]["properties"]
     )
+    defaults = infos["diffusers-i2v"]["parameters"]["x-model-defaults"]  # the default folder: Wan, flow shift 3
+    assert (defaults["native_width"], defaults["native_height"], defaults["max_frames"]) == (832, 480, 81)
+    assert defaults["prompt_tokens"] == 512 and "shift 3 (480P)" in defaults["source"]
 
 
 def test_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, http):
@@ -132,3 +140,31 @@ def test_cancel_stops_a_running_diffusion_job_between_steps(gen_server, http):
     assert st["state"] == "cancelled", st
     assert "after denoising step" in st["message"] and "of 300" in st["message"]
     assert int(st["message"].split("step ")[1].split()[0]) < 300
+
+
+def test_published_layouts_produce_clips_of_the_trajectorys_size(gen_server, http):
+    """Wan2.1-I2V-14B-480P (UniPC, CLIP image encoder) with shaping, and Wan-Fun Control-Camera as
+    converted from its release; the log names the pipeline that ran and what it was fed."""
+    st, mp4 = run_job(http, gen_server, "diffusers-i2v", {"model": "wan480p", "steps": 2, "erode_px": 2})
+    frames, _, w, h = decode_mp4(mp4)
+    assert (len(frames), w, h) == (N, W, H)
+    log = (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    assert f"WanImageToVideoPipeline: 9 frames at {W}x{H}" in log and "image_encoder float32" in log
+    st, mp4 = run_job(http, gen_server, "wan-fun-camera", {"steps": 2})
+    frames, _, w, h = decode_mp4(mp4)
+    assert (len(frames), w, h) == (N, W, H)
+    log = (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    assert f"WanFunControlPipeline: 9 frames at {W}x{H}" in log
+
+
+@pytest.mark.slow
+def test_cogvideox_5b_i2v_produces_a_clip_at_its_only_size(gen_server, http):
+    """CogVideoX-5b-I2V generates 49 frames at 720x480 whatever the shot (its config's sample size
+    and frames); the clip comes back at the trajectory's size and length. Decoding 49 frames at
+    720x480 on the CPU takes minutes: marked slow."""
+    params = {"model": "cogvideox-5b", "steps": 1, "noise_shaping": False, "guidance_scale": 1.0}
+    st, mp4 = run_job(http, gen_server, "diffusers-i2v", params, timeout=1800.0)
+    frames, _, w, h = decode_mp4(mp4)
+    assert (len(frames), w, h) == (N, W, H)
+    log = (gen_server.jobs_dir / st["id"] / "log.txt").read_text()
+    assert "49 frames at 720x480" in log and "sample_width" in log
