@@ -154,7 +154,10 @@ def zeros_exr(path, width: int, height: int) -> None:
     header += attr("screenWindowWidth", "float", struct.pack("<f", 1.0)) + b"\0"
     # zero bytes after the ZIP predictor: the first byte, then deltas of 0 stored as 128
     packed = {n: zlib.compress(b"\0" + b"\x80" * (n * width * 4 - 1), 9) for n in {16, height % 16 or 16}}
-    blocks = [struct.pack("<ii", y, len(b)) + b for y in range(0, height, 16) for b in [packed[min(16, height - y)]]]
+    blocks = []
+    for y in range(0, height, 16):
+        block = packed[min(16, height - y)]
+        blocks.append(struct.pack("<ii", y, len(block)) + block)
     offsets = np.cumsum([len(header) + 8 * len(blocks)] + [len(b) for b in blocks[:-1]])
     path.write_bytes(header + offsets.astype("<u8").tobytes() + b"".join(blocks))
 
