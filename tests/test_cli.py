@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import struct
 import subprocess
 import sys
+import zlib
 
-import numpy as np
-import pytest
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # OpenCV checks the forged EXR (set before import)
 
-from parascale_blender.formats.registry import read_trajectory
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from parascale_blender.formats.registry import read_trajectory, write_trajectory  # noqa: E402
 
 
 def parascale(*args, check=True):
@@ -115,3 +122,86 @@ def test_metrics_of_a_track_against_itself_are_zero(shared_data):
     result = json.loads(parascale("metrics", src, src, "--json").stdout)
     assert result["rot_err"] == pytest.approx(0.0, abs=1e-6)
     assert result["trans_err_relative"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_info_names_the_file_and_field_of_a_visibility_index_beyond_int64(shared_data, tmp_path):
+    write_trajectory(read_trajectory(shared_data / "re10k" / "0bf152ef84195293.txt"), tmp_path / "t.json", "parascale")
+    doc = json.loads((tmp_path / "t.json").read_text())
+    n = len(doc["frames"])
+    for bad in (2**63, -(2**63) - 1):
+        doc["points"] = {"xyz": [[0, 0, 4]], "visibility": [[0]] * (n - 1) + [[bad]]}
+        (tmp_path / "t.json").write_text(json.dumps(doc))
+        proc = parascale("info", tmp_path / "t.json", check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert str(tmp_path / "t.json") in proc.stderr and "points.visibility" in proc.stderr
+
+
+def zeros_exr(path, width: int, height: int) -> None:
+    """A ZIP-compressed scanline OpenEXR of FLOAT ``Z`` zeros, written one 16-line block at a time."""
+
+    def attr(name: str, kind: str, body: bytes) -> bytes:
+        return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(body)) + body
+
+    box = struct.pack("<iiii", 0, 0, width - 1, height - 1)
+    channels = b"Z\0" + struct.pack("<iB3xii", 2, 0, 1, 1) + b"\0"  # one FLOAT channel; the list ends with a null
+    header = struct.pack("<iI", 20000630, 2) + attr("channels", "chlist", channels)
+    header += attr("compression", "compression", b"\x03") + attr("dataWindow", "box2i", box)
+    header += attr("displayWindow", "box2i", box) + attr("lineOrder", "lineOrder", b"\0")
+    header += attr("pixelAspectRatio", "float", struct.pack("<f", 1.0))
+    header += attr("screenWindowCenter", "v2f", struct.pack("<ff", 0, 0))
+    header += attr("screenWindowWidth", "float", struct.pack("<f", 1.0)) + b"\0"
+    # zero bytes after the ZIP predictor: the first byte, then deltas of 0 stored as 128
+    packed = {n: zlib.compress(b"\0" + b"\x80" * (n * width * 4 - 1), 9) for n in {16, height % 16 or 16}}
+    blocks = []
+    for y in range(0, height, 16):
+        block = packed[min(16, height - y)]
+        blocks.append(struct.pack("<ii", y, len(block)) + block)
+    offsets = np.cumsum([len(header) + 8 * len(blocks)] + [len(b) for b in blocks[:-1]])
+    path.write_bytes(header + offsets.astype("<u8").tobytes() + b"".join(blocks))
+
+
+def zeros_png(path, width: int, height: int) -> None:
+    """An 8-bit greyscale PNG of zeros, compressed one row at a time."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    z, row = zlib.compressobj(9), bytes(width + 1)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("forge", [zeros_exr, zeros_png], ids=["exr", "png"])
+def test_rescale_refuses_a_small_depth_map_claiming_16384_squared_from_its_header(forge, shared_data, tmp_path):
+    ext = ".exr" if forge is zeros_exr else ".png"
+    forge(tmp_path / f"small{ext}", 64, 40)  # the forger writes real files: OpenCV decodes them
+    small = cv2.imread(str(tmp_path / f"small{ext}"), cv2.IMREAD_UNCHANGED)
+    assert small.shape == (40, 64) and not small.any()
+    (tmp_path / "maps").mkdir()
+    big = tmp_path / "maps" / f"frame1{ext}"
+    forge(big, 16384, 16384)  # 2^28 px in about 1 MB: 6.6 GB and 15-40 s to decode before the header cap
+    assert big.stat().st_size < 1_200_000
+    out = tmp_path / "shot.json"
+    args = [
+        "rescale", shared_data / "re10k" / "0bf152ef84195293.txt",
+        "--reference-depth", tmp_path / "maps", "--target-depth", "2", "-o", out,
+    ]  # fmt: skip
+    cap = 3 << 30  # address-space guard: an uncapped decoder fails here instead of taking the machine's memory
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "parascale_tools", *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory (kB on Linux)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert child.returncode == 2, stderr
+    assert "Traceback" not in stderr and stderr.count("\n") == 1, stderr
+    assert str(big) in stderr and "16384x16384" in stderr
+    assert usage.ru_maxrss < 500_000, f"peak RSS {usage.ru_maxrss} kB"
+    assert not out.exists()

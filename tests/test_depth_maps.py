@@ -255,6 +255,22 @@ def test_bytes_decoder_picks_the_format_by_its_first_bytes(tmp_path):
             decode_depth_map((tmp_path / f"d{ext}").read_bytes(), "x", max_side=20)
 
 
+def test_depth_maps_are_capped_by_default_from_their_header(tmp_path, monkeypatch):
+    """Without ``max_side`` a map is held to MAX_SIDE px a side and MAX_PIXELS; None lifts both."""
+    from parascale_blender.formats import image_size
+
+    wide = RNG.uniform(1, 5, (1, image_size.MAX_SIDE + 1)).astype(np.float32)
+    assert cv2.imwrite(str(tmp_path / "wide.pfm"), wide)
+    with pytest.raises(FormatError, match=rf"wide\.pfm: .*{image_size.MAX_SIDE + 1}x1 \(from its header\)"):
+        read_depth_map(tmp_path / "wide.pfm")
+    np.testing.assert_array_equal(read_depth_map(tmp_path / "wide.pfm", max_side=None), wide)
+    assert cv2.imwrite(str(tmp_path / "d.exr"), FLOAT, [cv2.IMWRITE_EXR_COMPRESSION, 3])
+    monkeypatch.setattr(image_size, "MAX_PIXELS", FLOAT.size - 1)
+    with pytest.raises(FormatError, match=rf"d\.exr: field 'dataWindow': .* more than the limit of {FLOAT.size - 1} "):
+        read_depth_map(tmp_path / "d.exr")
+    np.testing.assert_array_equal(read_depth_map(tmp_path / "d.exr", max_side=None), FLOAT)
+
+
 # ------------------------------------------------------------------ fuzz
 
 

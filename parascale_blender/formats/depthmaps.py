@@ -8,8 +8,9 @@ counts (millimetres → metres), 1 for the float formats (.npy, .exr, .pfm).
 
 Every decoder returns (H, W) float64 z-depth in world units with NaN for "no depth": zero PNG
 counts, non-finite or non-positive values, and background sentinels (>= ``FAR_SENTINEL``, as
-Blender writes 1e10 for empty Z-pass pixels). Nothing is unpickled; ``max_side`` bounds the size
-from the header, before pixels are decoded.
+Blender writes 1e10 for empty Z-pass pixels). Nothing is unpickled; ``max_side`` (default
+:data:`.image_size.MAX_SIDE`, with :data:`.image_size.MAX_PIXELS`) bounds the size from the header,
+before pixels are decoded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from ..core.depth import FAR_SENTINEL, clean_depth  # noqa: F401 (re-exported: the NaN-empty convention)
 from .errors import FormatError
 from .exr import decode_exr, write_exr
+from .image_size import MAX_SIDE, check_image_size
 from .magic import EXR_MAGIC, NPY_MAGIC, PFM_MAGICS, PNG_MAGIC
 from .png16 import decode_png, write_png16
 from .textio import read_bytes
@@ -32,14 +34,9 @@ EXTENSIONS = (".npy", ".png", ".exr", ".pfm")
 DEFAULT_PNG_SCALE = 0.001  # world units per 16-bit PNG count: millimetres → metres, the usual convention
 
 
-def _check_side(shape: tuple, max_side: int | None, source) -> None:
-    if max_side is not None and (max(shape[:2]) > max_side or min(shape[:2]) < 1):
-        raise FormatError(source, f"shape {tuple(shape)} is outside 1..{max_side} px a side")
-
-
 def decode_npy(data: bytes, source: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
-    """A numeric (H, W) or (H, W, 1) .npy array from bytes; the header is checked before the data
-    is read, and nothing is unpickled."""
+    """A numeric (H, W) or (H, W, 1) .npy array from bytes; the header (and ``max_side``, None here:
+    an N x 3 point cloud is read too) is checked before the data is read, and nothing is unpickled."""
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
@@ -52,7 +49,7 @@ def decode_npy(data: bytes, source: str | os.PathLike, max_side: int | None = No
     if dtype.kind not in "fiu" or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1) or 0 in shape:
         msg = f"expected a numeric (H, W) depth array, got {dtype} {shape}"
         raise FormatError(source, msg, field="shape")
-    _check_side(shape, max_side, source)
+    check_image_size(shape[1], shape[0], source, max_side, field="shape")
     declared, available = int(np.prod(shape, dtype=object)) * dtype.itemsize, len(data) - f.tell()
     if declared != available:  # checked before anything is allocated: a short header may ask for GiBs
         msg = f"not a readable .npy array: its header declares {declared} bytes of {dtype} {shape}"
@@ -71,7 +68,7 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
     return decode_npy(read_bytes(path), path)
 
 
-def decode_pfm(data: bytes, source: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+def decode_pfm(data: bytes, source: str | os.PathLike, max_side: int | None = MAX_SIDE) -> np.ndarray:
     """Single-channel ``Pf`` portable float map bytes (rows stored bottom-up) → (H, W) float array."""
     path = source
     m = re.match(rb"(P[fF])\s+(\d+)\s+(\d+)\s+(\S+)\s", data[:256])
@@ -86,7 +83,7 @@ def decode_pfm(data: bytes, source: str | os.PathLike, max_side: int | None = No
         raise FormatError(path, f"bad scale {m.group(4)[:20]!r}", line=3, field="scale") from None
     if w == 0 or h == 0 or scale == 0 or not np.isfinite(scale):
         raise FormatError(path, f"bad size {w}x{h} or scale {scale}", line=2, field="header")
-    _check_side((h, w), max_side, source)
+    check_image_size(w, h, source, max_side, field="header")
     need = w * h * 4
     body = data[m.end() :]
     if len(body) < need:
@@ -114,7 +111,7 @@ def decode_depth_values(
     source: str | os.PathLike,
     scale: float | None = None,
     channel: str | None = None,
-    max_side: int | None = None,
+    max_side: int | None = MAX_SIDE,
 ) -> np.ndarray:
     """Stored values × scale as (H, W) float64, not yet cleaned (zero PNG counts are NaN; negative
     or huge values are kept, for callers that refuse them). See :func:`decode_depth_map`."""
@@ -142,25 +139,29 @@ def decode_depth_map(
     source: str | os.PathLike,
     scale: float | None = None,
     channel: str | None = None,
-    max_side: int | None = None,
+    max_side: int | None = MAX_SIDE,
 ) -> np.ndarray:
     """Depth-map bytes → (H, W) float64 z-depth in world units, NaN where empty; format by magic bytes.
 
     ``scale``: world units per stored value (None: :data:`DEFAULT_PNG_SCALE` for PNG, else 1);
     ``channel`` picks an EXR channel (default: Z, depth, D, Y, R or the only one); ``source`` names
-    the data in :class:`FormatError` messages; ``max_side`` bounds width and height (pixels).
+    the data in :class:`FormatError` messages; ``max_side`` bounds width and height (pixels) and,
+    unless None, the pixel count by :data:`.image_size.MAX_PIXELS`, from the header before decoding.
     """
     return clean_depth(decode_depth_values(data, source, scale, channel, max_side))
 
 
-def read_depth_map(path: str | os.PathLike, scale: float | None = None, channel: str | None = None) -> np.ndarray:
-    """:func:`decode_depth_map` of the file at ``path`` (one of :data:`EXTENSIONS`)."""
+def read_depth_map(
+    path: str | os.PathLike, scale: float | None = None, channel: str | None = None, max_side: int | None = MAX_SIDE
+) -> np.ndarray:
+    """:func:`decode_depth_map` of the file at ``path`` (one of :data:`EXTENSIONS`), its size
+    checked from the header first."""
     p = Path(path)
     if p.suffix.lower() not in EXTENSIONS:
         raise FormatError(
             p, f"unknown depth-map extension {p.suffix.lower()!r}; expected one of {', '.join(EXTENSIONS)}"
         )
-    return decode_depth_map(read_bytes(p), p, scale, channel)
+    return decode_depth_map(read_bytes(p), p, scale, channel, max_side)
 
 
 def _natural_key(p: Path) -> list:

@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 
 from .errors import FormatError
+from .image_size import MAX_SIDE, check_image_size
 from .magic import EXR_MAGIC
 from .textio import read_bytes
 
@@ -100,11 +101,12 @@ def read_exr(path: str | os.PathLike, channel: str | None = None) -> np.ndarray:
 
 
 def decode_exr(
-    data: bytes, source: str | os.PathLike, channel: str | None = None, max_side: int | None = None
+    data: bytes, source: str | os.PathLike, channel: str | None = None, max_side: int | None = MAX_SIDE
 ) -> np.ndarray:
     """One channel of scanline OpenEXR bytes as (H, W) float64; ``source`` names them in errors.
 
-    ``max_side`` (pixels) is checked from the header, before any pixel is decompressed.
+    The size is checked from the header, before any pixel is decompressed
+    (:func:`.image_size.check_image_size`: ``max_side`` px a side, None = no limit).
     """
     try:
         return _decode_exr(data, source, channel, max_side)
@@ -140,8 +142,7 @@ def _decode_exr(data: bytes, path, channel: str | None, max_side: int | None) ->
     width, height = x1 - x0 + 1, y1 - y0 + 1
     if width <= 0 or height <= 0 or width * height > 1 << 28:
         raise FormatError(path, f"unsupported data window {width}x{height}", field="dataWindow")
-    if max_side is not None and max(width, height) > max_side:
-        raise FormatError(path, f"{width}x{height} is outside 1..{max_side} px a side")
+    check_image_size(width, height, path, max_side, field="dataWindow")
     want = _pick_channel([c[0] for c in chans], channel, path)
     lines = LINES_PER_CHUNK[comp]
     nchunks = -(-height // lines)

@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from .errors import FormatError
+from .image_size import MAX_SIDE, check_image_size
 from .magic import PNG_MAGIC
 from .textio import read_bytes
 
@@ -84,10 +85,11 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     return decode_png(read_bytes(path), path)
 
 
-def decode_png(data: bytes, source: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+def decode_png(data: bytes, source: str | os.PathLike, max_side: int | None = MAX_SIDE) -> np.ndarray:
     """Greyscale PNG bytes → (H, W) uint8 or uint16 raw counts; ``source`` names them in errors.
 
-    ``max_side`` (pixels) is checked from the header, before any pixel is decompressed.
+    The size is checked from the header, before any pixel is decompressed
+    (:func:`.image_size.check_image_size`: ``max_side`` px a side, None = no limit).
     """
     try:
         return _decode_png(data, source, max_side)
@@ -104,8 +106,7 @@ def _decode_png(data: bytes, path, max_side: int | None) -> np.ndarray:
     width, height, depth, colour, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     if width == 0 or height == 0 or width > 1 << 16 or height > 1 << 16:
         raise FormatError(path, f"unsupported image size {width}x{height}", field="IHDR")
-    if max_side is not None and max(width, height) > max_side:
-        raise FormatError(path, f"{width}x{height} is outside 1..{max_side} px a side")
+    check_image_size(width, height, path, max_side, field="IHDR")
     if colour != 0:
         name = COLOUR_NAMES.get(colour, f"type {colour}")
         raise FormatError(path, f"{name} PNG; a depth map must be single-channel greyscale", field="colour_type")

@@ -1,0 +1,33 @@
+"""Size limits for decoded rasters (depth maps), checked from the file's header before any pixel
+is decoded, so a small file that claims a huge image is refused at once.
+
+A compressed PNG or EXR of 1 MB can claim 16384x16384 pixels; decoding it to float64 took 6.6 GB.
+The defaults bound a depth map at 64 Mpx (8192x8192, every 8K format) and 16384 px a side: at most
+about 2 GB while its float64 copies are cleaned and resampled. Callers pass their own ``max_side``
+(the server passes its configured limit) or None to lift both limits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import FormatError
+
+MAX_SIDE = 16384  # default largest width or height, pixels
+MAX_PIXELS = 1 << 26  # default largest width x height while any limit is on (64 Mpx)
+
+
+def check_image_size(
+    width: int, height: int, source: str | os.PathLike, max_side: int | None = MAX_SIDE, field: str | None = None
+) -> None:
+    """Raise :class:`FormatError` naming ``source`` unless 1 <= width, height <= ``max_side`` and
+    width x height <= :data:`MAX_PIXELS`; ``max_side=None`` checks only that the image is not empty."""
+    if min(width, height) < 1:
+        raise FormatError(source, f"{width}x{height} (from its header) has no pixels", field=field)
+    if max_side is None:
+        return
+    if max(width, height) > max_side:
+        raise FormatError(source, f"{width}x{height} (from its header) is outside 1..{max_side} px a side", field=field)
+    if width * height > MAX_PIXELS:
+        msg = f"{width}x{height} = {width * height} px (from its header) is more than the limit of {MAX_PIXELS} px"
+        raise FormatError(source, msg, field=field)
