@@ -37,6 +37,7 @@ from parascale_blender.core.rescale import MODES, RescaleOptions
 from .flow_parallax import measured_parallax
 
 WORKING_SIDE = 384  # longest side of the frames measured (DIS runs in milliseconds there)
+FINEST_SCALE = 1  # DIS's finest level for lossy clips (see flow_parallax.measured_parallax)
 LABELS = {"reference": "PCE vs reference, flow/flow", "target": "PCE vs target (warp render), flow/flow"}
 
 
@@ -126,8 +127,9 @@ def measure_clip(
     work = Trajectory(traj.frames[:n], traj.c2w[:n], K, W, H, traj.fps)
     warp, covered, z = _warp_render(image, depth, work, sky, device)
     t_decode_render = time.perf_counter() - t0
-    realized = measured_parallax(frames, covered, work)
-    target = measured_parallax(warp, covered, work)
+    # The clip is a lossy MP4: DIS at half resolution (FINEST_SCALE), both sides at the same level.
+    realized = measured_parallax(frames, covered, work, finest_scale=FINEST_SCALE)
+    target = measured_parallax(warp, covered, work, finest_scale=FINEST_SCALE)
     pi_ref = np.asarray(traj.extras.get("pi_ref", np.full(len(traj), np.nan)), np.float64)[:n]
     has_ref = bool(np.isfinite(pi_ref[1:]).any())
     reference = None

@@ -215,6 +215,7 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
     measured on the decoded frames (rotation flow removed); the model's flow Π of the output track
     over the target geometry is returned too. Returns (PCE, measured, Π_ref, Π_model).
     """
+    from bridge_server.clip_parallax import FINEST_SCALE
     from bridge_server.flow_parallax import measured_parallax
     from parascale_blender.core.parallax import ParallaxProbe
     from parascale_blender.formats.registry import read_trajectory
@@ -223,7 +224,7 @@ def realized_pce(clip: Path, baked: Path, reference: Path, reference_depth, targ
     frames = _decode(clip)
     n = min(len(frames), len(out), len(ref))
     out = out.replace(frames=out.frames[:n], c2w=out.c2w[:n], intrinsics=out.intrinsics[:n], extras={})
-    measured = measured_parallax(frames[:n], np.ones(frames[:n].shape[:3], bool), out)
+    measured = measured_parallax(frames[:n], np.ones(frames[:n].shape[:3], bool), out, finest_scale=FINEST_SCALE)
 
     def flow_pi(track, depth):
         steps, pi = track.steps_in_camera(), np.full(n, np.nan)
