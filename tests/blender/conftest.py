@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from scenes import encode_mp4
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_BPY = importlib.util.find_spec("bpy") is not None
@@ -81,19 +82,6 @@ def ext(addon):
     import importlib
 
     return lambda name: importlib.import_module(f"{MODULE}.{name}")
-
-
-def encode_mp4(frames: list, path, fps: int = 24) -> None:
-    """H.264 MP4 (near-lossless) of RGB uint8 frames, with PyAV (independent of Blender's encoder)."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"crf": "10", "preset": "veryfast"}
-        for img in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        out.mux(stream.encode())
 
 
 @pytest.fixture(scope="session")

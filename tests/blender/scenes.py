@@ -65,3 +65,16 @@ def snapshot(scene) -> dict:
         "render": (scene.render.resolution_x, scene.render.resolution_y, scene.frame_start, scene.frame_end),
         "settings": {k: v for k, v in props.items() if not (isinstance(v, float) and v != v)},
     }
+
+
+def encode_mp4(frames: list, path, fps: int = 24) -> None:
+    """H.264 MP4 (near-lossless) of RGB uint8 frames, with PyAV (independent of Blender's encoder)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": "10", "preset": "veryfast"}
+        for img in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())

@@ -26,7 +26,6 @@ def server(tmp_path_factory):
 @pytest.fixture
 def shot(scene, server, ext, tmp_path):
     """A keyed camera (frames 10-17) at 29.97 fps, a plate + depth on disk, prefs pointing at the server."""
-    import bpy
     from scenes import add_camera, animate
 
     sc = scene
@@ -37,14 +36,22 @@ def shot(scene, server, ext, tmp_path):
     loc = np.column_stack([0.05 * (frames - START), np.full(len(frames), -4.0), np.ones(len(frames))])
     animate(cam, frames, loc, [(np.radians(90), 0, 0)] * len(frames))
     sc.parascale.target_camera = cam
-    (tmp_path / "plate.png").write_bytes(png_bytes(textured_image(W, H)))
-    (tmp_path / "depth.npy").write_bytes(npy_bytes(np.full((H, W), 4.0)))
+    use_plate(sc, tmp_path, ext, server.url, 4.0)
+    return sc
+
+
+def use_plate(sc, tmp_path, ext, url: str, depth: float, size=(W, H), seed: int = 0) -> None:
+    """Generate from a textured plate of ``size`` (w, h) at a constant ``depth`` (m), clips into
+    ``tmp_path/clips``."""
+    import bpy
+
+    (tmp_path / "plate.png").write_bytes(png_bytes(textured_image(*size, seed=seed)))
+    (tmp_path / "depth.npy").write_bytes(npy_bytes(np.full(size[::-1], depth)))
     sc.parascale.target_plate_image = str(tmp_path / "plate.png")
     sc.parascale.target_plate_depth = str(tmp_path / "depth.npy")
     g = sc.parascale_generate
     g.source, g.output_dir = "PLATE", str(tmp_path / "clips")
-    ext("blender.prefs").get(bpy.context).server_url = server.url
-    return sc
+    ext("blender.prefs").get(bpy.context).server_url = url
 
 
 def _run_to_end(jobs, scene, timeout=60.0) -> str:

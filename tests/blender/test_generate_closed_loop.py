@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from server_helpers import npy_bytes, png_bytes, textured_image  # noqa: E402
-from test_generate import _run_to_end, server  # noqa: E402,F401 (server: the module's real server fixture)
+from test_generate import _run_to_end, server, use_plate  # noqa: E402,F401 (server: the module's real server fixture)
 
 W, H, START, END, STEP, Z = 192, 108, 1001, 1010, 0.05, 4.0
 PI_TRUE = STEP / Z
@@ -26,7 +25,6 @@ PI_TRUE = STEP / Z
 def shot(scene, server, ext, tmp_path):  # noqa: F811 (server is the imported fixture)
     """A camera trucking along x at frames 1001-1010 (scene at 25 fps), facing a plate at 4 m, with
     the reference Π keyed on it as Rescale would."""
-    import bpy
     from scenes import add_camera, animate
 
     sc = scene
@@ -41,13 +39,7 @@ def shot(scene, server, ext, tmp_path):  # noqa: F811 (server is the imported fi
     for f in frames[1:]:
         cam.keyframe_insert('["pi_ref"]', frame=int(f))
     sc.parascale.target_camera = cam
-    (tmp_path / "plate.png").write_bytes(png_bytes(textured_image(W, H, seed=5)))
-    (tmp_path / "depth.npy").write_bytes(npy_bytes(np.full((H, W), Z)))
-    sc.parascale.target_plate_image = str(tmp_path / "plate.png")
-    sc.parascale.target_plate_depth = str(tmp_path / "depth.npy")
-    g = sc.parascale_generate
-    g.source, g.output_dir = "PLATE", str(tmp_path / "clips")
-    ext("blender.prefs").get(bpy.context).server_url = server.url
+    use_plate(sc, tmp_path, ext, server.url, Z, size=(W, H), seed=5)
     return sc
 
 

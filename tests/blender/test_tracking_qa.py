@@ -60,7 +60,7 @@ def _pan_path(n: int, pan_deg: float = 60.0, travel: float = 1.0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def pan_clip(addon, tmp_path_factory):
     """The ray-traced room (parascale_tools.tracking.synthetic) along :func:`_pan_path`: MP4 + true poses."""
-    from conftest import encode_mp4
+    from scenes import encode_mp4
 
     from parascale_blender.core.camera import Camera
     from parascale_tools.tracking.synthetic import render_clip
@@ -155,7 +155,7 @@ def test_tripod_pan_video_tracks_and_rescales_to_rotation_only(scene, ext, tmp_p
     """A tripod pan (no parallax, so Blender's full solve fails) is tracked with its tripod solver and
     rescaled to zero translation with the true relative rotations (ray-traced room, known poses)."""
     import bpy
-    from conftest import encode_mp4
+    from scenes import encode_mp4
 
     from parascale_blender.core.camera import Camera
     from parascale_tools.tracking.evaluate import pose_errors
