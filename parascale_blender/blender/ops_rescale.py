@@ -88,7 +88,10 @@ def compute(context):
         tdepth = target_depth_source(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
     opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
-    return ref, rescale(ref, rdepth, tdepth, start_c2w, tcam, opts), lambda c2w: step_parallax(c2w, tdepth, tcam, opts)
+    result = rescale(ref, rdepth, tdepth, start_c2w, tcam, opts)
+    # re-measures a keyed move as the rescale measured it (None for a tripod: no depth, no Π)
+    remeasure = None if tdepth is None else (lambda c2w: step_parallax(c2w, tdepth, tcam, opts))
+    return ref, result, remeasure
 
 
 def apply_result(context, ref, result):
@@ -151,7 +154,7 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             return {"CANCELLED"}
         action = apply_result(context, ref, result)
         # a tripod result does not move: nothing for key precision to cost (and no depth was read)
-        key_pce, key_warning = (0.0, None) if result.info else key_precision(context, result, remeasure)
+        key_pce, key_warning = (0.0, None) if remeasure is None else key_precision(context, result, remeasure)
         warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
         for w in warnings:
             self.report({"WARNING"}, w)
