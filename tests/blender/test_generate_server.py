@@ -12,9 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
@@ -26,6 +26,12 @@ from test_ui import RecordingLayout, _draw  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 shot, server = test_generate.shot, test_generate.server  # the keyed 96x54 shot and its real server
 TOKEN = "a-token-of-this-test-0123456789"
+
+
+def _get_json(url: str):
+    """The server's own answer, read with the standard library (not the add-on's client)."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
 
 
 def _counting(handlers):
@@ -99,11 +105,11 @@ def test_a_refused_token_is_said_before_any_render(shot, ext, token_server):
 
 
 def test_backend_menu_is_the_servers_list_with_availability(shot, ext, server):
-    """The truth is the server's own GET /v1/backends read with httpx; every generating backend is in
+    """The truth is the server's own GET /v1/backends read with urllib; every generating backend is in
     the menu, an unavailable one carries its reason and Generate refuses it with that reason."""
     import bpy
 
-    truth = {b["name"]: b for b in httpx.get(server.url + "/v1/backends", timeout=10).json()}
+    truth = {b["name"]: b for b in _get_json(server.url + "/v1/backends")}
     generating = {n for n, b in truth.items() if "trajectory" in b["uploads"]}
     assert {"warp", "diffusers-i2v"} <= generating and "track-video" not in generating
     assert bpy.ops.parascale.server_refresh() == {"FINISHED"}
@@ -219,7 +225,7 @@ def test_a_server_stopped_mid_job_ends_interrupted_and_retry_resubmits_it(shot, 
         srv.stop()  # SIGTERM: the server shuts down cleanly while the job runs
         srv.start()  # restarted on the same port and jobs folder
         assert _run_to_end(jobs, shot, 120) == "interrupted", (rec.state, rec.error)
-        assert httpx.get(f"{srv.url}/v1/jobs/{first}").json()["state"] == "interrupted"
+        assert _get_json(f"{srv.url}/v1/jobs/{first}")["state"] == "interrupted"
         layout = RecordingLayout([])
         log = _draw(bpy.types.PARASCALE_PT_generate, bpy.context, layout)
         assert ("label", "Generate interrupted: the server stopped during the job") in log
@@ -252,7 +258,7 @@ def test_a_new_file_during_a_job_carries_it_to_its_clip_on_disk(shot, ext, serve
         jobs.tick_all()  # what the persistent timer runs
         time.sleep(0.02)
     assert carried[0]["job"].state == "done", carried[0]["job"].error
-    assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["state"] == "done", "not cancelled on the server"
+    assert _get_json(f"{server.url}/v1/jobs/{job_id}")["state"] == "done", "not cancelled on the server"
     with av.open(output) as clip:
         assert sum(1 for _ in clip.decode(video=0)) == END + 200 - START + 1
     log = _draw(bpy.types.PARASCALE_PT_main, bpy.context)
@@ -314,7 +320,7 @@ def test_start_and_stop_from_the_panel_only_stop_a_server_blender_started(shot, 
     buttons, log = _server_buttons(bpy)
     assert buttons == {"parascale.server_start": True, "parascale.server_stop": False}
     assert bpy.ops.parascale.server_stop() == {"CANCELLED"}, "a server Blender did not start is never stopped"
-    assert httpx.get(server.url + "/v1/health").status_code == 200
+    assert urllib.request.urlopen(server.url + "/v1/health", timeout=10).status == 200
     url = f"http://127.0.0.1:{free_port()}"
     old = p.server_url, p.server_python, p.token
     p.server_url, p.server_python = url, sys.executable
