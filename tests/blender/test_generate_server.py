@@ -29,8 +29,9 @@ TOKEN = "a-token-of-this-test-0123456789"
 
 
 def _get_json(url: str):
-    """The server's own answer, read with the standard library (not the add-on's client)."""
-    with urllib.request.urlopen(url, timeout=10) as r:
+    """The server's own answer, read with the standard library (not the add-on's client). A fresh
+    opener: ``urlopen`` would install a process-wide one that keeps this moment's proxy settings."""
+    with urllib.request.build_opener().open(url, timeout=10) as r:
         return json.load(r)
 
 
@@ -320,7 +321,7 @@ def test_start_and_stop_from_the_panel_only_stop_a_server_blender_started(shot, 
     buttons, log = _server_buttons(bpy)
     assert buttons == {"parascale.server_start": True, "parascale.server_stop": False}
     assert bpy.ops.parascale.server_stop() == {"CANCELLED"}, "a server Blender did not start is never stopped"
-    assert urllib.request.urlopen(server.url + "/v1/health", timeout=10).status == 200
+    assert urllib.request.build_opener().open(server.url + "/v1/health", timeout=10).status == 200
     url = f"http://127.0.0.1:{free_port()}"
     old = p.server_url, p.server_python, p.token
     p.server_url, p.server_python = url, sys.executable
