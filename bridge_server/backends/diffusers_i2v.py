@@ -348,14 +348,16 @@ def run_pipeline(
     folder: Path,
     p: I2VParams,
     shaping_hook: Callable[[ShapingEvent], None] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Generate the clip; returns frames (F_gen, H, W, 3) float in [0, 1]."""
+    """Generate the clip; returns frames (F_gen, H, W, 3) float in [0, 1]. ``size``: the (width,
+    height) the caller already chose with :func:`generation_size` (default: chosen here)."""
     from PIL import Image
 
     family = FAMILIES[type(pipe).__name__]
     traj = job.trajectory
     limits = model_limits(folder)
-    W, H = generation_size(pipe, traj.width, traj.height, p, limits, job.log)
+    W, H = size or generation_size(pipe, traj.width, traj.height, p, limits, job.log)
     t_stride = pipe.vae_scale_factor_temporal
     n = len(traj)
     n_gen = generation_frames(family, pipe, n, p, limits)

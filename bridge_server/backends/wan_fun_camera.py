@@ -34,6 +34,7 @@ from parascale_blender.core.camera import relative_to_first
 from ..plucker import conditioning_scale, plucker_from_poses
 from .base import CancelledFn, GenerationJob, ProgressFn
 from .diffusers_i2v import DiffusersI2VBackend, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
+from .model_limits import model_limits
 from .wan_fun import ADAPTER_FILE, ADAPTER_PREFIX, is_videox_fun_folder
 from .weights import WeightsError, check_diffusers_folder, model_folder
 
@@ -176,7 +177,8 @@ class WanFunCameraBackend(DiffusersI2VBackend):
         if adapter.conv.in_channels != expected_in * pipe.vae_scale_factor_spatial**2:
             raise WeightsError(f"{folder / ADAPTER_FILE}: adapter input is not {expected_in} packed Plücker channels")
         adapter.to(pipe._execution_device, t0.dtype)  # not the offloaded transformer's CPU
-        W, H = generation_size(pipe, job.trajectory.width, job.trajectory.height, p)
+        # one size for the adapter features and the latents: the model's caps apply to both
+        W, H = generation_size(pipe, job.trajectory.width, job.trajectory.height, p, model_limits(folder), job.log)
         gauge = conditioning_scale(job.depth, p.gauge_depth)
         job.log(
             f"camera gauge: translations x {gauge:.6g} "
@@ -194,7 +196,7 @@ class WanFunCameraBackend(DiffusersI2VBackend):
 
         handles = [t.patch_embedding.register_forward_hook(add_camera) for t in transformers]
         try:
-            frames = run_pipeline(job, progress, cancelled, pipe, folder, p, self.shaping_hook)
+            frames = run_pipeline(job, progress, cancelled, pipe, folder, p, self.shaping_hook, size=(W, H))
         finally:
             for h in handles:
                 h.remove()

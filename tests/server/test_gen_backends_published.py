@@ -146,6 +146,30 @@ def test_wan_fun_control_camera_runs_with_the_start_image_latent_and_no_mask(wei
         )
 
 
+def test_wan_fun_camera_features_follow_the_capped_generation_size(weights, tmp_path):
+    """A shot above the model's native size (its config's cap, no max_pixels): the adapter's
+    features are built at the size the latents are generated at (before, the features kept the
+    shot's size and the patch hook refused the mismatch)."""
+    from bridge_server.backends.wan_fun_camera import WanFunCameraBackend
+
+    backend = WanFunCameraBackend()
+    scene = plane_scene(1344, 768, 2, step=0.05, yaw_deg=0.1)
+    job, logs = make_job(backend, tmp_path, scene=scene, steps=1, seed=3, noise_shaping=False, vae_tiling=False)
+    shapes = []
+    backend.injection_hook = lambda feats: shapes.append(tuple(feats.shape))
+    try:
+        run(backend, job)
+    finally:
+        backend.injection_hook = None
+    frames, _, w, h = decode_mp4(job.output.read_bytes())
+    assert (len(frames), w, h) == (2, 1344, 768)
+    capped = [line for line in logs if "capped to" in line]
+    assert capped and "1344x768 capped to" in capped[0], logs
+    cw, ch = (int(v) for v in capped[0].split("capped to ")[1].split(" ")[0].split("x"))
+    # Wan: 8x VAE, 2x2 patches → a cw x ch generation has (ch/16, cw/16) patch cells per latent frame
+    assert shapes and shapes[0][-2:] == (ch // 16, cw // 16), shapes
+
+
 def test_the_released_layout_is_refused_with_the_command_that_converts_it(weights, tmp_path, capsys):
     from bridge_server.backends.wan_fun_camera import CameraParams
     from parascale_tools.cli import main
