@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from parascale_blender.core.metrics import pce
 
 from .output import jsonable, print_pi_table
@@ -63,23 +61,15 @@ def engine_demo(out_dir: Path, scene_name: str = "desk", working_size: int = 160
         print_pi_table(best)
         print()
     # The common yardstick: every mode's output measured by the exact image motion it causes
-    # (sky counted as not moving, as the eye sees it).
-    from parascale_blender.core.parallax import ParallaxProbe
+    # (sky counted as not moving, as the eye sees it), from the written poses.
+    from parascale_blender.core.rescale import RescaleOptions, step_parallax
 
+    yardstick = RescaleOptions(mode="exact", allow_sky=True, working_size=working_size)
     summary = {}
-    steps_ref = ref.steps_in_camera()
-    pi_ref = np.full(len(ref), np.nan)
-    for t in range(1, len(ref)):
-        v = ConstantDepth(REFERENCE_SUBJECT_DISTANCE).view(ref.c2w[t - 1], ref.camera(t - 1).working(working_size))
-        pi_ref[t] = ParallaxProbe.from_view(v, allow_sky=True).parallax(steps_ref[t - 1], "exact")
+    pi_ref = step_parallax(ref.c2w, ConstantDepth(REFERENCE_SUBJECT_DISTANCE), ref.camera(0), yardstick)
     for mode, (res, secs) in results.items():
         out = res.trajectory
-        steps = out.steps_in_camera()
-        pi_out = np.full(len(out), np.nan)
-        for t in range(1, len(out)):
-            view = target_depth.view(out.c2w[t - 1], out.camera(t - 1).working(working_size))
-            probe = ParallaxProbe.from_view(view, allow_sky=True)
-            pi_out[t] = probe.parallax(steps[t - 1], "exact")
+        pi_out = step_parallax(out.c2w, target_depth, out.camera(0), yardstick)
         lo, hi = res.scale_range
         summary[mode] = {
             "pce_image_motion": pce(pi_out, pi_ref, strict=False),

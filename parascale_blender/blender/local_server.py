@@ -130,11 +130,6 @@ def server_command(path: str) -> list[str]:
     return [path, "-m", SERVER_MODULE]
 
 
-def python_executable(path: str) -> str:
-    """The interpreter for ``path``: a Python executable, or an environment folder holding one."""
-    return server_command(path)[0]
-
-
 def find_server(configured: str = "") -> tuple[list[str], str]:
     """(command, where it was found): the configured path, PATH, then the common folders."""
     if configured.strip():

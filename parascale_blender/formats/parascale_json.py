@@ -199,10 +199,7 @@ def _points_from_doc(p, n_frames: int, path) -> SparsePoints:
                 raise FormatError(path, "expected a list of integer point indices", field=field)
             if any(not 0 <= x < m for x in idx):
                 raise FormatError(path, f"point index out of range 0..{m - 1}", field=field)
-            arr = np.array([int(x) for x in idx], dtype=np.int64)
-            if arr.size and (arr.min() < 0 or arr.max() >= m):
-                raise FormatError(path, f"point index out of range 0..{m - 1}", field=field)
-            vis.append(arr)
+            vis.append(np.array([int(x) for x in idx], dtype=np.int64))
     return SparsePoints(xyz=xyz, rgb=rgb, visibility=vis)
 
 
