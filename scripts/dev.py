@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "dev.lock"
 JOBS = {
     "demo": ["-m", "parascale_tools", "demo"],
-    "test": ["-m", "pytest", "-n", "2"],
+    "test": ["-m", "pytest", "-n", "2", "--dist", "loadfile"],  # by file, as scripts/dev: the farm tests share one farm
     "bench": ["-m", "parascale_tools", "bench"],
 }
 
