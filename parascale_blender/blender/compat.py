@@ -72,3 +72,11 @@ def strips(scene):
     if ed is None:
         return None
     return ed.strips if hasattr(ed, "strips") else ed.sequences
+
+
+def all_strips(scene):
+    """Every strip of the sequencer, inside meta strips too (empty without a sequence editor)."""
+    ed = scene.sequence_editor
+    if ed is None:
+        return ()
+    return ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all

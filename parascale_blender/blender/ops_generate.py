@@ -213,9 +213,7 @@ def request_strip(scene, path: str, start: int, frames: int, name: str | None = 
 
 def unique_strip_name(scene, name: str) -> str:
     """``name``, or ``name·2``, ``name·3``… : the first no strip of the scene (meta strips included) has."""
-    ed = scene.sequence_editor
-    every = getattr(ed, "strips_all", None) if hasattr(ed, "strips_all") else getattr(ed, "sequences_all", ())
-    taken = {s.name for s in every or ()}
+    taken = {s.name for s in compat.all_strips(scene)}
     n, out = 1, name
     while out in taken:
         n += 1
