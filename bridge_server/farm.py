@@ -47,7 +47,7 @@ from parascale_blender.client.wire import CANCELLED, FINISHED, INTERRUPTED, QUEU
 
 from .backends import backend_names
 from .config import Limits
-from .jobs import JOB_ID, RESULT_SUFFIXES, JobQueue, JobStore, _write_atomic
+from .jobs import JOB_ID, JobQueue, JobStore, _write_atomic
 from .models import JobStatus, WorkerInfo
 
 TASK = "parascale.run_job"
@@ -164,10 +164,6 @@ class DiskJobStore(JobStore):
     def recover(self) -> list[str]:
         """Queued job ids, oldest first. Running jobs are left to the reaper (their worker may be alive)."""
         return [s.id for s in self.all() if s.state == QUEUED]
-
-    def discard_partial(self, job_id: str) -> None:
-        for x in RESULT_SUFFIXES:
-            self.path(job_id, f"result.partial{x}").unlink(missing_ok=True)
 
     # -- workers seen ------------------------------------------------------------------------
     def write_worker(self, info: WorkerInfo) -> None:

@@ -215,6 +215,14 @@ class JobStore:
         except OSError as e:
             print(f"parascale-server: job {job_id}: log not written ({e}): {line}", file=sys.stderr)
 
+    def discard_partial(self, job_id: str) -> None:
+        """Remove a job's unfinished result files (a failed removal is logged, not raised)."""
+        for x in RESULT_SUFFIXES:
+            try:
+                self.path(job_id, f"result.partial{x}").unlink(missing_ok=True)
+            except OSError as e:
+                print(f"parascale-server: job {job_id}: partial result not removed: {e}", file=sys.stderr)
+
     def recover(self) -> list[str]:
         """Load every job folder; running jobs become ``interrupted``. Returns queued ids, oldest first."""
         queued = []
@@ -247,11 +255,7 @@ class JobStore:
                     message="interrupted",
                 )
             elif status.state == RUNNING:
-                for x in RESULT_SUFFIXES:
-                    try:
-                        self.path(status.id, f"result.partial{x}").unlink(missing_ok=True)
-                    except OSError as e:
-                        print(f"parascale-server: job {status.id}: partial result not removed: {e}", file=sys.stderr)
+                self.discard_partial(status.id)
                 self.update(
                     status.id,
                     state=INTERRUPTED,
