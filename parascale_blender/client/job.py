@@ -56,6 +56,21 @@ class JobRequest:
     num_frames: int | None = None  # the frame count the trajectory must have (the server checks it)
 
 
+def _spawn(kind: str, fn) -> tuple[threading.Thread, dict]:
+    """Run ``fn`` on a started daemon thread; its answer lands in the box as ``value`` or ``error``."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except Exception as e:  # noqa: BLE001 - handed to whoever takes the answer
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name=f"parascale-client-{kind}", daemon=True)
+    thread.start()
+    return thread, box
+
+
 class ServerJob:
     """One job of any backend, from submission to its result saved at ``output_path``."""
 
@@ -126,17 +141,8 @@ class ServerJob:
         return self.state
 
     def _start(self, kind: str, fn) -> None:
-        box: dict = {}
-
-        def run() -> None:
-            try:
-                box["value"] = fn()
-            except Exception as e:  # noqa: BLE001 - handed to the tick that takes the answer
-                box["error"] = e
-
-        thread = threading.Thread(target=run, name=f"parascale-client-{kind}", daemon=True)
+        thread, box = _spawn(kind, fn)
         self._call = (kind, thread, box)
-        thread.start()
 
     def _do_submit(self) -> dict:
         r = self.request
@@ -164,16 +170,8 @@ class ServerJob:
         if self.job_id is None:
             self._finish(wire.CANCELLED, "cancelled before submission")
             return
-        box: dict = {}
-
-        def run() -> None:
-            try:
-                box["value"] = self.client.cancel(self.job_id)
-            except Exception as e:  # noqa: BLE001 - reported below
-                box["error"] = e
-
-        thread = threading.Thread(target=run, name="parascale-client-cancel", daemon=True)
-        thread.start()
+        job_id = self.job_id
+        thread, box = _spawn("cancel", lambda: self.client.cancel(job_id))
         thread.join(self.tick_budget)  # bounded like a tick: a hung server never freezes the UI
         if thread.is_alive():
             self.message = "cancel sent; waiting for the server"
