@@ -134,8 +134,7 @@ def from_blender_world(traj: Trajectory, up_axis: str, fmt: str | None) -> Traje
     convention (Nuke .chan: Y up), else as :data:`UP_AXIS_ITEMS` name it."""
     if up_axis == "AUTO":
         up_axis = _EXPORT_UP.get(fmt or "", "KEEP")
-    W = _W[up_axis]
-    return traj.replace(c2w=W.T @ traj.c2w) if up_axis != "KEEP" else traj
+    return transform_world(traj, _W[up_axis].T)  # the import's change of world, undone (W rotation-only)
 
 
 def create_reference(
