@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -190,18 +189,26 @@ def test_rescale_refuses_a_small_depth_map_claiming_16384_squared_from_its_heade
         "--reference-depth", tmp_path / "maps", "--target-depth", "2", "-o", out,
     ]  # fmt: skip
     cap = 3 << 30  # address-space guard: an uncapped decoder fails here instead of taking the machine's memory
-    with open(tmp_path / "stderr.txt", "wb") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "parascale_tools", *map(str, args)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
-        )
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory (kB on Linux)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    stderr = (tmp_path / "stderr.txt").read_text()
+    # The CLI in a fresh interpreter that records its own peak RSS (VmHWM, kB) at exit: a fork's
+    # ru_maxrss would also count the pytest worker's memory resident at the fork.
+    hwm = tmp_path / "vmhwm.txt"
+    launcher = (
+        "import atexit, resource, runpy, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))\n"
+        "def hwm():\n"
+        "    line = [x for x in open('/proc/self/status') if x.startswith('VmHWM:')][0]\n"
+        f"    open({str(hwm)!r}, 'w').write(line.split()[1])\n"
+        "atexit.register(hwm)\n"
+        "sys.argv = ['parascale', *sys.argv[1:]]\n"
+        "runpy.run_module('parascale_tools', run_name='__main__')\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", launcher, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak_kb = int(hwm.read_text())
+    stderr = child.stderr
     assert child.returncode == 2, stderr
     assert "Traceback" not in stderr and stderr.count("\n") == 1, stderr
     assert str(big) in stderr and "16384x16384" in stderr
-    assert usage.ru_maxrss < 500_000, f"peak RSS {usage.ru_maxrss} kB"
+    assert peak_kb < 500_000, f"peak RSS {peak_kb} kB"
     assert not out.exists()
