@@ -20,6 +20,8 @@ working pixels instead of the number of points.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .camera import Camera
@@ -28,11 +30,10 @@ MORTON_BITS = 21  # bits per axis: 63-bit codes
 AUTO_NEIGHBOURS = 16  # points per voxel at which local spacing is measured (radius="auto")
 FRONT_TOLERANCE = 0.1  # pixel depth: harmonic mean of the samples within 10% of the nearest one
 LOD_PIXELS = 1.5  # default: voxels projecting to <= 1.5 px are drawn as one point (~0.5% from brute force)
-NODE_SPLAT = 1.5  # a node splats over 1.5x its voxel: lattice-like clouds leave no holes
+SNAP = 2.0  # a node's box reaching within 2 point radii of its voxel's face is snapped to the face
 SPLAT_MARGIN = 1.5  # auto radius = SPLAT_MARGIN * spacing / 2: margin so oblique and perspective views leave no holes
 FLOATER_LEVELS = 5  # auto radius: a point whose neighbourhood is 2^5 coarser than the cloud's median
 # is isolated (a floater): it splats as one pixel instead of over the gap to the nearest surface
-CENTRE_PLACED = False  # auto radius = SPLAT_MARGIN * spacing / 2: squares of side = spacing tile a surface
 
 
 def to_camera(xyz: np.ndarray, c2w: np.ndarray) -> np.ndarray:
@@ -49,9 +50,6 @@ def rasterise(
     front_tolerance: float | None = None,
 ) -> np.ndarray:
     """Visible z per pixel of camera-space points (N,3) splatted with world ``radius`` (see module doc)."""
-    if front_tolerance is None:
-        front_tolerance = FRONT_TOLERANCE
-    W, H = camera.width, camera.height
     z = cam_xyz[:, 2]
     front = z > 0
     if not front.all():
@@ -60,12 +58,30 @@ def rasterise(
     inv = 1.0 / z
     u = cam_xyz[:, 0] * (camera.fx * inv) + camera.cx
     v = cam_xyz[:, 1] * (camera.fy * inv) + camera.cy
-    rinv = radius * inv
-    # A half-width below 0.5 px behaves as 0.5: exactly the pixel the point falls in.
-    hx = np.clip(camera.fx * rinv, 0.5, max_splat)
-    hy = hx if camera.fx == camera.fy else np.clip(camera.fy * rinv, 0.5, max_splat)
-    hx = np.broadcast_to(hx, u.shape)
-    hy = np.broadcast_to(hy, u.shape)
+    rinv = np.broadcast_to(radius * inv, z.shape)
+    point = np.broadcast_to(np.asarray(radius) <= 0, z.shape)
+    return splat(u, v, z, camera.fx * rinv, camera.fy * rinv, point, camera, max_splat, front_tolerance)
+
+
+def splat(
+    u: np.ndarray,
+    v: np.ndarray,
+    z: np.ndarray,
+    hx: np.ndarray,
+    hy: np.ndarray,
+    point: np.ndarray,
+    camera: Camera,
+    max_splat: float = 16.0,
+    front_tolerance: float | None = None,
+) -> np.ndarray:
+    """Visible z per pixel of footprints centred at pixel position (u, v) with half-widths (hx, hy)
+    pixels and depth ``z`` (all (N,)): each covers the pixel centres in ``(u - hx, u + hx]`` x
+    ``(v - hy, v + hy]``; a dimensionless ``point`` (radius 0) covers at least the pixel it falls in."""
+    if front_tolerance is None:
+        front_tolerance = FRONT_TOLERANCE
+    W, H = camera.width, camera.height
+    hx = np.minimum(np.where(point, np.maximum(hx, 0.5), hx), max_splat)
+    hy = np.minimum(np.where(point, np.maximum(hy, 0.5), hy), max_splat)
     # First/last covered pixel per axis, clipped to the image in float (no int overflow).
     c0 = np.clip(np.floor(u - hx - 0.5) + 1, 0, W)
     c1 = np.clip(np.floor(u + hx - 0.5), -1, W - 1)
@@ -241,13 +257,16 @@ class PointHierarchy:
         return radius
 
     def _build_levels(self, runs: list[np.ndarray], q: np.ndarray) -> list[dict]:
-        """Levels from the leaf (nodes average >= 2 points) up to a top with <= 64 nodes."""
+        """Levels from the leaf (nodes average >= 2 points) up to a top with <= 64 nodes. Each node
+        keeps the bounding box of its points (from its children's boxes above the leaf): its footprint
+        follows the geometry inside the voxel (a pole, a branch), not the voxel."""
         n = self.size
         leaf = next((k for k, s in enumerate(runs) if len(s) <= n / 2), MORTON_BITS)
         top = next((k for k in range(leaf, MORTON_BITS + 1) if len(runs[k]) <= 64), MORTON_BITS)
         levels = []
         csum = np.vstack([np.zeros(3), np.cumsum(self.points, axis=0)])
         rsum = np.r_[0.0, np.cumsum(self.radius)]
+        lo, hi = self.points, self.points
         for k in range(leaf, top + 1):
             start = runs[k]
             end = np.r_[start[1:], n]
@@ -264,19 +283,30 @@ class PointHierarchy:
                 "centre": [np.ascontiguousarray(c) for c in centre.T],
                 "bound": size * np.sqrt(3) / 2 + rmax,
                 "mean": mean,
-                "rep_radius": np.maximum(NODE_SPLAT * size / 2, rmean),
+                "radius": rmean,
             }
+            below = start
             if levels:
                 below = levels[-1]["start"]
                 level["child_lo"] = np.searchsorted(below, start)
                 level["child_hi"] = np.searchsorted(below, end)
+                below = level["child_lo"]
+            lo, hi = np.minimum.reduceat(lo, below, axis=0), np.maximum.reduceat(hi, below, axis=0)
+            # A face the points come within SNAP radii of continues into the neighbour: snap to it
+            # (footprints tile along the geometry without growing it sideways).
+            reach = SNAP * rmean[:, None]
+            vlo, vhi = centre - size / 2, centre + size / 2
+            blo = np.where(lo - vlo < reach, np.minimum(lo, vlo), lo - rmean[:, None])
+            bhi = np.where(vhi - hi < reach, np.maximum(hi, vhi), hi + rmean[:, None])
+            level["box_centre"], level["box_half"] = (blo + bhi) / 2, (bhi - blo) / 2
             levels.append(level)
         return levels
 
-    def select(self, c2w: np.ndarray, camera: Camera, lod_pixels: float = LOD_PIXELS) -> tuple[np.ndarray, np.ndarray]:
-        """Camera-space points (M,3) and radii (M,) that stand for the cloud in this view."""
+    def select(self, c2w: np.ndarray, camera: Camera, lod_pixels: float = LOD_PIXELS) -> Splats:
+        """The footprints that stand for the cloud in this view: nodes projecting to at most
+        ``lod_pixels`` (their points' bounding box) and the points of the nodes nearer than that."""
         if self.size == 0:
-            return np.zeros((0, 3)), np.zeros(0)
+            return Splats(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3)), np.zeros(0), np.zeros(0, dtype=bool))
         c2w = np.asarray(c2w, dtype=np.float64)
         R = c2w[:3, :3]
         off = c2w[:3, 3] @ R  # camera coords = world @ R - off
@@ -286,7 +316,7 @@ class PointHierarchy:
         yt, yb = -camera.cy / camera.fy, (camera.height - camera.cy) / camera.fy
         planes = np.array([[-1.0, 0, xl], [1.0, 0, -xr], [0, -1.0, yt], [0, 1.0, -yb]])
         planes /= np.linalg.norm(planes, axis=1, keepdims=True)
-        out_pts, out_rad = [], []
+        centres, depths, halves, radii, points = [], [], [], [], []
         top = self.levels[-1]
         nodes = np.arange(len(top["start"]))
         full = np.zeros(len(nodes), dtype=bool)  # node known to lie entirely inside the side planes
@@ -310,8 +340,11 @@ class PointHierarchy:
                 full[part] = (dmax <= -bp) & (zp - bp > 0)
             fine = keep & (z - b > 0) & (f * lv["size"] <= lod_pixels * z)
             done = nodes[fine]
-            out_pts.append(lv["mean"][done] @ R - off)
-            out_rad.append(lv["rep_radius"][done])
+            centres.append(lv["box_centre"][done] @ R - off)
+            depths.append(lv["mean"][done] @ R[:, 2] - off[2])
+            halves.append(lv["box_half"][done] @ np.abs(R))
+            radii.append(np.zeros(len(done)))
+            points.append(lv["radius"][done] <= 0)
             rest = keep & ~fine
             nodes, full = nodes[rest], full[rest]
             if li == 0:
@@ -320,16 +353,44 @@ class PointHierarchy:
                 lo, hi = lv["child_lo"][nodes], lv["child_hi"][nodes]
                 full = np.repeat(full, hi - lo)
                 nodes = _expand_ranges(lo, hi)
-        out_pts.append(self.points[raw] @ R - off)
-        out_rad.append(self.radius[raw])
-        return np.concatenate(out_pts), np.concatenate(out_rad)
+        pts = self.points[raw] @ R - off
+        centres.append(pts)
+        depths.append(pts[:, 2])
+        halves.append(np.zeros((len(raw), 3)))
+        radii.append(self.radius[raw])
+        points.append(self.radius[raw] <= 0)
+        return Splats(*(np.concatenate(a) for a in (centres, depths, halves, radii, points)))
 
     def view(
         self, c2w: np.ndarray, camera: Camera, lod_pixels: float = LOD_PIXELS, max_splat: float = 16.0
     ) -> np.ndarray:
         """(H, W) nearest z-depth per working pixel (NaN where empty) using the level of detail."""
-        pts, rad = self.select(c2w, camera, lod_pixels)
-        return rasterise(pts, camera, rad, max_splat)
+        return self.select(c2w, camera, lod_pixels).rasterise(camera, max_splat)
+
+
+class Splats(NamedTuple):
+    """Footprints in camera space: ``centre`` (M,3) of each box, the ``depth`` (M,) it reports (its
+    points' mean), ``half`` (M,3) the box's half-extents along the camera axes, and the world
+    ``radius`` (M,) grown around it; ``point`` (M,): dimensionless (radius 0) points, which cover at
+    least the pixel they fall in."""
+
+    centre: np.ndarray
+    depth: np.ndarray
+    half: np.ndarray
+    radius: np.ndarray
+    point: np.ndarray
+
+    def rasterise(self, camera: Camera, max_splat: float = 16.0) -> np.ndarray:
+        """(H, W) visible z: each box projected (its extent along the view ray included), grown by
+        the radius, covering the pixel centres inside it (see :func:`splat`)."""
+        front = (self.centre[:, 2] > 0) & (self.depth > 0)
+        c, z, h, r, pt = (a[front] for a in self)
+        inv = 1.0 / c[:, 2]
+        x, y = c[:, 0] * inv, c[:, 1] * inv
+        u, v = x * camera.fx + camera.cx, y * camera.fy + camera.cy
+        hx = camera.fx * inv * (np.hypot(h[:, 0], x * h[:, 2]) + r)
+        hy = camera.fy * inv * (np.hypot(h[:, 1], y * h[:, 2]) + r)
+        return splat(u, v, z, hx, hy, pt, camera, max_splat)
 
 
 def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
