@@ -4,9 +4,11 @@ Conventions: poses are OpenCV camera-to-world (x right, y down, z forward); ``ca
 *working* :class:`~.camera.Camera`; results are (H, W) z-depth with NaN for empty pixels.
 
 Splat rule (the same for brute force and level of detail): a point at pixel position (u, v) and
-depth z with world radius r has a footprint half-width ``h = max(f * r / z, 0.5)`` pixels per axis
-(capped at ``max_splat``) and covers the pixels whose centres lie in ``(u - h, u + h]`` on both
-axes; with h = 0.5 that is exactly the pixel it falls in. Visibility is per pixel (never
+depth z with world radius r has a footprint half-width ``h = f * r / z`` pixels per axis (capped at
+``max_splat``) and covers the pixels whose centres lie in ``(u - h, u + h]`` on both axes: pixel
+centres are sampled as a mesh rasteriser samples them, so a pole thinner than a pixel covers the
+fraction of pixels its width spans, not a whole pixel per row. A dimensionless point (r = 0: a
+floater, or a cloud given radius 0) covers at least the pixel it falls in (h >= 0.5). Visibility is per pixel (never
 nearest-per-coarse-cell): a pixel's depth is the harmonic mean of its samples within
 ``FRONT_TOLERANCE`` (10%) of the nearest one — the front surface, averaged over the pixel rather
 than its nearest corner (plain minimum, tolerance 0, reads slanted surfaces ~1% near at 160 px).
@@ -14,8 +16,9 @@ than its nearest corner (plain minimum, tolerance 0, reads slanted surfaces ~1% 
 :class:`PointHierarchy` is built once per cloud: points sorted along a Morton curve so that every
 voxel of every level is a contiguous run. A view walks it top-down, culls nodes outside the
 frustum and replaces each node whose voxel projects to at most ``lod_pixels`` pixels by one
-representative (the mean of its points, splatted over the voxel), so the cost follows the number of
-working pixels instead of the number of points.
+representative: the depth of its points' mean over their bounding box (snapped to the voxel faces
+the geometry crosses, so neighbours tile), so the cost follows the number of working pixels instead
+of the number of points, and thin structures keep their width.
 """
 
 from __future__ import annotations
@@ -293,11 +296,13 @@ class PointHierarchy:
                 below = level["child_lo"]
             lo, hi = np.minimum.reduceat(lo, below, axis=0), np.maximum.reduceat(hi, below, axis=0)
             # A face the points come within SNAP radii of continues into the neighbour: snap to it
-            # (footprints tile along the geometry without growing it sideways).
+            # (footprints tile along the geometry); elsewhere the box grows by its points' radius
+            # (within the voxel), as each point's splat does: a sparse node's points leave gaps.
             reach = SNAP * rmean[:, None]
             vlo, vhi = centre - size / 2, centre + size / 2
-            blo = np.where(lo - vlo < reach, np.minimum(lo, vlo), lo - rmean[:, None])
-            bhi = np.where(vhi - hi < reach, np.maximum(hi, vhi), hi + rmean[:, None])
+            grow = rmean[:, None]
+            blo = np.where(lo - vlo < reach, np.minimum(lo, vlo), lo - grow)
+            bhi = np.where(vhi - hi < reach, np.maximum(hi, vhi), hi + grow)
             level["box_centre"], level["box_half"] = (blo + bhi) / 2, (bhi - blo) / 2
             levels.append(level)
         return levels
