@@ -33,7 +33,7 @@ def test_constant_depth_truck_matches_closed_form():
     ref = track(camera_move("truck", 5, step=0.2))
     res = rescale(ref, ConstantDepth(4.0), ConstantDepth(0.01), np.eye(4))
     np.testing.assert_allclose(res.alpha[1:], 0.01 / 4.0, rtol=1e-12)
-    assert res.pce < 1e-12
+    assert res.solver_residual < 1e-12
 
 
 def test_rotation_copied_exactly_and_placed_at_target_start():
@@ -79,7 +79,7 @@ def test_target_scale_scales_output_translations(s, kind):
 def test_realized_parallax_equals_reference_on_varying_depth():
     ref = track(camera_move("handheld", 16, step=0.05, seed=3))
     res = rescale(ref, room(), PlanesDepth([((0, 0, 1), 900.0), ((1, 0, 1), 1200.0)]), np.eye(4))
-    assert res.pce < 1e-9
+    assert res.solver_residual < 1e-9
     # Independent re-measure on the output trajectory.
     out = res.trajectory
     steps = out.steps_in_camera()
@@ -92,14 +92,14 @@ def test_realized_parallax_equals_reference_on_varying_depth():
 
 def test_arithmetic_vs_harmonic_follow_jensen():
     depth = np.linspace(1.0, 100.0, 90 * 160).reshape(90, 160)
-    view = DepthView(depth, CAM.working(160), dense=True)
+    view = DepthView(depth, CAM.working(160), sky=True)
     d = np.array([0.1, 0, 0])
     h = parallax_number(d, view, "harmonic")
     a = parallax_number(d, view, "arithmetic")
     assert a < h
     np.testing.assert_allclose(h, 0.1 * np.mean(1 / depth))
     np.testing.assert_allclose(a, 0.1 / np.mean(depth))
-    const = DepthView(np.full((90, 160), 7.0), CAM.working(160), dense=True)
+    const = DepthView(np.full((90, 160), 7.0), CAM.working(160), sky=True)
     assert parallax_number(d, const, "arithmetic") == pytest.approx(parallax_number(d, const, "harmonic"))
 
 
@@ -137,9 +137,7 @@ def test_zero_steps_stay_zero_and_are_reported():
 
 
 class HoleyDepth(ConstantDepth):
-    """Constant depth, but frames listed in ``holes`` see nothing (as sparse SfM frames can)."""
-
-    dense = False
+    """Constant depth, but frames listed in ``holes`` see nothing known (as sparse SfM frames can)."""
 
     def __init__(self, distance, holes):
         super().__init__(distance)
@@ -149,6 +147,7 @@ class HoleyDepth(ConstantDepth):
         v = super().view(c2w, camera, index)
         if index in self.holes:
             v.depth[:] = np.nan
+            v.sky = False
         return v
 
 

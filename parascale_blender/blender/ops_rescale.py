@@ -113,7 +113,7 @@ def apply_result(context, ref, result):
     action["parascale_mode"] = result.mode
     action["parascale_allow_sky"] = bool(result.trajectory.metadata.get("allow_sky", s.allow_sky))
     s.result_action = action
-    s.pce = result.pce
+    s.pce = result.solver_residual
     s.scale_min, s.scale_max = result.scale_range
     return action
 
@@ -161,7 +161,7 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
         lo, hi = result.scale_range
         against = result.trajectory.metadata.get("target_depth", "the target depth")
         msg = (
-            f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
+            f"Rescaled {len(ref)} frames into {action.name!r}: solver residual {result.solver_residual:.4g} ({result.mode} Π, target "
             f"measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed (float32) PCE {key_pce:.2g}"
         )
         if result.info:  # a tripod reference: no Π to match, said instead of PCE/α

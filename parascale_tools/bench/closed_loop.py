@@ -302,7 +302,7 @@ def run_job(job: dict, retrack: bool = False, log=None) -> list[Case]:
             track=job["track"],
             mode=mode,
             pce_measured=pce(pi_out, pi_ref_meas, strict=False),
-            pce_model=res.pce,
+            pce_model=res.solver_residual,
             rot_err_deg=float(np.degrees(rot_err(out.c2w, ref.c2w))),
             trans_err=float(trans_err(out.c2w, ref.c2w)),
             cam_mc=float(cam_mc(out.c2w, ref.c2w)),
