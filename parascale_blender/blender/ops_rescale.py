@@ -10,14 +10,17 @@ keys alone cost is reported, with a warning when far from the world origin it ex
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from ..core.depth import ConstantDepth, DepthError
 from ..core.precision import key_precision_warning
 from ..core.rescale import RescaleOptions, is_tripod, rescale, step_parallax
-from . import convert, keys, points, prefs, scene_depth, tracks
+from . import compat, convert, keys, points, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
 
@@ -54,77 +57,212 @@ def target_depth_source(context):
     return PointCloudDepth(xyz)
 
 
+@contextmanager
+def keeping_unkeyed_pose(obj, scene):
+    """Keep ``obj``'s un-keyed edits at the current frame through the frame changes inside (which
+    re-evaluate its action and would drop them)."""
+    basis = np.array(obj.matrix_basis) if obj is not None and convert.unkeyed_edits(obj, scene.frame_current) else None
+    try:
+        yield
+    finally:
+        if basis is not None:
+            obj.matrix_basis = Matrix(basis.tolist())
+
+
 def target_start(context):
-    """(c2w OpenCV at the start frame, pixel Camera) of the target camera."""
+    """(c2w OpenCV at the start frame, pixel Camera, lens in mm) of the target camera: the pose the
+    artist sees when the scene is at the start frame (un-keyed edits included), else as keyed there."""
     s = context.scene.parascale
     cam = s.target_camera
     if cam is None:
         raise convert.ConversionError("Target: choose a target camera")
     if cam is s.reference_camera:
         raise convert.ConversionError("Target: the target camera must differ from the reference camera")
+    acting = convert.active_constraints(cam)
+    if acting:
+        raise convert.ConversionError(
+            f"Target: camera {cam.name!r} has the constraint {', '.join(acting)}, which would override the keyed "
+            "move; mute it (or apply it) and rescale again"
+        )
     scene = context.scene
     cur = scene.frame_current
     try:
-        scene.frame_set(s.target_start_frame)
+        if cur == s.target_start_frame and convert.unkeyed_edits(cam, cur):
+            context.view_layer.update()  # the edit's matrix_world (evaluating at the same frame keeps it)
+        else:
+            scene.frame_set(s.target_start_frame)
         c2w = convert.c2w_from_object(cam)
+        tcam, lens = convert.camera_intrinsics(cam, scene), float(cam.data.lens)
     finally:
-        scene.frame_set(cur)
+        if scene.frame_current != cur:
+            scene.frame_set(cur)
     if not np.isfinite(c2w).all():
         raise convert.ConversionError(f"Target: camera {cam.name!r} has a non-finite transform")
-    return c2w, convert.camera_intrinsics(cam, scene)
+    return c2w, tcam, lens
 
 
-def compute(context):
-    """Run the core rescale for the scene's settings; returns (reference, RescaleResult, remeasure), where
-    ``remeasure(c2w)`` is Π per step of other poses in the same target depth and measure."""
+def reference_zoom(ref) -> np.ndarray | None:
+    """The reference's focal length per frame relative to its first (fx[t]/fx[0]); None when it does not zoom."""
+    zoom = ref.intrinsics[:, 0] / ref.intrinsics[0, 0]
+    return zoom if np.ptp(zoom) > 1e-6 else None
+
+
+@dataclass
+class Inputs:
+    """Everything a rescale needs, read from the scene on the main thread (numpy and core objects
+    only: :func:`run` may use them on another thread)."""
+
+    ref: object
+    rdepth: object
+    tdepth: object
+    start_c2w: np.ndarray
+    tcam: object
+    lens: float
+    options: RescaleOptions
+    zoom: np.ndarray | None
+
+
+def gather(context) -> Inputs:
+    """Read the scene's settings into :class:`Inputs`; a ValueError names what to fix. The scene is left
+    as it was (the target's un-keyed edits included)."""
     s = context.scene.parascale
     p = prefs.get(context)
-    ref = tracks.reference_trajectory(context)
-    start_c2w, tcam = target_start(context)
+    with keeping_unkeyed_pose(s.target_camera, context.scene):
+        ref = tracks.reference_trajectory(context)
+        start_c2w, tcam, lens = target_start(context)
     if is_tripod(ref):  # no depth is read: Π is zero at any scale
         rdepth = tdepth = None
     else:
         rdepth = reference_depth_source(context, ref)
         tdepth = target_depth_source(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
-    opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
-    result = rescale(ref, rdepth, tdepth, start_c2w, tcam, opts)
-    # re-measures a keyed move as the rescale measured it (None for a tripod: no depth, no Π)
-    remeasure = None if tdepth is None else (lambda c2w: step_parallax(c2w, tdepth, tcam, opts))
-    return ref, result, remeasure
+    opts = RescaleOptions(
+        mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
+    )
+    zoom = reference_zoom(ref) if s.transfer_zoom else None
+    return Inputs(ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom)
 
 
-def apply_result(context, ref, result):
-    """Write the result as a new action on the target camera; keep the original action."""
+def run(inputs: Inputs, progress=None):
+    """The core rescale of ``inputs`` (no bpy: safe on a background thread); ``progress(done, total)``."""
+    opts = replace(inputs.options, progress=progress)
+    return rescale(inputs.ref, inputs.rdepth, inputs.tdepth, inputs.start_c2w, inputs.tcam, opts, inputs.zoom)
+
+
+def compute(context):
+    """Run the core rescale for the scene's settings (blocking); returns (Inputs, RescaleResult)."""
+    inputs = gather(context)
+    return inputs, run(inputs)
+
+
+def _capture_original(cam, s) -> None:
+    """Keep the artist's current state of ``cam`` (action, pose with un-keyed edits, lens) as the original
+    Switch returns to, unless the camera shows the previous result (then the kept original stays)."""
+    ad, data = cam.animation_data, cam.data
+    current = ad.action if ad is not None else None
+    if current is not None and current is s.result_action:
+        return
+    if current is not None:
+        current.use_fake_user = True
+    s.original_action = current
+    if current is None or convert.unkeyed_edits(cam, bpy.context.scene.frame_current):
+        cam["parascale_static_basis"] = [v for row in cam.matrix_basis for v in row]
+    elif "parascale_static_basis" in cam:
+        del cam["parascale_static_basis"]
+    lens_action = data.animation_data.action if data.animation_data is not None else None
+    if lens_action is not None and lens_action is s.result_lens_action:
+        lens_action = None  # a lens result left on the data (its object action was switched by hand)
+    if lens_action is not None:
+        lens_action.use_fake_user = True
+    s.original_lens_action = lens_action
+    data["parascale_static_lens"] = float(data.lens)
+
+
+def show_original_lens(cam, s) -> None:
+    """Give ``cam``'s data its original lens (action, or the lens it had)."""
+    data = cam.data
+    if s.original_lens_action is not None:
+        compat.assign_action(data, s.original_lens_action)
+    else:
+        if data.animation_data is not None:
+            data.animation_data.action = None
+        if "parascale_static_lens" in data:
+            data.lens = float(data["parascale_static_lens"])
+
+
+def apply_result(context, inputs: Inputs, result):
+    """Write the result as a new action on the target camera (through its animated parent, frame by
+    frame) and, with a zoom, a new lens action on its data; keep the original ones for Switch."""
     s = context.scene.parascale
     cam = s.target_camera
+    ref = inputs.ref
+    _capture_original(cam, s)
     ad = cam.animation_data
-    original = ad.action if ad is not None else None
-    if original is not None and original is not s.result_action:
-        original.use_fake_user = True
-        s.original_action = original
-    elif original is not None:  # a re-run replaces the previous result: let Blender drop it when unused
-        original.use_fake_user = False
-    elif original is None and s.result_action is None:
-        cam["parascale_static_basis"] = [v for row in cam.matrix_basis for v in row]
+    if ad is not None and ad.action is not None and ad.action is s.result_action:
+        ad.action.use_fake_user = False  # a re-run replaces the previous result: Blender drops it when unused
+    if s.result_lens_action is not None:
+        s.result_lens_action.use_fake_user = False
+        s.result_lens_action = None
+    show_original_lens(cam, s)
     offset = s.target_start_frame - int(ref.frames[0])
-    action = keys.write_action(cam, result.trajectory, offset, f"{cam.name} ParaScale {result.mode}", EXTRAS)
+    frames = result.trajectory.frames + offset
+    parent = convert.parent_part(cam, context.scene, frames)
+    name = f"{cam.name} ParaScale {result.mode}"
+    action = keys.write_action(cam, result.trajectory, offset, name, EXTRAS, parent=parent)
     action.use_fake_user = True
     action["parascale_mode"] = result.mode
     action["parascale_allow_sky"] = bool(result.trajectory.metadata.get("allow_sky", s.allow_sky))
+    action["parascale_fov_match"] = inputs.options.fov_match
     s.result_action = action
+    if inputs.zoom is not None:
+        lens = keys.write_lens_action(cam.data, frames, {"lens": inputs.lens * inputs.zoom}, f"{name} lens")
+        lens.use_fake_user = True
+        s.result_lens_action = lens
     s.pce = result.pce
     s.scale_min, s.scale_max = result.scale_range
-    return action
+    return action, parent
 
 
-def key_precision(context, result, remeasure) -> tuple[float, str | None]:
+def key_precision(context, inputs: Inputs, result, parent) -> tuple[float, str | None]:
     """(PCE the float32 keys cost, a warning or None): the keyed camera's evaluated ``matrix_world``
-    read back per frame and its Π re-measured against the Π of the computed move."""
+    read back per frame and its Π re-measured against the Π of the computed move; a pose further off
+    than float32 explains is said as such (not precision)."""
     s = context.scene.parascale
     frames = result.trajectory.frames - result.trajectory.frames[0] + s.target_start_frame
     evaluated = convert.trajectory_from_camera(s.target_camera, context.scene, frames).c2w
-    return key_precision_warning(result.trajectory.c2w, evaluated, result.pi_realized, remeasure(evaluated))
+    remeasured = step_parallax(evaluated, inputs.tdepth, inputs.tcam, inputs.options, inputs.zoom)
+    magnitude = 0.0 if parent is None else float(np.abs(parent[:, :3, 3]).max())
+    return key_precision_warning(
+        result.trajectory.c2w, evaluated, result.pi_realized, remeasured, magnitude=magnitude, frames=frames
+    )
+
+
+MATCHED = {"angular": "Π matched in angle", "frame": "Π matched as a share of the frame"}
+
+
+def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
+    """Write ``result`` into the scene (main thread) and return (the report line, warnings)."""
+    ref = inputs.ref
+    action, parent = apply_result(context, inputs, result)
+    # a tripod result does not move: nothing for key precision to cost (and no depth was read)
+    tripod = inputs.tdepth is None
+    key_pce, key_warning = (0.0, None) if tripod else key_precision(context, inputs, result, parent)
+    warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
+    lo, hi = result.scale_range
+    against = result.trajectory.metadata.get("target_depth", "the target depth")
+    msg = (
+        f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, "
+        f"{MATCHED[inputs.options.fov_match]}, target measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed "
+        f"(float32) PCE {key_pce:.2g}"
+    )
+    if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
+        msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
+    if inputs.zoom is not None:
+        msg += f"; lens keyed: {inputs.lens:.3g} → {inputs.lens * inputs.zoom[-1]:.3g} mm"
+    elif reference_zoom(ref) is not None:
+        msg += "; the reference zooms but Transfer zoom is off: the target keeps its lens"
+    context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
+    return msg, warnings
 
 
 def shot_range_warnings(context, frames: int) -> list[str]:
@@ -148,25 +286,13 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            ref, result, remeasure = compute(context)
+            inputs, result = compute(context)
         except ValueError as exc:  # TrackError, ConversionError, DepthError, RescaleError: all ValueErrors
             self.report({"ERROR"}, f"Rescale: {exc}")
             return {"CANCELLED"}
-        action = apply_result(context, ref, result)
-        # a tripod result does not move: nothing for key precision to cost (and no depth was read)
-        key_pce, key_warning = (0.0, None) if remeasure is None else key_precision(context, result, remeasure)
-        warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
+        msg, warnings = finish(context, inputs, result)
         for w in warnings:
             self.report({"WARNING"}, w)
-        lo, hi = result.scale_range
-        against = result.trajectory.metadata.get("target_depth", "the target depth")
-        msg = (
-            f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
-            f"measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed (float32) PCE {key_pce:.2g}"
-        )
-        if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
-            msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
-        context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)
         return {"FINISHED"}
 
@@ -179,8 +305,6 @@ class PARASCALE_OT_switch_action(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from . import compat
-
         s = context.scene.parascale
         cam = s.target_camera
         if cam is None or s.result_action is None:
@@ -188,21 +312,29 @@ class PARASCALE_OT_switch_action(bpy.types.Operator):
             return {"CANCELLED"}
         current = cam.animation_data.action if cam.animation_data else None
         if current is s.result_action:
-            if s.original_action is not None:
-                compat.assign_action(cam, s.original_action)
-            else:
-                cam.animation_data.action = None
-                basis = cam.get("parascale_static_basis")
-                if basis is not None:
-                    from mathutils import Matrix
-
-                    cam.matrix_basis = Matrix(np.asarray(basis, dtype=np.float64).reshape(4, 4).tolist())
+            show_original(context, cam, s)
             which = "original"
         else:
             compat.assign_action(cam, s.result_action)
+            if s.result_lens_action is not None:
+                compat.assign_action(cam.data, s.result_lens_action)
             which = "rescaled"
         self.report({"INFO"}, f"{cam.name}: {which} action")
         return {"FINISHED"}
+
+
+def show_original(context, cam, s) -> None:
+    """Give ``cam`` its latest original: the action it had at the last Rescale, and the pose the artist
+    had set then where it was not keyed (kept until the next frame change, as Blender keeps such edits)."""
+    if s.original_action is not None:
+        compat.assign_action(cam, s.original_action)
+    elif cam.animation_data is not None:
+        cam.animation_data.action = None
+    show_original_lens(cam, s)
+    basis = cam.get("parascale_static_basis")
+    if basis is not None:
+        context.view_layer.update()  # the assigned action is evaluated first, then the un-keyed pose set over it
+        cam.matrix_basis = Matrix(np.asarray(basis, dtype=np.float64).reshape(4, 4).tolist())
 
 
 classes = (PARASCALE_OT_rescale, PARASCALE_OT_switch_action)
