@@ -70,6 +70,12 @@ def keeping_unkeyed_pose(obj, scene):
 
 
 def target_start(context):
+    """(c2w OpenCV at the start frame, pixel Camera) of the target camera: see :func:`target_start_lens`."""
+    c2w, cam, _ = target_start_lens(context)
+    return c2w, cam
+
+
+def target_start_lens(context):
     """(c2w OpenCV at the start frame, pixel Camera, lens in mm) of the target camera: the pose the
     artist sees when the scene is at the start frame (un-keyed edits included), else as keyed there."""
     s = context.scene.parascale
@@ -78,12 +84,6 @@ def target_start(context):
         raise convert.ConversionError("Target: choose a target camera")
     if cam is s.reference_camera:
         raise convert.ConversionError("Target: the target camera must differ from the reference camera")
-    acting = convert.active_constraints(cam)
-    if acting:
-        raise convert.ConversionError(
-            f"Target: camera {cam.name!r} has the constraint {', '.join(acting)}, which would override the keyed "
-            "move; mute it (or apply it) and rescale again"
-        )
     scene = context.scene
     cur = scene.frame_current
     try:
@@ -129,7 +129,14 @@ def gather(context) -> Inputs:
     p = prefs.get(context)
     with keeping_unkeyed_pose(s.target_camera, context.scene):
         ref = tracks.reference_trajectory(context)
-        start_c2w, tcam, lens = target_start(context)
+        start_c2w, tcam, lens = target_start_lens(context)
+    cam = s.target_camera
+    acting = convert.active_constraints(cam)
+    if acting:  # keys cannot be solved through a constraint's output: the artist decides what it should do
+        raise convert.ConversionError(
+            f"Target: camera {cam.name!r} has the constraint {', '.join(acting)}, which would override the keyed "
+            "move; mute it (or apply it) and rescale again"
+        )
     if is_tripod(ref):  # no depth is read: Π is zero at any scale
         rdepth = tdepth = None
     else:
@@ -223,46 +230,77 @@ def apply_result(context, inputs: Inputs, result):
     return action, parent
 
 
-def key_precision(context, inputs: Inputs, result, parent) -> tuple[float, str | None]:
-    """(PCE the float32 keys cost, a warning or None): the keyed camera's evaluated ``matrix_world``
-    read back per frame and its Π re-measured against the Π of the computed move; a pose further off
-    than float32 explains is said as such (not precision)."""
+@dataclass
+class Written:
+    """What :func:`write` put in the scene and read back: the new action, the parent chain per frame
+    (or None), the frames keyed and Blender's evaluated poses there (None for a tripod result)."""
+
+    action: object
+    parent: np.ndarray | None
+    frames: np.ndarray
+    evaluated: np.ndarray | None
+
+
+def write(context, inputs: Inputs, result) -> Written:
+    """Key ``result`` (main thread) and read back the poses Blender evaluates per keyed frame."""
     s = context.scene.parascale
+    action, parent = apply_result(context, inputs, result)
     frames = result.trajectory.frames - result.trajectory.frames[0] + s.target_start_frame
-    evaluated = convert.trajectory_from_camera(s.target_camera, context.scene, frames).c2w
-    remeasured = step_parallax(evaluated, inputs.tdepth, inputs.tcam, inputs.options, inputs.zoom)
-    magnitude = 0.0 if parent is None else float(np.abs(parent[:, :3, 3]).max())
-    return key_precision_warning(
-        result.trajectory.c2w, evaluated, result.pi_realized, remeasured, magnitude=magnitude, frames=frames
+    # a tripod result does not move: nothing for key precision to cost (and no depth was read)
+    evaluated = (
+        None if inputs.tdepth is None else convert.trajectory_from_camera(s.target_camera, context.scene, frames).c2w
     )
+    return Written(action, parent, frames, evaluated)
+
+
+def measure(inputs: Inputs, written: Written, progress=None) -> np.ndarray | None:
+    """Π per step of the evaluated (keyed) move, measured as the rescale measured its move (no bpy:
+    safe on a background thread); None for a tripod result."""
+    if written.evaluated is None:
+        return None
+    opts = replace(inputs.options, progress=progress)
+    return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom)
 
 
 MATCHED = {"angular": "Π matched in angle", "frame": "Π matched as a share of the frame"}
 
 
-def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
-    """Write ``result`` into the scene (main thread) and return (the report line, warnings)."""
+def report(context, inputs: Inputs, result, written: Written, remeasured: np.ndarray | None) -> tuple[str, list[str]]:
+    """(the report line, warnings) of a written result, also stored as the panel's last report. With
+    ``remeasured`` the PCE the float32 keys cost (a pose further off than float32 explains is said as
+    such, not as precision); without it (a tripod, or the measure was cancelled) none."""
     ref = inputs.ref
-    action, parent = apply_result(context, inputs, result)
-    # a tripod result does not move: nothing for key precision to cost (and no depth was read)
-    tripod = inputs.tdepth is None
-    key_pce, key_warning = (0.0, None) if tripod else key_precision(context, inputs, result, parent)
+    if remeasured is not None:
+        magnitude = 0.0 if written.parent is None else float(np.abs(written.parent[:, :3, 3]).max())
+        key_pce, key_warning = key_precision_warning(
+            result.trajectory.c2w, written.evaluated, result.pi_realized, remeasured, magnitude, written.frames
+        )
+        keyed = f"as keyed (float32) PCE {key_pce:.2g}"
+    else:
+        key_pce, key_warning = 0.0, None
+        keyed = "as keyed: not measured" if inputs.tdepth is not None else ""
     warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
     lo, hi = result.scale_range
     against = result.trajectory.metadata.get("target_depth", "the target depth")
+    name = written.action.name
     msg = (
-        f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, "
-        f"{MATCHED[inputs.options.fov_match]}, target measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed "
-        f"(float32) PCE {key_pce:.2g}"
+        f"Rescaled {len(ref)} frames into {name!r}: PCE {result.pce:.4g} ({result.mode} Π, "
+        f"{MATCHED[inputs.options.fov_match]}, target measured on {against}), α {lo:.4g}–{hi:.4g}; {keyed}"
     )
     if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
-        msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
+        msg = f"Rescaled {len(ref)} frames into {name!r}: " + "; ".join(result.info)
     if inputs.zoom is not None:
         msg += f"; lens keyed: {inputs.lens:.3g} → {inputs.lens * inputs.zoom[-1]:.3g} mm"
     elif reference_zoom(ref) is not None:
         msg += "; the reference zooms but Transfer zoom is off: the target keeps its lens"
     context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
     return msg, warnings
+
+
+def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
+    """Write ``result`` into the scene, measure the keys and report (blocking, main thread)."""
+    written = write(context, inputs, result)
+    return report(context, inputs, result, written, measure(inputs, written))
 
 
 def shot_range_warnings(context, frames: int) -> list[str]:
@@ -291,10 +329,55 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
             self.report({"ERROR"}, f"Rescale: {exc}")
             return {"CANCELLED"}
         msg, warnings = finish(context, inputs, result)
+        self._report_done(msg, warnings)
+        return {"FINISHED"}
+
+    def _report_done(self, msg: str, warnings: list[str]) -> None:
         for w in warnings:
             self.report({"WARNING"}, w)
         self.report({"INFO"}, msg)
+
+    # From the UI: the same rescale without blocking (rescale_job: a thread computes, a timer follows
+    # it, the status bar shows progress, Esc cancels). Scripts and tests call execute().
+    def invoke(self, context, event):
+        from . import rescale_job
+
+        try:
+            self._job = rescale_job.RescaleJob(context).start()
+        except ValueError as exc:
+            self.report({"ERROR"}, f"Rescale: {exc}")
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0.0, 1.0)
+        context.workspace.status_text_set("ParaScale Rescale: Esc cancels")
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel()
+        if event.type != "TIMER" and not job.cancelling:
+            return {"PASS_THROUGH"}
+        context.window_manager.progress_update(job.progress)
+        if not job.tick(context):
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        if job.state == "failed":
+            self.report({"ERROR"}, f"Rescale: {job.error}")
+            return {"CANCELLED"}
+        if job.state == "cancelled":
+            self.report({"WARNING"}, "Rescale cancelled: nothing changed")
+            return {"CANCELLED"}
+        self._report_done(job.message, job.warnings)
         return {"FINISHED"}
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
 
 
 class PARASCALE_OT_switch_action(bpy.types.Operator):

@@ -130,6 +130,8 @@ def step_parallax(
         work = cams[t - 1].working(opts.working_size)
         probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
         out[t] = probe.parallax(step, opts.measure) * _fov_factor(cams[t - 1], opts.fov_match)
+        if opts.progress:
+            opts.progress(t, len(c2w) - 1)
     return out
 
 
