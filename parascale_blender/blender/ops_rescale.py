@@ -128,8 +128,8 @@ def gather(context) -> Inputs:
     s = context.scene.parascale
     p = prefs.get(context)
     with keeping_unkeyed_pose(s.target_camera, context.scene):
+        start_c2w, tcam, lens = target_start_lens(context)  # first: a frame change drops un-keyed edits
         ref = tracks.reference_trajectory(context)
-        start_c2w, tcam, lens = target_start_lens(context)
     cam = s.target_camera
     acting = convert.active_constraints(cam)
     if acting:  # keys cannot be solved through a constraint's output: the artist decides what it should do
