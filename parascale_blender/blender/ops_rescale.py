@@ -120,6 +120,8 @@ class Inputs:
     lens: float
     options: RescaleOptions
     zoom: np.ndarray | None
+    target: str = ""  # the target camera's name and the start frame, checked again before writing
+    start_frame: int = 0
 
 
 def gather(context) -> Inputs:
@@ -147,7 +149,7 @@ def gather(context) -> Inputs:
         mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
     )
     zoom = reference_zoom(ref) if s.transfer_zoom else None
-    return Inputs(ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom)
+    return Inputs(ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom, s.target_camera.name, s.target_start_frame)
 
 
 def run(inputs: Inputs, progress=None):
@@ -162,7 +164,7 @@ def compute(context):
     return inputs, run(inputs)
 
 
-def _capture_original(cam, s) -> None:
+def _capture_original(cam, scene, s) -> None:
     """Keep the artist's current state of ``cam`` (action, pose with un-keyed edits, lens) as the original
     Switch returns to, unless the camera shows the previous result (then the kept original stays)."""
     ad, data = cam.animation_data, cam.data
@@ -172,7 +174,7 @@ def _capture_original(cam, s) -> None:
     if current is not None:
         current.use_fake_user = True
     s.original_action = current
-    if current is None or convert.unkeyed_edits(cam, bpy.context.scene.frame_current):
+    if current is None or convert.unkeyed_edits(cam, scene.frame_current):
         cam["parascale_static_basis"] = [v for row in cam.matrix_basis for v in row]
     elif "parascale_static_basis" in cam:
         del cam["parascale_static_basis"]
@@ -203,7 +205,7 @@ def apply_result(context, inputs: Inputs, result):
     s = context.scene.parascale
     cam = s.target_camera
     ref = inputs.ref
-    _capture_original(cam, s)
+    _capture_original(cam, context.scene, s)
     ad = cam.animation_data
     if ad is not None and ad.action is not None and ad.action is s.result_action:
         ad.action.use_fake_user = False  # a re-run replaces the previous result: Blender drops it when unused
@@ -244,6 +246,12 @@ class Written:
 def write(context, inputs: Inputs, result) -> Written:
     """Key ``result`` (main thread) and read back the poses Blender evaluates per keyed frame."""
     s = context.scene.parascale
+    cam = s.target_camera
+    if cam is None or cam.name != inputs.target or s.target_start_frame != inputs.start_frame:
+        raise convert.ConversionError(
+            f"Target: the target camera or start frame changed during the Rescale (was {inputs.target!r} at "
+            f"frame {inputs.start_frame}); rescale again"
+        )
     action, parent = apply_result(context, inputs, result)
     frames = result.trajectory.frames - result.trajectory.frames[0] + s.target_start_frame
     # a tripod result does not move: nothing for key precision to cost (and no depth was read)

@@ -95,7 +95,11 @@ class RescaleJob:
         elif self._cancel.is_set() and self.state == COMPUTING:
             self.state = CANCELLED
         elif self.state == COMPUTING:
-            self.written = ops_rescale.write(context, self.inputs, self.result)
+            try:
+                self.written = ops_rescale.write(context, self.inputs, self.result)
+            except ValueError as exc:  # the target changed meanwhile: nothing written
+                self.state, self.error = FAILED, str(exc)
+                return True
             self.state = MEASURING
             self._spawn(self._measure)
         else:  # measured (or the measure was cancelled: the keys stay, precision not measured)

@@ -611,6 +611,14 @@ def test_cancelling_the_job_leaves_the_scene_as_it_was(ground_rig, ext):
         job.wait()
     assert job.state == job_mod.CANCELLED
     assert snapshot(scene) == before
+    # the target changed while the job computed: nothing is written, the job says why
+    job = job_mod.RescaleJob(bpy.context).start()
+    job.wait()
+    scene.parascale.target_start_frame = 7
+    before = snapshot(scene)
+    assert job.tick(bpy.context) and job.state == job_mod.FAILED
+    assert "changed during the Rescale" in job.error
+    assert snapshot(scene) == before
     # a job made from bad input fails at once, nothing started
     scene.parascale.target_camera = None
     with pytest.raises(ValueError, match="choose a target camera"):
