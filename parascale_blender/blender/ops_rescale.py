@@ -1,10 +1,22 @@
 """Rescale operator: Π rescaling of the reference move onto the target camera, as a NEW action.
 
-The original action is kept (fake user) and can be switched back with ``parascale.switch_action``.
-Everything is computed and validated before the scene is touched. After keying, the move Blender
-evaluates (float32 ``matrix_world`` per frame) is re-measured against the target depth: the PCE the
-keys alone cost is reported, with a warning when far from the world origin it exceeds 1e-3
-(:mod:`..core.precision`).
+The move starts from the pose the artist sees at the start frame (an un-keyed grab included when
+the scene is at that frame), else from the pose keyed there. The keys are solved through the
+target's parent as Blender evaluates it at each frame (an animated parent included); a target with
+an acting constraint is refused by name (its output cannot be keyed through: the artist mutes or
+applies it). With ``transfer_zoom`` (default) a zooming reference keys the target's lens by the
+reference's relative focal change (a new action on the camera data). Π is matched in angle or as a
+share of the frame (``fov_match``), and the report says which.
+
+The artist's state before the Rescale (action, un-keyed pose, lens) is kept as the original and can
+be switched back with ``parascale.switch_action``; a re-run keeps the latest original. Everything is
+computed and validated before the scene is touched: :func:`gather` reads the scene, :func:`run` is
+the core (no bpy), :func:`write` keys, :func:`measure` / :func:`report` re-measure and say. From the
+UI the operator is modal (``rescale_job``: progress in the status bar, Esc cancels); ``execute()`` is
+the same steps blocking. After keying, the move Blender evaluates (float32 ``matrix_world`` per
+frame) is re-measured against the target depth: the PCE the keys alone cost is reported, with a
+warning when far from the world origin it exceeds 1e-3, or when a pose is further off than float32
+explains (then naming the frame, not precision: :mod:`..core.precision`).
 """
 
 from __future__ import annotations
