@@ -29,7 +29,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.depth import ConstantDepth, DepthError
+from ..core.camera import Camera, Trajectory
+from ..core.depth import ConstantDepth, DepthError, DepthSource
 from ..core.precision import key_precision_warning
 from ..core.rescale import RescaleOptions, is_tripod, rescale, step_parallax
 from . import compat, convert, keys, points, prefs, scene_depth, tracks
@@ -124,11 +125,11 @@ class Inputs:
     """Everything a rescale needs, read from the scene on the main thread (numpy and core objects
     only: :func:`run` may use them on another thread)."""
 
-    ref: object
-    rdepth: object
-    tdepth: object
+    ref: Trajectory
+    rdepth: DepthSource | None  # None for a tripod reference (no depth is read)
+    tdepth: DepthSource | None
     start_c2w: np.ndarray
-    tcam: object
+    tcam: Camera
     lens: float
     options: RescaleOptions
     zoom: np.ndarray | None
