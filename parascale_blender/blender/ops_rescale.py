@@ -250,7 +250,7 @@ class Written:
     """What :func:`write` put in the scene and read back: the new action, the parent chain per frame
     (or None), the frames keyed and Blender's evaluated poses there (None for a tripod result)."""
 
-    action: object
+    action: bpy.types.Action
     parent: np.ndarray | None
     frames: np.ndarray
     evaluated: np.ndarray | None
@@ -277,7 +277,7 @@ def write(context, inputs: Inputs, result) -> Written:
 def measure(inputs: Inputs, written: Written, progress=None) -> np.ndarray | None:
     """Π per step of the evaluated (keyed) move, measured as the rescale measured its move (no bpy:
     safe on a background thread); None for a tripod result."""
-    if written.evaluated is None:
+    if written.evaluated is None or inputs.tdepth is None:
         return None
     opts = replace(inputs.options, progress=progress)
     return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom)
@@ -291,7 +291,7 @@ def report(context, inputs: Inputs, result, written: Written, remeasured: np.nda
     ``remeasured`` the PCE the float32 keys cost (a pose further off than float32 explains is said as
     such, not as precision); without it (a tripod, or the measure was cancelled) none."""
     ref = inputs.ref
-    if remeasured is not None:
+    if remeasured is not None and written.evaluated is not None:
         magnitude = 0.0 if written.parent is None else float(np.abs(written.parent[:, :3, 3]).max())
         key_pce, key_warning = key_precision_warning(
             result.trajectory.c2w, written.evaluated, result.pi_realized, remeasured, magnitude, written.frames

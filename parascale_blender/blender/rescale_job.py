@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
+from ..core.rescale import RescaleResult
 from . import ops_rescale
 
 COMPUTING, MEASURING, DONE, CANCELLED, FAILED = "computing", "measuring", "done", "cancelled", "failed"
@@ -34,7 +37,9 @@ class RescaleJob:
         self.state = COMPUTING
         self.progress = 0.0
         self.message, self.warnings, self.error = "", [], ""
-        self.result = self.written = self.remeasured = None
+        self.result: RescaleResult | None = None
+        self.written: ops_rescale.Written | None = None
+        self.remeasured: np.ndarray | None = None
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -64,6 +69,7 @@ class RescaleJob:
         self.result = ops_rescale.run(self.inputs, self._progress(0.0, COMPUTE_SHARE))
 
     def _measure(self) -> None:
+        assert self.written is not None  # set by tick() before this thread starts
         self.remeasured = ops_rescale.measure(self.inputs, self.written, self._progress(COMPUTE_SHARE, 1.0))
 
     # -- main thread
@@ -103,6 +109,7 @@ class RescaleJob:
             self.state = MEASURING
             self._spawn(self._measure)
         else:  # measured (or the measure was cancelled: the keys stay, precision not measured)
+            assert self.written is not None  # written before the measuring state
             remeasured = None if self._cancel.is_set() else self.remeasured
             self.message, self.warnings = ops_rescale.report(
                 context, self.inputs, self.result, self.written, remeasured
