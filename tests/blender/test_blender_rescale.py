@@ -611,6 +611,16 @@ def test_cancelling_the_job_leaves_the_scene_as_it_was(ground_rig, ext):
         job.wait()
     assert job.state == job_mod.CANCELLED
     assert snapshot(scene) == before
+    # Esc while the keys are measured: the written result stays, its key precision is said as not measured
+    job = job_mod.RescaleJob(bpy.context).start()
+    job.wait()
+    assert not job.tick(bpy.context) and job.state == job_mod.MEASURING
+    assert scene.parascale.target_camera.animation_data.action is scene.parascale.result_action
+    job.cancel()
+    job.wait()
+    assert job.tick(bpy.context) and job.state == job_mod.DONE
+    assert "as keyed: not measured" in job.message
+    assert bpy.ops.parascale.switch_action() == {"FINISHED"}  # back to the original for the next case
     # the target changed while the job computed: nothing is written, the job says why
     job = job_mod.RescaleJob(bpy.context).start()
     job.wait()
