@@ -22,6 +22,10 @@ move: the target keeps its start position exactly and copies the rotation, no de
 has no depth gets α interpolated log-linearly from its neighbours (listed in
 ``interpolated_frames``); a target view that sees no geometry at all is an error naming the frame.
 
+Zoom: ``target_zoom`` (N,) keys the target's focal length per frame as ``target_zoom[t]`` × the
+target camera's (e.g. the reference's fx[t]/fx[0], to transfer its zoom); the target's Π of step t
+is then measured with its intrinsics at frame t-1 and the track carries the per-frame intrinsics.
+
 Sky: ``allow_sky`` (default on) counts the pixels a source knows to be sky (see :mod:`.depth`) as
 1/Z = 0, i.e. as not moving, which is what the eye sees; off, they are left out of Π on both sides
 (and a warning says how much was left out). Unknown pixels (a cloud's gaps, SfM) never count.
@@ -125,20 +129,38 @@ class RescaleResult:
 
 
 def step_parallax(
-    c2w: np.ndarray, target_depth: DepthSource, camera: Camera, options: RescaleOptions | None = None
+    c2w: np.ndarray,
+    target_depth: DepthSource,
+    camera: Camera,
+    options: RescaleOptions | None = None,
+    zoom: np.ndarray | None = None,
 ) -> np.ndarray:
     """Π of each step of the poses ``c2w`` (N,4,4, OpenCV) in ``options``' measure, seen from pose t-1
     in ``target_depth`` at the working size (index 0 NaN): a keyed move re-measured as :func:`rescale`
-    measures the move it builds."""
+    measures the move it builds (``zoom`` as its ``target_zoom``)."""
     opts = options or RescaleOptions()
     c2w = np.asarray(c2w, dtype=np.float64)
-    work, tfac = camera.working(opts.working_size), _fov_factor(camera, opts.fov_match)
+    cams = _zoomed(camera, zoom, len(c2w))
     out = np.full(len(c2w), np.nan)
     for t in range(1, len(c2w)):
         step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
+        work = cams[t - 1].working(opts.working_size)
         probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
-        out[t] = probe.parallax(step, opts.measure) * tfac
+        out[t] = probe.parallax(step, opts.measure) * _fov_factor(cams[t - 1], opts.fov_match)
+        if opts.progress:
+            opts.progress(t, len(c2w) - 1)
     return out
+
+
+def _zoomed(cam: Camera, zoom: np.ndarray | None, n: int) -> list[Camera]:
+    """The camera per frame with its focal length times ``zoom[t]`` (principal point kept); all ``cam``
+    without a zoom."""
+    if zoom is None:
+        return [cam] * n
+    z = np.asarray(zoom, dtype=np.float64)
+    if z.shape != (n,) or not (np.isfinite(z).all() and (z > 0).all()):
+        raise RescaleError(f"target_zoom must be {n} finite positive factors, one per frame")
+    return [Camera(cam.fx * f, cam.fy * f, cam.cx, cam.cy, cam.width, cam.height) for f in z]
 
 
 def _fov_factor(cam: Camera, fov_match: str) -> float:
@@ -181,7 +203,7 @@ def is_tripod(traj: Trajectory) -> bool:
     return len(traj) >= 2 and bool(zero_steps(traj).all())
 
 
-def _tripod(ref, opts, start, R_tgt, tcam) -> RescaleResult:
+def _tripod(ref, opts, start, R_tgt, tcams) -> RescaleResult:
     """A rotation-only / stationary reference: Π is zero at every scale, so the target holds its start
     position exactly and the rotations are copied; no depth is read (α is undefined: NaN)."""
     n = len(ref)
@@ -194,19 +216,18 @@ def _tripod(ref, opts, start, R_tgt, tcam) -> RescaleResult:
     what = "stationary" if moved < 1e-6 else f"rotation-only (up to {np.degrees(moved):.3g}°)"
     info = f"tripod reference: {what}, so the target keeps its start position and copies the rotation"
     metadata = {"tripod": True, "reference_depth": "none (tripod)", "target_depth": "none (tripod)", "checks": {}}
-    return _result(ref, tcam, opts, c2w, zeros, zeros.copy(), zeros.copy(), nan, metadata,
+    return _result(ref, tcams, opts, c2w, zeros, zeros.copy(), zeros.copy(), nan, metadata,
                    zero_step_frames=[int(f) for f in ref.frames[1:]], info=[info])  # fmt: skip
 
 
-def _result(ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict, **fields) -> RescaleResult:
-    """The target track (the target camera's intrinsics, the per-step series as extras) and its result."""
-    tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
+def _result(ref, tcams, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict, **fields) -> RescaleResult:
+    """The target track (the target camera's intrinsics per frame, the per-step series as extras) and its result."""
     traj = Trajectory(
         frames=ref.frames,
         c2w=c2w,
-        intrinsics=np.broadcast_to(tK, (len(ref), 4)),
-        width=tcam.width,
-        height=tcam.height,
+        intrinsics=np.array([[c.fx, c.fy, c.cx, c.cy] for c in tcams]),
+        width=tcams[0].width,
+        height=tcams[0].height,
         fps=ref.fps,
         extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
         metadata={
@@ -265,6 +286,7 @@ def rescale(
     target_start_c2w: np.ndarray,
     target_camera: Camera | None = None,
     options: RescaleOptions | None = None,
+    target_zoom: np.ndarray | None = None,
 ) -> RescaleResult:
     """Rescale ``reference``'s motion into the target scene; see the module docstring."""
     opts = options or RescaleOptions()
@@ -278,7 +300,7 @@ def rescale(
         raise RescaleError("target start pose must be a finite 4x4 camera-to-world matrix")
     tcam = target_camera or ref.camera(0)
     tcam.validate("target camera")
-    twork = tcam.working(opts.working_size)
+    tcams = _zoomed(tcam, target_zoom, n)  # the target's intrinsics per frame
     measure = opts.measure
 
     steps = ref.steps_in_camera()
@@ -286,7 +308,7 @@ def rescale(
     R_tgt = start[:3, :3] @ R_rel
     zero = np.concatenate([[False], zero_steps(ref)])
     if zero[1:].all():
-        return _tripod(ref, opts, start, R_tgt, tcam)
+        return _tripod(ref, opts, start, R_tgt, tcams)
     if reference_depth is None or target_depth is None:
         raise RescaleError("the reference moves, so both a reference and a target depth are needed")
 
@@ -309,7 +331,6 @@ def rescale(
             "(a known distance, depth maps, points or a mesh)"
         )
 
-    tfac = _fov_factor(tcam, opts.fov_match)
     warnings: list[str] = []
 
     def integrate(alpha_fixed: np.ndarray | None, total_passes: int, pass_no: int):
@@ -327,7 +348,8 @@ def rescale(
         global_alpha = None
         for t in range(1, n):
             prev = c2w[t - 1]
-            view = target_depth.view(prev, twork, index=None)
+            tfac = _fov_factor(tcams[t - 1], opts.fov_match)
+            view = target_depth.view(prev, tcams[t - 1].working(opts.working_size), index=None)
             probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
             coverage[t] = view.known_coverage
             if not opts.allow_sky:
@@ -436,7 +458,7 @@ def rescale(
         "checks": checks,
     }
     return _result(
-        ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata,
+        ref, tcams, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata,
         interpolated_frames=interpolated,
         zero_step_frames=[int(f) for f in ref.frames[zero]],
         capped_frames=capped_frames,

@@ -52,7 +52,8 @@ def poles(scale: float = 1.0, count: int = 40, seed: int = 3) -> raytrace.RectSc
     for _ in range(count):
         x, z, w = rng.uniform(-2.5, 2.5), rng.uniform(1.5, 6.0), rng.uniform(0.02, 0.05)
         lo = np.array([x - w / 2, -2.0, z - w / 2])
-        for origin, e1 in (((0, 0, 0), (w, 0, 0)), ((0, 0, w), (w, 0, 0)), ((0, 0, 0), (0, 0, w)), ((w, 0, 0), (0, 0, w))):
+        faces = (((0, 0, 0), (w, 0, 0)), ((0, 0, w), (w, 0, 0)), ((0, 0, 0), (0, 0, w)), ((w, 0, 0), (0, 0, w)))
+        for origin, e1 in faces:
             R.append(raytrace._rect(lo + origin, e1, (0, 3.0, 0), (0.8, 0.4, 0.2), 0.01))
     return raytrace.RectScene("poles", R, scale, sky=False)
 
