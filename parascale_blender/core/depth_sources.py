@@ -28,7 +28,14 @@ class PointCloudDepth(DepthSource):
     ``fill_holes``: fill pinholes inside surfaces (see :func:`~.zbuffer.fill_pinholes`).
     ``sky``: False (default): pixels the cloud does not cover are unknown (left out of Π); True:
     they are sky, except where ``frustum`` (the OpenCV c2w and :class:`Camera` of the plate the
-    cloud was unprojected from) says the ray leaves what that plate saw.
+    cloud was unprojected from) says the ray leaves what that plate saw. ``plate_sky``: the plate's
+    own sky (an (h, w) bool mask over the plate's image, any size: where its depth map was empty):
+    an uncovered pixel whose ray direction the plate saw as sky is sky, whatever ``sky`` says (sky is
+    at infinity: the same direction shows it from anywhere); one the plate saw geometry in is a gap
+    or a disocclusion. A plate's remaining unknown pixels (outside its frustum, disocclusions) are
+    extended from the known pixels around them (:func:`extend_far`): a plate stands for a whole view,
+    and leaving its edges out biases Π the way the camera moves (a truck towards a facade the plate
+    cut off would see only the far part of the street).
     """
 
     geometric = True
@@ -42,6 +49,7 @@ class PointCloudDepth(DepthSource):
         sky: bool = False,
         fill_holes: bool = True,
         frustum: tuple[np.ndarray, Camera] | None = None,
+        plate_sky: np.ndarray | None = None,
     ):
         xyz = np.asarray(xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3:
@@ -52,7 +60,10 @@ class PointCloudDepth(DepthSource):
         self.lod_pixels = float(lod_pixels)
         self.sky = bool(sky)
         self.fill_holes = fill_holes
+        if plate_sky is not None and frustum is None:
+            raise DepthError("a plate's sky mask needs the plate's frustum (its pose and camera)")
         self.frustum = frustum
+        self.plate_sky = None if plate_sky is None else np.asarray(plate_sky, dtype=bool)
         kind = "plate cloud" if frustum is not None else "point cloud"
         self.description = f"{kind} ({self.hierarchy.size} points{', empty = sky' if sky else ''})"
 
@@ -65,21 +76,31 @@ class PointCloudDepth(DepthSource):
         if self.fill_holes:
             depth = fill_pinholes(depth)
         sky: bool | np.ndarray = self.sky
-        if self.sky and self.frustum is not None:
-            sky = _inside_frustum(c2w, camera, *self.frustum)
+        if self.frustum is not None and (self.sky or self.plate_sky is not None):
+            inside, u, v = _plate_directions(c2w, camera, *self.frustum)
+            sky = inside if self.sky else np.zeros_like(inside)
+            if self.plate_sky is not None:
+                h, w = self.plate_sky.shape
+                pw, ph = self.frustum[1].width, self.frustum[1].height
+                iu = np.clip((u[inside] * w / pw).astype(np.int64), 0, w - 1)
+                iv = np.clip((v[inside] * h / ph).astype(np.int64), 0, h - 1)
+                sky[inside] = self.plate_sky[iv, iu]
+            depth, sky = extend_far(depth, sky)
         return DepthView(depth, camera, sky=sky)
 
 
-def _inside_frustum(c2w: np.ndarray, camera: Camera, plate_c2w: np.ndarray, plate: Camera) -> np.ndarray:
-    """(H, W) bool: pixels of ``camera`` at ``c2w`` whose ray direction, seen from the plate camera,
-    falls inside the plate's image (the direction is what decides what lies far along the ray)."""
+def _plate_directions(c2w: np.ndarray, camera: Camera, plate_c2w: np.ndarray, plate: Camera):
+    """(inside (H, W) bool, u, v): where the ray direction of each pixel of ``camera`` at ``c2w`` falls
+    in the plate's image (pixel coordinates), and whether it falls inside it (the direction is what
+    decides what lies far along the ray)."""
     x, y = camera.pixel_rays()
     d = np.stack([x, y, np.ones_like(x)], axis=-1) @ np.asarray(c2w, dtype=np.float64)[:3, :3].T
     d = d @ np.asarray(plate_c2w, dtype=np.float64)[:3, :3]
     with np.errstate(divide="ignore", invalid="ignore"):
         u = plate.fx * d[..., 0] / d[..., 2] + plate.cx
         v = plate.fy * d[..., 1] / d[..., 2] + plate.cy
-    return (d[..., 2] > 0) & (u >= 0) & (u <= plate.width) & (v >= 0) & (v <= plate.height)
+    inside = (d[..., 2] > 0) & (u >= 0) & (u < plate.width) & (v >= 0) & (v < plate.height)
+    return inside, u, v
 
 
 class MeshDepth(DepthSource):
@@ -235,6 +256,35 @@ class DepthMapSequence(DepthSource):
                 )
             self._cache[key] = resample_depth(d, camera.width, camera.height)
         return DepthView(self._cache[key].copy(), camera, sky=True)
+
+
+def extend_far(depth: np.ndarray, sky: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill unknown pixels (empty and not sky) from their known 8-neighbours, one ring per pass, with
+    the farthest of them (sky counts as infinitely far): a gap beside a near object is a
+    disocclusion of what lies behind it, and an edge extends the surface or the sky it touches.
+    Returns (depth, sky mask); nothing changes when no pixel is known."""
+    d = np.array(depth, dtype=np.float64)
+    sky_m = np.broadcast_to(np.asarray(sky, dtype=bool), d.shape) & ~(np.isfinite(d) & (d > 0))
+    inv = np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), np.nan)
+    inv[sky_m] = 0.0
+    known = np.isfinite(inv)
+    if known.all() or not known.any():
+        return d, sky_m.copy()
+    H, W = inv.shape
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    while not known.all():
+        pad = np.pad(inv, 1, constant_values=np.nan)
+        ring = np.full_like(inv, np.inf)
+        for dy, dx in shifts:
+            nb = pad[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+            ring = np.fmin(ring, np.where(np.isnan(nb), np.inf, nb))
+        new = ~known & np.isfinite(ring)
+        inv[new] = ring[new]
+        known |= new
+    out_sky = inv == 0.0
+    with np.errstate(divide="ignore"):
+        out = np.where(out_sky, np.nan, 1.0 / inv)
+    return out, out_sky
 
 
 def fill_nearest(depth: np.ndarray, max_px: float) -> np.ndarray:

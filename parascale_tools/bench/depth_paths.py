@@ -88,7 +88,7 @@ def scene_cloud(scene: raytrace.RectScene, n: int, seed: int = 0) -> np.ndarray:
 def plate_source(scene: raytrace.RectScene, c2w: np.ndarray, cam: Camera) -> PointCloudDepth:
     """The plate path: the view from ``c2w`` traced at ``cam``'s size to a depth map, unprojected."""
     depth = scene.trace(c2w, cam)[1]
-    return PointCloudDepth(cam.unproject(depth, c2w).xyz, frustum=(c2w, cam))
+    return PointCloudDepth(cam.unproject(depth, c2w).xyz, frustum=(c2w, cam), plate_sky=~np.isfinite(depth))
 
 
 def sfm_source(scene: raytrace.RectScene, c2w: np.ndarray, cam: Camera, per_view: int = 400, seed: int = 0):
