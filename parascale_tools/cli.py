@@ -131,8 +131,8 @@ def cmd_rescale(args) -> int:
     from parascale_blender.formats.registry import write_trajectory
 
     ref = _read(args.reference, args.format, args.repair_rotations)
-    ref_depth = parse_depth_spec(args.reference_depth, trajectory=ref)
-    tgt_depth = parse_depth_spec(args.target_depth)
+    ref_depth = parse_depth_spec(args.reference_depth, trajectory=ref, cloud_sky=args.cloud_sky)
+    tgt_depth = parse_depth_spec(args.target_depth, cloud_sky=args.cloud_sky)
     start = load_start_pose(args.target_start, args.start_convention)
     tcam = None
     if args.target_intrinsics:
@@ -158,10 +158,13 @@ def cmd_rescale(args) -> int:
         "output": args.output,
         "mode": res.mode,
         "frames": len(res.trajectory),
-        "pce": res.pce,
+        "solver_residual": res.solver_residual,
+        "checks": res.checks,
         "alpha_range": list(res.scale_range),
         "interpolated_frames": res.interpolated_frames,
         "zero_step_frames": res.zero_step_frames,
+        "capped_frames": res.capped_frames,
+        "unreachable_frames": res.unreachable_frames,
         "warnings": res.warnings,
         "info": res.info,
         "per_frame": [
@@ -275,7 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-sky",
         action=argparse.BooleanOptionalAction,
         default=RescaleOptions.allow_sky,
-        help="empty pixels of dense depth (sky) count as not moving, 1/Z = 0 (default); --no-allow-sky: left out",
+        help="sky (a mesh's misses, a depth map's empty values) counts as not moving, 1/Z = 0 (default); "
+        "--no-allow-sky: left out",
+    )
+    sp.add_argument(
+        "--cloud-sky",
+        action="store_true",
+        help="a point cloud's uncovered pixels are sky (default: unknown, left out of Π)",
     )
     sp.add_argument("--fov-match", choices=["angular", "frame"], default="angular")
     sp.add_argument("--smooth", type=int, default=0, help="running median of α over ±N steps (0: off)")

@@ -34,8 +34,12 @@ def print_pi_table(res, out=sys.stdout) -> None:
             f"{int(f):>7} {fmt(res.pi_ref[i]):>12} {fmt(res.pi_target[i]):>12} "
             f"{fmt(res.alpha[i]):>12} {fmt(res.pi_realized[i]):>12}\n"
         )
+    from parascale_blender.core.rescale import check_lines
+
     lo, hi = res.scale_range
-    out.write(f"mode {res.mode}: PCE {fmt(res.pce)}, α range {fmt(lo)} … {fmt(hi)}\n")
+    out.write(f"mode {res.mode}: solver residual {fmt(res.solver_residual)}, α range {fmt(lo)} … {fmt(hi)}\n")
+    for line in check_lines(res.checks):
+        out.write(f"check: {line}\n")
     for w in res.warnings:
         out.write(f"warning: {w}\n")
 

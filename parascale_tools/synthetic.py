@@ -163,7 +163,8 @@ def icosphere(subdivisions: int, radius: float = 1.0, centre=(0.0, 0.0, 0.0)) ->
 class PlanesDepth(DepthSource):
     """Planes ``n·X = c`` in world space (OpenCV world), optionally bounded to |X - centre| < extent."""
 
-    dense = True
+    geometric = True
+    kind = "geometry"
 
     def __init__(self, planes: list[tuple[tuple[float, float, float], float]], scale: float = 1.0):
         self.normals = np.array([p[0] for p in planes], dtype=np.float64)
@@ -181,7 +182,7 @@ class PlanesDepth(DepthSource):
         t = np.where((t > 0) & np.isfinite(t), t, np.inf)
         z = t.min(axis=-1)
         z[~np.isfinite(z)] = np.nan
-        return DepthView(z, camera, dense=True)
+        return DepthView(z, camera, sky=True)
 
 
 def room(scale: float = 1.0) -> PlanesDepth:

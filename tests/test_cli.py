@@ -106,7 +106,8 @@ def test_rescale_onto_a_mesh_writes_pi_table(shared_data, tmp_path):
         "rescale", shared_data / "re10k" / "0bf152ef84195293.txt", "--reference-depth", "2.5",
         "--target-depth", mesh, "--target-start", start, "--start-convention", "blender", "-o", out,
     )  # fmt: skip
-    assert "Π_ref" in proc.stdout and "PCE" in proc.stdout
+    assert "Π_ref" in proc.stdout and "solver residual" in proc.stdout
+    assert "check: reference depth: a single subject distance" in proc.stdout
     shot = read_trajectory(out)
     assert np.isfinite(shot.extras["pi_target"][1:]).all()
     # the default (exact) mode reaches the reference's image motion on every step it did not cap

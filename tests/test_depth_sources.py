@@ -168,7 +168,7 @@ def test_depth_map_sequence_from_a_folder_with_errors(tmp_path):
     src = depth_map_sequence(tmp_path)
     cam = Camera(60.0, 60.0, 32.0, 24.0, 64, 48).working(16)
     assert (cam.width, cam.height) == (16, 12)
-    assert src.per_frame and src.dense
+    assert src.per_frame and src.view(np.eye(4), cam, index=0).sky is True  # a map's empty pixels are sky
     np.testing.assert_array_equal(src.view(np.eye(4), cam, index=2).depth, np.full((12, 16), 4.0))
     with pytest.raises(DepthError, match="need the frame index"):
         src.view(np.eye(4), cam)
@@ -202,7 +202,7 @@ def test_sparse_fill_weights_samples_by_area_not_by_feature_count():
     truth = (1 / 2 + 1 / 8) / 2
     assert raw.samples()[2].mean() < 0.5 * truth  # biased towards where features are dense
     assert filled.samples()[2].mean() == pytest.approx(truth, rel=0.1)
-    assert not filled.dense
+    assert filled.sky is False
 
 
 def test_sparse_points_use_visibility_and_are_never_sky():
@@ -210,11 +210,13 @@ def test_sparse_points_use_visibility_and_are_never_sky():
     pts = SparsePoints(xyz, visibility=[np.array([0, 2]), np.array([1])])
     src = SparsePointsDepth(pts, fill=0.0)
     v0 = src.view(np.eye(4), CAM, index=0)
-    assert not v0.dense and sorted(v0.depth[np.isfinite(v0.depth)]) == [4.0, 8.0]
+    assert v0.sky is False and sorted(v0.depth[np.isfinite(v0.depth)]) == [4.0, 8.0]
     assert len(v0.samples(allow_sky=True)[2]) == 2  # empty pixels are unknown, not sky
     assert src.view(np.eye(4), CAM, index=1).depth[np.isfinite(src.view(np.eye(4), CAM, 1).depth)].tolist() == [2.0]
-    dense = PointCloudDepth(xyz, radius=0.0).view(np.eye(4), CAM)
-    assert len(dense.samples(allow_sky=True)[2]) == CAM.width * CAM.height
+    cloud = PointCloudDepth(xyz, radius=0.0).view(np.eye(4), CAM)
+    assert len(cloud.samples(allow_sky=True)[2]) == 3  # a cloud's gaps are unknown by default ...
+    marked = PointCloudDepth(xyz, radius=0.0, sky=True).view(np.eye(4), CAM)
+    assert len(marked.samples(allow_sky=True)[2]) == CAM.width * CAM.height  # ... sky when the user says so
     with pytest.raises(DepthError, match="frame index"):
         src.view(np.eye(4), CAM)
     with pytest.raises(DepthError, match="no visibility for frame index 5"):
@@ -288,7 +290,7 @@ def test_spec_colmap_folder_uses_visibility_only_for_its_own_track(shared_data):
     assert not other.per_frame
     cam = traj.camera(0).working(160)
     view = own.view(traj.c2w[0], cam, index=0)
-    assert not view.dense and 0 < view.coverage < 0.95  # sparse: filled near samples only
+    assert view.sky is False and 0 < view.coverage < 0.95  # sparse: filled near samples only
     assert np.nanmin(view.depth) > 0
 
 

@@ -33,7 +33,7 @@ def test_constant_depth_truck_matches_closed_form():
     ref = track(camera_move("truck", 5, step=0.2))
     res = rescale(ref, ConstantDepth(4.0), ConstantDepth(0.01), np.eye(4))
     np.testing.assert_allclose(res.alpha[1:], 0.01 / 4.0, rtol=1e-12)
-    assert res.pce < 1e-12
+    assert res.solver_residual < 1e-12
 
 
 def test_rotation_copied_exactly_and_placed_at_target_start():
@@ -79,7 +79,7 @@ def test_target_scale_scales_output_translations(s, kind):
 def test_realized_parallax_equals_reference_on_varying_depth():
     ref = track(camera_move("handheld", 16, step=0.05, seed=3))
     res = rescale(ref, room(), PlanesDepth([((0, 0, 1), 900.0), ((1, 0, 1), 1200.0)]), np.eye(4))
-    assert res.pce < 1e-9
+    assert res.solver_residual < 1e-9
     # Independent re-measure on the output trajectory.
     out = res.trajectory
     steps = out.steps_in_camera()
@@ -92,14 +92,14 @@ def test_realized_parallax_equals_reference_on_varying_depth():
 
 def test_arithmetic_vs_harmonic_follow_jensen():
     depth = np.linspace(1.0, 100.0, 90 * 160).reshape(90, 160)
-    view = DepthView(depth, CAM.working(160), dense=True)
+    view = DepthView(depth, CAM.working(160), sky=True)
     d = np.array([0.1, 0, 0])
     h = parallax_number(d, view, "harmonic")
     a = parallax_number(d, view, "arithmetic")
     assert a < h
     np.testing.assert_allclose(h, 0.1 * np.mean(1 / depth))
     np.testing.assert_allclose(a, 0.1 / np.mean(depth))
-    const = DepthView(np.full((90, 160), 7.0), CAM.working(160), dense=True)
+    const = DepthView(np.full((90, 160), 7.0), CAM.working(160), sky=True)
     assert parallax_number(d, const, "arithmetic") == pytest.approx(parallax_number(d, const, "harmonic"))
 
 
@@ -137,9 +137,7 @@ def test_zero_steps_stay_zero_and_are_reported():
 
 
 class HoleyDepth(ConstantDepth):
-    """Constant depth, but frames listed in ``holes`` see nothing (as sparse SfM frames can)."""
-
-    dense = False
+    """Constant depth, but frames listed in ``holes`` see nothing known (as sparse SfM frames can)."""
 
     def __init__(self, distance, holes):
         super().__init__(distance)
@@ -149,6 +147,7 @@ class HoleyDepth(ConstantDepth):
         v = super().view(c2w, camera, index)
         if index in self.holes:
             v.depth[:] = np.nan
+            v.sky = False
         return v
 
 
@@ -263,3 +262,35 @@ def test_tripod_reference_gives_zero_translation_and_copied_rotation(turn_deg):
     assert ("stationary" in res.info[0]) == (turn_deg == 0.0)
     with pytest.raises(RescaleError, match="depth"):  # a moving reference still needs its depths
         rescale(track(camera_move("truck", 4, step=0.1)), None, None, start)
+
+
+def test_target_zoom_keys_per_frame_intrinsics_and_keeps_frame_pi_exact():
+    """A reference zooming 2x over a sideways truck at constant depth, matched as a share of the frame
+    (harmonic, closed form): Π_ref,t = |d| / Z_ref · fx_ref[t-1] / W. With the zoom transferred the target's
+    Π uses its zoomed focal length too, so α is the depth ratio at every step; with one lens α follows the
+    zoom (up to 2x off). The target track carries its zoomed intrinsics per frame."""
+    c2w = camera_move("truck", 9, step=0.1)
+    zoom = 2.0 ** np.linspace(0.0, 1.0, 9)
+    K = np.array([[CAM.fx * z, CAM.fy * z, CAM.cx, CAM.cy] for z in zoom])
+    ref = Trajectory(np.arange(1, 10), c2w, K, CAM.width, CAM.height)
+    opts = RescaleOptions(mode="harmonic", fov_match="frame")
+    res = rescale(ref, ConstantDepth(2.0), ConstantDepth(50.0), np.eye(4), CAM, opts, target_zoom=zoom)
+    np.testing.assert_allclose(res.alpha[1:], 25.0, rtol=1e-12)
+    np.testing.assert_allclose(res.trajectory.intrinsics, K, rtol=1e-12)
+    assert res.solver_residual < 1e-12
+    one_lens = rescale(ref, ConstantDepth(2.0), ConstantDepth(50.0), np.eye(4), CAM, opts)
+    np.testing.assert_allclose(one_lens.alpha[1:], 25.0 * zoom[:-1], rtol=1e-12)
+    with pytest.raises(RescaleError, match="target_zoom must be 9 finite positive"):
+        rescale(ref, ConstantDepth(2.0), ConstantDepth(50.0), np.eye(4), CAM, opts, target_zoom=zoom[:-1])
+
+
+def test_step_parallax_remeasures_a_zoomed_move_as_rescale_measured_it():
+    from parascale_blender.core.rescale import step_parallax
+
+    ref = track(camera_move("handheld", 8, step=0.05, turn_deg=5, seed=2))
+    zoom = np.linspace(1.0, 1.5, 8)
+    opts = RescaleOptions(mode="exact", fov_match="frame", working_size=48)
+    res = rescale(ref, room(), room(20.0), np.eye(4), CAM, opts, target_zoom=zoom)
+    again = step_parallax(res.trajectory.c2w, room(20.0), CAM, opts, zoom=zoom)
+    np.testing.assert_allclose(again[1:], res.pi_realized[1:], rtol=1e-9)
+    assert res.solver_residual < 1e-6

@@ -117,3 +117,42 @@ def trajectory_from_camera(obj, scene, frames=None, source: str | None = None) -
         scene.frame_set(cur)
     fps = obj.data.get("parascale_fps", scene.render.fps / scene.render.fps_base)
     return Trajectory(frames, c2w, K, cam.width, cam.height, fps=float(fps), metadata={"source": name})
+
+
+TRANSFORM_PATHS = ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale")
+
+
+def unkeyed_edits(obj, frame: float) -> bool:
+    """True when ``obj``'s location/rotation/scale differ from what its active action evaluates to at
+    ``frame`` (the artist moved it without keying; a frame change would drop the edit)."""
+    fcs = compat.fcurves_of(obj)
+    for fc in fcs or ():
+        if fc.data_path in TRANSFORM_PATHS and not fc.mute:
+            cur = getattr(obj, fc.data_path)[fc.array_index]
+            if abs(fc.evaluate(frame) - cur) > 1e-6 * (1.0 + abs(cur)):
+                return True
+    return False
+
+
+def parent_part(obj, scene, frames) -> np.ndarray | None:
+    """(N,4,4) what the parent chain puts before ``obj``'s basis at each frame (``matrix_world @
+    matrix_basis⁻¹``, evaluated: an animated parent, bone or vertex parent included); None without a
+    parent. Valid for an object without active constraints. The current frame is restored."""
+    if obj.parent is None:
+        return None
+    cur = scene.frame_current
+    out = np.empty((len(frames), 4, 4))
+    try:
+        for i, f in enumerate(frames):
+            scene.frame_set(int(f))
+            out[i] = np.array(obj.matrix_world) @ np.linalg.inv(np.array(obj.matrix_basis))
+    finally:
+        scene.frame_set(cur)
+    return out
+
+
+def active_constraints(obj) -> list[str]:
+    """``"name (type)"`` of each constraint that acts on ``obj`` (not muted, influence above 0)."""
+    return [
+        f"{c.name!r} ({c.type.replace('_', ' ').title()})" for c in obj.constraints if not c.mute and c.influence > 0
+    ]

@@ -31,8 +31,11 @@ def _key(fcurves, data_path: str, index: int, frames: np.ndarray, values: np.nda
     fc.update()
 
 
-def basis_from_world(obj, world: np.ndarray) -> np.ndarray:
-    """Local (basis) matrices (N,4,4) giving ``world`` for ``obj``'s current parent (static parent)."""
+def basis_from_world(obj, world: np.ndarray, parent: np.ndarray | None = None) -> np.ndarray:
+    """Local (basis) matrices (N,4,4) giving ``world`` under ``parent`` (N,4,4: what the parent chain
+    puts before the basis at each frame, :func:`convert.parent_part`), else ``obj``'s current parent."""
+    if parent is not None:
+        return np.linalg.inv(parent) @ world
     if obj.parent is None:
         return world
     pm = np.array(obj.parent.matrix_world) @ np.array(obj.matrix_parent_inverse)
@@ -65,16 +68,18 @@ def rotation_values(obj, R: np.ndarray) -> tuple[str, np.ndarray]:
     return "rotation_euler", np.array(out)
 
 
-def write_action(obj, traj, frame_offset: int, name: str, extras: tuple[str, ...] = ()):
+def write_action(
+    obj, traj, frame_offset: int, name: str, extras: tuple[str, ...] = (), parent: np.ndarray | None = None
+):
     """Key ``traj`` on ``obj`` at ``traj.frames + frame_offset`` in a NEW action; return it.
 
-    Location and rotation come from the OpenCV c2w (converted to Blender axes, parent removed);
-    the object's scale is left alone. Each name in ``extras`` present in ``traj.extras`` becomes
-    an animated custom property of the object.
+    Location and rotation come from the OpenCV c2w (converted to Blender axes, parent removed: per
+    frame with ``parent``, see :func:`basis_from_world`); the object's scale is left alone. Each name
+    in ``extras`` present in ``traj.extras`` becomes an animated custom property of the object.
     """
     frames = traj.frames.astype(np.float64) + frame_offset
     world = blender_from_opencv(traj.c2w)
-    basis = basis_from_world(obj, world)
+    basis = basis_from_world(obj, world, parent)
     R = basis[:, :3, :3] / np.linalg.norm(basis[:, :3, :3], axis=-2, keepdims=True)
     path, rot = rotation_values(obj, R)
     action = compat.new_action(obj, name)
@@ -89,6 +94,15 @@ def write_action(obj, traj, frame_offset: int, name: str, extras: tuple[str, ...
             finite = vals[np.isfinite(vals)]
             obj[key] = float(finite[0]) if finite.size else 0.0
             _key(fcurves, f'["{key}"]', 0, frames, vals, "ParaScale")
+    return action
+
+
+def write_lens_action(cam_data, frames: np.ndarray, values: dict[str, np.ndarray], name: str):
+    """Key camera-data properties (``{"lens": (N,), ...}``) at ``frames`` in a NEW action on ``cam_data``."""
+    action = compat.new_action(cam_data, name)
+    fcs = compat.fcurves_of(cam_data, ensure=True)
+    for prop, vals in values.items():
+        _key(fcs, prop, 0, np.asarray(frames, dtype=np.float64), np.asarray(vals, dtype=np.float64), "Lens")
     return action
 
 
@@ -109,4 +123,11 @@ def set_frame_range(scene, first: int, last: int) -> None:
     scene.frame_end = max(scene.frame_start, int(last))
 
 
-__all__ = ["write_action", "fcurve_values", "basis_from_world", "rotation_values", "set_frame_range"]
+__all__ = [
+    "write_action",
+    "write_lens_action",
+    "fcurve_values",
+    "basis_from_world",
+    "rotation_values",
+    "set_frame_range",
+]

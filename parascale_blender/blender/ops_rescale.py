@@ -1,23 +1,39 @@
 """Rescale operator: Π rescaling of the reference move onto the target camera, as a NEW action.
 
-The original action is kept (fake user) and can be switched back with ``parascale.switch_action``.
-Everything is computed and validated before the scene is touched. After keying, the move Blender
-evaluates (float32 ``matrix_world`` per frame) is re-measured against the target depth: the PCE the
-keys alone cost is reported, with a warning when far from the world origin it exceeds 1e-3
-(:mod:`..core.precision`).
+The move starts from the pose the artist sees at the start frame (an un-keyed grab included when
+the scene is at that frame), else from the pose keyed there. The keys are solved through the
+target's parent as Blender evaluates it at each frame (an animated parent included); a target with
+an acting constraint is refused by name (its output cannot be keyed through: the artist mutes or
+applies it). With ``transfer_zoom`` (default) a zooming reference keys the target's lens by the
+reference's relative focal change (a new action on the camera data). Π is matched in angle or as a
+share of the frame (``fov_match``), and the report says which.
+
+The artist's state before the Rescale (action, un-keyed pose, lens) is kept as the original and can
+be switched back with ``parascale.switch_action``; a re-run keeps the latest original. Everything is
+computed and validated before the scene is touched: :func:`gather` reads the scene, :func:`run` is
+the core (no bpy), :func:`write` keys, :func:`measure` / :func:`report` re-measure and say. From the
+UI the operator is modal (``rescale_job``: progress in the status bar, Esc cancels); ``execute()`` is
+the same steps blocking. After keying, the move Blender evaluates (float32 ``matrix_world`` per
+frame) is re-measured against the target depth: the PCE the keys alone cost is reported, with a
+warning when far from the world origin it exceeds 1e-3, or when a pose is further off than float32
+explains (then naming the frame, not precision: :mod:`..core.precision`).
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
-from ..core.depth import ConstantDepth, DepthError
+from ..core.camera import Camera, Trajectory
+from ..core.depth import ConstantDepth, DepthError, DepthSource
 from ..core.precision import key_precision_warning
-from ..core.rescale import RescaleOptions, is_tripod, rescale, step_parallax
-from . import convert, keys, points, prefs, scene_depth, tracks
+from ..core.rescale import RescaleOptions, check_lines, is_tripod, rescale, step_parallax
+from . import compat, convert, keys, points, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
 
@@ -54,8 +70,27 @@ def target_depth_source(context):
     return PointCloudDepth(xyz)
 
 
+@contextmanager
+def keeping_unkeyed_pose(obj, scene):
+    """Keep ``obj``'s un-keyed edits at the current frame through the frame changes inside (which
+    re-evaluate its action and would drop them)."""
+    basis = np.array(obj.matrix_basis) if obj is not None and convert.unkeyed_edits(obj, scene.frame_current) else None
+    try:
+        yield
+    finally:
+        if basis is not None:
+            obj.matrix_basis = Matrix(basis.tolist())
+
+
 def target_start(context):
-    """(c2w OpenCV at the start frame, pixel Camera) of the target camera."""
+    """(c2w OpenCV at the start frame, pixel Camera) of the target camera: see :func:`target_start_lens`."""
+    c2w, cam, _ = target_start_lens(context)
+    return c2w, cam
+
+
+def target_start_lens(context):
+    """(c2w OpenCV at the start frame, pixel Camera, lens in mm) of the target camera: the pose the
+    artist sees when the scene is at the start frame (un-keyed edits included), else as keyed there."""
     s = context.scene.parascale
     cam = s.target_camera
     if cam is None:
@@ -65,66 +100,229 @@ def target_start(context):
     scene = context.scene
     cur = scene.frame_current
     try:
-        scene.frame_set(s.target_start_frame)
+        if cur == s.target_start_frame and convert.unkeyed_edits(cam, cur):
+            context.view_layer.update()  # the edit's matrix_world (evaluating at the same frame keeps it)
+        else:
+            scene.frame_set(s.target_start_frame)
         c2w = convert.c2w_from_object(cam)
+        tcam, lens = convert.camera_intrinsics(cam, scene), float(cam.data.lens)
     finally:
-        scene.frame_set(cur)
+        if scene.frame_current != cur:
+            scene.frame_set(cur)
     if not np.isfinite(c2w).all():
         raise convert.ConversionError(f"Target: camera {cam.name!r} has a non-finite transform")
-    return c2w, convert.camera_intrinsics(cam, scene)
+    return c2w, tcam, lens
 
 
-def compute(context):
-    """Run the core rescale for the scene's settings; returns (reference, RescaleResult, remeasure), where
-    ``remeasure(c2w)`` is Π per step of other poses in the same target depth and measure."""
+def reference_zoom(ref) -> np.ndarray | None:
+    """The reference's focal length per frame relative to its first (fx[t]/fx[0]); None when it does not zoom."""
+    zoom = ref.intrinsics[:, 0] / ref.intrinsics[0, 0]
+    return zoom if np.ptp(zoom) > 1e-6 else None
+
+
+@dataclass
+class Inputs:
+    """Everything a rescale needs, read from the scene on the main thread (numpy and core objects
+    only: :func:`run` may use them on another thread)."""
+
+    ref: Trajectory
+    rdepth: DepthSource | None  # None for a tripod reference (no depth is read)
+    tdepth: DepthSource | None
+    start_c2w: np.ndarray
+    tcam: Camera
+    lens: float
+    options: RescaleOptions
+    zoom: np.ndarray | None
+    target: str = ""  # the target camera's name and the start frame, checked again before writing
+    start_frame: int = 0
+
+
+def gather(context) -> Inputs:
+    """Read the scene's settings into :class:`Inputs`; a ValueError names what to fix. The scene is left
+    as it was (the target's un-keyed edits included)."""
     s = context.scene.parascale
     p = prefs.get(context)
-    ref = tracks.reference_trajectory(context)
-    start_c2w, tcam = target_start(context)
+    with keeping_unkeyed_pose(s.target_camera, context.scene):
+        start_c2w, tcam, lens = target_start_lens(context)  # first: a frame change drops un-keyed edits
+        ref = tracks.reference_trajectory(context)
+    cam = s.target_camera
+    acting = convert.active_constraints(cam)
+    if acting:  # keys cannot be solved through a constraint's output: the artist decides what it should do
+        raise convert.ConversionError(
+            f"Target: camera {cam.name!r} has the constraint {', '.join(acting)}, which would override the keyed "
+            "move; mute it (or apply it) and rescale again"
+        )
     if is_tripod(ref):  # no depth is read: Π is zero at any scale
         rdepth = tdepth = None
     else:
         rdepth = reference_depth_source(context, ref)
         tdepth = target_depth_source(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
-    opts = RescaleOptions(mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky)
-    result = rescale(ref, rdepth, tdepth, start_c2w, tcam, opts)
-    # re-measures a keyed move as the rescale measured it (None for a tripod: no depth, no Π)
-    remeasure = None if tdepth is None else (lambda c2w: step_parallax(c2w, tdepth, tcam, opts))
-    return ref, result, remeasure
+    opts = RescaleOptions(
+        mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
+    )
+    zoom = reference_zoom(ref) if s.transfer_zoom else None
+    return Inputs(ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom, s.target_camera.name, s.target_start_frame)
 
 
-def apply_result(context, ref, result):
-    """Write the result as a new action on the target camera; keep the original action."""
+def run(inputs: Inputs, progress=None):
+    """The core rescale of ``inputs`` (no bpy: safe on a background thread); ``progress(done, total)``."""
+    opts = replace(inputs.options, progress=progress)
+    return rescale(inputs.ref, inputs.rdepth, inputs.tdepth, inputs.start_c2w, inputs.tcam, opts, inputs.zoom)
+
+
+def compute(context):
+    """Run the core rescale for the scene's settings (blocking); returns (Inputs, RescaleResult)."""
+    inputs = gather(context)
+    return inputs, run(inputs)
+
+
+def _capture_original(cam, scene, s) -> None:
+    """Keep the artist's current state of ``cam`` (action, pose with un-keyed edits, lens) as the original
+    Switch returns to, unless the camera shows the previous result (then the kept original stays)."""
+    ad, data = cam.animation_data, cam.data
+    current = ad.action if ad is not None else None
+    if current is not None and current is s.result_action:
+        return
+    if current is not None:
+        current.use_fake_user = True
+    s.original_action = current
+    if current is None or convert.unkeyed_edits(cam, scene.frame_current):
+        cam["parascale_static_basis"] = [v for row in cam.matrix_basis for v in row]
+    elif "parascale_static_basis" in cam:
+        del cam["parascale_static_basis"]
+    lens_action = data.animation_data.action if data.animation_data is not None else None
+    if lens_action is not None and lens_action is s.result_lens_action:
+        lens_action = None  # a lens result left on the data (its object action was switched by hand)
+    if lens_action is not None:
+        lens_action.use_fake_user = True
+    s.original_lens_action = lens_action
+    data["parascale_static_lens"] = float(data.lens)
+
+
+def show_original_lens(cam, s) -> None:
+    """Give ``cam``'s data its original lens (action, or the lens it had)."""
+    data = cam.data
+    if s.original_lens_action is not None:
+        compat.assign_action(data, s.original_lens_action)
+    else:
+        if data.animation_data is not None:
+            data.animation_data.action = None
+        if "parascale_static_lens" in data:
+            data.lens = float(data["parascale_static_lens"])
+
+
+def apply_result(context, inputs: Inputs, result):
+    """Write the result as a new action on the target camera (through its animated parent, frame by
+    frame) and, with a zoom, a new lens action on its data; keep the original ones for Switch."""
     s = context.scene.parascale
     cam = s.target_camera
+    ref = inputs.ref
+    _capture_original(cam, context.scene, s)
     ad = cam.animation_data
-    original = ad.action if ad is not None else None
-    if original is not None and original is not s.result_action:
-        original.use_fake_user = True
-        s.original_action = original
-    elif original is not None:  # a re-run replaces the previous result: let Blender drop it when unused
-        original.use_fake_user = False
-    elif original is None and s.result_action is None:
-        cam["parascale_static_basis"] = [v for row in cam.matrix_basis for v in row]
+    if ad is not None and ad.action is not None and ad.action is s.result_action:
+        ad.action.use_fake_user = False  # a re-run replaces the previous result: Blender drops it when unused
+    if s.result_lens_action is not None:
+        s.result_lens_action.use_fake_user = False
+        s.result_lens_action = None
+    show_original_lens(cam, s)
     offset = s.target_start_frame - int(ref.frames[0])
-    action = keys.write_action(cam, result.trajectory, offset, f"{cam.name} ParaScale {result.mode}", EXTRAS)
+    frames = result.trajectory.frames + offset
+    parent = convert.parent_part(cam, context.scene, frames)
+    name = f"{cam.name} ParaScale {result.mode}"
+    action = keys.write_action(cam, result.trajectory, offset, name, EXTRAS, parent=parent)
     action.use_fake_user = True
     action["parascale_mode"] = result.mode
     action["parascale_allow_sky"] = bool(result.trajectory.metadata.get("allow_sky", s.allow_sky))
+    action["parascale_fov_match"] = inputs.options.fov_match
     s.result_action = action
-    s.pce = result.pce
+    if inputs.zoom is not None:
+        lens = keys.write_lens_action(cam.data, frames, {"lens": inputs.lens * inputs.zoom}, f"{name} lens")
+        lens.use_fake_user = True
+        s.result_lens_action = lens
+    s.pce = result.solver_residual
     s.scale_min, s.scale_max = result.scale_range
-    return action
+    return action, parent
 
 
-def key_precision(context, result, remeasure) -> tuple[float, str | None]:
-    """(PCE the float32 keys cost, a warning or None): the keyed camera's evaluated ``matrix_world``
-    read back per frame and its Π re-measured against the Π of the computed move."""
+@dataclass
+class Written:
+    """What :func:`write` put in the scene and read back: the new action, the parent chain per frame
+    (or None), the frames keyed and Blender's evaluated poses there (None for a tripod result)."""
+
+    action: bpy.types.Action
+    parent: np.ndarray | None
+    frames: np.ndarray
+    evaluated: np.ndarray | None
+
+
+def write(context, inputs: Inputs, result) -> Written:
+    """Key ``result`` (main thread) and read back the poses Blender evaluates per keyed frame."""
     s = context.scene.parascale
+    cam = s.target_camera
+    if cam is None or cam.name != inputs.target or s.target_start_frame != inputs.start_frame:
+        raise convert.ConversionError(
+            f"Target: the target camera or start frame changed during the Rescale (was {inputs.target!r} at "
+            f"frame {inputs.start_frame}); rescale again"
+        )
+    action, parent = apply_result(context, inputs, result)
     frames = result.trajectory.frames - result.trajectory.frames[0] + s.target_start_frame
-    evaluated = convert.trajectory_from_camera(s.target_camera, context.scene, frames).c2w
-    return key_precision_warning(result.trajectory.c2w, evaluated, result.pi_realized, remeasure(evaluated))
+    # a tripod result does not move: nothing for key precision to cost (and no depth was read)
+    evaluated = (
+        None if inputs.tdepth is None else convert.trajectory_from_camera(s.target_camera, context.scene, frames).c2w
+    )
+    return Written(action, parent, frames, evaluated)
+
+
+def measure(inputs: Inputs, written: Written, progress=None) -> np.ndarray | None:
+    """Π per step of the evaluated (keyed) move, measured as the rescale measured its move (no bpy:
+    safe on a background thread); None for a tripod result."""
+    if written.evaluated is None or inputs.tdepth is None:
+        return None
+    opts = replace(inputs.options, progress=progress)
+    return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom)
+
+
+MATCHED = {"angular": "Π matched in angle", "frame": "Π matched as a share of the frame"}
+
+
+def report(context, inputs: Inputs, result, written: Written, remeasured: np.ndarray | None) -> tuple[str, list[str]]:
+    """(the report line, warnings) of a written result, also stored as the panel's last report. With
+    ``remeasured`` the PCE the float32 keys cost (a pose further off than float32 explains is said as
+    such, not as precision); without it (a tripod, or the measure was cancelled) none."""
+    ref = inputs.ref
+    if remeasured is not None and written.evaluated is not None:
+        magnitude = 0.0 if written.parent is None else float(np.abs(written.parent[:, :3, 3]).max())
+        key_pce, key_warning = key_precision_warning(
+            result.trajectory.c2w, written.evaluated, result.pi_realized, remeasured, magnitude, written.frames
+        )
+        keyed = f"as keyed (float32) PCE {key_pce:.2g}"
+    else:
+        key_pce, key_warning = 0.0, None
+        keyed = "as keyed: not measured" if inputs.tdepth is not None else ""
+    warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
+    lo, hi = result.scale_range
+    against = result.trajectory.metadata.get("target_depth", "the target depth")
+    name = written.action.name
+    msg = (
+        f"Rescaled {len(ref)} frames into {name!r}: solver residual {result.solver_residual:.2g} ({result.mode} Π, "
+        f"{MATCHED[inputs.options.fov_match]}, target measured on {against}), α {lo:.4g}–{hi:.4g}; {keyed}; "
+        + "; ".join(check_lines(result.checks))
+    )
+    if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
+        msg = f"Rescaled {len(ref)} frames into {name!r}: " + "; ".join(result.info)
+    if inputs.zoom is not None:
+        msg += f"; lens keyed: {inputs.lens:.3g} → {inputs.lens * inputs.zoom[-1]:.3g} mm"
+    elif reference_zoom(ref) is not None:
+        msg += "; the reference zooms but Transfer zoom is off: the target keeps its lens"
+    context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
+    return msg, warnings
+
+
+def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
+    """Write ``result`` into the scene, measure the keys and report (blocking, main thread)."""
+    written = write(context, inputs, result)
+    return report(context, inputs, result, written, measure(inputs, written))
 
 
 def shot_range_warnings(context, frames: int) -> list[str]:
@@ -148,27 +346,60 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            ref, result, remeasure = compute(context)
+            inputs, result = compute(context)
         except ValueError as exc:  # TrackError, ConversionError, DepthError, RescaleError: all ValueErrors
             self.report({"ERROR"}, f"Rescale: {exc}")
             return {"CANCELLED"}
-        action = apply_result(context, ref, result)
-        # a tripod result does not move: nothing for key precision to cost (and no depth was read)
-        key_pce, key_warning = (0.0, None) if remeasure is None else key_precision(context, result, remeasure)
-        warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
+        msg, warnings = finish(context, inputs, result)
+        self._report_done(msg, warnings)
+        return {"FINISHED"}
+
+    def _report_done(self, msg: str, warnings: list[str]) -> None:
         for w in warnings:
             self.report({"WARNING"}, w)
-        lo, hi = result.scale_range
-        against = result.trajectory.metadata.get("target_depth", "the target depth")
-        msg = (
-            f"Rescaled {len(ref)} frames into {action.name!r}: PCE {result.pce:.4g} ({result.mode} Π, target "
-            f"measured on {against}), α {lo:.4g}–{hi:.4g}; as keyed (float32) PCE {key_pce:.2g}"
-        )
-        if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
-            msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
-        context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)
+
+    # From the UI: the same rescale without blocking (rescale_job: a thread computes, a timer follows
+    # it, the status bar shows progress, Esc cancels). Scripts and tests call execute().
+    def invoke(self, context, event):
+        from . import rescale_job
+
+        try:
+            self._job = rescale_job.RescaleJob(context).start()
+        except ValueError as exc:
+            self.report({"ERROR"}, f"Rescale: {exc}")
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0.0, 1.0)
+        context.workspace.status_text_set("ParaScale Rescale: Esc cancels")
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel()
+        if event.type != "TIMER" and not job.cancelling:
+            return {"PASS_THROUGH"}
+        context.window_manager.progress_update(job.progress)
+        if not job.tick(context):
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        if job.state == "failed":
+            self.report({"ERROR"}, f"Rescale: {job.error}")
+            return {"CANCELLED"}
+        if job.state == "cancelled":
+            self.report({"WARNING"}, "Rescale cancelled: nothing changed")
+            return {"CANCELLED"}
+        self._report_done(job.message, job.warnings)
         return {"FINISHED"}
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
 
 
 class PARASCALE_OT_switch_action(bpy.types.Operator):
@@ -179,8 +410,6 @@ class PARASCALE_OT_switch_action(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from . import compat
-
         s = context.scene.parascale
         cam = s.target_camera
         if cam is None or s.result_action is None:
@@ -188,21 +417,29 @@ class PARASCALE_OT_switch_action(bpy.types.Operator):
             return {"CANCELLED"}
         current = cam.animation_data.action if cam.animation_data else None
         if current is s.result_action:
-            if s.original_action is not None:
-                compat.assign_action(cam, s.original_action)
-            else:
-                cam.animation_data.action = None
-                basis = cam.get("parascale_static_basis")
-                if basis is not None:
-                    from mathutils import Matrix
-
-                    cam.matrix_basis = Matrix(np.asarray(basis, dtype=np.float64).reshape(4, 4).tolist())
+            show_original(context, cam, s)
             which = "original"
         else:
             compat.assign_action(cam, s.result_action)
+            if s.result_lens_action is not None:
+                compat.assign_action(cam.data, s.result_lens_action)
             which = "rescaled"
         self.report({"INFO"}, f"{cam.name}: {which} action")
         return {"FINISHED"}
+
+
+def show_original(context, cam, s) -> None:
+    """Give ``cam`` its latest original: the action it had at the last Rescale, and the pose the artist
+    had set then where it was not keyed (kept until the next frame change, as Blender keeps such edits)."""
+    if s.original_action is not None:
+        compat.assign_action(cam, s.original_action)
+    elif cam.animation_data is not None:
+        cam.animation_data.action = None
+    show_original_lens(cam, s)
+    basis = cam.get("parascale_static_basis")
+    if basis is not None:
+        context.view_layer.update()  # the assigned action is evaluated first, then the un-keyed pose set over it
+        cam.matrix_basis = Matrix(np.asarray(basis, dtype=np.float64).reshape(4, 4).tolist())
 
 
 classes = (PARASCALE_OT_rescale, PARASCALE_OT_switch_action)

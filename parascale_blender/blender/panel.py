@@ -119,6 +119,10 @@ class PARASCALE_PT_rescale(_Base, bpy.types.Panel):
         col = self.layout.column()
         col.prop(s, "mode")
         col.prop(s, "allow_sky")
+        row = col.row(align=True)
+        row.label(text="Match Π in")
+        row.prop(s, "fov_match", expand=True)
+        col.prop(s, "transfer_zoom")
         col.operator("parascale.rescale", icon="CON_SIZELIKE")
         if s.result_action is not None:
             col.label(text=f"PCE {_fmt(s.pce)}   α {_fmt(s.scale_min)} – {_fmt(s.scale_max)}")

@@ -83,8 +83,25 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         default=True,
     )
 
+    fov_match: bpy.props.EnumProperty(
+        name="Match",
+        items=[
+            ("ANGULAR", "Angle", "Match Π in angle (image motion per radian of view): the same parallax to the eye"),
+            ("FRAME", "Frame", "Match Π as a share of the frame width: the same on-screen motion whatever the lenses"),
+        ],
+        default="ANGULAR",
+        description="How Π is compared when the reference and target lenses differ",
+    )
+    transfer_zoom: bpy.props.BoolProperty(
+        name="Transfer zoom",
+        description="When the reference zooms, key the target's lens with the same relative focal change",
+        default=True,
+    )
+
     original_action: bpy.props.PointerProperty(name="Original action", type=bpy.types.Action)
     result_action: bpy.props.PointerProperty(name="Rescaled action", type=bpy.types.Action)
+    original_lens_action: bpy.props.PointerProperty(name="Original lens action", type=bpy.types.Action)
+    result_lens_action: bpy.props.PointerProperty(name="Rescaled lens action", type=bpy.types.Action)
     pce: bpy.props.FloatProperty(name="PCE", default=float("nan"))
     scale_min: bpy.props.FloatProperty(name="α min", default=float("nan"))
     scale_max: bpy.props.FloatProperty(name="α max", default=float("nan"))

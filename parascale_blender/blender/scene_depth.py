@@ -70,7 +70,8 @@ def mesh_depth(context, collection=None, where: str = "geometry") -> DepthSource
 class RayCastDepth(DepthSource):
     """Exact per-pixel z-depth by ``scene.ray_cast`` (one ray per working pixel; slow reference)."""
 
-    dense = True
+    geometric = True
+    kind = "geometry"
     description = "scene ray_cast"
 
     def __init__(self, scene, depsgraph):
@@ -93,7 +94,7 @@ class RayCastDepth(DepthSource):
             hit, loc, *_ = cast(dg, origin, Vector(d))
             if hit:
                 depth[i] = (np.asarray(loc) - o) @ R[:, 2]
-        return DepthView(depth.reshape(camera.height, camera.width), camera, dense=True)
+        return DepthView(depth.reshape(camera.height, camera.width), camera, sky=True)
 
 
 __all__ = ["geometry_objects", "evaluated_triangles", "mesh_depth", "RayCastDepth"]

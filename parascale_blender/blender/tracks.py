@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from ..core.camera import SparsePoints, Trajectory
-from . import compat, convert, keys, points
+from . import convert, keys, points
 
 # World up-axis conversions applied to imported poses and points (matrix W: p_blender = W p_file).
 UP_AXIS_ITEMS = [
@@ -163,11 +163,8 @@ def create_reference(
     K = traj.intrinsics
     if np.ptp(K, axis=0).max() > 1e-6 * max(traj.width, traj.height):  # zooms: key lens and shift per frame
         vals = [convert.blender_from_intrinsics(traj.camera(i)) for i in range(len(traj))]
-        compat.new_action(data, f"{name} lens")
-        fcs = compat.fcurves_of(data, ensure=True)
-        frames = traj.frames.astype(np.float64) + frame_offset
-        for prop in ("lens", "shift_x", "shift_y"):
-            keys._key(fcs, prop, 0, frames, np.array([v[prop] for v in vals]), "Lens")
+        props = {prop: np.array([v[prop] for v in vals]) for prop in ("lens", "shift_x", "shift_y")}
+        keys.write_lens_action(data, traj.frames + frame_offset, props, f"{name} lens")
     pts_obj = None
     if traj.points is not None and len(traj.points.xyz):
         pts_obj = points.create_points_object(f"{name} points", traj.points.xyz, traj.points.rgb, radius, coll)

@@ -3,9 +3,16 @@
 A depth source answers "which depth does the camera see at each pixel from pose P" at a
 *working* resolution (default longest side 160 px, ~160x90 for 16:9). Depth is **z-depth**
 along the optical axis (OpenCV camera, +z forward), in the source's world units. Empty pixels
-are NaN: for sparse sources (SfM points) they mean "unknown" and are left out of averages;
-for dense sources (meshes, depth maps) they may be treated as sky (1/Z = 0) when the caller
-allows it explicitly.
+are NaN, and each view says which of them are **sky** (known to see nothing: counted as 1/Z = 0,
+not moving, when the caller allows sky) and which are **unknown** (left out of every average):
+
+* a mesh (and a ray tracer): a pixel whose ray misses every triangle is sky;
+* a depth map: its empty values are sky (the map covers the frame; ``formats.depthmaps`` states
+  each format's empty values: NaN, inf, 0, Blender's 1e10 background);
+* a point cloud: unknown by default (outside the captured frustum, behind disocclusions, between
+  samples), sky only when the user says so (``PointCloudDepth(sky=True)``), and even then never
+  outside the frustum of the plate it came from;
+* SfM points: unknown, always.
 """
 
 from __future__ import annotations
@@ -34,32 +41,46 @@ class DepthError(ValueError):
 
 @dataclass
 class DepthView:
-    """Visible z-depth per working pixel; NaN where the source has nothing."""
+    """Visible z-depth per working pixel; NaN where the source has nothing.
+
+    ``sky``: which empty pixels are sky (see the module docstring): True (all of them: a mesh, a
+    depth map), False (none: unknown, as for SfM points and, by default, point clouds) or an
+    (H, W) bool mask (a cloud marked as sky inside the frustum it was captured in)."""
 
     depth: np.ndarray
     camera: Camera
-    dense: bool
+    sky: bool | np.ndarray
 
     @property
     def valid(self) -> np.ndarray:
         return np.isfinite(self.depth) & (self.depth > 0)
 
     @property
+    def sky_mask(self) -> np.ndarray:
+        """Empty pixels that are known to be sky."""
+        return ~self.valid & np.asarray(self.sky, dtype=bool)
+
+    @property
     def coverage(self) -> float:
+        """Fraction of pixels with a depth."""
         return float(self.valid.mean()) if self.depth.size else 0.0
+
+    @property
+    def known_coverage(self) -> float:
+        """Fraction of pixels whose motion is known: a depth, or sky."""
+        return float((self.valid | self.sky_mask).mean()) if self.depth.size else 0.0
 
     def samples(self, allow_sky: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, inv_z) over the pixels that count: valid ones, plus sky (inv_z = 0) if allowed.
 
-        ``x, y`` are normalised image coordinates of the pixel centres. Sky only applies to
-        dense sources; a sparse source's empty pixels are unknown, never sky; a view with no valid
-        pixel at all has no depth (nothing is returned), it is not all sky.
+        ``x, y`` are normalised image coordinates of the pixel centres. Unknown pixels never count;
+        a view with no valid pixel at all has no depth (nothing is returned), it is not all sky.
         """
         x, y = self.camera.pixel_rays()
         valid = self.valid
         inv = np.zeros_like(self.depth, dtype=np.float64)
         inv[valid] = 1.0 / self.depth[valid]
-        use = valid | (allow_sky and self.dense and bool(valid.any()))
+        use = valid | self.sky_mask if allow_sky and valid.any() else valid
         return x[use], y[use], inv[use]
 
 
@@ -72,8 +93,9 @@ class DepthSource:
     visibility); pose-driven sources ignore it.
     """
 
-    dense: bool = True
     per_frame: bool = False
+    geometric: bool = False  # the depth follows the pose (a mesh, a cloud): collisions can be tested
+    kind: str = "depth"  # what it is, for the report: geometry, point cloud, depth maps, SfM points, subject distance
     description: str = "depth"
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
@@ -83,7 +105,7 @@ class DepthSource:
 class ConstantDepth(DepthSource):
     """Every pixel at the same z-depth (a known subject distance)."""
 
-    dense = True
+    kind = "subject distance"
 
     def __init__(self, distance: float):
         if not (np.isfinite(distance) and distance > 0):
@@ -92,7 +114,7 @@ class ConstantDepth(DepthSource):
         self.description = f"constant {self.distance:g}"
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
-        return DepthView(np.full((camera.height, camera.width), self.distance), camera, dense=True)
+        return DepthView(np.full((camera.height, camera.width), self.distance), camera, sky=True)
 
 
 def depth_from_affine_disparity(

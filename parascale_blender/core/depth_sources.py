@@ -2,8 +2,9 @@
 ``formats.depth_spec`` for sources read from files).
 
 All answer :meth:`DepthSource.view` with per-pixel visible z-depth at the working camera (see
-:mod:`.depth`). Dense sources (clouds, meshes, maps) report NaN for pixels that see nothing, which
-the caller may count as sky; sparse SfM points report NaN for "unknown".
+:mod:`.depth`) and say which empty pixels are sky: a mesh's misses and a depth map's empty values
+are sky; a point cloud's empty pixels are unknown unless the user marks them as sky (never outside
+a plate's frustum); SfM points' are unknown.
 """
 
 from __future__ import annotations
@@ -24,18 +25,31 @@ class PointCloudDepth(DepthSource):
     ``radius``: world splat radius ("auto": from the local sample spacing, see
     :class:`~.zbuffer.PointHierarchy`); ``lod_pixels``: nodes whose voxel projects to at most this
     many pixels are drawn as one point (0 disables the level of detail: brute force);
-    ``fill_holes``: fill pinholes inside surfaces (see :func:`~.zbuffer.fill_pinholes`; default: when dense).
+    ``fill_holes``: fill pinholes inside surfaces (see :func:`~.zbuffer.fill_pinholes`).
+    ``sky``: False (default): pixels the cloud does not cover are unknown (left out of Π); True:
+    they are sky, except where ``frustum`` (the OpenCV c2w and :class:`Camera` of the plate the
+    cloud was unprojected from) says the ray leaves what that plate saw. ``plate_sky``: the plate's
+    own sky (an (h, w) bool mask over the plate's image, any size: where its depth map was empty):
+    an uncovered pixel whose ray direction the plate saw as sky is sky, whatever ``sky`` says (sky is
+    at infinity: the same direction shows it from anywhere); one the plate saw geometry in is a gap
+    or a disocclusion. A plate's remaining unknown pixels (outside its frustum, disocclusions) are
+    extended from the known pixels around them (:func:`extend_far`): a plate stands for a whole view,
+    and leaving its edges out biases Π the way the camera moves (a truck towards a facade the plate
+    cut off would see only the far part of the street).
     """
 
-    dense = True
+    geometric = True
+    kind = "point cloud"
 
     def __init__(
         self,
         xyz: np.ndarray,
         radius: float | str = "auto",
         lod_pixels: float = LOD_PIXELS,
-        dense: bool = True,
-        fill_holes: bool | None = None,
+        sky: bool = False,
+        fill_holes: bool = True,
+        frustum: tuple[np.ndarray, Camera] | None = None,
+        plate_sky: np.ndarray | None = None,
     ):
         xyz = np.asarray(xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3:
@@ -44,9 +58,14 @@ class PointCloudDepth(DepthSource):
             raise DepthError("the point cloud has no finite points")
         self.hierarchy = PointHierarchy(xyz, radius)
         self.lod_pixels = float(lod_pixels)
-        self.dense = dense
-        self.fill_holes = dense if fill_holes is None else fill_holes
-        self.description = f"point cloud ({self.hierarchy.size} points)"
+        self.sky = bool(sky)
+        self.fill_holes = fill_holes
+        if plate_sky is not None and frustum is None:
+            raise DepthError("a plate's sky mask needs the plate's frustum (its pose and camera)")
+        self.frustum = frustum
+        self.plate_sky = None if plate_sky is None else np.asarray(plate_sky, dtype=bool)
+        kind = "plate cloud" if frustum is not None else "point cloud"
+        self.description = f"{kind} ({self.hierarchy.size} points{', empty = sky' if sky else ''})"
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         h = self.hierarchy
@@ -56,13 +75,40 @@ class PointCloudDepth(DepthSource):
             depth = zbuffer(h.points, c2w, camera, radius=h.radius)
         if self.fill_holes:
             depth = fill_pinholes(depth)
-        return DepthView(depth, camera, dense=self.dense)
+        sky: bool | np.ndarray = self.sky
+        if self.frustum is not None and (self.sky or self.plate_sky is not None):
+            inside, u, v = _plate_directions(c2w, camera, *self.frustum)
+            sky = inside if self.sky else np.zeros_like(inside)
+            if self.plate_sky is not None:
+                h, w = self.plate_sky.shape
+                pw, ph = self.frustum[1].width, self.frustum[1].height
+                iu = np.clip((u[inside] * w / pw).astype(np.int64), 0, w - 1)
+                iv = np.clip((v[inside] * h / ph).astype(np.int64), 0, h - 1)
+                sky[inside] = self.plate_sky[iv, iu]
+            depth, sky = extend_far(depth, sky)
+        return DepthView(depth, camera, sky=sky)
+
+
+def _plate_directions(c2w: np.ndarray, camera: Camera, plate_c2w: np.ndarray, plate: Camera):
+    """(inside (H, W) bool, u, v): where the ray direction of each pixel of ``camera`` at ``c2w`` falls
+    in the plate's image (pixel coordinates), and whether it falls inside it (the direction is what
+    decides what lies far along the ray)."""
+    x, y = camera.pixel_rays()
+    d = np.stack([x, y, np.ones_like(x)], axis=-1) @ np.asarray(c2w, dtype=np.float64)[:3, :3].T
+    d = d @ np.asarray(plate_c2w, dtype=np.float64)[:3, :3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = plate.fx * d[..., 0] / d[..., 2] + plate.cx
+        v = plate.fy * d[..., 1] / d[..., 2] + plate.cy
+    inside = (d[..., 2] > 0) & (u >= 0) & (u < plate.width) & (v >= 0) & (v < plate.height)
+    return inside, u, v
 
 
 class MeshDepth(DepthSource):
-    """A triangle mesh (vertices (N,3), triangles (M,3)), rasterised exactly at the working resolution."""
+    """A triangle mesh (vertices (N,3), triangles (M,3)), rasterised exactly at the working resolution;
+    pixels that miss every triangle are sky."""
 
-    dense = True
+    geometric = True
+    kind = "geometry"
 
     def __init__(self, vertices: np.ndarray, triangles: np.ndarray):
         v = np.asarray(vertices, dtype=np.float64)
@@ -79,7 +125,7 @@ class MeshDepth(DepthSource):
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         depth = rasterise_triangles(to_camera(self.vertices, c2w), self.triangles, camera)
-        return DepthView(depth, camera, dense=True)
+        return DepthView(depth, camera, sky=True)
 
 
 EXACT_MAX_TRIANGLES = 200_000  # up to this many, rasterise every triangle exactly (core MeshDepth)
@@ -91,9 +137,11 @@ class HybridMeshDepth(DepthSource):
     a level-of-detail point cloud of the small triangles' vertices for the rest, combined by the
     per-pixel minimum. The cost follows the working pixels instead of the triangle count (its
     accuracy against ``scene.ray_cast`` is measured by ``parascale bench --only blender``).
+    Pixels neither part covers are sky, as for :class:`MeshDepth`.
     """
 
-    dense = True
+    geometric = True
+    kind = "geometry"
 
     def __init__(self, vertices: np.ndarray, triangles: np.ndarray):
         v = np.asarray(vertices, dtype=np.float64)
@@ -113,7 +161,7 @@ class HybridMeshDepth(DepthSource):
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         views = [s.view(c2w, camera).depth for s in (self.mesh, self.points) if s is not None]
         depth = views[0] if len(views) == 1 else np.fmin(views[0], views[1])
-        return DepthView(depth, camera, dense=True)
+        return DepthView(depth, camera, sky=True)
 
 
 def mesh_depth_source(vertices: np.ndarray, triangles: np.ndarray) -> DepthSource:
@@ -154,11 +202,11 @@ class DepthMapSequence(DepthSource):
     size; ``formats.depth_spec.depth_map_sequence`` builds them from files). ``names`` label the
     maps in errors (e.g. file names). ``camera``: the maps' camera; when given every map must have
     its size, otherwise maps must have the working camera's aspect ratio. A single map serves
-    every frame (a still plate).
+    every frame (a still plate). A map's empty pixels are sky (see :mod:`.depth`).
     """
 
-    dense = True
     per_frame = True
+    kind = "depth maps"
 
     def __init__(
         self,
@@ -207,7 +255,36 @@ class DepthMapSequence(DepthSource):
                     f"ratio ({camera.width}x{camera.height} working size)"
                 )
             self._cache[key] = resample_depth(d, camera.width, camera.height)
-        return DepthView(self._cache[key].copy(), camera, dense=True)
+        return DepthView(self._cache[key].copy(), camera, sky=True)
+
+
+def extend_far(depth: np.ndarray, sky: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill unknown pixels (empty and not sky) from their known 8-neighbours, one ring per pass, with
+    the farthest of them (sky counts as infinitely far): a gap beside a near object is a
+    disocclusion of what lies behind it, and an edge extends the surface or the sky it touches.
+    Returns (depth, sky mask); nothing changes when no pixel is known."""
+    d = np.array(depth, dtype=np.float64)
+    sky_m = np.broadcast_to(np.asarray(sky, dtype=bool), d.shape) & ~(np.isfinite(d) & (d > 0))
+    inv = np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), np.nan)
+    inv[sky_m] = 0.0
+    known = np.isfinite(inv)
+    if known.all() or not known.any():
+        return d, sky_m.copy()
+    H, W = inv.shape
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    while not known.all():
+        pad = np.pad(inv, 1, constant_values=np.nan)
+        ring = np.full_like(inv, np.inf)
+        for dy, dx in shifts:
+            nb = pad[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+            ring = np.fmin(ring, np.where(np.isnan(nb), np.inf, nb))
+        new = ~known & np.isfinite(ring)
+        inv[new] = ring[new]
+        known |= new
+    out_sky = inv == 0.0
+    with np.errstate(divide="ignore"):
+        out = np.where(out_sky, np.nan, 1.0 / inv)
+    return out, out_sky
 
 
 def fill_nearest(depth: np.ndarray, max_px: float) -> np.ndarray:
@@ -240,7 +317,7 @@ class SparsePointsDepth(DepthSource):
     longest side) takes its nearest sample's depth (see :func:`fill_nearest`; 0 disables).
     Sparse: pixels left empty are unknown, never sky."""
 
-    dense = False
+    kind = "SfM points"
 
     def __init__(self, points: SparsePoints, radius: float = 0.0, fill: float = 0.1):
         xyz = np.asarray(points.xyz, dtype=np.float64)
@@ -265,4 +342,4 @@ class SparsePointsDepth(DepthSource):
             xyz = xyz[np.asarray(self.visibility[int(index)], dtype=np.int64)]
         depth = zbuffer(xyz, c2w, camera, radius=self.radius)
         depth = fill_nearest(depth, self.fill * max(camera.width, camera.height))
-        return DepthView(depth, camera, dense=False)
+        return DepthView(depth, camera, sky=False)

@@ -15,8 +15,8 @@ the depth seen from pose t-1, with normalised image coordinates ``x, y`` and inv
 
 ``harmonic``, ``flow`` and ``arithmetic`` are homogeneous of degree one in ``d``: Π(α·d) = α·Π(d),
 so the rescale factor has the closed form α = Π_ref / Π_target(d). ``exact`` is not (forward steps
-grow the motion faster than α, backward ones slower): :meth:`ParallaxProbe.solve_alpha` finds α by
-a bracketed search. For a sideways step (d_z = 0) ``exact`` equals ``flow``, and for a fronto-parallel
+grow the motion faster than α, backward ones slower, towards a bound): :meth:`ParallaxProbe.solve_alpha`
+finds α by a bracketed search. For a sideways step (d_z = 0) ``exact`` equals ``flow``, and for a fronto-parallel
 truck it equals ``harmonic``. Π is dimensionless (normalised image units per step), which makes it
 invariant to the scene's scale: the gauge the rescale keeps.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from .depth import DepthView
 
 MEASURES = ("harmonic", "flow", "arithmetic", "exact")
-APPROACH_LIMIT = 0.5  # a step may close at most this fraction of the distance to the nearest visible depth
+REACHABLE_SHARE = 0.95  # a backward step whose bounded motion cannot reach Π stops at this share of the bound
 
 
 @dataclass
@@ -80,31 +80,44 @@ class ParallaxProbe:
         a = np.hypot(self.x * d[2] - d[0], self.y * d[2] - d[1]) * self.inv_z
         return a, self.inv_z * d[2]
 
-    def max_alpha(self, step: np.ndarray) -> float:
-        """The largest scale of ``step`` that closes at most ``APPROACH_LIMIT`` of the distance to the
-        nearest visible depth along the optical axis (inf for a step that does not move forward)."""
-        d = np.asarray(step, dtype=np.float64)
-        b = float(self.inv_z.max(initial=0.0)) * d[2]
-        return APPROACH_LIMIT / b if b > 0 else float("inf")
+    def pole_alpha(self, step: np.ndarray) -> float:
+        """The scale of ``step`` at which the camera plane reaches the nearest visible depth ahead
+        (inf for a step that does not move forward): exact Π grows without bound towards it."""
+        b = float(self.inv_z.max(initial=0.0)) * float(np.asarray(step, dtype=np.float64)[2])
+        return 1.0 / b if b > 0 else float("inf")
+
+    def motion_bound(self, step: np.ndarray) -> float:
+        """Supremum over α of exact Π(α·``step``): finite only for a backward step (every seen pixel
+        recedes), where each pixel's motion tends to a/|b|; inf otherwise."""
+        a, b = self._motion_terms(np.asarray(step, dtype=np.float64))
+        if (b[a > 0] >= 0).any():
+            return float("inf")
+        back = b < 0
+        return float(np.sum(a[back] / -b[back]) / a.size)
 
     def solve_alpha(self, step: np.ndarray, target: float, rtol: float = 1e-12) -> tuple[float, bool, int, float]:
-        """α ≥ 0 with exact Π(α·step) = ``target``: exact Π is increasing in α up to :meth:`max_alpha`,
-        so a bracket is grown geometrically, then closed by Newton steps (bisection when a step
-        leaves the bracket). Returns (α, capped, iterations, the exact Π of α·``step``); ``capped``
-        when ``target`` cannot be reached within the approach limit (forward) or at all (a backward
-        step's motion is bounded), α then being that limit or the largest α tried."""
+        """α ≥ 0 with exact Π(α·step) = ``target``. Exact Π is increasing in α: towards +inf at
+        :meth:`pole_alpha` (forward steps), linearly (sideways), or towards :meth:`motion_bound`
+        (backward steps). A bracket is grown geometrically (never past the pole), then closed by Newton
+        steps (bisection when a step leaves the bracket). Returns (α, unreachable, iterations, the
+        exact Π of α·``step``); ``unreachable`` when a backward step's bounded motion cannot reach
+        ``target``: α is then finite, where Π reaches ``REACHABLE_SHARE`` of the bound."""
         d = np.asarray(step, dtype=np.float64)
         if self.empty or not (target > 0):
             return float("nan"), False, 0, float("nan")
         a, b = self._motion_terms(d)
-        cap = self.max_alpha(d)
-        lo, hi, it = 0.0, min(1.0, cap), 0
+        unreachable = False
+        bound = self.motion_bound(d)
+        if target >= REACHABLE_SHARE * bound:
+            target, unreachable = REACHABLE_SHARE * bound, True
+        pole = self.pole_alpha(d)
+        lo, hi, it = 0.0, min(1.0, 0.5 * pole), 0
         f_hi, g = _exact_mean(a, b, hi)
-        while f_hi < target:  # grow the bracket
+        while f_hi < target:  # grow the bracket, halving the gap to the pole at most
             it += 1
-            if hi >= cap or hi > 1e300:
+            if it > 2000 or hi > 1e300:  # no motion at all along this step (a = 0 wherever it counts)
                 return hi, True, it, f_hi
-            lo, hi = hi, min(hi * 4.0, cap)
+            lo, hi = hi, min(hi * 4.0, 0.5 * (hi + pole))
             f_hi, g = _exact_mean(a, b, hi)
         x, f = hi, f_hi
         for _ in range(100):
@@ -118,7 +131,7 @@ class ParallaxProbe:
             nxt = x - (f - target) / g if g > 0 else -1.0
             x = nxt if lo < nxt < hi else 0.5 * (lo + hi)
             f, g = _exact_mean(a, b, x)
-        return x, False, it, f
+        return x, unreachable, it, f
 
 
 def _exact_mean(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:

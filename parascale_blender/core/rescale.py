@@ -7,10 +7,14 @@ axes) is scaled by α_t = Π_ref,t / Π_target,t(d_t), where Π_target is measur
 
 Modes: ``exact`` (default), ``harmonic`` (the paper's Π, exact for sideways steps), ``flow`` and
 ``arithmetic`` give a per-step α under that parallax measure (see :mod:`.parallax`); ``exact``, the
-mean translational image motion, solves for α by a bracketed search and caps forward steps short of
-the nearest visible depth (listed in ``capped_frames``);
+mean translational image motion, solves for α by a bracketed search (a backward step whose bounded
+motion cannot reach Π_ref stops at a finite α: ``unreachable_frames``);
 ``global`` (one α for the whole shot from the mean inverse depths at frame 0) and ``none``
 (the raw relative track, α = 1, in reference units).
+
+Collisions: in every mode but ``none``, a step that would reach the target geometry on its path, in
+any direction (see :mod:`.collision`), is shortened to close at most half the distance
+(``capped_frames``).
 
 Special cases: a rotation-only or stationary reference (a tripod shot; every step zero) is a valid
 move: the target keeps its start position exactly and copies the rotation, no depth is read, and
@@ -18,9 +22,18 @@ move: the target keeps its start position exactly and copies the rotation, no de
 has no depth gets α interpolated log-linearly from its neighbours (listed in
 ``interpolated_frames``); a target view that sees no geometry at all is an error naming the frame.
 
-Sky: ``allow_sky`` (default on) counts the empty pixels of dense sources as 1/Z = 0, i.e. as not
-moving, which is what the eye sees; off, they are left out of Π on both sides (and a warning says
-how much was left out).
+Zoom: ``target_zoom`` (N,) keys the target's focal length per frame as ``target_zoom[t]`` × the
+target camera's (e.g. the reference's fx[t]/fx[0], to transfer its zoom); the target's Π of step t
+is then measured with its intrinsics at frame t-1 and the track carries the per-frame intrinsics.
+
+Sky: ``allow_sky`` (default on) counts the pixels a source knows to be sky (see :mod:`.depth`) as
+1/Z = 0, i.e. as not moving, which is what the eye sees; off, they are left out of Π on both sides
+(and a warning says how much was left out). Unknown pixels (a cloud's gaps, SfM) never count.
+
+What the result reports: ``solver_residual`` is the solver's own PCE on the depth it was given (≈0
+unless a cap acted); :attr:`RescaleResult.checks` holds what the solver did not write: the target's
+known coverage per frame against frame 0's, the shortened and unreachable steps, and what the
+reference depth is and what that means for accuracy.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import Camera, Trajectory, make_c2w
+from .collision import APPROACH_LIMIT, collision_alpha
 from .depth import DEFAULT_WORKING_SIZE, DepthSource
 from .metrics import pce
 from .parallax import ParallaxProbe
@@ -39,7 +53,8 @@ from .rotation import rotation_angle
 MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
 PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
 FOV_MATCH = ("angular", "frame")
-SKY_WARNING = 0.01  # warn when more than this fraction of a dense view is empty and sky is not allowed
+SKY_WARNING = 0.01  # warn when more than this fraction of a view is sky and sky is not allowed
+COVERAGE_DROP = 0.5  # warn when the target's known coverage falls below this share of frame 0's
 
 
 class RescaleError(ValueError):
@@ -81,7 +96,8 @@ class RescaleResult:
 
     ``pi_target`` is the target's Π of the unscaled reference step (for ``exact``, to first order:
     its ``flow`` Π, since exact Π is not proportional to the step); ``pi_realized`` is the Π of the
-    step taken, in the mode's measure."""
+    step taken, in the mode's measure, on the target depth given; ``coverage`` the target view's
+    known coverage (depth or sky) from each pose t-1 (index 0 NaN)."""
 
     trajectory: Trajectory
     pi_ref: np.ndarray
@@ -92,13 +108,18 @@ class RescaleResult:
     interpolated_frames: list[int] = field(default_factory=list)
     zero_step_frames: list[int] = field(default_factory=list)
     capped_frames: list[int] = field(default_factory=list)
+    unreachable_frames: list[int] = field(default_factory=list)
     solver_iterations: int = 0
     warnings: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)  # notes that are not warnings (a tripod reference)
+    coverage: np.ndarray | None = None
+    checks: dict = field(default_factory=dict)
 
     @property
-    def pce(self) -> float:
-        """Parallax Consistency Error of the result against the reference (in the mode's measure)."""
+    def solver_residual(self) -> float:
+        """The solver's residual: PCE of the realized Π against the reference's, both measured on the
+        depth the solver was given (≈0 unless a step was capped). It says nothing of that depth's
+        truth: see :attr:`checks`."""
         return pce(self.pi_realized, self.pi_ref, strict=False)
 
     @property
@@ -108,20 +129,38 @@ class RescaleResult:
 
 
 def step_parallax(
-    c2w: np.ndarray, target_depth: DepthSource, camera: Camera, options: RescaleOptions | None = None
+    c2w: np.ndarray,
+    target_depth: DepthSource,
+    camera: Camera,
+    options: RescaleOptions | None = None,
+    zoom: np.ndarray | None = None,
 ) -> np.ndarray:
     """Π of each step of the poses ``c2w`` (N,4,4, OpenCV) in ``options``' measure, seen from pose t-1
     in ``target_depth`` at the working size (index 0 NaN): a keyed move re-measured as :func:`rescale`
-    measures the move it builds."""
+    measures the move it builds (``zoom`` as its ``target_zoom``)."""
     opts = options or RescaleOptions()
     c2w = np.asarray(c2w, dtype=np.float64)
-    work, tfac = camera.working(opts.working_size), _fov_factor(camera, opts.fov_match)
+    cams = _zoomed(camera, zoom, len(c2w))
     out = np.full(len(c2w), np.nan)
     for t in range(1, len(c2w)):
         step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
+        work = cams[t - 1].working(opts.working_size)
         probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
-        out[t] = probe.parallax(step, opts.measure) * tfac
+        out[t] = probe.parallax(step, opts.measure) * _fov_factor(cams[t - 1], opts.fov_match)
+        if opts.progress:
+            opts.progress(t, len(c2w) - 1)
     return out
+
+
+def _zoomed(cam: Camera, zoom: np.ndarray | None, n: int) -> list[Camera]:
+    """The camera per frame with its focal length times ``zoom[t]`` (principal point kept); all ``cam``
+    without a zoom."""
+    if zoom is None:
+        return [cam] * n
+    z = np.asarray(zoom, dtype=np.float64)
+    if z.shape != (n,) or not (np.isfinite(z).all() and (z > 0).all()):
+        raise RescaleError(f"target_zoom must be {n} finite positive factors, one per frame")
+    return [Camera(cam.fx * f, cam.fy * f, cam.cx, cam.cy, cam.width, cam.height) for f in z]
 
 
 def _fov_factor(cam: Camera, fov_match: str) -> float:
@@ -164,7 +203,7 @@ def is_tripod(traj: Trajectory) -> bool:
     return len(traj) >= 2 and bool(zero_steps(traj).all())
 
 
-def _tripod(ref, opts, start, R_tgt, tcam) -> RescaleResult:
+def _tripod(ref, opts, start, R_tgt, tcams) -> RescaleResult:
     """A rotation-only / stationary reference: Π is zero at every scale, so the target holds its start
     position exactly and the rotations are copied; no depth is read (α is undefined: NaN)."""
     n = len(ref)
@@ -176,20 +215,19 @@ def _tripod(ref, opts, start, R_tgt, tcam) -> RescaleResult:
     moved = rotation_angle(np.swapaxes(R_tgt[:1], 1, 2) @ R_tgt).max()
     what = "stationary" if moved < 1e-6 else f"rotation-only (up to {np.degrees(moved):.3g}°)"
     info = f"tripod reference: {what}, so the target keeps its start position and copies the rotation"
-    metadata = {"tripod": True, "reference_depth": "none (tripod)", "target_depth": "none (tripod)"}
-    return _result(ref, tcam, opts, c2w, zeros, zeros.copy(), zeros.copy(), nan, metadata,
+    metadata = {"tripod": True, "reference_depth": "none (tripod)", "target_depth": "none (tripod)", "checks": {}}
+    return _result(ref, tcams, opts, c2w, zeros, zeros.copy(), zeros.copy(), nan, metadata,
                    zero_step_frames=[int(f) for f in ref.frames[1:]], info=[info])  # fmt: skip
 
 
-def _result(ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict, **fields) -> RescaleResult:
-    """The target track (the target camera's intrinsics, the per-step series as extras) and its result."""
-    tK = np.array([tcam.fx, tcam.fy, tcam.cx, tcam.cy])
+def _result(ref, tcams, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict, **fields) -> RescaleResult:
+    """The target track (the target camera's intrinsics per frame, the per-step series as extras) and its result."""
     traj = Trajectory(
         frames=ref.frames,
         c2w=c2w,
-        intrinsics=np.broadcast_to(tK, (len(ref), 4)),
-        width=tcam.width,
-        height=tcam.height,
+        intrinsics=np.array([[c.fx, c.fy, c.cx, c.cy] for c in tcams]),
+        width=tcams[0].width,
+        height=tcams[0].height,
         fps=ref.fps,
         extras={"pi_ref": pi_ref, "pi_target": pi_tgt, "alpha": alpha, "pi_realized": pi_real},
         metadata={
@@ -197,12 +235,48 @@ def _result(ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata: dict
             "measure": opts.measure,
             "interpolated_frames": fields.get("interpolated_frames", []),
             "capped_frames": fields.get("capped_frames", []),
+            "unreachable_frames": fields.get("unreachable_frames", []),
             **metadata,
         },
     )
-    result = RescaleResult(traj, pi_ref, pi_tgt, pi_real, alpha, opts.mode, **fields)
-    traj.metadata["pce"] = result.pce
+    result = RescaleResult(traj, pi_ref, pi_tgt, pi_real, alpha, opts.mode, checks=metadata["checks"], **fields)
+    traj.metadata["solver_residual"] = result.solver_residual
     return result
+
+
+def check_lines(checks: dict) -> list[str]:
+    """The checks of a result as short lines for a report (CLI, Blender)."""
+    if not checks:
+        return []
+    cov = checks["target_known_coverage"]
+    lines = [
+        f"target depth known over {cov['first']:.0%} of the first view, {cov['min']:.0%} at the least"
+        + (f" (below half at {len(checks['coverage_drop_frames'])} frames)" if checks["coverage_drop_frames"] else ""),
+        f"{len(checks['collision_shortened_frames'])} steps shortened before a collision, "
+        f"{len(checks['unreachable_frames'])} unreachable",
+        f"reference depth: {checks['reference_depth']['accuracy']}",
+    ]
+    if "target_vs_geometry" in checks:
+        g = checks["target_vs_geometry"]
+        lines.append(f"PCE of the move measured on {g['geometry']}: {g['pce']:.3g}")
+    return lines
+
+
+def reference_depth_note(source: DepthSource) -> dict:
+    """What the reference depth is and what that means for the transfer's accuracy (the largest
+    error source on real footage: the engine and the track are far more accurate)."""
+    kind = source.kind
+    note = {
+        "geometry": "scene geometry: Π is as exact as the geometry",
+        "depth maps": "per-frame depth maps: Π is as exact as the maps (an estimated map's relative error "
+        "passes into Π one to one)",
+        "point cloud": "a point cloud: Π is measured where it has points, its gaps are left out",
+        "SfM points": f"SfM points filled {getattr(source, 'fill', 0.0):.0%} of the image around each: Π follows "
+        "what was tracked (textured, near surfaces), typically 0.05-0.15 PCE from the footage's motion",
+        "subject distance": "a single subject distance: exact only for a subject at that distance filling the "
+        "frame; a deep scene's error grows with its depth range",
+    }.get(kind, kind)
+    return {"kind": kind, "description": source.description, "accuracy": note}
 
 
 def rescale(
@@ -212,6 +286,7 @@ def rescale(
     target_start_c2w: np.ndarray,
     target_camera: Camera | None = None,
     options: RescaleOptions | None = None,
+    target_zoom: np.ndarray | None = None,
 ) -> RescaleResult:
     """Rescale ``reference``'s motion into the target scene; see the module docstring."""
     opts = options or RescaleOptions()
@@ -225,7 +300,7 @@ def rescale(
         raise RescaleError("target start pose must be a finite 4x4 camera-to-world matrix")
     tcam = target_camera or ref.camera(0)
     tcam.validate("target camera")
-    twork = tcam.working(opts.working_size)
+    tcams = _zoomed(tcam, target_zoom, n)  # the target's intrinsics per frame
     measure = opts.measure
 
     steps = ref.steps_in_camera()
@@ -233,19 +308,19 @@ def rescale(
     R_tgt = start[:3, :3] @ R_rel
     zero = np.concatenate([[False], zero_steps(ref)])
     if zero[1:].all():
-        return _tripod(ref, opts, start, R_tgt, tcam)
+        return _tripod(ref, opts, start, R_tgt, tcams)
     if reference_depth is None or target_depth is None:
         raise RescaleError("the reference moves, so both a reference and a target depth are needed")
 
     # Reference Π per step: independent of the target, measured once.
     pi_ref = np.full(n, np.nan)
     ref_inv0 = np.nan
-    sky_dropped = {"reference": 0.0, "target": 0.0}  # the largest fraction of a dense view left out
+    sky_dropped = {"reference": 0.0, "target": 0.0}  # the largest fraction of a view's sky left out
     for t in range(1, n):
         view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
         probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
-        if view.dense and not opts.allow_sky:
-            sky_dropped["reference"] = max(sky_dropped["reference"], 1.0 - view.coverage)
+        if not opts.allow_sky:
+            sky_dropped["reference"] = max(sky_dropped["reference"], float(view.sky_mask.mean()))
         if not probe.empty and np.isnan(ref_inv0):
             ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
         pi_ref[t] = probe.parallax(steps[t - 1], measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
@@ -256,7 +331,6 @@ def rescale(
             "(a known distance, depth maps, points or a mesh)"
         )
 
-    tfac = _fov_factor(tcam, opts.fov_match)
     warnings: list[str] = []
 
     def integrate(alpha_fixed: np.ndarray | None, total_passes: int, pass_no: int):
@@ -268,14 +342,18 @@ def rescale(
         pi_real = np.full(n, np.nan)
         unusable = np.zeros(n, dtype=bool)
         capped = np.zeros(n, dtype=bool)
+        unreachable = np.zeros(n, dtype=bool)
+        coverage = np.full(n, np.nan)
         iterations = 0
         global_alpha = None
         for t in range(1, n):
             prev = c2w[t - 1]
-            view = target_depth.view(prev, twork, index=None)
+            tfac = _fov_factor(tcams[t - 1], opts.fov_match)
+            view = target_depth.view(prev, tcams[t - 1].working(opts.working_size), index=None)
             probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
-            if view.dense and not opts.allow_sky:
-                sky_dropped["target"] = max(sky_dropped["target"], 1.0 - view.coverage)
+            coverage[t] = view.known_coverage
+            if not opts.allow_sky:
+                sky_dropped["target"] = max(sky_dropped["target"], float(view.sky_mask.mean()))
             if probe.empty and opts.mode != "none":
                 raise RescaleError(
                     f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
@@ -300,10 +378,14 @@ def rescale(
                 unusable[t] = not zero[t]
                 a = alpha[t - 1] if t > 1 and np.isfinite(alpha[t - 1]) else np.nan
             elif measure == "exact":
-                a, capped[t], its, realized = probe.solve_alpha(steps[t - 1], pi_ref[t] / tfac)
+                a, unreachable[t], its, realized = probe.solve_alpha(steps[t - 1], pi_ref[t] / tfac)
                 iterations += its
             else:
                 a = pi_ref[t] / pi_tgt[t]
+            if opts.mode != "none" and np.isfinite(a) and a > 0:
+                limit = collision_alpha(target_depth, prev, steps[t - 1])
+                if a > limit:
+                    a, capped[t], realized = limit, True, None
             alpha[t] = a
             step = steps[t - 1] * (a if np.isfinite(a) else 0.0)
             # Realized Π: measured from the final pose t-1 for the step actually taken.
@@ -314,11 +396,11 @@ def rescale(
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)
-        return c2w, alpha, pi_tgt, pi_real, unusable, capped, iterations
+        return c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations
 
     per_step = opts.mode in PER_STEP
     passes = 2 if per_step else 1
-    c2w, alpha, pi_tgt, pi_real, unusable, capped, iterations = integrate(None, passes, 1)
+    c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations = integrate(None, passes, 1)
     interpolated = []
     if per_step:
         known = np.isfinite(alpha) & ~unusable & ~zero
@@ -337,7 +419,7 @@ def rescale(
         fixed = np.where(fill | adjust, filled, np.nan)
         fixed[0] = np.nan
         if fill.any() or adjust:  # second pass: fixed α where filled/adjusted, re-measured elsewhere
-            c2w, alpha, pi_tgt, pi_real, _, capped, its2 = integrate(fixed, passes, 2)
+            c2w, alpha, pi_tgt, pi_real, _, capped, unreachable, coverage, its2 = integrate(fixed, passes, 2)
             iterations += its2
         interpolated = [int(f) for f in ref.frames[unusable]]
         if interpolated:
@@ -354,10 +436,17 @@ def rescale(
     capped_frames = [int(f) for f in ref.frames[capped]]
     if capped_frames:
         warnings.append(
-            f"{len(capped_frames)} forward steps were capped to close at most half the distance to the nearest "
-            "visible depth (the reference's image motion cannot be reached there) at frames "
-            + _frame_list(capped_frames)
+            f"{len(capped_frames)} steps were shortened to close at most {APPROACH_LIMIT:.0%} of the distance to the "
+            "target geometry on their path (they would have collided) at frames " + _frame_list(capped_frames)
         )
+    unreachable_frames = [int(f) for f in ref.frames[unreachable]]
+    if unreachable_frames:
+        warnings.append(
+            f"{len(unreachable_frames)} backward steps cannot reach the reference's image motion (moving back, the "
+            "target's motion is bounded by its depth; the scene is too shallow behind its content) and stop short "
+            "at frames " + _frame_list(unreachable_frames)
+        )
+    checks = _checks(ref, reference_depth, coverage, capped_frames, unreachable_frames, warnings)
     if opts.progress:
         opts.progress(passes, passes)
     metadata = {
@@ -366,12 +455,38 @@ def rescale(
         "working_size": opts.working_size,
         "reference_depth": reference_depth.description,
         "target_depth": target_depth.description,
+        "checks": checks,
     }
     return _result(
-        ref, tcam, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata,
+        ref, tcams, opts, c2w, pi_ref, pi_tgt, pi_real, alpha, metadata,
         interpolated_frames=interpolated,
         zero_step_frames=[int(f) for f in ref.frames[zero]],
         capped_frames=capped_frames,
+        unreachable_frames=unreachable_frames,
         solver_iterations=iterations,
         warnings=warnings,
+        coverage=coverage,
     )  # fmt: skip
+
+
+def _checks(ref, reference_depth, coverage, capped_frames, unreachable_frames, warnings) -> dict:
+    """The result's checks the solver did not write (see the module docstring); adds a warning when the
+    target's known coverage falls well below frame 0's."""
+    cov = coverage[1:]
+    first = float(cov[0]) if len(cov) else float("nan")
+    low = np.flatnonzero(cov < COVERAGE_DROP * first) + 1
+    low_frames = [int(f) for f in ref.frames[low]]
+    if low_frames:
+        warnings.append(
+            f"target: the depth covers less than {COVERAGE_DROP:.0%} of what it covered at the first frame "
+            f"({first:.0%} known) at {len(low_frames)} frames (down to {float(np.nanmin(cov)):.0%}): "
+            + _frame_list(low_frames)
+            + "; Π there rests on what is left (the camera sees past the captured points)"
+        )
+    return {
+        "target_known_coverage": {"first": first, "min": float(np.nanmin(cov)) if len(cov) else float("nan")},
+        "coverage_drop_frames": low_frames,
+        "collision_shortened_frames": list(capped_frames),
+        "unreachable_frames": list(unreachable_frames),
+        "reference_depth": reference_depth_note(reference_depth),
+    }

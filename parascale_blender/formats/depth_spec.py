@@ -33,13 +33,16 @@ def depth_map_sequence(
     return DepthMapSequence(loaders, camera=camera, names=[f.name for f in files])
 
 
-def parse_depth_spec(spec: str, trajectory: Trajectory | None = None, scale: float | None = None) -> DepthSource:
+def parse_depth_spec(
+    spec: str, trajectory: Trajectory | None = None, scale: float | None = None, cloud_sky: bool = False
+) -> DepthSource:
     """A depth source from a command-line style spec.
 
     A number (constant distance); ``track`` (the trajectory's SfM points); a folder of depth maps or
     a COLMAP model folder; a depth map file (.npy HxW, .png, .exr, .pfm: the same map every frame);
     a point cloud (.npy Nx3, .ply without faces); a mesh (.ply with faces, .obj). ``scale`` (or a
-    ``?scale=X`` suffix) sets PNG units per count.
+    ``?scale=X`` suffix) sets PNG units per count. ``cloud_sky``: a point cloud's uncovered pixels
+    are sky instead of unknown (see :class:`~..core.depth_sources.PointCloudDepth`).
     """
     text = str(spec).strip()
     if "?scale=" in text:
@@ -70,14 +73,14 @@ def parse_depth_spec(spec: str, trajectory: Trajectory | None = None, scale: flo
         if ext == ".npy":
             a = read_npy(p)
             if a.shape[1] == 3 and a.shape[0] > 3:
-                return PointCloudDepth(a)
+                return PointCloudDepth(a, sky=cloud_sky)
             return depth_map_sequence(p, scale=scale)
         if ext in EXTENSIONS:
             return depth_map_sequence(p, scale=scale)
         if ext in (".ply", ".obj"):
             mesh = read_mesh(p)
             if mesh.is_point_cloud:
-                return PointCloudDepth(mesh.vertices)
+                return PointCloudDepth(mesh.vertices, sky=cloud_sky)
             return MeshDepth(mesh.vertices, mesh.triangles)
     except FormatError as e:
         raise DepthError(f"depth spec {text!r}: {e}") from None

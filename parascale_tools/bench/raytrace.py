@@ -48,7 +48,8 @@ def _texture(u: np.ndarray, v: np.ndarray, seed: int) -> np.ndarray:
 class RectScene(DepthSource):
     """A union of textured rectangles; empty rays are sky (depth NaN, sky colour)."""
 
-    dense = True
+    geometric = True
+    kind = "geometry"
 
     def __init__(self, name: str, rects: list[Rect], scale: float, sky: bool):
         self.name = name
@@ -91,7 +92,7 @@ class RectScene(DepthSource):
         return (np.clip(shade, 0, 1) * 255 + 0.5).astype(np.uint8), depth
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
-        return DepthView(self.trace(c2w, camera)[1], camera, dense=True)
+        return DepthView(self.trace(c2w, camera)[1], camera, sky=True)
 
 
 def wall(scale: float = 1.0) -> RectScene:

@@ -29,6 +29,7 @@ SECTIONS = {
     "tracking": "parascale_tools.bench.tracking_bench",
     "gen": "parascale_tools.bench.gen_bench",
     "closed_loop": "parascale_tools.bench.closed_loop",
+    "depth_paths": "parascale_tools.bench.depth_paths",
 }
 
 

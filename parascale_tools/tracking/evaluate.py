@@ -42,7 +42,7 @@ def track_parallax(track: Trajectory, max_side: int = 160) -> np.ndarray:
 
 def dense_views(depths: np.ndarray, camera: Camera) -> list[DepthView]:
     """Ground-truth depth maps (N,H,W) at ``camera``'s size as dense views."""
-    return [DepthView(np.asarray(d, float), camera, dense=True) for d in depths]
+    return [DepthView(np.asarray(d, float), camera, sky=True) for d in depths]
 
 
 def pose_errors(est: np.ndarray, gt: np.ndarray, min_travel: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
