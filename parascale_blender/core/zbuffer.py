@@ -33,7 +33,15 @@ MORTON_BITS = 21  # bits per axis: 63-bit codes
 AUTO_NEIGHBOURS = 16  # points per voxel at which local spacing is measured (radius="auto")
 FRONT_TOLERANCE = 0.1  # pixel depth: harmonic mean of the samples within 10% of the nearest one
 LOD_PIXELS = 1.5  # default: voxels projecting to <= 1.5 px are drawn as one point (~0.5% from brute force)
-SNAP = 2.0  # a node's box reaching within 2 point radii of its voxel's face is snapped to the face
+SNAP = 2.0  # a node's box reaching within 2 point radii of a voxel face shared with an occupied
+# neighbour voxel is snapped to the face (the geometry continues there)
+TUBE_RATIO = 0.12  # a node is a tube (a pole, a branch) when its middle covariance eigenvalue is below
+TUBE_MIN_POINTS = 4  # 0.12x the largest, it holds at least 4 points and its cross-section is round:
+TUBE_ROUND = 0.2  # smallest eigenvalue above 0.2x the middle one (a surface patch is flat: ~0)
+TUBE_TRUST = 16  # a node with fewer points inside a tube is a piece of it (when its points lie as
+TUBE_SAME = 1.5  # close to the tube's axis as 1.5x the tube's radius)
+SURFACE_NEIGHBOURS = 3  # a node with >= 3 occupied face neighbours (or >= 6 face and edge
+SURFACE_EDGES = 6  # neighbours: a surface stepping diagonally) is part of a surface: its box grows
 SPLAT_MARGIN = 1.5  # auto radius = SPLAT_MARGIN * spacing / 2: margin so oblique and perspective views leave no holes
 FLOATER_LEVELS = 5  # auto radius: a point whose neighbourhood is 2^5 coarser than the cloud's median
 # is isolated (a floater): it splats as one pixel instead of over the gap to the nearest surface
@@ -76,10 +84,13 @@ def splat(
     camera: Camera,
     max_splat: float = 16.0,
     front_tolerance: float | None = None,
+    ellipse: np.ndarray | None = None,
 ) -> np.ndarray:
     """Visible z per pixel of footprints centred at pixel position (u, v) with half-widths (hx, hy)
     pixels and depth ``z`` (all (N,)): each covers the pixel centres in ``(u - hx, u + hx]`` x
-    ``(v - hy, v + hy]``; a dimensionless ``point`` (radius 0) covers at least the pixel it falls in."""
+    ``(v - hy, v + hy]``; a dimensionless ``point`` (radius 0) covers at least the pixel it falls in.
+    ``ellipse`` (N,5: u0, v0, a, b, c): a footprint covers only the centres with
+    a du² + 2b du dv + c dv² <= 1 (du = centre - u0, ...); all zeros: no clip."""
     if front_tolerance is None:
         front_tolerance = FRONT_TOLERANCE
     W, H = camera.width, camera.height
@@ -103,6 +114,14 @@ def splat(
     both = wide & tall
     pix = [rs0 + cs0, rs0[wide] + cs1[wide], rs1[tall] + cs0[tall], rs1[both] + cs1[both]]
     val = [zs, zs[wide], zs[tall], zs[both]]
+    if ellipse is not None:
+        es = ellipse[small]
+        cols = [cs0, cs1[wide], cs0[tall], cs1[both]]
+        rows = [r0[small], r0[small][wide], r1[small][tall], r1[small][both]]
+        sels = [slice(None), wide, tall, both]
+        for i in range(4):
+            inside = _in_ellipse(cols[i] + 0.5, rows[i] + 0.5, es[sels[i]])
+            pix[i], val[i] = pix[i][inside], val[i][inside]
     multi = hit & ~small
     if multi.any():
         c0, r0, zm = c0[multi].astype(np.int64), r0[multi].astype(np.int64), z[multi]
@@ -111,9 +130,17 @@ def splat(
         owner = np.repeat(np.arange(len(count)), count)
         k = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
         nc = ncol[owner]
-        pix.append((r0[owner] + k // nc) * W + c0[owner] + k % nc)
-        val.append(zm[owner])
+        row, col = r0[owner] + k // nc, c0[owner] + k % nc
+        inside = slice(None) if ellipse is None else _in_ellipse(col + 0.5, row + 0.5, ellipse[multi][owner])
+        pix.append((row * W + col)[inside])
+        val.append(zm[owner][inside])
     return front_layer(np.concatenate(pix), np.concatenate(val), H * W, front_tolerance).reshape(H, W)
+
+
+def _in_ellipse(pu: np.ndarray, pv: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Whether pixel centres (pu, pv) lie in ellipses ``e`` (N,5: u0, v0, a, b, c; zeros: everywhere)."""
+    du, dv = pu - e[:, 0], pv - e[:, 1]
+    return e[:, 2] * du * du + 2 * e[:, 3] * du * dv + e[:, 4] * dv * dv <= 1.0
 
 
 def front_layer(index: np.ndarray, z: np.ndarray, size: int, tolerance: float = FRONT_TOLERANCE) -> np.ndarray:
@@ -228,7 +255,7 @@ class PointHierarchy:
             self.radius = self._auto_radius(runs)
         else:
             self.radius = np.asarray(radius, dtype=np.float64)[order]
-        self.levels = self._build_levels(runs, q)
+        self.levels = self._build_levels(runs, q, codes)
 
     def _runs(self, codes: np.ndarray) -> list[np.ndarray]:
         """Run starts (voxels) of every level k = 0..MORTON_BITS, voxel size cell * 2**k."""
@@ -259,7 +286,7 @@ class PointHierarchy:
             radius[level > np.median(level) + FLOATER_LEVELS] = 0.0
         return radius
 
-    def _build_levels(self, runs: list[np.ndarray], q: np.ndarray) -> list[dict]:
+    def _build_levels(self, runs: list[np.ndarray], q: np.ndarray, codes: np.ndarray) -> list[dict]:
         """Levels from the leaf (nodes average >= 2 points) up to a top with <= 64 nodes. Each node
         keeps the bounding box of its points (from its children's boxes above the leaf): its footprint
         follows the geometry inside the voxel (a pole, a branch), not the voxel."""
@@ -270,6 +297,10 @@ class PointHierarchy:
         csum = np.vstack([np.zeros(3), np.cumsum(self.points, axis=0)])
         rsum = np.r_[0.0, np.cumsum(self.radius)]
         lo, hi = self.points, self.points
+        centred = self.points - csum[-1] / n
+        pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+        msum = np.vstack([np.zeros(6), np.cumsum(np.stack([centred[:, i] * centred[:, j] for i, j in pairs], 1), 0)])
+        covs = []
         for k in range(leaf, top + 1):
             start = runs[k]
             end = np.r_[start[1:], n]
@@ -295,23 +326,76 @@ class PointHierarchy:
                 level["child_hi"] = np.searchsorted(below, end)
                 below = level["child_lo"]
             lo, hi = np.minimum.reduceat(lo, below, axis=0), np.maximum.reduceat(hi, below, axis=0)
-            # A face the points come within SNAP radii of continues into the neighbour: snap to it
-            # (footprints tile along the geometry); elsewhere the box grows by its points' radius
-            # (within the voxel), as each point's splat does: a sparse node's points leave gaps.
-            reach = SNAP * rmean[:, None]
-            vlo, vhi = centre - size / 2, centre + size / 2
-            grow = rmean[:, None]
-            blo = np.where(lo - vlo < reach, np.minimum(lo, vlo), lo - grow)
-            bhi = np.where(vhi - hi < reach, np.maximum(hi, vhi), hi + grow)
-            level["box_centre"], level["box_half"] = (blo + bhi) / 2, (bhi - blo) / 2
+            qk, keys = q[start] >> k, codes[start] >> np.uint64(3 * k)
+            faces = _occupied(qk, keys, MORTON_BITS - k, FACES)
+            surface = faces.sum(1) >= SURFACE_NEIGHBOURS
+            few = np.flatnonzero(~surface)
+            surface[few] = faces[few].sum(1) + _occupied(qk[few], keys, MORTON_BITS - k, EDGES).sum(1) >= SURFACE_EDGES
+            level["_box"] = (lo, hi, faces[:, :3], faces[:, 3:], surface)
+            cov = (msum[end] - msum[start]) / count[:, None] - _outer6(mean - csum[-1] / n)
+            level["tube"], level["tube_axis"], level["tube_radius"] = _tubes(cov, count)
+            level["tube_centre"] = mean.copy()
+            level["piece"] = np.zeros(len(start), dtype=bool)  # a tube's axis and radius from its parent
             levels.append(level)
+            covs.append(cov)
+        # Boxes. A face the points come within SNAP radii of, with an occupied neighbour voxel beyond
+        # it, continues into the neighbour: snap to it (footprints tile along the geometry). Elsewhere
+        # the box grows by its points' radius (within the voxel: a sparse node's points leave gaps)
+        # where the neighbour is occupied or the node is part of a surface; not at the sides of a
+        # thin structure (a pole, a branch), which the points' box already spans.
+        for lv in levels:
+            lo, hi, below_n, above_n, surface = lv.pop("_box")
+            r = lv["radius"][:, None]
+            vlo, vhi = np.stack(lv["centre"], 1) - lv["size"] / 2, np.stack(lv["centre"], 1) + lv["size"] / 2
+            near_lo, near_hi = lo - vlo < SNAP * r, vhi - hi < SNAP * r
+            glo = np.where(below_n | surface[:, None], r, 0.0)
+            ghi = np.where(above_n | surface[:, None], r, 0.0)
+            blo = np.where(near_lo & below_n, np.minimum(lo, vlo), np.maximum(lo - glo, vlo))
+            bhi = np.where(near_hi & above_n, np.maximum(hi, vhi), np.minimum(hi + ghi, vhi))
+            lv["box_centre"], lv["box_half"] = (blo + bhi) / 2, (bhi - blo) / 2
+        # A node with too few points to tell its shape, inside a tube and near its axis, is a piece of
+        # the tube: it takes the tube's axis and radius (estimated from more points).
+        for child, parent, cov in zip(levels[-2::-1], levels[:0:-1], covs[-2::-1]):
+            up = np.repeat(np.arange(len(parent["start"])), parent["child_hi"] - parent["child_lo"])
+            count = child["end"] - child["start"]
+            cand = np.flatnonzero(parent["tube"][up] & (~child["tube"] | (count < TUBE_TRUST)))
+            axis, origin, radius = (parent[k][up[cand]] for k in ("tube_axis", "tube_centre", "tube_radius"))
+            d = child["mean"][cand] - origin
+            along = np.einsum("ij,ij->i", d, axis)
+            c = cov[cand]
+            # mean squared distance of the child's points from the parent's axis
+            eCe = (c[:, 0] * axis[:, 0] ** 2 + c[:, 1] * axis[:, 1] ** 2 + c[:, 2] * axis[:, 2] ** 2
+                   + 2 * (c[:, 3] * axis[:, 0] * axis[:, 1] + c[:, 4] * axis[:, 0] * axis[:, 2]
+                          + c[:, 5] * axis[:, 1] * axis[:, 2]))  # fmt: skip
+            r2 = c[:, 0] + c[:, 1] + c[:, 2] - eCe + np.einsum("ij,ij->i", d, d) - along**2
+            same = r2 <= (TUBE_SAME * radius) ** 2
+            cand, axis, origin, radius, along = cand[same], axis[same], origin[same], radius[same], along[same]
+            child["tube"][cand] = True
+            child["piece"][cand] = True
+            child["tube_axis"][cand], child["tube_radius"][cand] = axis, radius
+            child["tube_centre"][cand] = origin + along[:, None] * axis
+        for lv in levels:
+            # A tube's footprint: its box grown by the tube's radius (within its voxel: few points on a
+            # ring span less than the tube), clipped by the cylinder of that radius around its axis.
+            t = lv["tube"]
+            w = lv["tube_radius"][t][:, None]
+            g = w * lv.pop("piece")[t][:, None]
+            vc = np.stack(lv["centre"], 1)[t]
+            c, h = lv["box_centre"][t], lv["box_half"][t]
+            blo, bhi = np.maximum(c - h - g, vc - lv["size"] / 2), np.minimum(c + h + g, vc + lv["size"] / 2)
+            lv["box_centre"][t], lv["box_half"][t] = (blo + bhi) / 2, (bhi - blo) / 2
+            e = lv["tube_axis"][t]
+            along = 3 * lv["size"]  # longer than the voxel: the box clips the length
+            lv["tube_index"] = np.flatnonzero(t)
+            lv["tube_cov"] = (along**2 - w**2) * _outer6(e) + w**2 * np.array([1.0, 1, 1, 0, 0, 0])
         return levels
 
     def select(self, c2w: np.ndarray, camera: Camera, lod_pixels: float = LOD_PIXELS) -> Splats:
         """The footprints that stand for the cloud in this view: nodes projecting to at most
         ``lod_pixels`` (their points' bounding box) and the points of the nodes nearer than that."""
         if self.size == 0:
-            return Splats(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3)), np.zeros(0), np.zeros(0, dtype=bool))
+            e, i = np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+            return Splats(e, np.zeros(0), e, np.zeros(0), np.zeros(0, dtype=bool), i, e, np.zeros((0, 6)))
         c2w = np.asarray(c2w, dtype=np.float64)
         R = c2w[:3, :3]
         off = c2w[:3, 3] @ R  # camera coords = world @ R - off
@@ -321,7 +405,8 @@ class PointHierarchy:
         yt, yb = -camera.cy / camera.fy, (camera.height - camera.cy) / camera.fy
         planes = np.array([[-1.0, 0, xl], [1.0, 0, -xr], [0, -1.0, yt], [0, 1.0, -yb]])
         planes /= np.linalg.norm(planes, axis=1, keepdims=True)
-        centres, depths, halves, radii, points = [], [], [], [], []
+        centres, depths, halves, radii, points, tubes, means, covs = [], [], [], [], [], [], [], []
+        count = 0
         top = self.levels[-1]
         nodes = np.arange(len(top["start"]))
         full = np.zeros(len(nodes), dtype=bool)  # node known to lie entirely inside the side planes
@@ -343,10 +428,16 @@ class PointHierarchy:
                     dmax = np.maximum(dmax, n[0] * x + n[1] * y + n[2] * zp)
                 keep[part] = dmax < bp
                 full[part] = (dmax <= -bp) & (zp - bp > 0)
-            fine = keep & (z - b > 0) & (f * lv["size"] <= lod_pixels * z)
+            fine = keep & (z - b > 0) & ((f * lv["size"] <= lod_pixels * z) | (lv["tube"][nodes] & (li == 0)))
             done = nodes[fine]
             centres.append(lv["box_centre"][done] @ R - off)
             depths.append(lv["mean"][done] @ R[:, 2] - off[2])
+            tube = np.flatnonzero(lv["tube"][done])
+            tubes.append(tube + count)
+            k = np.searchsorted(lv["tube_index"], done[tube])
+            means.append(lv["tube_centre"][done[tube]] @ R - off)
+            covs.append(_rotate_cov(lv["tube_cov"][k], R))
+            count += len(done)
             halves.append(lv["box_half"][done] @ np.abs(R))
             radii.append(np.zeros(len(done)))
             points.append(lv["radius"][done] <= 0)
@@ -364,7 +455,7 @@ class PointHierarchy:
         halves.append(np.zeros((len(raw), 3)))
         radii.append(self.radius[raw])
         points.append(self.radius[raw] <= 0)
-        return Splats(*(np.concatenate(a) for a in (centres, depths, halves, radii, points)))
+        return Splats(*(np.concatenate(a) for a in (centres, depths, halves, radii, points, tubes, means, covs)))
 
     def view(
         self, c2w: np.ndarray, camera: Camera, lod_pixels: float = LOD_PIXELS, max_splat: float = 16.0
@@ -377,25 +468,92 @@ class Splats(NamedTuple):
     """Footprints in camera space: ``centre`` (M,3) of each box, the ``depth`` (M,) it reports (its
     points' mean), ``half`` (M,3) the box's half-extents along the camera axes, and the world
     ``radius`` (M,) grown around it; ``point`` (M,): dimensionless (radius 0) points, which cover at
-    least the pixel they fall in."""
+    least the pixel they fall in. Tubes (a pole, a branch: see :func:`_tube_footprints`): ``tube``
+    (K,) the rows that are tubes, ``mean`` (K,3) and ``cov`` (K,6: xx, yy, zz, xy, xz, yz) their
+    ellipsoids in camera space, which clip their boxes (pixel centres outside the ellipsoid's
+    projection are not covered)."""
 
     centre: np.ndarray
     depth: np.ndarray
     half: np.ndarray
     radius: np.ndarray
     point: np.ndarray
+    tube: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
 
     def rasterise(self, camera: Camera, max_splat: float = 16.0) -> np.ndarray:
         """(H, W) visible z: each box projected (its extent along the view ray included), grown by
         the radius, covering the pixel centres inside it (see :func:`splat`)."""
-        front = (self.centre[:, 2] > 0) & (self.depth > 0)
-        c, z, h, r, pt = (a[front] for a in self)
+        c, z, h, r, pt = self.centre, self.depth, self.half, self.radius, self.point
+        ell = None
+        if len(self.tube):  # projected ellipse of each tube: J C J^T, J the projection's Jacobian at its mean
+            m, cov = self.mean, self.cov
+            iz = 1.0 / np.maximum(m[:, 2], 1e-300)
+            mx, my = m[:, 0] * iz, m[:, 1] * iz
+            xx, yy, zz, xy, xz, yz = cov.T
+            suu = camera.fx**2 * iz**2 * (xx - 2 * mx * xz + mx * mx * zz) + 1e-6
+            svv = camera.fy**2 * iz**2 * (yy - 2 * my * yz + my * my * zz) + 1e-6
+            suv = camera.fx * camera.fy * iz**2 * (xy - mx * yz - my * xz + mx * my * zz)
+            det = suu * svv - suv * suv
+            ell = np.zeros((len(z), 5))
+            ell[self.tube] = np.stack(
+                [mx * camera.fx + camera.cx, my * camera.fy + camera.cy, svv / det, -suv / det, suu / det], 1
+            )
+        front = (c[:, 2] > 0) & (z > 0)
+        if not front.all():
+            c, z, h, r, pt = (a[front] for a in (c, z, h, r, pt))
+            ell = None if ell is None else ell[front]
         inv = 1.0 / c[:, 2]
         x, y = c[:, 0] * inv, c[:, 1] * inv
         u, v = x * camera.fx + camera.cx, y * camera.fy + camera.cy
         hx = camera.fx * inv * (np.hypot(h[:, 0], x * h[:, 2]) + r)
         hy = camera.fy * inv * (np.hypot(h[:, 1], y * h[:, 2]) + r)
-        return splat(u, v, z, hx, hy, pt, camera, max_splat)
+        return splat(u, v, z, hx, hy, pt, camera, max_splat, ellipse=ell)
+
+
+def _rotate_cov(cov: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Covariances (M,6: xx, yy, zz, xy, xz, yz) in world → camera coordinates (R^T C R)."""
+    c = np.empty((len(cov), 3, 3))
+    for (i, j), col in zip(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)), cov.T):
+        c[:, i, j] = c[:, j, i] = col
+    c = R.T @ c @ R
+    return np.stack([c[:, 0, 0], c[:, 1, 1], c[:, 2, 2], c[:, 0, 1], c[:, 0, 2], c[:, 1, 2]], 1)
+
+
+def _occupied(qk: np.ndarray, keys: np.ndarray, bits: int, offsets: np.ndarray) -> np.ndarray:
+    """(M, K) bool: whether the voxel at integer coordinates ``qk`` (M,3) + each of ``offsets`` (K,3)
+    holds points, on a grid of 2**bits per axis whose occupied voxels have sorted Morton ``keys``."""
+    out = np.zeros((len(qk), len(offsets)), dtype=bool)
+    for j, off in enumerate(offsets):
+        qn = qk + off
+        ok = ((qn >= 0) & (qn < 2**bits)).all(axis=1)
+        kn = morton_codes(np.clip(qn, 0, 2**bits - 1))
+        idx = np.minimum(np.searchsorted(keys, kn), len(keys) - 1)
+        out[:, j] = ok & (keys[idx] == kn)
+    return out
+
+
+FACES = np.vstack([-np.eye(3, dtype=np.int64), np.eye(3, dtype=np.int64)])  # below x, y, z; above x, y, z
+EDGES = np.array([o for o in np.ndindex(3, 3, 3) if np.count_nonzero(np.array(o) - 1) == 2]) - 1
+
+
+def _outer6(x: np.ndarray) -> np.ndarray:
+    """Outer products of vectors (M,3) as (M,6): xx, yy, zz, xy, xz, yz."""
+    return np.stack([x[:, i] * x[:, j] for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))], 1)
+
+
+def _tubes(cov: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tube (M,) bool, axis (M,3) unit, radius (M,)) of nodes with covariance ``cov`` (M,6) of
+    ``count`` points: a tube's points lie along a line (middle eigenvalue below TUBE_RATIO x the
+    largest); its radius is the RMS distance of its points from the line (a ring's radius)."""
+    c = np.empty((len(cov), 3, 3))
+    for (i, j), col in zip(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)), cov.T):
+        c[:, i, j] = c[:, j, i] = col
+    lam, vec = np.linalg.eigh(c)
+    lam = np.maximum(lam, 0.0)
+    tube = (count >= TUBE_MIN_POINTS) & (lam[:, 1] < TUBE_RATIO * lam[:, 2]) & (lam[:, 0] > TUBE_ROUND * lam[:, 1])
+    return tube, vec[:, :, 2].copy(), np.sqrt(lam[:, 0] + lam[:, 1])
 
 
 def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
