@@ -37,7 +37,7 @@ SNAP = 2.0  # a node's box reaching within 2 point radii of a voxel face shared 
 # neighbour voxel is snapped to the face (the geometry continues there)
 TUBE_RATIO = 0.12  # a node is a tube (a pole, a branch) when its middle covariance eigenvalue is below
 TUBE_MIN_POINTS = 4  # 0.12x the largest, it holds at least 4 points and its cross-section is round:
-TUBE_ROUND = 0.2  # smallest eigenvalue above 0.2x the middle one (a surface patch is flat: ~0)
+TUBE_ROUND = 0.02  # smallest eigenvalue above 0.02x the middle one (a surface patch is flat: ~0)
 TUBE_TRUST = 16  # a node with fewer points inside a tube is a piece of it (when its points lie as
 TUBE_SAME = 1.5  # close to the tube's axis as 1.5x the tube's radius)
 SURFACE_NEIGHBOURS = 3  # a node with >= 3 occupied face neighbours (or >= 6 face and edge
@@ -348,8 +348,8 @@ class PointHierarchy:
             r = lv["radius"][:, None]
             vlo, vhi = np.stack(lv["centre"], 1) - lv["size"] / 2, np.stack(lv["centre"], 1) + lv["size"] / 2
             near_lo, near_hi = lo - vlo < SNAP * r, vhi - hi < SNAP * r
-            glo = np.where(below_n | surface[:, None], r, 0.0)
-            ghi = np.where(above_n | surface[:, None], r, 0.0)
+            side = np.where(surface[:, None], r, 0.0)
+            glo, ghi = np.where(below_n, r, side), np.where(above_n, r, side)
             blo = np.where(near_lo & below_n, np.minimum(lo, vlo), np.maximum(lo - glo, vlo))
             bhi = np.where(near_hi & above_n, np.maximum(hi, vhi), np.minimum(hi + ghi, vhi))
             lv["box_centre"], lv["box_half"] = (blo + bhi) / 2, (bhi - blo) / 2
