@@ -84,18 +84,32 @@ def splat(
     camera: Camera,
     max_splat: float = 16.0,
     front_tolerance: float | None = None,
-    ellipse: np.ndarray | None = None,
+    ellipse: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Visible z per pixel of footprints centred at pixel position (u, v) with half-widths (hx, hy)
     pixels and depth ``z`` (all (N,)): each covers the pixel centres in ``(u - hx, u + hx]`` x
     ``(v - hy, v + hy]``; a dimensionless ``point`` (radius 0) covers at least the pixel it falls in.
-    ``ellipse`` (N,5: u0, v0, a, b, c): a footprint covers only the centres with
-    a du² + 2b du dv + c dv² <= 1 (du = centre - u0, ...); all zeros: no clip."""
+    ``ellipse`` (rows (K,), (K,5): u0, v0, a, b, c): those footprints cover only the centres with
+    a du² + 2b du dv + c dv² <= 1 (du = centre u - u0, dv = centre v - v0)."""
     if front_tolerance is None:
         front_tolerance = FRONT_TOLERANCE
     W, H = camera.width, camera.height
     hx = np.minimum(np.where(point, np.maximum(hx, 0.5), hx), max_splat)
     hy = np.minimum(np.where(point, np.maximum(hy, 0.5), hy), max_splat)
+    if ellipse is None or not len(ellipse[0]):
+        pix, val = _cover(u, v, z, hx, hy, W, H)
+    else:
+        rows, e = ellipse
+        rest = np.ones(len(z), dtype=bool)
+        rest[rows] = False
+        pix, val = _cover(u[rest], v[rest], z[rest], hx[rest], hy[rest], W, H)
+        tp, tv = _cover(u[rows], v[rows], z[rows], hx[rows], hy[rows], W, H, e)
+        pix, val = np.concatenate([pix, tp]), np.concatenate([val, tv])
+    return front_layer(pix, val, H * W, front_tolerance).reshape(H, W)
+
+
+def _cover(u, v, z, hx, hy, W: int, H: int, ellipse: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(flat pixel index, z) of every pixel centre each footprint covers (see :func:`splat`)."""
     # First/last covered pixel per axis, clipped to the image in float (no int overflow).
     c0 = np.clip(np.floor(u - hx - 0.5) + 1, 0, W)
     c1 = np.clip(np.floor(u + hx - 0.5), -1, W - 1)
@@ -104,24 +118,18 @@ def splat(
     ncol = c1 - c0
     nrow = r1 - r0
     hit = (ncol >= 0) & (nrow >= 0)
+    pix, val = [], []
     # Footprints of at most 2x2 pixels (nearly all, with level of detail): up to four corner writes;
-    # larger ones are expanded pixel by pixel below.
-    small = hit & (ncol <= 1) & (nrow <= 1)
-    cs0, cs1 = c0[small].astype(np.int64), c1[small].astype(np.int64)
-    rs0, rs1 = r0[small].astype(np.int64) * W, r1[small].astype(np.int64) * W
-    zs = z[small]
-    wide, tall = cs1 > cs0, rs1 > rs0
-    both = wide & tall
-    pix = [rs0 + cs0, rs0[wide] + cs1[wide], rs1[tall] + cs0[tall], rs1[both] + cs1[both]]
-    val = [zs, zs[wide], zs[tall], zs[both]]
-    if ellipse is not None:
-        es = ellipse[small]
-        cols = [cs0, cs1[wide], cs0[tall], cs1[both]]
-        rows = [r0[small], r0[small][wide], r1[small][tall], r1[small][both]]
-        sels = [slice(None), wide, tall, both]
-        for i in range(4):
-            inside = _in_ellipse(cols[i] + 0.5, rows[i] + 0.5, es[sels[i]])
-            pix[i], val[i] = pix[i][inside], val[i][inside]
+    # larger ones (and ellipses) are expanded pixel by pixel below.
+    small = hit & (ncol <= 1) & (nrow <= 1) if ellipse is None else np.zeros_like(hit)
+    if small.any():
+        cs0, cs1 = c0[small].astype(np.int64), c1[small].astype(np.int64)
+        rs0, rs1 = r0[small].astype(np.int64) * W, r1[small].astype(np.int64) * W
+        zs = z[small]
+        wide, tall = cs1 > cs0, rs1 > rs0
+        both = wide & tall
+        pix = [rs0 + cs0, rs0[wide] + cs1[wide], rs1[tall] + cs0[tall], rs1[both] + cs1[both]]
+        val = [zs, zs[wide], zs[tall], zs[both]]
     multi = hit & ~small
     if multi.any():
         c0, r0, zm = c0[multi].astype(np.int64), r0[multi].astype(np.int64), z[multi]
@@ -134,11 +142,13 @@ def splat(
         inside = slice(None) if ellipse is None else _in_ellipse(col + 0.5, row + 0.5, ellipse[multi][owner])
         pix.append((row * W + col)[inside])
         val.append(zm[owner][inside])
-    return front_layer(np.concatenate(pix), np.concatenate(val), H * W, front_tolerance).reshape(H, W)
+    if not pix:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return np.concatenate(pix), np.concatenate(val)
 
 
 def _in_ellipse(pu: np.ndarray, pv: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Whether pixel centres (pu, pv) lie in ellipses ``e`` (N,5: u0, v0, a, b, c; zeros: everywhere)."""
+    """Whether pixel centres (pu, pv) lie in ellipses ``e`` (N,5: u0, v0, a, b, c)."""
     du, dv = pu - e[:, 0], pv - e[:, 1]
     return e[:, 2] * du * du + 2 * e[:, 3] * du * dv + e[:, 4] * dv * dv <= 1.0
 
@@ -387,6 +397,7 @@ class PointHierarchy:
             e = lv["tube_axis"][t]
             along = 3 * lv["size"]  # longer than the voxel: the box clips the length
             lv["tube_index"] = np.flatnonzero(t)
+            lv["pack"] = np.hstack([lv.pop("box_centre"), lv.pop("box_half"), lv["mean"], lv["radius"][:, None]])
             lv["tube_cov"] = (along**2 - w**2) * _outer6(e) + w**2 * np.array([1.0, 1, 1, 0, 0, 0])
         return levels
 
@@ -405,7 +416,7 @@ class PointHierarchy:
         yt, yb = -camera.cy / camera.fy, (camera.height - camera.cy) / camera.fy
         planes = np.array([[-1.0, 0, xl], [1.0, 0, -xr], [0, -1.0, yt], [0, 1.0, -yb]])
         planes /= np.linalg.norm(planes, axis=1, keepdims=True)
-        centres, depths, halves, radii, points, tubes, means, covs = [], [], [], [], [], [], [], []
+        packs, tubes, means, covs = [], [], [], []
         count = 0
         top = self.levels[-1]
         nodes = np.arange(len(top["start"]))
@@ -430,17 +441,13 @@ class PointHierarchy:
                 full[part] = (dmax <= -bp) & (zp - bp > 0)
             fine = keep & (z - b > 0) & ((f * lv["size"] <= lod_pixels * z) | (lv["tube"][nodes] & (li == 0)))
             done = nodes[fine]
-            centres.append(lv["box_centre"][done] @ R - off)
-            depths.append(lv["mean"][done] @ R[:, 2] - off[2])
-            tube = np.flatnonzero(lv["tube"][done])
-            tubes.append(tube + count)
-            k = np.searchsorted(lv["tube_index"], done[tube])
-            means.append(lv["tube_centre"][done[tube]] @ R - off)
-            covs.append(_rotate_cov(lv["tube_cov"][k], R))
+            packs.append(lv["pack"][done])
+            if len(lv["tube_index"]):
+                tube = np.flatnonzero(lv["tube"][done])
+                tubes.append(tube + count)
+                means.append(lv["tube_centre"][done[tube]])
+                covs.append(lv["tube_cov"][np.searchsorted(lv["tube_index"], done[tube])])
             count += len(done)
-            halves.append(lv["box_half"][done] @ np.abs(R))
-            radii.append(np.zeros(len(done)))
-            points.append(lv["radius"][done] <= 0)
             rest = keep & ~fine
             nodes, full = nodes[rest], full[rest]
             if li == 0:
@@ -449,13 +456,18 @@ class PointHierarchy:
                 lo, hi = lv["child_lo"][nodes], lv["child_hi"][nodes]
                 full = np.repeat(full, hi - lo)
                 nodes = _expand_ranges(lo, hi)
+        # one transform for all nodes: box centre, half-extents (along the camera axes), mean's depth
+        pack = np.concatenate(packs) if packs else np.zeros((0, 10))
         pts = self.points[raw] @ R - off
-        centres.append(pts)
-        depths.append(pts[:, 2])
-        halves.append(np.zeros((len(raw), 3)))
-        radii.append(self.radius[raw])
-        points.append(self.radius[raw] <= 0)
-        return Splats(*(np.concatenate(a) for a in (centres, depths, halves, radii, points, tubes, means, covs)))
+        centre = np.concatenate([pack[:, 0:3] @ R - off, pts])
+        half = np.concatenate([pack[:, 3:6] @ np.abs(R), np.zeros((len(raw), 3))])
+        depth = np.concatenate([pack[:, 6:9] @ R[:, 2] - off[2], pts[:, 2]])
+        radius = np.concatenate([np.zeros(len(pack)), self.radius[raw]])
+        point = np.concatenate([pack[:, 9] <= 0, self.radius[raw] <= 0])
+        tube = np.concatenate(tubes) if tubes else np.zeros(0, dtype=np.int64)
+        mean = np.concatenate(means) @ R - off if means else np.zeros((0, 3))
+        cov = _rotate_cov(np.concatenate(covs), R) if covs else np.zeros((0, 6))
+        return Splats(centre, depth, half, radius, point, tube, mean, cov)
 
     def view(
         self, c2w: np.ndarray, camera: Camera, lod_pixels: float = LOD_PIXELS, max_splat: float = 16.0
@@ -496,14 +508,16 @@ class Splats(NamedTuple):
             svv = camera.fy**2 * iz**2 * (yy - 2 * my * yz + my * my * zz) + 1e-6
             suv = camera.fx * camera.fy * iz**2 * (xy - mx * yz - my * xz + mx * my * zz)
             det = suu * svv - suv * suv
-            ell = np.zeros((len(z), 5))
-            ell[self.tube] = np.stack(
-                [mx * camera.fx + camera.cx, my * camera.fy + camera.cy, svv / det, -suv / det, suu / det], 1
+            ell = (
+                self.tube,
+                np.stack([mx * camera.fx + camera.cx, my * camera.fy + camera.cy, svv / det, -suv / det, suu / det], 1),
             )
         front = (c[:, 2] > 0) & (z > 0)
         if not front.all():
             c, z, h, r, pt = (a[front] for a in (c, z, h, r, pt))
-            ell = None if ell is None else ell[front]
+            if ell is not None:
+                keep = front[ell[0]]
+                ell = (np.cumsum(front)[ell[0][keep]] - 1, ell[1][keep])
         inv = 1.0 / c[:, 2]
         x, y = c[:, 0] * inv, c[:, 1] * inv
         u, v = x * camera.fx + camera.cx, y * camera.fy + camera.cy
