@@ -8,7 +8,8 @@ depth z with world radius r has a footprint half-width ``h = f * r / z`` pixels 
 ``max_splat``) and covers the pixels whose centres lie in ``(u - h, u + h]`` on both axes: pixel
 centres are sampled as a mesh rasteriser samples them, so a pole thinner than a pixel covers the
 fraction of pixels its width spans, not a whole pixel per row. A dimensionless point (r = 0: a
-floater, or a cloud given radius 0) covers at least the pixel it falls in (h >= 0.5). Visibility is per pixel (never
+floater, or a cloud given radius 0) covers at least the pixel it falls in (h >= 0.5). Visibility
+is per pixel (never
 nearest-per-coarse-cell): a pixel's depth is the harmonic mean of its samples within
 ``FRONT_TOLERANCE`` (10%) of the nearest one — the front surface, averaged over the pixel rather
 than its nearest corner (plain minimum, tolerance 0, reads slanted surfaces ~1% near at 160 px).
@@ -16,9 +17,14 @@ than its nearest corner (plain minimum, tolerance 0, reads slanted surfaces ~1% 
 :class:`PointHierarchy` is built once per cloud: points sorted along a Morton curve so that every
 voxel of every level is a contiguous run. A view walks it top-down, culls nodes outside the
 frustum and replaces each node whose voxel projects to at most ``lod_pixels`` pixels by one
-representative: the depth of its points' mean over their bounding box (snapped to the voxel faces
-the geometry crosses, so neighbours tile), so the cost follows the number of working pixels instead
-of the number of points, and thin structures keep their width.
+representative, so the cost follows the number of working pixels instead of the number of points:
+the depth of its points' mean over their bounding box. The box snaps to a voxel face its points
+come near when the neighbour voxel beyond holds points (neighbours tile along the geometry), and
+grows by the point radius towards occupied neighbours or on surfaces (nodes with several occupied
+neighbours), not at the sides of a thin structure (its points' box already spans it). Tubes — nodes
+whose points lie along a line with a round cross-section (a pole, a branch), and the smaller nodes
+inside them near their axis — are clipped by the cylinder of the tube's RMS radius around its axis,
+tested at each pixel centre: a branch seen diagonally covers its width, not its box.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ TUBE_TRUST = 16  # a node with fewer points inside a tube is a piece of it (when
 TUBE_SAME = 1.5  # close to the tube's axis as 1.5x the tube's radius)
 SURFACE_NEIGHBOURS = 3  # a node with >= 3 occupied face neighbours (or >= 6 face and edge
 SURFACE_EDGES = 6  # neighbours: a surface stepping diagonally) is part of a surface: its box grows
+# by the point radius on every face (random samples leave gaps at its edges)
 SPLAT_MARGIN = 1.5  # auto radius = SPLAT_MARGIN * spacing / 2: margin so oblique and perspective views leave no holes
 FLOATER_LEVELS = 5  # auto radius: a point whose neighbourhood is 2^5 coarser than the cloud's median
 # is isolated (a floater): it splats as one pixel instead of over the gap to the nearest surface
@@ -480,10 +487,10 @@ class Splats(NamedTuple):
     """Footprints in camera space: ``centre`` (M,3) of each box, the ``depth`` (M,) it reports (its
     points' mean), ``half`` (M,3) the box's half-extents along the camera axes, and the world
     ``radius`` (M,) grown around it; ``point`` (M,): dimensionless (radius 0) points, which cover at
-    least the pixel they fall in. Tubes (a pole, a branch: see :func:`_tube_footprints`): ``tube``
-    (K,) the rows that are tubes, ``mean`` (K,3) and ``cov`` (K,6: xx, yy, zz, xy, xz, yz) their
-    ellipsoids in camera space, which clip their boxes (pixel centres outside the ellipsoid's
-    projection are not covered)."""
+    least the pixel they fall in. Tubes (a pole, a branch: see :func:`_tubes`): ``tube`` (K,)
+    the rows that are tubes, ``mean`` (K,3) and ``cov`` (K,6: xx, yy, zz, xy, xz, yz) their
+    ellipsoids in camera space (a cylinder of the tube's radius, longer than the box), which clip
+    their boxes (pixel centres outside the ellipsoid's projection are not covered)."""
 
     centre: np.ndarray
     depth: np.ndarray
@@ -560,14 +567,18 @@ def _outer6(x: np.ndarray) -> np.ndarray:
 def _tubes(cov: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tube (M,) bool, axis (M,3) unit, radius (M,)) of nodes with covariance ``cov`` (M,6) of
     ``count`` points: a tube's points lie along a line (middle eigenvalue below TUBE_RATIO x the
-    largest); its radius is the RMS distance of its points from the line (a ring's radius)."""
-    c = np.empty((len(cov), 3, 3))
-    for (i, j), col in zip(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)), cov.T):
+    largest); its radius is the RMS distance of its points from the line (a ring's radius). Axis and
+    radius are zero for nodes too small to be tubes."""
+    tube, axis, radius = np.zeros(len(cov), dtype=bool), np.zeros((len(cov), 3)), np.zeros(len(cov))
+    big = np.flatnonzero(count >= TUBE_MIN_POINTS)
+    c = np.empty((len(big), 3, 3))
+    for (i, j), col in zip(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)), cov[big].T):
         c[:, i, j] = c[:, j, i] = col
     lam, vec = np.linalg.eigh(c)
     lam = np.maximum(lam, 0.0)
-    tube = (count >= TUBE_MIN_POINTS) & (lam[:, 1] < TUBE_RATIO * lam[:, 2]) & (lam[:, 0] > TUBE_ROUND * lam[:, 1])
-    return tube, vec[:, :, 2].copy(), np.sqrt(lam[:, 0] + lam[:, 1])
+    tube[big] = (lam[:, 1] < TUBE_RATIO * lam[:, 2]) & (lam[:, 0] > TUBE_ROUND * lam[:, 1])
+    axis[big], radius[big] = vec[:, :, 2], np.sqrt(lam[:, 0] + lam[:, 1])
+    return tube, axis, radius
 
 
 def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
