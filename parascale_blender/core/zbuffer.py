@@ -446,7 +446,9 @@ class PointHierarchy:
                     dmax = np.maximum(dmax, n[0] * x + n[1] * y + n[2] * zp)
                 keep[part] = dmax < bp
                 full[part] = (dmax <= -bp) & (zp - bp > 0)
-            fine = keep & (z - b > 0) & ((f * lv["size"] <= lod_pixels * z) | (lv["tube"][nodes] & (li == 0)))
+            fine = keep & (z - b > 0) & (f * lv["size"] <= lod_pixels * z)
+            if li == 0:  # a leaf tube is drawn as a tube at any size (its points would be round splats)
+                fine |= keep & (z - b > 0) & lv["tube"][nodes]
             done = nodes[fine]
             packs.append(lv["pack"][done])
             if len(lv["tube_index"]):
