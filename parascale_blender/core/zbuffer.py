@@ -467,12 +467,20 @@ class PointHierarchy:
                 nodes = _expand_ranges(lo, hi)
         # one transform for all nodes: box centre, half-extents (along the camera axes), mean's depth
         pack = np.concatenate(packs) if packs else np.zeros((0, 10))
-        pts = self.points[raw] @ R - off
-        centre = np.concatenate([pack[:, 0:3] @ R - off, pts])
-        half = np.concatenate([pack[:, 3:6] @ np.abs(R), np.zeros((len(raw), 3))])
-        depth = np.concatenate([pack[:, 6:9] @ R[:, 2] - off[2], pts[:, 2]])
-        radius = np.concatenate([np.zeros(len(pack)), self.radius[raw]])
-        point = np.concatenate([pack[:, 9] <= 0, self.radius[raw] <= 0])
+        T = np.zeros((10, 7))
+        T[0:3, 0:3], T[3:6, 3:6], T[6:9, 6] = R, np.abs(R), R[:, 2]
+        cam = pack @ T
+        cam[:, 0:3] -= off
+        cam[:, 6] -= off[2]
+        centre, half, depth = cam[:, 0:3], cam[:, 3:6], cam[:, 6]
+        point = pack[:, 9] <= 0
+        radius = np.zeros(len(pack))
+        if len(raw):
+            pts = self.points[raw] @ R - off
+            centre, depth = np.concatenate([centre, pts]), np.concatenate([depth, pts[:, 2]])
+            half = np.concatenate([half, np.zeros((len(raw), 3))])
+            radius = np.concatenate([radius, self.radius[raw]])
+            point = np.concatenate([point, self.radius[raw] <= 0])
         tube = np.concatenate(tubes) if tubes else np.zeros(0, dtype=np.int64)
         mean = np.concatenate(means) @ R - off if means else np.zeros((0, 3))
         cov = _rotate_cov(np.concatenate(covs), R) if covs else np.zeros((0, 6))
