@@ -7,9 +7,10 @@ about 2 GB while its float64 copies are cleaned and resampled. Callers pass thei
 (the server passes its configured limit) or None to lift both limits.
 
 A file may also hold many channels or parts besides the depth: :data:`MAX_DECODED_BYTES` bounds
-what a decoder would decompress (channels x pixels x sample size, from the header), so a 138 KB
-EXR claiming 500 channels is weighed before a byte of it is inflated. It holds a 4K DCI
-(4096x2160) render with 60 float channels.
+what a decoder would decompress (channels x pixels x sample size, from the header), so a small
+EXR claiming thousands of channels is refused before a byte of it is inflated. 1 GiB holds a 4K
+DCI (4096x2160) render with 30 float channels (what counts is up to the decoder: the depth part,
+or every part for a decoder that reads whole files; see :mod:`.image_backends`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .errors import FormatError
 
 MAX_SIDE = 16384  # default largest width or height, pixels
 MAX_PIXELS = 1 << 26  # default largest width x height while any limit is on (64 Mpx)
-MAX_DECODED_BYTES = 1 << 31  # default most bytes a decoder may decompress for one depth map (2 GiB)
+MAX_DECODED_BYTES = 1 << 30  # default most bytes a decoder may decompress for one depth map (1 GiB)
 
 
 def check_image_size(
