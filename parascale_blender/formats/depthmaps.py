@@ -15,7 +15,10 @@ grey or RGB(A), depth in the first channel (grey or red).
 Every decoder returns (H, W) float64 z-depth in world units with NaN for "no depth" (sky). What
 marks it, per format: PNG — a zero count; EXR, PFM, .npy — NaN, ±inf, zero or a negative value,
 and Blender's background value 1e10 (any value >= ``FAR_SENTINEL``: Blender's Z pass writes 1e10
-where a ray hits nothing). Nothing is unpickled; ``max_side`` (default :data:`.image_size.MAX_SIDE`,
+where a ray hits nothing); EXR half channels — also 65504, the largest half, to which a 16-bit
+save clamps Blender's 1e10 (:func:`.exr.half_background_to_inf`).
+
+Nothing is unpickled; ``max_side`` (default :data:`.image_size.MAX_SIDE`,
 with :data:`.image_size.MAX_PIXELS` and :data:`.image_size.MAX_DECODED_BYTES`) bounds the size and
 the bytes to decompress from the header, before pixels are decoded.
 """

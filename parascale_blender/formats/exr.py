@@ -14,6 +14,10 @@ OpenEXR package is importable (:mod:`.image_backends` chooses): scanline parts, 
 multi-part, NONE, ZIPS or ZIP compression, HALF, FLOAT or UINT samples. Anything else is refused
 with a :class:`FormatError` saying what would read it. :func:`write_exr` writes one FLOAT or HALF
 channel with NONE or ZIP.
+
+Background in a HALF channel: Blender writes 1e10 where its Depth pass hits nothing, and a 16-bit
+(half) save clamps that to :data:`HALF_MAX`; :func:`half_background_to_inf` turns it back into
++inf (no depth), as no real half depth is that large (its step there is 32 units).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ COMPRESSIONS = dict(enumerate(["NONE", "RLE", "ZIPS", "ZIP", "PIZ", "PXR24", "B4
 LINES_PER_CHUNK = {0: 1, 2: 1, 3: 16}  # the compressions the built-in decoder reads
 PIXEL_DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
 TILED, LONG_NAMES, DEEP, MULTIPART = 0x200, 0x400, 0x800, 0x1000  # version-field flags
+HALF_MAX = 65504.0  # the largest finite half: Blender's 1e10 background saturates to it in a half channel
 _LIST_NAMES = 12  # channel names quoted in an error message
 
 
@@ -190,6 +195,13 @@ def _names(named) -> str:
     names = [n for _, n in named]
     more = f" and {len(names) - _LIST_NAMES} more" if len(names) > _LIST_NAMES else ""
     return str(names[:_LIST_NAMES]) + more
+
+
+def half_background_to_inf(values: np.ndarray, part: ExrPart, channel: str) -> np.ndarray:
+    """``values`` of ``channel`` with +inf for :data:`HALF_MAX` and above when it is a HALF channel."""
+    if dict(part.channels)[channel] == 1:
+        values = np.where(values >= HALF_MAX, np.inf, values)
+    return values
 
 
 def _unzip(block: bytes, size: int, path, y: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from types import ModuleType
 import numpy as np
 
 from .errors import FormatError
-from .exr import ExrLayout, ExrPart, decode_part_channel, exr_layout, pick_depth_channel
+from .exr import ExrLayout, ExrPart, decode_part_channel, exr_layout, half_background_to_inf, pick_depth_channel
 from .image_size import MAX_SIDE, check_decoded_bytes, check_image_size
 from .png16 import PngInfo, png_chunks, png_header
 from .png16 import decode_png as decode_png_builtin
@@ -137,13 +137,14 @@ def decode_exr(
     nparts, nch = (len(layout.parts), sum(len(p.channels) for p in layout.parts)) if whole else (1, len(part.channels))
     check_decoded_bytes(nbytes, f"{nparts} part(s), {nch} channels", source, max_side, field="channels")
     if backend == "builtin":
-        return decode_part_channel(data, source, layout, part, name)
+        return half_background_to_inf(decode_part_channel(data, source, layout, part, name), part, name)
     mod = _module(backend)
     if mod is None:
         raise ValueError(f"EXR backend {backend!r} is not importable here")
     read = _exr_readers[backend]
     a = _library_call(source, _MODULES[backend], lambda: read(mod, data, path, layout, part, name))
-    return _checked(a, part.width, part.height, source, _MODULES[backend]).astype(np.float64)
+    a = _checked(a, part.width, part.height, source, _MODULES[backend]).astype(np.float64)
+    return half_background_to_inf(a, part, name)
 
 
 def _exr_oiio(oiio, data, path, layout: ExrLayout, part: ExrPart, name: str) -> np.ndarray:
