@@ -205,16 +205,17 @@ def half_background_to_inf(values: np.ndarray, part: ExrPart, channel: str) -> n
 
 
 def _unzip(block: bytes, size: int, path, y: int) -> np.ndarray:
-    """ZIP/ZIPS chunk → its raw bytes (uint8), in uint8 arithmetic: about 3 bytes of memory per byte."""
+    """ZIP/ZIPS chunk → its raw bytes (uint8), in place in uint8: two bytes of memory per byte."""
     try:
-        t = np.frombuffer(zlib.decompressobj().decompress(block, size + 1), dtype=np.uint8)
+        raw = zlib.decompressobj().decompress(block, size + 1)
     except zlib.error as e:
         raise FormatError(path, f"scanline block at y={y}: corrupt ZIP data ({e})", field="chunk") from None
-    if len(t) != size:
-        raise FormatError(path, f"scanline block at y={y}: {len(t)} bytes, expected {size}", field="chunk")
-    d = t - np.uint8(128)  # undo the delta predictor: out[i] = out[i-1] + t[i] - 128 (mod 256)
-    d[0] = t[0]
-    d = np.cumsum(d, dtype=np.uint8)
+    if len(raw) != size:
+        raise FormatError(path, f"scanline block at y={y}: {len(raw)} bytes, expected {size}", field="chunk")
+    d = np.frombuffer(raw, dtype=np.uint8) - np.uint8(128)  # undo the delta predictor:
+    del raw  # out[i] = out[i-1] + t[i] - 128 (mod 256), out[0] = t[0]
+    d[0] = (int(d[0]) + 128) & 255
+    np.cumsum(d, dtype=np.uint8, out=d)
     out = np.empty(size, dtype=np.uint8)
     half = (size + 1) // 2
     out[0::2], out[1::2] = d[:half], d[half:]  # undo the two-halves byte split
