@@ -85,8 +85,8 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         except (ValueError, OSError) as exc:  # DepthError, FormatError, ConversionError are ValueErrors
             self.report({"ERROR"}, f"Target points: {exc}")
             return {"CANCELLED"}
-        k = self.stride
-        cam = cam.scaled_to(w, h).scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else cam.scaled_to(w, h)
+        plate_cam, k = cam.scaled_to(w, h), self.stride
+        cam = plate_cam.scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else plate_cam
         depth = depth[::k, ::k]
         xyz, idx = cam.unproject(depth, c2w)[:2]
         if xyz.size == 0:
@@ -94,6 +94,8 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
             return {"CANCELLED"}
         colours = rgb[::k, ::k].reshape(-1, 3)[idx] if rgb is not None else depth_colours(depth.reshape(-1)[idx])
         obj = _make(context, f"{os.path.splitext(os.path.basename(dpath))[0]} points", xyz, colours)
+        obj["parascale_source"] = "plate"
+        points.store_frustum(obj, c2w, plate_cam)  # its gaps may be sky only where the plate looked
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 
@@ -122,6 +124,7 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
             return {"CANCELLED"}
         # The cloud is for the eyes: the target depth stays the exact geometry it was made from.
         obj = _make(context, f"{s.target_camera.name} scene points", xyz, depth_colours(depth.reshape(-1)[idx]), False)
+        obj["parascale_source"] = "scene"  # used as target depth, Rescale also measures its move on the geometry
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 

@@ -119,6 +119,9 @@ class PARASCALE_PT_rescale(_Base, bpy.types.Panel):
         col = self.layout.column()
         col.prop(s, "mode")
         col.prop(s, "allow_sky")
+        sub = col.row()
+        sub.active = s.allow_sky and s.target_depth == "POINTS"  # only a point-cloud target has gaps to call sky
+        sub.prop(s, "cloud_sky")
         row = col.row(align=True)
         row.label(text="Match Π in")
         row.prop(s, "fov_match", expand=True)

@@ -125,6 +125,41 @@ def points_of(obj) -> tuple[np.ndarray, np.ndarray | None]:
     return xyz, rgb
 
 
+PLATE_C2W, PLATE_CAMERA = "parascale_plate_c2w", "parascale_plate_camera"
+
+
+def store_frustum(obj, c2w: np.ndarray, camera) -> None:
+    """Keep on a cloud unprojected from a plate that plate's camera: its OpenCV c2w in the object's local
+    frame (:data:`PLATE_C2W`, 16 floats row-major: moving the object moves the frustum with the points)
+    and its pixel :class:`~..core.camera.Camera` (:data:`PLATE_CAMERA`: fx, fy, cx, cy, width, height)."""
+    local = np.linalg.inv(np.array(obj.matrix_world)) @ np.asarray(c2w, dtype=np.float64)
+    obj[PLATE_C2W] = local.ravel().tolist()
+    obj[PLATE_CAMERA] = [float(v) for v in (camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)]
+
+
+def frustum_of(obj):
+    """(plate c2w OpenCV in world, plate Camera) stored by :func:`store_frustum`, placed by the object's
+    current ``matrix_world`` (scale removed); None for a cloud that did not come from a plate."""
+    from ..core.camera import Camera
+    from ..core.depth import DepthError
+    from .convert import unscaled
+
+    local, cam = obj.get(PLATE_C2W), obj.get(PLATE_CAMERA)
+    if local is None or cam is None:
+        return None
+    local, cam = np.asarray(local, dtype=np.float64), np.asarray(cam, dtype=np.float64)
+    if local.shape != (16,) or cam.shape != (6,) or not (np.isfinite(local).all() and np.isfinite(cam).all()):
+        raise DepthError(
+            f"{obj.name}: the plate camera stored in {PLATE_C2W!r} / {PLATE_CAMERA!r} must be 16 and 6 finite "
+            f"numbers, got {local.size} and {cam.size}; make the cloud again (Target > Points from Plate + Depth)"
+        )
+    c2w = unscaled(np.array(obj.matrix_world) @ local.reshape(4, 4))
+    fx, fy, cx, cy, w, h = cam.tolist()
+    plate = Camera(fx, fy, cx, cy, int(w), int(h))
+    plate.validate(f"{obj.name}: the stored plate camera ({PLATE_CAMERA!r})")
+    return c2w, plate
+
+
 def store_visibility(obj, visibility) -> None:
     """Per-frame index lists as two int custom properties (flat indices + offsets)."""
     lens = [len(v) for v in visibility]

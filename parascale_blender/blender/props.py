@@ -82,6 +82,15 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         description="Pixels with no depth (sky) count as not moving, as the eye sees them; off: left out of Π",
         default=True,
     )
+    cloud_sky: bpy.props.BoolProperty(
+        name="Cloud gaps are sky",
+        description=(
+            "Where a target point cloud has no points the camera sees sky (not moving), e.g. a plate's open sky; "
+            "off: those pixels are unknown and left out of Π. A cloud from a plate is sky only inside that plate's "
+            "view, never beyond what it saw"
+        ),
+        default=False,
+    )
 
     fov_match: bpy.props.EnumProperty(
         name="Match",
