@@ -74,7 +74,10 @@ def target_depth_source(context):
     from ..core.depth_sources import PointCloudDepth
 
     xyz, _ = points.points_of(s.target_points)
-    return PointCloudDepth(xyz, sky=s.cloud_sky, frustum=points.frustum_of(s.target_points))
+    plate = points.frustum_of(s.target_points)
+    if plate is None:
+        return PointCloudDepth(xyz, sky=s.cloud_sky)
+    return PointCloudDepth(xyz, sky=s.cloud_sky, frustum=plate[:2], plate_sky=plate[2])
 
 
 def cloud_geometry(context) -> tuple[str, DepthSource] | None:

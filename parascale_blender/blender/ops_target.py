@@ -85,7 +85,7 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         except (ValueError, OSError) as exc:  # DepthError, FormatError, ConversionError are ValueErrors
             self.report({"ERROR"}, f"Target points: {exc}")
             return {"CANCELLED"}
-        plate_cam, k = cam.scaled_to(w, h), self.stride
+        plate_cam, k, plate_sky = cam.scaled_to(w, h), self.stride, ~np.isfinite(depth)
         cam = plate_cam.scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else plate_cam
         depth = depth[::k, ::k]
         xyz, idx = cam.unproject(depth, c2w)[:2]
@@ -95,7 +95,7 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         colours = rgb[::k, ::k].reshape(-1, 3)[idx] if rgb is not None else depth_colours(depth.reshape(-1)[idx])
         obj = _make(context, f"{os.path.splitext(os.path.basename(dpath))[0]} points", xyz, colours)
         obj["parascale_source"] = "plate"
-        points.store_frustum(obj, c2w, plate_cam)  # its gaps may be sky only where the plate looked
+        points.store_frustum(obj, c2w, plate_cam, plate_sky)  # its sky, and where the plate looked
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 

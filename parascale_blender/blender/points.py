@@ -125,21 +125,32 @@ def points_of(obj) -> tuple[np.ndarray, np.ndarray | None]:
     return xyz, rgb
 
 
-PLATE_C2W, PLATE_CAMERA = "parascale_plate_c2w", "parascale_plate_camera"
+PLATE_C2W, PLATE_CAMERA, PLATE_SKY = "parascale_plate_c2w", "parascale_plate_camera", "parascale_plate_sky"
+PLATE_SKY_SIDE = 320  # the plate sky mask kept on the cloud: at most this many pixels a side
 
 
-def store_frustum(obj, c2w: np.ndarray, camera) -> None:
+def store_frustum(obj, c2w: np.ndarray, camera, sky: np.ndarray | None = None) -> None:
     """Keep on a cloud unprojected from a plate that plate's camera: its OpenCV c2w in the object's local
     frame (:data:`PLATE_C2W`, 16 floats row-major: moving the object moves the frustum with the points)
-    and its pixel :class:`~..core.camera.Camera` (:data:`PLATE_CAMERA`: fx, fy, cx, cy, width, height)."""
+    and its pixel :class:`~..core.camera.Camera` (:data:`PLATE_CAMERA`: fx, fy, cx, cy, width, height);
+    with ``sky`` (the plate depth map's empty pixels, (H, W) bool) the plate's own sky, sampled at pixel
+    centres to at most :data:`PLATE_SKY_SIDE` pixels a side (:data:`PLATE_SKY`: height, width, then the
+    mask's bits packed into bytes)."""
     local = np.linalg.inv(np.array(obj.matrix_world)) @ np.asarray(c2w, dtype=np.float64)
     obj[PLATE_C2W] = local.ravel().tolist()
     obj[PLATE_CAMERA] = [float(v) for v in (camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)]
+    if sky is not None:
+        sky = np.asarray(sky, dtype=bool)
+        H, W = sky.shape
+        k = max(1, -(-max(H, W) // PLATE_SKY_SIDE))
+        small = sky[k // 2 :: k, k // 2 :: k]
+        obj[PLATE_SKY] = [int(small.shape[0]), int(small.shape[1]), *np.packbits(small.ravel()).tolist()]
 
 
 def frustum_of(obj):
-    """(plate c2w OpenCV in world, plate Camera) stored by :func:`store_frustum`, placed by the object's
-    current ``matrix_world`` (scale removed); None for a cloud that did not come from a plate."""
+    """(plate c2w OpenCV in world, plate Camera, the plate's sky mask or None) stored by
+    :func:`store_frustum`, placed by the object's current ``matrix_world`` (scale removed); None for a
+    cloud that did not come from a plate."""
     from ..core.camera import Camera
     from ..core.depth import DepthError
     from .convert import unscaled
@@ -157,7 +168,15 @@ def frustum_of(obj):
     fx, fy, cx, cy, w, h = cam.tolist()
     plate = Camera(fx, fy, cx, cy, int(w), int(h))
     plate.validate(f"{obj.name}: the stored plate camera ({PLATE_CAMERA!r})")
-    return c2w, plate
+    packed = obj.get(PLATE_SKY)
+    sky = None
+    if packed is not None:
+        packed = np.asarray(packed, dtype=np.int64)
+        h, w = (int(v) for v in packed[:2]) if packed.size >= 2 else (0, 0)
+        if h < 1 or w < 1 or packed.size != 2 + -(-h * w // 8) or packed[2:].min(initial=0) < 0 or packed.max() > 255:
+            raise DepthError(f"{obj.name}: the plate sky stored in {PLATE_SKY!r} is damaged; make the cloud again")
+        sky = np.unpackbits(packed[2:].astype(np.uint8))[: h * w].reshape(h, w).astype(bool)
+    return c2w, plate, sky
 
 
 def store_visibility(obj, visibility) -> None:

@@ -1,8 +1,9 @@
 """Point clouds as the target depth, in the artist's order: a plate cloud (*Points from Plate + Depth*
-of a depth map ray-cast by ``scene.ray_cast``) keeps its plate's frustum, so *Cloud gaps are sky*
-marks sky only where the plate looked (truth: Blender's ``world_to_camera_view`` of the plate
-camera), also after the cloud object is moved; with open sky the option changes the rescale towards
-the one measured on the geometry; a *Points from Scene* cloud as target depth has its move measured
+of a depth map ray-cast by ``scene.ray_cast``) keeps its plate's frustum and sky, so its views are
+sky where the plate saw sky and *Cloud gaps are sky* adds sky only where the plate looked (truth:
+Blender's ``world_to_camera_view`` of the plate camera), also after the cloud object is moved; with
+open sky the plate cloud's rescale matches the one measured on the geometry, and the option brings a
+*Points from Scene* cloud there; a *Points from Scene* cloud as target depth has its move measured
 on the meshes it came from, in the report."""
 
 from __future__ import annotations
@@ -122,9 +123,12 @@ def test_a_plate_cloud_is_sky_only_inside_its_plate_and_its_frustum_moves_with_i
     bpy.context.view_layer.update()
     c2w, work = convert.c2w_from_object(probe), convert.camera_intrinsics(probe, scene).working(64)
     dirs = _pixel_dirs(scene, probe, work.width, work.height)
-    assert not s.cloud_sky  # off by default: the cloud's gaps are unknown
+    assert not s.cloud_sky  # off by default: the cloud's gaps are unknown, but what the plate saw as sky is sky
     view = ops.target_depth_source(bpy.context).view(c2w, work)
-    assert not np.asarray(view.sky).any() and not view.sky_mask.any()
+    inside = _inside(scene, plate, dirs)
+    seen = view.sky_mask & ~view.extended  # the plate's own sky; what it did not see is extended from around
+    assert not (seen & ~inside).any() and seen.mean() > 0.05
+    assert view.extended[~inside].mean() > 0.9 and view.known_coverage < 0.9
     s.cloud_sky = True
     masks = []
     for move in (None, Matrix.Rotation(np.radians(30), 4, "Z") @ Matrix.Translation((3, 1, 0))):
@@ -135,11 +139,12 @@ def test_a_plate_cloud_is_sky_only_inside_its_plate_and_its_frustum_moves_with_i
         expected = _inside(scene, plate, dirs)
         assert 0.2 < expected.mean() < 0.8
         view = ops.target_depth_source(bpy.context).view(c2w, work)
-        sky = np.asarray(view.sky)
-        assert sky.shape == expected.shape
-        assert (sky != expected).mean() < 0.01  # pixel centres on the frame's edge may go either way
-        assert not (view.sky_mask & ~expected).any()  # never sky where the plate did not look
-        assert view.sky_mask.mean() > 0.05  # and sky where it looked past the horizon
+        seen = view.sky_mask & ~view.extended
+        assert seen.shape == expected.shape
+        empty = ~view.valid & ~view.extended  # what the cloud leaves empty: sky exactly inside the plate's frame
+        assert (seen != (expected & empty)).mean() < 0.01  # pixel centres on the frame's edge go either way
+        assert not (seen & ~expected).any()  # never measured sky where the plate did not look
+        assert seen.mean() > 0.05  # and sky where it looked past the horizon
         masks.append(expected)
     assert (masks[0] != masks[1]).mean() > 0.1
 
@@ -148,9 +153,10 @@ def _alpha(ext, tgt) -> np.ndarray:
     return ext("blender.keys").fcurve_values(tgt, '["alpha"]', 0)[1]
 
 
-def test_cloud_sky_moves_the_rescale_towards_the_geometry_with_open_sky(scene, ext, plate_cloud):
-    """Off (the default) the plate cloud's sky is left out of Π; on, it counts as not moving, as the
-    meshes' misses do: α comes closer to the rescale measured on the geometry itself."""
+def test_under_open_sky_a_plate_cloud_and_a_marked_scene_cloud_rescale_as_the_geometry(scene, ext, plate_cloud):
+    """The plate cloud knows its sky (the plate's empty directions): by default its rescale is the one
+    measured on the geometry. A *Points from Scene* cloud does not: its gaps are unknown (left out of Π)
+    until *Cloud gaps are sky* is on, which brings it to the geometry's."""
     import bpy
 
     tgt, _ = plate_cloud
@@ -159,16 +165,21 @@ def test_cloud_sky_moves_the_rescale_towards_the_geometry_with_open_sky(scene, e
     s.target_depth = "SCENE"
     assert bpy.ops.parascale.rescale() == {"FINISHED"}
     on_mesh = _alpha(ext, tgt)
-    s.target_depth = "POINTS"
-    runs = {}
-    for sky in (False, True):
-        s.cloud_sky = sky
+
+    def err() -> float:
+        s.target_depth = "POINTS"
         assert bpy.ops.parascale.rescale() == {"FINISHED"}
-        runs[sky] = _alpha(ext, tgt)
-    err = {k: float(np.abs(np.log(a / on_mesh)).mean()) for k, a in runs.items()}
-    print(f"mean |ln α/α_mesh|: cloud gaps unknown {err[False]:.4f}, sky {err[True]:.4f}")
-    assert np.abs(np.log(runs[True] / runs[False])).mean() > 0.05  # sky counts: a different move
-    assert err[True] < 0.5 * err[False] and err[True] < 0.05
+        return float(np.abs(np.log(_alpha(ext, tgt) / on_mesh)).mean())
+
+    plate = err()
+    assert bpy.ops.parascale.points_from_scene() == {"FINISHED"}
+    scene_gaps_unknown = err()
+    s.cloud_sky = True
+    scene_gaps_sky = err()
+    print(f"mean |ln α/α_mesh|: plate {plate:.4f}; scene cloud gaps unknown {scene_gaps_unknown:.4f}, "
+          f"sky {scene_gaps_sky:.4f}")  # fmt: skip
+    assert plate < 0.05
+    assert scene_gaps_sky < 0.1 and scene_gaps_unknown > 3 * scene_gaps_sky
 
 
 def test_a_scene_cloud_as_target_depth_is_checked_on_its_meshes(scene, ext):
