@@ -8,7 +8,7 @@ import os
 import bpy
 from bpy_extras.io_utils import ExportHelper
 
-from . import convert, tracks
+from . import convert, polls, tracks
 from .bake import baked_trajectory
 
 _ITEMS: list = []
@@ -35,6 +35,10 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
     format: bpy.props.EnumProperty(name="Format", items=_format_items)
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
+
+    @classmethod
+    def poll(cls, context):
+        return polls.any_camera(cls, context)
 
     def execute(self, context):
         from ..formats.registry import format_for_writing, write_trajectory

@@ -8,7 +8,7 @@ import bpy
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.solve_gaps import fill_gaps
-from . import convert, solve_qa, tracks
+from . import convert, polls, solve_qa, tracks
 
 _FORMAT_ITEMS: list = []  # enum callback results must stay referenced
 
@@ -99,6 +99,10 @@ class PARASCALE_OT_reference_from_camera(bpy.types.Operator):
 
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = active object")
 
+    @classmethod
+    def poll(cls, context):
+        return polls.any_camera(cls, context)
+
     def execute(self, context):
         obj = bpy.data.objects.get(self.camera) if self.camera else context.active_object
         if obj is None or obj.type != "CAMERA":
@@ -129,6 +133,12 @@ class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
 
     clip: bpy.props.StringProperty(name="Clip", description="Movie clip name; empty = the scene's active clip")
     orient: bpy.props.EnumProperty(name="Orientation", items=solve_qa.ORIENT_ITEMS, default="AUTO")
+
+    @classmethod
+    def poll(cls, context):
+        if not len(bpy.data.movieclips):
+            return polls.fail(cls, "Reference: no movie clip; load and solve one in the Movie Clip Editor")
+        return True
 
     def execute(self, context):
         from . import clip as clip_mod

@@ -40,7 +40,7 @@ from ..core.depth import ConstantDepth, DepthError, DepthSource
 from ..core.metrics import pce
 from ..core.precision import key_precision_warning
 from ..core.rescale import RescaleOptions, check_lines, is_tripod, rescale, step_parallax
-from . import compat, convert, keys, points, prefs, scene_depth, tracks
+from . import compat, convert, keys, points, polls, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
 
@@ -394,6 +394,10 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
     bl_label = "Rescale"
     bl_options = {"REGISTER", "UNDO"}
 
+    @classmethod
+    def poll(cls, context):
+        return polls.reference_camera(cls, context) and polls.target_camera(cls, context, editable=True)
+
     def execute(self, context):
         try:
             inputs, result = compute(context)
@@ -458,6 +462,12 @@ class PARASCALE_OT_switch_action(bpy.types.Operator):
     bl_idname = "parascale.switch_action"
     bl_label = "Switch Original / Rescaled"
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if not polls.target_camera(cls, context, editable=True):
+            return False
+        return context.scene.parascale.result_action is not None or polls.fail(cls, "Switch: rescale first")
 
     def execute(self, context):
         s = context.scene.parascale

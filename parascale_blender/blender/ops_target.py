@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from ..core.depth import DepthError
-from . import plate, points, prefs, scene_depth
+from . import plate, points, polls, prefs, scene_depth
 from .ops_rescale import target_start
 
 
@@ -48,6 +48,10 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         description="Scene units per stored value (a custom unit; > 0 overrides Depth unit)",
     )
     stride: bpy.props.IntProperty(name="Stride", default=1, min=1, max=64, description="Keep every n-th pixel")
+
+    @classmethod
+    def poll(cls, context):
+        return polls.target_camera(cls, context)
 
     def invoke(self, context, event):
         """With no depth map here nor on the target step, the file browser picks one."""
@@ -108,6 +112,10 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     resolution: bpy.props.IntProperty(name="Resolution", default=320, min=16, max=4096, description="Longest side")
+
+    @classmethod
+    def poll(cls, context):
+        return polls.target_camera(cls, context)
 
     def execute(self, context):
         s = context.scene.parascale

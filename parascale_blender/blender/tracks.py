@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from ..core.camera import SparsePoints, Trajectory
-from . import convert, keys, points
+from . import convert, helpers, keys, points
 
 # World up-axis conversions applied to imported poses and points (matrix W: p_blender = W p_file).
 UP_AXIS_ITEMS = [
@@ -148,16 +148,16 @@ def create_reference(
 ):
     """Camera object keyed at the track's frames (+offset), intrinsics as lens/sensor/shift, points object.
 
-    Returns (camera_object, points_object_or_None). ``traj`` must already be validated; ``extras``
-    (names in ``traj.extras``) become animated custom properties of the camera.
+    Returns (camera_object, points_object_or_None), both ParaScale helpers (:mod:`.helpers`).
+    ``traj`` must already be validated; ``extras`` (names in ``traj.extras``) become animated custom
+    properties of the camera.
     """
     scene = context.scene
-    coll = scene.collection
     data = bpy.data.cameras.new(name)
     aspect = convert.set_camera_intrinsics(data, traj.camera(0))
     data["parascale_fps"] = float(traj.fps)
     obj = bpy.data.objects.new(name, data)
-    coll.objects.link(obj)
+    helpers.adopt(obj, scene)
     obj.rotation_mode = "QUATERNION"
     keys.write_action(obj, traj, frame_offset, f"{name} track", extras)
     K = traj.intrinsics
@@ -167,7 +167,7 @@ def create_reference(
         keys.write_lens_action(data, traj.frames + frame_offset, props, f"{name} lens")
     pts_obj = None
     if traj.points is not None and len(traj.points.xyz):
-        pts_obj = points.create_points_object(f"{name} points", traj.points.xyz, traj.points.rgb, radius, coll)
+        pts_obj = points.create_points_object(f"{name} points", traj.points.xyz, traj.points.rgb, radius)
         if traj.points.visibility is not None:
             points.store_visibility(pts_obj, traj.points.visibility)
         pts_obj["parascale_frames"] = traj.frames.tolist()
