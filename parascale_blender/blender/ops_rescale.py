@@ -191,6 +191,9 @@ def gather(context) -> Inputs:
         mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
     )
     zoom = reference_zoom(ref) if s.transfer_zoom else None
+    why = polls.linked_error(s.target_camera.data) if zoom is not None else None
+    if why:  # the lens is keyed on the camera data: linked data would lose it on save
+        raise convert.ConversionError(f"Target: the reference zooms and its lens is keyed on the camera data; {why}")
     return Inputs(
         ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom, geometry, s.target_camera.name, s.target_start_frame
     )

@@ -24,8 +24,9 @@ def linked_error(obj) -> str | None:
     lib = getattr(obj, "library", None)
     if lib is None:
         return None
+    what = "camera data" if isinstance(obj, bpy.types.Camera) else "camera"
     return (
-        f"camera {obj.name!r} is linked from {os.path.basename(bpy.path.abspath(lib.filepath))} and read-only "
+        f"{what} {obj.name!r} is linked from {os.path.basename(bpy.path.abspath(lib.filepath))} and read-only "
         "(a move keyed on it is lost when the file is saved): make a Library Override of it first "
         "(Object > Library Override > Make)"
     )
