@@ -193,7 +193,10 @@ def gather(context) -> Inputs:
     zoom = reference_zoom(ref) if s.transfer_zoom else None
     why = polls.linked_error(s.target_camera.data) if zoom is not None else None
     if why:  # the lens is keyed on the camera data: linked data would lose it on save
-        raise convert.ConversionError(f"Target: the reference zooms and its lens is keyed on the camera data; {why}")
+        raise convert.ConversionError(
+            f"Target: the reference zooms and the lens is keyed on the camera data, but the {why.split(' (')[0]}; "
+            "make the camera data local (Object > Relations > Make Local) or turn Transfer zoom off"
+        )
     return Inputs(
         ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom, geometry, s.target_camera.name, s.target_start_frame
     )
