@@ -6,6 +6,7 @@ Everything here validates first and touches the scene last, so a bad file leaves
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -127,6 +128,59 @@ def timed_for_scene(traj: Trajectory, scene, timing: str) -> tuple[Trajectory, s
     out = traj.retimed(fps)
     seconds = (len(out) - 1) / fps
     return out, f", retimed {traj.fps:g} -> {fps:g} fps ({len(traj)} -> {len(out)} frames, {seconds:.2f} s)"
+
+
+@dataclass
+class ShotFit:
+    """A track fitted to the scene's shot by :func:`fit_to_shot`: keyed at ``trajectory.frames + offset``."""
+
+    trajectory: Trajectory
+    offset: int
+    set_scene: bool
+    note: str  # for the report: the retiming, or why the keys are frame for frame
+    source_fps: float
+    first: int  # the track's first frame before retiming
+
+    def scene_frames(self, frames) -> np.ndarray:
+        """Scene frames of the source track's ``frames`` (before retiming): markers, footage."""
+        f = np.asarray(frames, dtype=np.float64)
+        rate = self.trajectory.fps / self.source_fps  # 1 when keyed frame for frame
+        return np.round(self.first + (f - self.first) * rate + self.offset).astype(np.int64)
+
+
+def import_start(scene, start: int | None = None) -> int | None:
+    """The scene frame an import starts on: ``start`` when the artist gave one, else the shot's first
+    frame when the scene has a shot, else None (the file's own frame numbers)."""
+    if start is not None:
+        return int(start)
+    return int(scene.frame_start) if scene_has_shot(scene) else None
+
+
+def fit_to_shot(
+    traj: Trajectory,
+    scene,
+    source: str,
+    timing: str = "SCENE_FPS",
+    set_scene: bool | None = None,
+    start: int | None = None,
+) -> ShotFit:
+    """The import rules every reference import follows (a track file, a tracked video on either tracker):
+
+    * timing: retimed to the scene's fps by the track's own rate (``SCENE_FPS``), or frame for frame;
+    * start: the move starts on ``start``, else on the shot's first frame when the scene has a shot
+      (:func:`scene_has_shot`), else on the file's own frame numbers;
+    * the shot's size, range and rate are the artist's: ``set_scene`` (None: only in a scene without
+      a shot) sets resolution and range from the track; the fps is never changed.
+
+    Validates (TrackError) before anything is touched."""
+    first = int(traj.frames[0])
+    source_fps = float(traj.fps)
+    traj, note = timed_for_scene(traj, scene, timing)
+    begin = import_start(scene, start)
+    offset = 0 if begin is None else begin - int(traj.frames[0])
+    traj = check_track(traj, source, frame_offset=offset)
+    set_scene = not scene_has_shot(scene) if set_scene is None else bool(set_scene)
+    return ShotFit(traj, offset, set_scene, note, source_fps, first)
 
 
 def from_blender_world(traj: Trajectory, up_axis: str, fmt: str | None) -> Trajectory:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scenes import opencv_track
+from scenes import encode_mp4, opencv_track
 from test_clip import N
 
 
@@ -64,6 +64,33 @@ def test_static_video_is_a_stationary_reference(scene, ext, rendered_clip):
     cam = scene.parascale.reference_camera
     c2w = opencv_track(cam, scene, range(1, N + 1))  # Blender's own evaluation
     assert np.all(c2w[:, :3, 3] == c2w[0, :3, 3]) and rotation_deg(c2w, c2w[:1].repeat(N, 0)).max() < 0.01
+
+
+@pytest.mark.slow
+def test_video_into_a_shot_keeps_the_shot_and_is_retimed(scene, ext, rendered_clip, tmp_path):
+    """The import rules of a track file hold for a video: into a 1920x1080, 1001-1100, 24 fps shot a
+    12 fps video keeps the shot's size, range and rate, starts on 1001 and plays in its own time."""
+    import av
+    import bpy
+
+    _no_server(ext)
+    with av.open(str(rendered_clip["video"])) as f:
+        frames = [fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)]
+    encode_mp4(frames, tmp_path / "twelve.mp4", fps=12)
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.fps, r.fps_base = 1920, 1080, 24, 1.0
+    scene.frame_start, scene.frame_end = 1001, 1100
+    res = bpy.ops.import_scene.parascale_video(filepath=str(tmp_path / "twelve.mp4"), focal_length=28)
+    assert res == {"FINISHED"}
+    assert (r.resolution_x, r.resolution_y, r.fps, scene.frame_start, scene.frame_end) == (1920, 1080, 24, 1001, 1100)
+    seconds = (N - 1) / 12  # the footage's duration at its own rate
+    ref = ext("blender.tracks").reference_trajectory(bpy.context)
+    np.testing.assert_array_equal(ref.frames, np.arange(1001, 1001 + round(seconds * 24) + 1))
+    assert f"retimed 12 -> 24 fps ({N} -> {len(ref)} frames, {seconds:.2f} s)" in scene.parascale_jobs.track.message
+    # Footage frame k plays at scene frame 1001 + 2k: the keyed camera there turns as the true one did.
+    cam = scene.parascale.reference_camera
+    c2w = opencv_track(cam, scene, range(1001, 1001 + 2 * N, 2))  # Blender's own evaluation
+    assert rotation_deg(c2w, rendered_clip["truth"]).max() < 2.0
 
 
 def test_server_only_without_a_server_is_a_clear_error(scene, ext, rendered_clip):
