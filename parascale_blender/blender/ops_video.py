@@ -17,6 +17,7 @@ import bpy
 from bpy_extras.io_utils import ImportHelper
 
 from ..client import BridgeError, submit_tracking, wire
+from ..formats.magic import VIDEO_SUFFIXES, sniff_suffix
 from . import clip as clip_mod
 from . import clip_tracker, server_jobs, solve_qa, tracks
 from .ops_reference import _set_report, import_clip_solve
@@ -59,6 +60,18 @@ def import_track_result(scene, st, path: str) -> str:
     msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]
     scene.parascale.last_report = msg[:200]
     return msg
+
+
+def not_a_video(path: str) -> str:
+    """Why the file is not a video, from its first bytes (:mod:`..formats.magic`); "" when it is one.
+    Blender would otherwise decode a text file as a few frames of noise."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    kind = sniff_suffix(head)
+    if kind in VIDEO_SUFFIXES:
+        return ""
+    what = f"a {kind[1:].upper()} file" if kind else f"no known video container; it starts {head[:8]!r}"
+    return f"{os.path.basename(path)} is not a video ({what}); choose an MP4, MOV, MKV/WebM, AVI or MPEG file"
 
 
 def video_size(path: str) -> tuple[int, int]:
@@ -115,6 +128,9 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         path = bpy.path.abspath(self.filepath)
         if not os.path.isfile(path):
             self.report({"ERROR"}, f"Import video: file not found: {path or '(no file)'}")
+            return {"CANCELLED"}
+        if problem := not_a_video(path):
+            self.report({"ERROR"}, f"Import video: {problem}")
             return {"CANCELLED"}
         why = ""
         if self.method != "BLENDER":

@@ -99,3 +99,36 @@ def test_server_only_without_a_server_is_a_clear_error(scene, ext, rendered_clip
     _no_server(ext)
     with pytest.raises(RuntimeError, match="server not running at http://127.0.0.1:9"):
         bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["video"]), method="SERVER")
+
+
+@pytest.mark.slow
+def test_three_runs_keep_user_counts_and_the_active_clip(scene, ext, rendered_clip, capfd):
+    """Blender's solver made each clip the scene's active clip behind RNA's back: from the second run
+    on Blender logged "ID user count error". The artist's active clip stays theirs."""
+    import bpy
+
+    _no_server(ext)
+    mine = bpy.data.movieclips.load(str(rendered_clip["static"]))
+    scene.active_clip = mine
+    capfd.readouterr()
+    for _ in range(3):
+        assert bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["video"]), focal_length=28) == {
+            "FINISHED"
+        }
+    out = capfd.readouterr()
+    assert "user count error" not in out.out + out.err
+    assert scene.active_clip == mine and len(bpy.data.movieclips) == 4
+    # every solved clip is used once, by its reference camera's background
+    assert [c.users for c in bpy.data.movieclips if c != mine] == [1, 1, 1]
+
+
+def test_a_file_that_is_not_a_video_is_refused_by_its_content(scene, ext, tmp_path):
+    """A text file (even named .mp4) is not decoded as a few frames of noise: a clear error naming it."""
+    import bpy
+
+    _no_server(ext)
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("camera notes\n" * 40)
+    with pytest.raises(RuntimeError, match=r"notes.mp4 is not a video \(no known video container"):
+        bpy.ops.import_scene.parascale_video(filepath=str(fake), method="BLENDER")
+    assert len(bpy.data.movieclips) == 0 and scene.parascale.reference_camera is None
