@@ -59,6 +59,7 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
         try:
             size = tuple(self.image_size) if min(self.image_size) > 0 else None
             traj = tracks.read_track(path, fmt, self.repair_rotations, size)
+            traj, units = tracks.from_file_units(traj, context.scene)
             is_set = self.properties.is_property_set
             start = int(traj.frames[0]) + self.frame_offset if is_set("frame_offset") else None
             set_scene = self.set_scene if is_set("set_scene") else None
@@ -70,7 +71,7 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
         name = os.path.splitext(os.path.basename(path))[0] or "reference"
         cam, pts = tracks.create_reference(context, traj, name, fit.offset, fit.set_scene)
         tracks.use_as_reference(context.scene, cam, pts, f"{os.path.basename(path)} ({len(traj)} frames)")
-        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}{fit.note}"
+        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}{fit.note}{units}"
         _set_report(context, msg)
         self.report({"INFO"}, msg)
         return {"FINISHED"}

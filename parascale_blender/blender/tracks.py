@@ -99,6 +99,45 @@ def transform_world(traj: Trajectory, W: np.ndarray) -> Trajectory:
     return traj.replace(c2w=W @ traj.c2w, points=pts)
 
 
+METRES_PER_UNIT = "metres_per_unit"  # ParaScale JSON metadata: metres per world unit of positions
+
+
+def scene_metres_per_unit(scene) -> float:
+    """Metres per Blender unit: the scene's Unit Scale (``unit_settings.scale_length``)."""
+    return float(scene.unit_settings.scale_length)
+
+
+def scaled_world(traj: Trajectory, factor: float) -> Trajectory:
+    """The track with every position (camera centres, points) times ``factor`` (a change of unit)."""
+    c2w = traj.c2w.copy()
+    c2w[:, :3, 3] *= factor
+    pts = traj.points
+    if pts is not None:
+        pts = SparsePoints(pts.xyz * factor, pts.rgb, pts.visibility)
+    return traj.replace(c2w=c2w, points=pts)
+
+
+def to_metres(traj: Trajectory, scene) -> Trajectory:
+    """Export: positions in metres (Blender units times the scene's Unit Scale), said in the metadata."""
+    out = scaled_world(traj, scene_metres_per_unit(scene))
+    return out.replace(metadata={**out.metadata, METRES_PER_UNIT: 1.0})
+
+
+def from_file_units(traj: Trajectory, scene) -> tuple[Trajectory, str]:
+    """Import: a file that states its unit (``metadata['metres_per_unit']``) in the scene's units; a
+    note for the report. Files without one are taken as they are (scene units)."""
+    mpu = traj.metadata.get(METRES_PER_UNIT)
+    if mpu is None:
+        return traj, ""
+    if not (isinstance(mpu, (int, float)) and np.isfinite(mpu) and mpu > 0):
+        raise TrackError(f"metadata.{METRES_PER_UNIT}: expected a positive number, got {mpu!r}")
+    factor = float(mpu) / scene_metres_per_unit(scene)
+    if abs(factor - 1.0) <= 1e-12:
+        return traj, ""
+    note = f", positions from {mpu:g} m per file unit to the scene's Unit Scale {scene_metres_per_unit(scene):g} m"
+    return scaled_world(traj, factor), note
+
+
 TIMING_ITEMS = [
     ("SCENE_FPS", "Retime to scene fps", "Play the move in its own time at the scene's frame rate (SE(3) resampling)"),
     ("FRAMES", "Frame for frame", "One key per source frame, whatever the frame rates"),
