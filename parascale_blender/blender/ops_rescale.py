@@ -139,6 +139,21 @@ def shot_range_warnings(context, frames: int) -> list[str]:
     return []
 
 
+def report_notes(context, ref) -> list[str]:
+    """What the report says besides PCE and α: a reference depth that is only assumed, a move
+    shorter than the shot."""
+    scene, s = context.scene, context.scene.parascale
+    notes = []
+    if s.reference_depth == "DISTANCE" and not is_tripod(ref):
+        notes.append(
+            f"reference depth: assumed subject distance {s.reference_distance:g} (a guess unless known; "
+            "the move's scale follows it)"
+        )
+    if short := tracks.shorter_than_shot(scene, s.target_start_frame, s.target_start_frame + len(ref) - 1):
+        notes.append(short)
+    return notes
+
+
 class PARASCALE_OT_rescale(bpy.types.Operator):
     """Transfer the reference move to the target camera, preserving parallax per frame (new action)"""
 
@@ -166,6 +181,7 @@ class PARASCALE_OT_rescale(bpy.types.Operator):
         )
         if result.info:  # a tripod reference: no Π to match, said instead of PCE/α
             msg = f"Rescaled {len(ref)} frames into {action.name!r}: " + "; ".join(result.info)
+        msg = "; ".join([msg, *report_notes(context, ref)])
         context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
         self.report({"INFO"}, msg)
         return {"FINISHED"}

@@ -219,7 +219,20 @@ def fit_to_shot(
     offset = 0 if begin is None else begin - int(traj.frames[0])
     traj = check_track(traj, source, frame_offset=offset)
     set_scene = not scene_has_shot(scene) if set_scene is None else bool(set_scene)
+    first_key, last_key = int(traj.frames[0]) + offset, int(traj.frames[-1]) + offset
+    if not set_scene and (short := shorter_than_shot(scene, first_key, last_key)):
+        note += f"; {short}"
     return ShotFit(traj, offset, set_scene, note, source_fps, first)
+
+
+def shorter_than_shot(scene, first: int, last: int) -> str:
+    """A note when a move on frames ``first``..``last`` is shorter than the scene's frame range (a move
+    that runs outside the range is Rescale's warning)."""
+    lo, hi = scene.frame_start, scene.frame_end
+    missing = (hi - lo) - (last - first)
+    if missing <= 0:
+        return ""
+    return f"shorter than the shot: frames {first}–{last} for the shot's {lo}–{hi} ({missing} frames without the move)"
 
 
 def from_blender_world(traj: Trajectory, up_axis: str, fmt: str | None) -> Trajectory:
@@ -241,6 +254,8 @@ def create_reference(
 ):
     """Camera object keyed at the track's frames (+offset), intrinsics as lens/sensor/shift, points object.
 
+    With ``set_scene`` the scene's size and range follow the track, and Rescale's target start frame
+    the range's first frame (a fresh scene's defaults then agree: no "outside the range" warning).
     Returns (camera_object, points_object_or_None). ``traj`` must already be validated; ``extras``
     (names in ``traj.extras``) become animated custom properties of the camera.
     """
@@ -273,6 +288,7 @@ def create_reference(
         if abs(aspect - 1.0) > 1e-6:
             r.pixel_aspect_x, r.pixel_aspect_y = 1.0, aspect
         keys.set_frame_range(scene, traj.frames[0] + frame_offset, traj.frames[-1] + frame_offset)
+        scene.parascale.target_start_frame = scene.frame_start  # the shot this import set up starts there
     return obj, pts_obj
 
 

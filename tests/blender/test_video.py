@@ -86,7 +86,9 @@ def test_video_into_a_shot_keeps_the_shot_and_is_retimed(scene, ext, rendered_cl
     seconds = (N - 1) / 12  # the footage's duration at its own rate
     ref = ext("blender.tracks").reference_trajectory(bpy.context)
     np.testing.assert_array_equal(ref.frames, np.arange(1001, 1001 + round(seconds * 24) + 1))
-    assert f"retimed 12 -> 24 fps ({N} -> {len(ref)} frames, {seconds:.2f} s)" in scene.parascale_jobs.track.message
+    msg = scene.parascale_jobs.track.message
+    assert f"retimed 12 -> 24 fps ({N} -> {len(ref)} frames, {seconds:.2f} s)" in msg
+    assert f"shorter than the shot: frames 1001–{1000 + len(ref)} for the shot's 1001–1100" in msg
     # Footage frame k plays at scene frame 1001 + 2k: the keyed camera there turns as the true one did.
     cam = scene.parascale.reference_camera
     c2w = opencv_track(cam, scene, range(1001, 1001 + 2 * N, 2))  # Blender's own evaluation
