@@ -239,12 +239,10 @@ def push_undo(what: str) -> bool:
     none, so Ctrl-Z would take the artist's last operator with them): Ctrl-Z then takes back only
     that change. False where Blender keeps no undo stack (e.g. undo turned off)."""
     try:
-        if bpy.ops.ed.undo_push.poll():
-            bpy.ops.ed.undo_push(message=f"ParaScale: {what}"[:63])
-            return True
-    except RuntimeError:  # the context refuses it (a modal operator, a file being read)
-        pass
-    return False
+        bpy.ops.ed.undo_push(message=f"ParaScale: {what}"[:63])
+    except RuntimeError:  # its poll refuses (no undo stack, a file being read)
+        return False
+    return True
 
 
 def tick_scene(scene, kind: str) -> str:

@@ -131,8 +131,10 @@ def test_a_clip_the_flow_cannot_read_says_so(shot, ext):
 
     loop = ext("blender.closed_loop")
     bpy.context.scene.sequence_editor_create()
-    strip = ext("blender.compat").strips(shot).new_effect("c", "COLOR", 2, frame_start=1, length=8)
+    strips = ext("blender.compat").strips(shot)
     n = 8
+    span = {"length": n} if "length" in strips.bl_rna.functions["new_effect"].parameters else {"frame_end": n + 1}
+    strip = strips.new_effect("c", "COLOR", 2, frame_start=1, **span)  # 4.2: frame_end; 5.0: length
     report = {"pce": 0.2, "label": "PCE vs reference, flow/flow", "frames": list(range(1, n + 1)),
               "realized": [None] * (n - 2) + [0.01, 0.012], "reference": [None] + [0.01] * (n - 1)}  # fmt: skip
     text = loop.apply(shot, strip, report)
