@@ -172,7 +172,7 @@ def import_clip_solve(
     )
     solve_qa.mark(context.scene, cam, gaps, qa, fit.scene_frames)
     solve_qa.set_background(cam, mc)
-    source = f"clip {mc.name} solve ({qa}; {oriented}{fit.note})"
+    source = f"clip {mc.name} solve ({qa}; {oriented}{fit.note}{fit.footage_note})"
     tracks.use_as_reference(context.scene, cam, pts, source)
     _set_report(context, f"Reference: {source}")
     return source, gaps

@@ -50,11 +50,13 @@ def import_track_result(scene, st, path: str) -> str:
         ctx, fit.trajectory, f"{name} track", fit.offset, fit.set_scene, extras=solve_qa.EXTRAS
     )
     solve_qa.mark(scene, cam, gaps, qa, fit.scene_frames)
+    footage = ""
     if os.path.isfile(bpy.path.abspath(st.source_path)):
         solve_qa.set_background(cam, solve_qa.load_footage(bpy.path.abspath(st.source_path), first))
+        footage = fit.footage_note
     tripod = traj.metadata.get("tripod")
     tripod = f"; tripod ({tripod}): no translation, Rescale copies the rotation" if tripod else ""
-    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented}{tripod}{fit.note})"
+    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented}{tripod}{fit.note}{footage})"
     tracks.use_as_reference(scene, cam, pts, source)
     st.result_name = cam.name
     msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]

@@ -180,6 +180,14 @@ class ShotFit:
     source_fps: float
     first: int  # the track's first frame before retiming
 
+    @property
+    def footage_note(self) -> str:
+        """Said when the keys are retimed: a Movie Clip (the footage behind the camera) plays one
+        clip frame per scene frame, Blender has no speed for it."""
+        if abs(self.trajectory.fps - self.source_fps) <= 1e-6 * self.source_fps:
+            return ""
+        return "; the footage behind the camera plays frame for frame, not retimed"
+
     def scene_frames(self, frames) -> np.ndarray:
         """Scene frames of the source track's ``frames`` (before retiming): markers, footage."""
         f = np.asarray(frames, dtype=np.float64)

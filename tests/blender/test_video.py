@@ -89,6 +89,7 @@ def test_video_into_a_shot_keeps_the_shot_and_is_retimed(scene, ext, rendered_cl
     msg = scene.parascale_jobs.track.message
     assert f"retimed 12 -> 24 fps ({N} -> {len(ref)} frames, {seconds:.2f} s)" in msg
     assert f"shorter than the shot: frames 1001–{1000 + len(ref)} for the shot's 1001–1100" in msg
+    assert "the footage behind the camera plays frame for frame, not retimed" in msg  # Blender's clips cannot
     # Footage frame k plays at scene frame 1001 + 2k: the keyed camera there turns as the true one did.
     cam = scene.parascale.reference_camera
     c2w = opencv_track(cam, scene, range(1001, 1001 + 2 * N, 2))  # Blender's own evaluation
