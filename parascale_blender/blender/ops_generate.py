@@ -253,6 +253,7 @@ def _save_post(*_args) -> None:
         scene = bpy.data.scenes.get(scene_name)
         if scene is not None:
             insert_strip(scene, path, start, frames, name)
+            server_jobs.push_undo("Generate result")
 
 
 class PARASCALE_OT_generate(bpy.types.Operator):

@@ -371,6 +371,7 @@ def report(context, inputs: Inputs, result, written: Written, remeasured: np.nda
         msg += f"; lens keyed: {inputs.lens:.3g} → {inputs.lens * inputs.zoom[-1]:.3g} mm"
     elif reference_zoom(ref) is not None:
         msg += "; the reference zooms but Transfer zoom is off: the target keeps its lens"
+    msg = "; ".join([msg, *report_notes(context, ref)])
     context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
     return msg, warnings
 
@@ -391,6 +392,21 @@ def shot_range_warnings(context, frames: int) -> list[str]:
             f"{scene.frame_end}: set the start frame or the scene's range"
         ]
     return []
+
+
+def report_notes(context, ref) -> list[str]:
+    """What the report says besides PCE and α: a reference depth that is only assumed, a move
+    shorter than the shot."""
+    scene, s = context.scene, context.scene.parascale
+    notes = []
+    if s.reference_depth == "DISTANCE" and not is_tripod(ref):
+        notes.append(
+            f"reference depth: assumed subject distance {s.reference_distance:g} (a guess unless known; "
+            "the move's scale follows it)"
+        )
+    if short := tracks.shorter_than_shot(scene, s.target_start_frame, s.target_start_frame + len(ref) - 1):
+        notes.append(short)
+    return notes
 
 
 class PARASCALE_OT_rescale(bpy.types.Operator):

@@ -84,6 +84,39 @@ def test_generate_lands_a_strip_at_the_shot_start(shot, ext):
     assert shot.sequence_editor.strips[g.result_name].channel == 2
 
 
+def test_ctrl_z_after_a_strip_lands_takes_back_only_the_strip(shot, ext):
+    """The artist rescales, generates, the strip lands from the timer; Ctrl-Z removes the strip and
+    keeps the rescaled action, Ctrl-Shift-Z brings the strip back. Operators are called as the UI
+    calls them (each pushes its undo step); Blender's own undo stack does the rest."""
+    import bpy
+    from scenes import add_camera, animate
+
+    jobs = ext("blender.server_jobs")
+    ref = add_camera("Reference", (0, -6, 1), (np.radians(90), 0, 0))
+    frames = np.arange(1, 9)
+    animate(ref, frames, np.column_stack([0.1 * frames, np.full(8, -6.0), np.ones(8)]), [(np.radians(90), 0, 0)] * 8)
+    bpy.ops.ed.undo_push(message="the shot")
+    assert bpy.ops.parascale.reference_from_camera("EXEC_DEFAULT", True, camera="Reference") == {"FINISHED"}
+    shot.parascale.target_start_frame, shot.parascale.target_depth = START, "DISTANCE"
+    assert bpy.ops.parascale.rescale("EXEC_DEFAULT", True) == {"FINISHED"}
+    rescaled = shot.parascale.result_action.name
+    assert bpy.ops.parascale.generate("EXEC_DEFAULT", True) == {"FINISHED"}
+    for _ in range(2):  # the artist works on while the job runs: undo steps that record it running
+        assert bpy.ops.parascale.switch_action("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert _run_to_end(jobs, shot) == "done"
+    name = shot.parascale_jobs.generate.result_name
+    assert name in bpy.context.scene.sequence_editor.strips
+    bpy.ops.ed.undo()
+    scene = bpy.context.scene  # undo reloads the data
+    assert scene.sequence_editor is None or name not in scene.sequence_editor.strips
+    assert scene.parascale.result_action is not None and scene.parascale.result_action.name == rescaled
+    assert scene.parascale.target_camera.animation_data.action.name == rescaled
+    g = scene.parascale_jobs.generate
+    assert g.state == "done" and "result undone" in g.message, "the job is over: not followed again on reopening"
+    bpy.ops.ed.redo()
+    assert name in bpy.context.scene.sequence_editor.strips
+
+
 def test_a_result_arriving_during_a_save_waits_for_save_post(shot, ext, tmp_path):
     import bpy
 
