@@ -31,7 +31,7 @@ def demo(tmp_path_factory):
 
 def test_demo_prints_the_pi_table_and_headline(demo):
     _, stdout = demo
-    assert "Π_ref" in stdout and "mode exact: PCE" in stdout
+    assert "Π_ref" in stdout and "mode exact: solver residual" in stdout and "check: reference depth" in stdout
     assert "realized PCE (optical flow)" in stdout
     assert stdout.count("as the panel shows it: PCE vs reference, flow/flow ") >= 2
     assert "outputs in" in stdout
