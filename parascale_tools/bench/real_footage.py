@@ -48,7 +48,7 @@ from parascale_blender.core.parallax import ParallaxProbe
 from parascale_blender.core.rescale import RescaleOptions, rescale
 
 CLIPS = ("0bf152ef84195293_svdxt", "0c9b371cc6225682_svdxt")
-INTRINSICS = ("self-calibrated", "pose file")  # the tracker's default first
+INTRINSICS = ("self-calibrated", "pose-file intrinsics")  # the tracker's default first
 FINEST_SCALE = 1  # DIS at half resolution: lossy MP4 (see measured_parallax)
 TARGET_SCALE = 0.01  # the engine's part: the move transferred into a 1 cm room
 
@@ -209,7 +209,7 @@ def measure_clip(
     out = []
     for label in intrinsics:
         opts: dict = {"max_frames": max_frames}
-        if label == "pose file":
+        if label == "pose-file intrinsics":
             opts["intrinsics"] = tuple(poses.intrinsics[0])
         t0 = time.perf_counter()
         track = track_video(video, opts)
@@ -231,6 +231,8 @@ def rows(quick: bool = True) -> list[dict]:
         motion, results = measure_clip(stem, variants, folder=folder)
         splits += results
         for s in results:
+            per = np.abs(np.log(s.pi_product / motion.pi))
+            worst = int(np.nanargmax(per))
             out.append(
                 {
                     "name": f"real footage {stem[:8]} ({len(s.pi_product)} frames, {s.intrinsics} track): "
@@ -238,6 +240,7 @@ def rows(quick: bool = True) -> list[dict]:
                     "value": s.total,
                     "unit": "PCE",
                     "note": f"split: engine {s.engine:.1e}, track {s.track:.3f}, reference depth {s.depth:.3f}; "
+                    f"worst step {worst}: |ln| {per[worst]:.2f}; "
                     f"SfM depth covers {s.coverage:.0%} of the view ({s.raw_coverage:.1%} before its fill); "
                     f"tracked in {s.seconds_track:.0f} s",
                 }
