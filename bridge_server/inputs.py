@@ -17,7 +17,7 @@ import numpy as np
 
 from parascale_blender.client import wire
 from parascale_blender.core.camera import Trajectory
-from parascale_blender.formats.depthmaps import clean_depth, decode_depth_values, depth_format
+from parascale_blender.formats.depthmaps import FAR_SENTINEL, clean_depth, decode_depth_values, depth_format
 from parascale_blender.formats.errors import FormatError
 from parascale_blender.formats.parascale_json import trajectory_from_dict
 
@@ -157,7 +157,8 @@ def decode_depth(data: bytes, scale: float | None, limits: Limits) -> np.ndarray
 
     Decoded by ``formats.depthmaps`` (the add-on's decoder): depth = stored value × ``scale``
     (world units per stored value; None = the format's default, ``DEFAULT_PNG_SCALE`` for PNG).
-    Zero, NaN and +inf mean "no depth" (sky); negative or absurdly large depths are an error.
+    Zero, NaN, +inf and background sentinels (>= ``FAR_SENTINEL``: Blender's 1e10) mean "no depth"
+    (sky); negative depths, and depths beyond ``max_abs_coordinate`` short of a sentinel, are an error.
     """
     if depth_format(data) not in wire.DEPTH_SUFFIXES:
         raise InputError("depth: not a .npy, 16-bit PNG or OpenEXR file (checked by its first bytes)")
@@ -169,7 +170,7 @@ def decode_depth(data: bytes, scale: float | None, limits: Limits) -> np.ndarray
     if neg.any():
         r, c = np.argwhere(neg)[0]
         raise InputError(f"depth: {int(neg.sum())} negative values (first at row {r}, column {c}: {depth[r, c]:g})")
-    if (np.isfinite(depth) & (depth > limits.max_abs_coordinate)).any():
+    if (np.isfinite(depth) & (depth > limits.max_abs_coordinate) & (depth < FAR_SENTINEL)).any():
         raise InputError(f"depth: values beyond {limits.max_abs_coordinate:g} world units (wrong depth_scale?)")
     depth = clean_depth(depth)
     if not np.isfinite(depth).any():

@@ -323,7 +323,6 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
             scene.frame_set(shot["start"])
             assert bpy.ops.parascale.points_from_scene(resolution=96 if quick else 240) == {"FINISHED"}
             s.target_points.name = f"Target {tag} points"
-            s.target_points.hide_render = True  # a viewport aid: keep it out of the conditioning render
             s.target_depth = "SCENE"  # rescale against the exact meshes; the points are for the artist
             assert bpy.ops.parascale.rescale() == {"FINISHED"}, s.last_report
             baked, ref_file = out / f"shot_{tag}.json", out / f"reference_{tag}.json"

@@ -24,7 +24,8 @@ from parascale_blender.formats.depthmaps import (  # noqa: E402
     write_depth_map,
 )
 from parascale_blender.formats.errors import FormatError  # noqa: E402
-from parascale_blender.formats.exr import read_exr, write_exr  # noqa: E402
+from parascale_blender.formats.exr import write_exr  # noqa: E402
+from parascale_blender.formats.image_backends import available, decode_exr, decode_png  # noqa: E402
 from parascale_blender.formats.png16 import read_png, write_png16  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -35,6 +36,15 @@ FLOAT = (RNG.random((29, 41)) * 10).astype(np.float32)
 
 def cv_read(path) -> np.ndarray:
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+
+
+def read_exr(path, channel=None, backend="builtin") -> np.ndarray:
+    """The depth channel of an EXR file by one backend (the built-in codec unless named)."""
+    return decode_exr(path.read_bytes(), path, channel, path=path, backend=backend)
+
+
+EXR_BACKENDS = [b for b in ("builtin", "openexr", "oiio") if available(b)]
+PNG_BACKENDS = [b for b in ("builtin", "cv2", "oiio") if available(b)]
 
 
 # ------------------------------------------------------------------ PNG
@@ -84,10 +94,34 @@ def test_depth_png_round_trip_with_scale_and_invalid(tmp_path):
         write_depth_map(tmp_path / "e.png", depth * 1e4, scale=0.001)
 
 
-def test_colour_png_is_refused_clearly(tmp_path):
-    path = tmp_path / "rgb.png"
-    cv2.imwrite(str(path), np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(FormatError, match="RGB PNG; a depth map must be single-channel") as e:
+@pytest.mark.parametrize("backend", PNG_BACKENDS)
+@pytest.mark.parametrize("layout", ["grey", "grey+alpha", "rgb", "rgba"])
+def test_16_bit_png_of_every_layout_gives_its_first_channel(tmp_path, backend, layout):
+    """Grey, grey+alpha (Pillow), RGB and RGBA 16-bit PNGs (OpenCV) read back exactly: depth is the
+    grey or red channel (a translucent alpha must not premultiply it)."""
+    from PIL import Image
+
+    path = tmp_path / "d.png"
+    other = IMG16[::-1].copy()
+    if layout == "grey":
+        assert cv2.imwrite(str(path), IMG16)
+    elif layout == "grey+alpha":  # OpenCV cannot write it; Pillow writes LA as 8 bit only
+        Image.fromarray((IMG16 >> 8).astype(np.uint8)).convert("LA").save(path)
+    else:
+        bgr = [other, other // 2, IMG16] + ([np.full_like(IMG16, 1000)] if layout == "rgba" else [])
+        assert cv2.imwrite(str(path), np.dstack(bgr))  # OpenCV writes B, G, R(, A): red = IMG16
+    expect = (IMG16 >> 8).astype(np.uint8) if layout == "grey+alpha" else IMG16
+    np.testing.assert_array_equal(decode_png(path.read_bytes(), path, path=path, backend=backend), expect)
+    if backend == PNG_BACKENDS[-1]:  # the default backend, through the one reader
+        np.testing.assert_array_equal(read_depth_map(path, scale=1.0)[expect > 0], expect[expect > 0])
+
+
+def test_palette_png_is_refused_clearly(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "pal.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).convert("P").save(path)
+    with pytest.raises(FormatError, match="palette PNG; a depth map must be greyscale or RGB") as e:
         read_depth_map(path)
     assert e.value.field == "colour_type" and str(path) in str(e.value)
 
@@ -111,32 +145,37 @@ def test_png_with_bad_crc_or_truncation(tmp_path):
 # ------------------------------------------------------------------ EXR
 
 
+@pytest.mark.parametrize("backend", EXR_BACKENDS)
 @pytest.mark.parametrize("compression", [0, 2, 3])  # NONE, ZIPS, ZIP
 @pytest.mark.parametrize("exr_type", [1, 2])  # HALF, FLOAT
-def test_exr_written_by_opencv(tmp_path, compression, exr_type):
+def test_exr_written_by_opencv(tmp_path, compression, exr_type, backend):
     path = tmp_path / "d.exr"
     assert cv2.imwrite(str(path), FLOAT, [cv2.IMWRITE_EXR_COMPRESSION, compression, cv2.IMWRITE_EXR_TYPE, exr_type])
     expect = FLOAT.astype(np.float16) if exr_type == 1 else FLOAT
-    np.testing.assert_array_equal(read_exr(path), expect.astype(np.float64))
+    np.testing.assert_array_equal(read_exr(path, backend=backend), expect.astype(np.float64))
     np.testing.assert_array_equal(read_depth_map(path), expect.astype(np.float64))
 
 
 @pytest.mark.parametrize("compression,name", [(1, "RLE"), (4, "PIZ"), (5, "PXR24"), (6, "B44")])
-def test_unsupported_exr_compression_says_what_to_do(tmp_path, compression, name):
+def test_builtin_exr_decoder_refusals_say_what_to_do(tmp_path, compression, name):
+    """The built-in fallback names the codec and the fix; the default backend reads the file."""
     path = tmp_path / "d.exr"
     assert cv2.imwrite(str(path), FLOAT, [cv2.IMWRITE_EXR_COMPRESSION, compression])
-    with pytest.raises(FormatError, match=f"{name} compression is not supported; re-save with ZIP") as e:
-        read_depth_map(path)
-    assert e.value.field == "compression"
+    with pytest.raises(FormatError, match=f"{name} compression is not read by the built-in decoder; install") as e:
+        read_exr(path)
+    assert e.value.field == "compression" and str(path) in str(e.value)
+    if EXR_BACKENDS[-1] != "builtin":
+        np.testing.assert_allclose(read_depth_map(path), FLOAT, rtol=2e-5)  # PXR24 keeps 15 mantissa bits
 
 
-def test_exr_channel_choice(tmp_path):
+@pytest.mark.parametrize("backend", EXR_BACKENDS)
+def test_exr_channel_choice(tmp_path, backend):
     path = tmp_path / "bgr.exr"
     cv2.imwrite(str(path), np.dstack([FLOAT, FLOAT * 2, FLOAT * 3]))  # channels B, G, R
-    np.testing.assert_array_equal(read_exr(path), FLOAT * 3.0)  # R when there is no Z / Y
-    np.testing.assert_array_equal(read_exr(path, channel="G"), FLOAT * 2.0)
+    np.testing.assert_array_equal(read_exr(path, backend=backend), FLOAT * 3.0)  # R when there is no Z / Y
+    np.testing.assert_array_equal(read_exr(path, channel="G", backend=backend), FLOAT * 2.0)
     with pytest.raises(FormatError, match="no channel 'Z'"):
-        read_exr(path, channel="Z")
+        read_exr(path, channel="Z", backend=backend)
 
 
 @pytest.mark.parametrize("compression", ["NONE", "ZIP"])
@@ -155,9 +194,11 @@ def test_exr_tiled_and_garbage_are_refused(tmp_path):
     write_exr(path, FLOAT)
     data = bytearray(path.read_bytes())
     data[4:8] = struct.pack("<I", 2 | 0x200)
-    (tmp_path / "tiled.exr").write_bytes(bytes(data))
-    with pytest.raises(FormatError, match="tiled EXR"):
+    (tmp_path / "tiled.exr").write_bytes(bytes(data))  # the tiled flag on a scanline file
+    with pytest.raises(FormatError, match="tiledimage EXR parts are not read by the built-in decoder"):
         read_exr(tmp_path / "tiled.exr")
+    with pytest.raises(FormatError, match="tiled.exr"):  # no tile description: no library reads it either
+        read_depth_map(tmp_path / "tiled.exr")
     (tmp_path / "junk.exr").write_bytes(b"\x00" * 64)
     with pytest.raises(FormatError, match="not an OpenEXR"):
         read_exr(tmp_path / "junk.exr")

@@ -14,7 +14,7 @@ from parascale_blender.core.camera import Trajectory
 from .convert import to_trajectory
 from .errors import TrackingCancelled, TrackingError
 from .motion import is_static
-from .reconstruct import MAPPERS, ROTATION_ONLY, MatchStats, SfmOptions, reconstruct
+from .reconstruct import MAPPERS, REPRODUCIBLE_THREADS, ROTATION_ONLY, MatchStats, SfmOptions, reconstruct
 from .rotation_only import track_rotation_only
 from .video import decode_video
 
@@ -40,7 +40,7 @@ class TrackOptions:
     overlap: int = 10
     camera_model: str = "SIMPLE_RADIAL"
     min_registered: float = 0.5
-    threads: int = -1
+    threads: int = REPRODUCIBLE_THREADS  # the same video gives the same track (-1: every core, not reproducible)
     seed: int = 0
     verbose: bool = False
 

@@ -36,6 +36,9 @@ def _modules():
 def register() -> None:
     import bpy
 
+    from .compat import expose_bundled_modules
+
+    expose_bundled_modules()  # OpenImageIO decodes depth files (formats.image_backends)
     for mod in _modules():
         for cls in getattr(mod, "classes", ()):
             bpy.utils.register_class(cls)

@@ -105,11 +105,14 @@ def solve_clip(context, clip, options: TrackerOptions) -> dict:
     tr.settings.use_keyframe_selection = True
     clip.frame_start = options.frame_start
     scene = context.scene
-    saved = (scene.frame_start, scene.frame_end, scene.frame_current)
+    saved = (scene.frame_start, scene.frame_end, scene.frame_current, scene.active_clip)
     n = clip.frame_duration if options.max_frames <= 0 else min(options.max_frames, clip.frame_duration)
     t0 = time.perf_counter()
     try:
         scene.frame_start, scene.frame_end = options.frame_start, options.frame_start + n - 1
+        # the solver makes the clip the scene's active clip behind RNA's back (its user count then
+        # goes wrong: "ID user count error" from the second run on): make it so through RNA first
+        scene.active_clip = clip
         with clip_editor(context, clip) as ov, context.temp_override(**ov):
             scene.frame_set(options.frame_start)
             # Headless, no frame-change notifier updates the editor's clip user: set it, or a clip
@@ -141,6 +144,7 @@ def solve_clip(context, clip, options: TrackerOptions) -> dict:
     finally:
         scene.frame_start, scene.frame_end = saved[0], saved[1]
         scene.frame_set(saved[2])
+        scene.active_clip = saved[3]  # the artist's active clip stays theirs
     rec = tr.reconstruction
     return {
         "tracks": len(tr.tracks),

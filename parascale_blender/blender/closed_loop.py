@@ -23,7 +23,13 @@ CURVES = (wire.PI_REFERENCE, wire.PI_TARGET, wire.PI_REALIZED)
 COLOURS = {wire.PI_REFERENCE: (0.85, 0.85, 0.85), wire.PI_TARGET: (0.25, 0.55, 1.0), wire.PI_REALIZED: (1.0, 0.55, 0.1)}
 PROP = "parascale_pi_{}"
 PCE_PROP, LABEL_PROP, IMAGE_PROP = "parascale_pce", "parascale_pce_label", "parascale_pi_image"
+RELIABILITY_PROP = "parascale_pce_reliability"
 GROUP = "ParaScale closed loop"
+# flow/flow PCE of a faithful clip: DIS's own error on clean renders with exact motion (closed-loop
+# benchmark's flow floor, 0.044-0.067); the warp preview of a perfect rescale measures below 0.05
+FLOW_FLOOR_PCE = 0.07
+MIN_MEASURED = 0.5  # fewer measured steps than this fraction: the flow is not to be trusted
+SCALE_NOTE = "PCE = mean |ln(realized / reference Π)| per step: 0.10 ≈ 10% off; below 0.07 is the flow's floor"
 
 
 def _values(report: dict, name: str) -> np.ndarray | None:
@@ -110,15 +116,38 @@ def apply(scene, strip, report: dict) -> str:
         keys._key(fcurves, f'{strip.path_from_id()}["{prop}"]', 0, frames[: len(vals)], vals, GROUP)
         plotted.append((vals, COLOURS[name]))
     strip[IMAGE_PROP] = _image(f"ParaScale Π {strip.name}", plot_curves(plotted)).name
+    strip[RELIABILITY_PROP] = reliability(_values(report, wire.PI_REALIZED))
     return line(strip)
 
 
+def reliability(realized: np.ndarray | None) -> str:
+    """ "" when the flow measured most steps, else why the PCE is not to be trusted."""
+    n = 0 if realized is None else len(realized) - 1  # index 0: no step
+    k = 0 if realized is None else int(np.isfinite(realized[1:]).sum())
+    if n > 0 and k >= MIN_MEASURED * n:
+        return ""
+    return (
+        f"flow unreliable: {k} of {n} steps measured (too little texture or motion for optical flow); "
+        "judge the clip by eye"
+    )
+
+
+def verdict(pce: float) -> str:
+    """What a flow/flow PCE means for the clip, in words."""
+    off = 100.0 * (np.exp(pce) - 1.0)
+    if pce <= FLOW_FLOOR_PCE:
+        return f"good (Π within ~{off:.0f}%/step, at the flow's own floor)"
+    return f"Π off by ~{off:.0f}%/step (good is below {FLOW_FLOOR_PCE:g})"
+
+
 def line(strip) -> str:
-    """``"PCE vs reference, flow/flow 0.012"`` for a measured strip, else ""."""
+    """``"PCE vs reference, flow/flow 0.012: good (…)"`` for a measured strip, else ""."""
     if LABEL_PROP not in strip:
         return ""
     pce = strip.get(PCE_PROP)
-    return f"{strip[LABEL_PROP]} {pce:.3f}" if pce is not None and np.isfinite(pce) else str(strip[LABEL_PROP])
+    if pce is None or not np.isfinite(pce):
+        return str(strip[LABEL_PROP])
+    return f"{strip[LABEL_PROP]} {pce:.3f}: {verdict(pce)}"
 
 
 def strip_of(scene, name: str):
@@ -132,6 +161,9 @@ def draw(layout, scene, strip_name: str) -> None:
     if strip is None or not (text := line(strip)):
         return
     layout.label(text=text, icon="GRAPH")
+    layout.label(text=SCALE_NOTE)
+    if note := strip.get(RELIABILITY_PROP):
+        layout.label(text=note, icon="ERROR")
     img = bpy.data.images.get(strip.get(IMAGE_PROP, ""))
     if img is not None:
         img.preview_ensure()

@@ -3,9 +3,15 @@
 * Animation: 4.4+ has slotted (layered) actions whose F-curves live in a channelbag per slot;
   4.2 keeps ``action.fcurves``. :func:`new_action` / :func:`fcurves_of` hide the difference.
 * Sequencer: 5.0 calls them ``strips``; 4.2 called them ``sequences``.
+* Bundled Python modules (OpenImageIO, which decodes depth EXR and PNG files): Blender's own Python
+  has its site-packages on ``sys.path``; the ``bpy`` module (headless, pip's ``bpy``) keeps them off
+  it. :func:`expose_bundled_modules` appends that folder when it is missing.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 import bpy
 
@@ -80,3 +86,16 @@ def all_strips(scene):
     if ed is None:
         return ()
     return ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all
+
+
+def expose_bundled_modules() -> None:
+    """Put Blender's bundled site-packages (OpenImageIO among them) on ``sys.path`` if it is not
+    there (only the ``bpy`` module needs this), appended so that it shadows nothing."""
+    root = os.path.join(bpy.utils.resource_path("LOCAL"), "python", "lib")
+    for site in (
+        os.path.join(root, f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages"),
+        os.path.join(root, "site-packages"),
+    ):
+        if os.path.isdir(site) and site not in sys.path:
+            sys.path.append(site)
+            return

@@ -8,7 +8,7 @@ import os
 import bpy
 from bpy_extras.io_utils import ExportHelper
 
-from . import convert, tracks
+from . import convert, polls, tracks
 from .bake import baked_trajectory
 
 _ITEMS: list = []
@@ -36,6 +36,10 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
 
+    @classmethod
+    def poll(cls, context):
+        return polls.any_camera(cls, context)
+
     def execute(self, context):
         from ..formats.registry import format_for_writing, write_trajectory
 
@@ -55,6 +59,7 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             traj = tracks.from_blender_world(
                 baked_trajectory(context, obj), self.up_axis, fmt or format_for_writing(path)
             )
+            traj = tracks.to_metres(traj, context.scene)
             opts = {}
             if fmt == "wanfun":  # intrinsics normalised against the baked camera's own image size
                 opts = {"original_width": traj.width, "original_height": traj.height}
@@ -62,7 +67,8 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
         except (ValueError, OSError) as exc:  # ConversionError, FormatError: ValueErrors naming what to fix
             self.report({"ERROR"}, f"Export: {exc}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {len(traj)} frames of {obj.name} to {path}")
+        unit = _unit_scale(tracks.scene_metres_per_unit(context.scene))
+        self.report({"INFO"}, f"Exported {len(traj)} frames of {obj.name} to {path}, positions in metres{unit}")
         return {"FINISHED"}
 
     def _blender_export(self, context, obj, path: str):
@@ -73,19 +79,21 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
         active = context.view_layer.objects.active
         scene = context.scene
         shot_range = (scene.frame_start, scene.frame_end)  # FBX bakes the scene range: the camera's, then back
+        mpu = tracks.scene_metres_per_unit(scene)
         try:
             scene.frame_start, scene.frame_end = first, last
             for o in selected:
                 o.select_set(False)
             obj.select_set(True)
             context.view_layer.objects.active = obj
-            if path.lower().endswith(".fbx"):
+            if path.lower().endswith(".fbx"):  # FBX has units: Blender's exporter applies the Unit Scale
                 bpy.ops.export_scene.fbx(
                     filepath=path, use_selection=True, object_types={"CAMERA"}, bake_anim=True,
                     bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False, bake_anim_simplify_factor=0.0,
+                    apply_unit_scale=True,
                 )  # fmt: skip
-            else:
-                bpy.ops.wm.alembic_export(filepath=path, selected=True, start=first, end=last)
+            else:  # Alembic has none: written in metres
+                bpy.ops.wm.alembic_export(filepath=path, selected=True, start=first, end=last, global_scale=mpu)
         except RuntimeError as exc:
             self.report({"ERROR"}, f"Export: Blender's exporter failed: {exc}")
             return {"CANCELLED"}
@@ -95,8 +103,18 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             for o in selected:
                 o.select_set(True)
             context.view_layer.objects.active = active
-        self.report({"INFO"}, f"Exported {obj.name} (frames {first}–{last}) to {path} with Blender's exporter")
+        msg = f"Exported {obj.name} (frames {first}–{last}) to {path} with Blender's exporter"
+        if path.lower().endswith(".fbx"):  # Blender's FBX importer shifts keys by its Animation Offset (default 1)
+            msg += f", FBX units from the scene{_unit_scale(mpu)}; read back into Blender with Animation Offset 0"
+            msg += f" to keep frames {first}–{last} (the importer's default 1 lands one frame late)"
+        else:
+            msg += f", in metres{_unit_scale(mpu)}"
+        self.report({"INFO"}, msg)
         return {"FINISHED"}
+
+
+def _unit_scale(mpu: float) -> str:
+    return "" if mpu == 1.0 else f" (Blender units x Unit Scale {mpu:g})"
 
 
 def _menu_export(self, context):

@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 
 from ..client import BridgeError, submit_depth
-from . import plate, prefs, server_jobs
+from . import plate, polls, prefs, server_jobs
 
 KIND = "depth"
 
@@ -42,6 +42,14 @@ class PARASCALE_OT_estimate_plate_depth(bpy.types.Operator):
     bl_idname = "parascale.estimate_plate_depth"
     bl_label = "Estimate Plate Depth"
     bl_options = {"REGISTER"}  # submits a server job; its result lands later, outside undo
+
+    @classmethod
+    def poll(cls, context):
+        if server_jobs.is_running(context.scene, KIND):
+            return polls.fail(cls, "Estimate depth: a job is running; wait for it or Cancel it")
+        if not context.scene.parascale.target_plate_image:
+            return polls.fail(cls, "Estimate depth: choose the plate image first (Target panel)")
+        return True
 
     def execute(self, context):
         scene = context.scene

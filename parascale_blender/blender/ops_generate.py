@@ -6,10 +6,10 @@ start frame.
 
 The job is a server job (kind ``"generate"``, recorded at ``scene.parascale_jobs.generate``: one
 timer, no threads, re-attached on load; tests call ``server_jobs.tick_scene`` directly). The
-conditioning is a render of the first frame with geometry depth, or the target step's plate and
-plate depth (read through ``formats.depthmaps`` and sent as world-unit ``.npy``). Strips are never
-inserted while a file is being saved: a result that arrives during a save waits in a queue that
-``save_post`` empties.
+conditioning is a render of the first frame (ParaScale's helpers hidden) with geometry depth, or the
+target step's plate and plate depth (read through ``formats.depthmaps`` and sent as world-unit
+``.npy``). Strips are never inserted while a file is being saved: a result that arrives during a save
+waits in a queue that ``save_post`` empties.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from ..client import BridgeError, JobRequest, ServerJob
-from . import closed_loop, compat, convert, plate, server_jobs, server_status
+from . import closed_loop, compat, convert, helpers, plate, polls, server_jobs, server_status
 from .bake import baked_trajectory
 
 KIND = "generate"  # server_jobs kind
@@ -64,7 +64,8 @@ def plate_conditioning(scene) -> tuple[bytes, bytes]:
 
 
 def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tuple[bytes, bytes]:
-    """(PNG of the camera's view at ``frame`` rendered with the scene engine, .npy z-depth of the geometry)."""
+    """(PNG of the camera's view at ``frame`` rendered with the scene engine, .npy z-depth of the
+    geometry); ParaScale's helpers (point clouds…) are in neither, whatever their visibility."""
     from . import scene_depth
 
     scene, r = context.scene, context.scene.render
@@ -78,7 +79,8 @@ def render_conditioning(context, cam, frame: int, depth_side: int = 512) -> tupl
             # The camera's view, not the edit: strips (e.g. an earlier generated clip) would replace it.
             r.use_sequencer = r.use_compositing = False
             r.filepath, r.image_settings.file_format, r.image_settings.color_mode = path, "PNG", "RGB"
-            bpy.ops.render.render(write_still=True)
+            with helpers.hidden_from_render(scene):
+                bpy.ops.render.render(write_still=True)
             c2w = convert.c2w_from_object(cam)
             camera = convert.camera_intrinsics(cam, scene)
             depth = scene_depth.mesh_depth(context, scene.parascale.target_collection, "Generate depth")
@@ -251,6 +253,7 @@ def _save_post(*_args) -> None:
         scene = bpy.data.scenes.get(scene_name)
         if scene is not None:
             insert_strip(scene, path, start, frames, name)
+            server_jobs.push_undo("Generate result")
 
 
 class PARASCALE_OT_generate(bpy.types.Operator):
@@ -259,6 +262,15 @@ class PARASCALE_OT_generate(bpy.types.Operator):
     bl_idname = "parascale.generate"
     bl_label = "Generate"
     bl_options = {"REGISTER"}  # submits a server job; its strip lands later, outside undo
+
+    @classmethod
+    def poll(cls, context):
+        scene = context.scene
+        if server_jobs.is_running(scene, KIND):
+            return polls.fail(cls, "Generate: a job is running; wait for it or Cancel it")
+        if scene.parascale.target_camera is None and scene.camera is None:
+            return polls.fail(cls, "Generate: choose a target camera (or set the scene camera)")
+        return True
 
     def execute(self, context):
         try:

@@ -8,7 +8,7 @@ import bpy
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.solve_gaps import fill_gaps
-from . import convert, solve_qa, tracks
+from . import convert, polls, solve_qa, tracks
 
 _FORMAT_ITEMS: list = []  # enum callback results must stay referenced
 
@@ -59,21 +59,19 @@ class IMPORT_SCENE_OT_parascale_track(bpy.types.Operator, ImportHelper):
         try:
             size = tuple(self.image_size) if min(self.image_size) > 0 else None
             traj = tracks.read_track(path, fmt, self.repair_rotations, size)
-            traj, timing = tracks.timed_for_scene(traj, context.scene, self.timing)
-            shot = tracks.scene_has_shot(context.scene)
-            set_scene = self.set_scene if self.properties.is_property_set("set_scene") else not shot
-            offset = self.frame_offset
-            if shot and not self.properties.is_property_set("frame_offset"):
-                offset = context.scene.frame_start - int(traj.frames[0])  # the move starts with the shot
-            traj = tracks.check_track(traj, os.path.basename(path), frame_offset=offset)
-            traj = tracks.to_blender_world(traj, self.up_axis)
+            traj, units = tracks.from_file_units(traj, context.scene)
+            is_set = self.properties.is_property_set
+            start = int(traj.frames[0]) + self.frame_offset if is_set("frame_offset") else None
+            set_scene = self.set_scene if is_set("set_scene") else None
+            fit = tracks.fit_to_shot(traj, context.scene, os.path.basename(path), self.timing, set_scene, start)
+            traj = tracks.to_blender_world(fit.trajectory, self.up_axis)
         except ValueError as exc:  # TrackError, FormatError and a bad frame rate
             self.report({"ERROR"}, f"Import failed: {exc}")
             return {"CANCELLED"}
         name = os.path.splitext(os.path.basename(path))[0] or "reference"
-        cam, pts = tracks.create_reference(context, traj, name, offset, set_scene)
+        cam, pts = tracks.create_reference(context, traj, name, fit.offset, fit.set_scene)
         tracks.use_as_reference(context.scene, cam, pts, f"{os.path.basename(path)} ({len(traj)} frames)")
-        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}{timing}"
+        msg = f"Imported {len(traj)} frames from {os.path.basename(path)} as {cam.name!r}{fit.note}{units}"
         _set_report(context, msg)
         self.report({"INFO"}, msg)
         return {"FINISHED"}
@@ -98,6 +96,10 @@ class PARASCALE_OT_reference_from_camera(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = active object")
+
+    @classmethod
+    def poll(cls, context):
+        return polls.any_camera(cls, context)
 
     def execute(self, context):
         obj = bpy.data.objects.get(self.camera) if self.camera else context.active_object
@@ -130,6 +132,12 @@ class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
     clip: bpy.props.StringProperty(name="Clip", description="Movie clip name; empty = the scene's active clip")
     orient: bpy.props.EnumProperty(name="Orientation", items=solve_qa.ORIENT_ITEMS, default="AUTO")
 
+    @classmethod
+    def poll(cls, context):
+        if not len(bpy.data.movieclips):
+            return polls.fail(cls, "Reference: no movie clip; load and solve one in the Movie Clip Editor")
+        return True
+
     def execute(self, context):
         from . import clip as clip_mod
 
@@ -148,10 +156,14 @@ class PARASCALE_OT_reference_from_clip(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def import_clip_solve(context, mc, set_scene: bool = False, orient: str = "AUTO", tried: int = 0):
+def import_clip_solve(
+    context, mc, set_scene: bool | None = False, orient: str = "AUTO", tried: int = 0, timing: str = "FRAMES"
+):
     """Make the movie clip's solve the scene's reference (camera + bundles, the clip as its
     background, dropped frames filled/marked, the world levelled unless ``orient`` is ``NONE``);
-    ``tried``: how many of the clip's frames the solve was given (0: all). Returns (report, SolveGaps).
+    ``tried``: how many of the clip's frames the solve was given (0: all); keyed from the clip's
+    ``frame_start`` by the import rules (:func:`tracks.fit_to_shot`: ``timing``, ``set_scene``).
+    Returns (report, SolveGaps).
 
     Raises ClipError / TrackError before touching the scene when the solve cannot be used.
     """
@@ -163,10 +175,14 @@ def import_clip_solve(context, mc, set_scene: bool = False, orient: str = "AUTO"
     gaps = fill_gaps(traj, frames)
     traj, oriented = solve_qa.orient_world(gaps.trajectory, orient)
     qa = solve_qa.summary(traj, gaps, len(frames))
-    cam, pts = tracks.create_reference(context, traj, f"{mc.name} solve", 0, set_scene, extras=solve_qa.EXTRAS)
-    solve_qa.mark(context.scene, cam, gaps, qa)
+    # the clip's frame_start places the solve: its own scene frames, retimed from the first
+    fit = tracks.fit_to_shot(traj, context.scene, f"clip {mc.name!r}", timing, set_scene, int(traj.frames[0]))
+    cam, pts = tracks.create_reference(
+        context, fit.trajectory, f"{mc.name} solve", fit.offset, fit.set_scene, extras=solve_qa.EXTRAS
+    )
+    solve_qa.mark(context.scene, cam, gaps, qa, fit.scene_frames)
     solve_qa.set_background(cam, mc)
-    source = f"clip {mc.name} solve ({qa}; {oriented})"
+    source = f"clip {mc.name} solve ({qa}; {oriented}{fit.note}{fit.footage_note})"
     tracks.use_as_reference(context.scene, cam, pts, source)
     _set_report(context, f"Reference: {source}")
     return source, gaps

@@ -17,6 +17,12 @@ the same steps blocking. After keying, the move Blender evaluates (float32 ``mat
 frame) is re-measured against the target depth: the PCE the keys alone cost is reported, with a
 warning when far from the world origin it exceeds 1e-3, or when a pose is further off than float32
 explains (then naming the frame, not precision: :mod:`..core.precision`).
+
+A point-cloud target depth is sky where it has no points only with *Cloud gaps are sky*
+(``cloud_sky``), and a plate's cloud only inside the plate's frustum (stored on the object, moving
+with it: ``points.store_frustum``). When the cloud came from *Points from Scene* and its geometry is
+still there, :func:`run` also measures the rescaled move on that geometry (the report's "PCE of the
+move measured on …": what measuring on the cloud instead of the surface cost).
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from mathutils import Matrix
 
 from ..core.camera import Camera, Trajectory
 from ..core.depth import ConstantDepth, DepthError, DepthSource
+from ..core.metrics import pce
 from ..core.precision import key_precision_warning
 from ..core.rescale import RescaleOptions, check_lines, is_tripod, rescale, step_parallax
-from . import compat, convert, keys, points, prefs, scene_depth, tracks
+from . import compat, convert, keys, points, polls, prefs, scene_depth, tracks
 
 EXTRAS = ("pi_ref", "pi_target", "alpha")
 
@@ -67,7 +74,26 @@ def target_depth_source(context):
     from ..core.depth_sources import PointCloudDepth
 
     xyz, _ = points.points_of(s.target_points)
-    return PointCloudDepth(xyz)
+    plate = points.frustum_of(s.target_points)
+    if plate is None:
+        return PointCloudDepth(xyz, sky=s.cloud_sky)
+    return PointCloudDepth(xyz, sky=s.cloud_sky, frustum=plate[:2], plate_sky=plate[2])
+
+
+def cloud_geometry(context) -> tuple[str, DepthSource] | None:
+    """(name, depth) of the geometry a *Points from Scene* target cloud was made from, while the target
+    collection still has meshes: the rescaled move is measured on it too (the cloud's gaps and samples
+    against the exact surface); None otherwise."""
+    s = context.scene.parascale
+    obj = s.target_points
+    if s.target_depth != "POINTS" or obj is None or obj.get("parascale_source") != "scene":
+        return None
+    try:
+        mesh = scene_depth.mesh_depth(context, s.target_collection, "target geometry")
+    except DepthError:  # the geometry is gone: the cloud is all there is
+        return None
+    coll = s.target_collection
+    return (f"{coll.name} meshes" if coll is not None else "the scene's meshes"), mesh
 
 
 @contextmanager
@@ -133,6 +159,7 @@ class Inputs:
     lens: float
     options: RescaleOptions
     zoom: np.ndarray | None
+    geometry: tuple[str, DepthSource] | None = None  # see cloud_geometry
     target: str = ""  # the target camera's name and the start frame, checked again before writing
     start_frame: int = 0
 
@@ -152,23 +179,52 @@ def gather(context) -> Inputs:
             f"Target: camera {cam.name!r} has the constraint {', '.join(acting)}, which would override the keyed "
             "move; mute it (or apply it) and rescale again"
         )
+    geometry = None
     if is_tripod(ref):  # no depth is read: Π is zero at any scale
         rdepth = tdepth = None
     else:
         rdepth = reference_depth_source(context, ref)
         tdepth = target_depth_source(context)
+        geometry = cloud_geometry(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
     opts = RescaleOptions(
         mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
     )
     zoom = reference_zoom(ref) if s.transfer_zoom else None
-    return Inputs(ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom, s.target_camera.name, s.target_start_frame)
+    why = polls.linked_error(s.target_camera.data) if zoom is not None else None
+    if why:  # the lens is keyed on the camera data: linked data would lose it on save
+        raise convert.ConversionError(
+            f"Target: the reference zooms and the lens is keyed on the camera data, but the {why.split(' (')[0]}; "
+            "make the camera data local (Object > Relations > Make Local) or turn Transfer zoom off"
+        )
+    return Inputs(
+        ref, rdepth, tdepth, start_c2w, tcam, lens, opts, zoom, geometry, s.target_camera.name, s.target_start_frame
+    )
+
+
+GEOMETRY_SHARE = 0.2  # of run()'s progress: measuring the move on the cloud's geometry (one pass, no solve)
+
+
+def _part(progress, lo: float, hi: float):
+    """``progress(done, total)`` mapped into the ``lo..hi`` part of ``progress``'s range (None stays None)."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(lo + (hi - lo) * done / total, 1.0)
 
 
 def run(inputs: Inputs, progress=None):
-    """The core rescale of ``inputs`` (no bpy: safe on a background thread); ``progress(done, total)``."""
-    opts = replace(inputs.options, progress=progress)
-    return rescale(inputs.ref, inputs.rdepth, inputs.tdepth, inputs.start_c2w, inputs.tcam, opts, inputs.zoom)
+    """The core rescale of ``inputs`` (no bpy: safe on a background thread); ``progress(done, total)``.
+    With :attr:`Inputs.geometry` the rescaled move is also measured on that geometry against the
+    reference's Π: ``result.checks["target_vs_geometry"]`` (see ``core.rescale.check_lines``)."""
+    share = 1.0 - GEOMETRY_SHARE if inputs.geometry is not None else 1.0
+    opts = replace(inputs.options, progress=_part(progress, 0.0, share))
+    result = rescale(inputs.ref, inputs.rdepth, inputs.tdepth, inputs.start_c2w, inputs.tcam, opts, inputs.zoom)
+    if inputs.geometry is not None and result.checks:  # a tripod result has no checks: nothing moved
+        name, mesh = inputs.geometry
+        opts = replace(inputs.options, progress=_part(progress, share, 1.0))
+        pi = step_parallax(result.trajectory.c2w, mesh, inputs.tcam, opts, inputs.zoom)
+        result.checks["target_vs_geometry"] = {"geometry": name, "pce": pce(pi, result.pi_ref, strict=False)}
+    return result
 
 
 def compute(context):
@@ -315,6 +371,7 @@ def report(context, inputs: Inputs, result, written: Written, remeasured: np.nda
         msg += f"; lens keyed: {inputs.lens:.3g} → {inputs.lens * inputs.zoom[-1]:.3g} mm"
     elif reference_zoom(ref) is not None:
         msg += "; the reference zooms but Transfer zoom is off: the target keeps its lens"
+    msg = "; ".join([msg, *report_notes(context, ref)])
     context.scene.parascale.last_report = "; ".join([msg, *warnings])[:1000]
     return msg, warnings
 
@@ -337,12 +394,31 @@ def shot_range_warnings(context, frames: int) -> list[str]:
     return []
 
 
+def report_notes(context, ref) -> list[str]:
+    """What the report says besides PCE and α: a reference depth that is only assumed, a move
+    shorter than the shot."""
+    scene, s = context.scene, context.scene.parascale
+    notes = []
+    if s.reference_depth == "DISTANCE" and not is_tripod(ref):
+        notes.append(
+            f"reference depth: assumed subject distance {s.reference_distance:g} (a guess unless known; "
+            "the move's scale follows it)"
+        )
+    if short := tracks.shorter_than_shot(scene, s.target_start_frame, s.target_start_frame + len(ref) - 1):
+        notes.append(short)
+    return notes
+
+
 class PARASCALE_OT_rescale(bpy.types.Operator):
     """Transfer the reference move to the target camera, preserving parallax per frame (new action)"""
 
     bl_idname = "parascale.rescale"
     bl_label = "Rescale"
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return polls.reference_camera(cls, context) and polls.target_camera(cls, context, editable=True)
 
     def execute(self, context):
         try:
@@ -408,6 +484,12 @@ class PARASCALE_OT_switch_action(bpy.types.Operator):
     bl_idname = "parascale.switch_action"
     bl_label = "Switch Original / Rescaled"
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if not polls.target_camera(cls, context, editable=True):
+            return False
+        return context.scene.parascale.result_action is not None or polls.fail(cls, "Switch: rescale first")
 
     def execute(self, context):
         s = context.scene.parascale

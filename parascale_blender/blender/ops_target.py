@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from ..core.depth import DepthError
-from . import plate, points, prefs, scene_depth
+from . import plate, points, polls, prefs, scene_depth
 from .ops_rescale import target_start
 
 
@@ -48,6 +48,10 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         description="Scene units per stored value (a custom unit; > 0 overrides Depth unit)",
     )
     stride: bpy.props.IntProperty(name="Stride", default=1, min=1, max=64, description="Keep every n-th pixel")
+
+    @classmethod
+    def poll(cls, context):
+        return polls.target_camera(cls, context)
 
     def invoke(self, context, event):
         """With no depth map here nor on the target step, the file browser picks one."""
@@ -85,8 +89,8 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         except (ValueError, OSError) as exc:  # DepthError, FormatError, ConversionError are ValueErrors
             self.report({"ERROR"}, f"Target points: {exc}")
             return {"CANCELLED"}
-        k = self.stride
-        cam = cam.scaled_to(w, h).scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else cam.scaled_to(w, h)
+        plate_cam, k, plate_sky = cam.scaled_to(w, h), self.stride, ~np.isfinite(depth)
+        cam = plate_cam.scaled_to(len(range(0, w, k)), len(range(0, h, k))) if k > 1 else plate_cam
         depth = depth[::k, ::k]
         xyz, idx = cam.unproject(depth, c2w)[:2]
         if xyz.size == 0:
@@ -94,6 +98,8 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
             return {"CANCELLED"}
         colours = rgb[::k, ::k].reshape(-1, 3)[idx] if rgb is not None else depth_colours(depth.reshape(-1)[idx])
         obj = _make(context, f"{os.path.splitext(os.path.basename(dpath))[0]} points", xyz, colours)
+        obj["parascale_source"] = "plate"
+        points.store_frustum(obj, c2w, plate_cam, plate_sky)  # its sky, and where the plate looked
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 
@@ -106,6 +112,10 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     resolution: bpy.props.IntProperty(name="Resolution", default=320, min=16, max=4096, description="Longest side")
+
+    @classmethod
+    def poll(cls, context):
+        return polls.target_camera(cls, context)
 
     def execute(self, context):
         s = context.scene.parascale
@@ -122,6 +132,7 @@ class PARASCALE_OT_points_from_scene(bpy.types.Operator):
             return {"CANCELLED"}
         # The cloud is for the eyes: the target depth stays the exact geometry it was made from.
         obj = _make(context, f"{s.target_camera.name} scene points", xyz, depth_colours(depth.reshape(-1)[idx]), False)
+        obj["parascale_source"] = "scene"  # used as target depth, Rescale also measures its move on the geometry
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 

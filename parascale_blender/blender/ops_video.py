@@ -17,6 +17,7 @@ import bpy
 from bpy_extras.io_utils import ImportHelper
 
 from ..client import BridgeError, submit_tracking, wire
+from ..formats.magic import VIDEO_SUFFIXES, sniff_suffix
 from . import clip as clip_mod
 from . import clip_tracker, server_jobs, solve_qa, tracks
 from .ops_reference import _set_report, import_clip_solve
@@ -32,30 +33,47 @@ METHOD_ITEMS = [
 
 
 def import_track_result(scene, st, path: str) -> str:
-    """Server-jobs handler: the downloaded ParaScale JSON becomes the scene's reference."""
+    """Server-jobs handler: the downloaded ParaScale JSON becomes the scene's reference, fitted to the
+    shot by the import rules (:func:`tracks.fit_to_shot`) as the request decided them."""
     opts = json.loads(st.options or "{}")
-    offset = int(opts.get("frame_offset", 0))
+    first = int(opts.get("frame_start", int(opts.get("frame_offset", 0)) + 1))  # the video's frame 1 plays there
     name = os.path.splitext(os.path.basename(st.source_path))[0] or "reference"
     traj = tracks.read_track(path, "parascale")
-    traj = tracks.check_track(traj, os.path.basename(path), frame_offset=offset)
     traj = tracks.to_blender_world(traj, opts.get("up_axis", "Y_DOWN"))
     traj, oriented = solve_qa.orient_world(traj, opts.get("orient", "AUTO"))
     gaps = solve_qa.recorded_gaps(traj)
     traj, qa = gaps.trajectory, solve_qa.summary(gaps.trajectory, gaps, len(traj))
+    timing, set_scene = opts.get("timing", "SCENE_FPS"), bool(opts.get("set_scene", True))
+    fit = tracks.fit_to_shot(traj, scene, os.path.basename(path), timing, set_scene, first + int(traj.frames[0]) - 1)
     ctx = types.SimpleNamespace(scene=scene)
-    set_scene = bool(opts.get("set_scene", True))
-    cam, pts = tracks.create_reference(ctx, traj, f"{name} track", offset, set_scene, extras=solve_qa.EXTRAS)
-    solve_qa.mark(scene, cam, gaps, qa, offset)
+    cam, pts = tracks.create_reference(
+        ctx, fit.trajectory, f"{name} track", fit.offset, fit.set_scene, extras=solve_qa.EXTRAS
+    )
+    solve_qa.mark(scene, cam, gaps, qa, fit.scene_frames)
+    footage = ""
     if os.path.isfile(bpy.path.abspath(st.source_path)):
-        solve_qa.set_background(cam, solve_qa.load_footage(bpy.path.abspath(st.source_path), offset + 1))
+        solve_qa.set_background(cam, solve_qa.load_footage(bpy.path.abspath(st.source_path), first))
+        footage = fit.footage_note
     tripod = traj.metadata.get("tripod")
     tripod = f"; tripod ({tripod}): no translation, Rescale copies the rotation" if tripod else ""
-    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented}{tripod})"
+    source = f"{os.path.basename(st.source_path)} tracked on the server ({qa}; {oriented}{tripod}{fit.note}{footage})"
     tracks.use_as_reference(scene, cam, pts, source)
     st.result_name = cam.name
     msg = f"Reference: {source}, {0 if pts is None else len(pts.data.vertices)} points"  # pyright: ignore[reportAttributeAccessIssue]
     scene.parascale.last_report = msg[:200]
     return msg
+
+
+def not_a_video(path: str) -> str:
+    """Why the file is not a video, from its first bytes (:mod:`..formats.magic`); "" when it is one.
+    Blender would otherwise decode a text file as a few frames of noise."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    kind = sniff_suffix(head)
+    if kind in VIDEO_SUFFIXES:
+        return ""
+    what = f"a {kind[1:].upper()} file" if kind else f"no known video container; it starts {head[:8]!r}"
+    return f"{os.path.basename(path)} is not a video ({what}); choose an MP4, MOV, MKV/WebM, AVI or MPEG file"
 
 
 def video_size(path: str) -> tuple[int, int]:
@@ -81,7 +99,11 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         description="Lens in mm for the sensor width; 0 = unknown (estimated)",
     )  # fmt: skip
     sensor_width: bpy.props.FloatProperty(name="Sensor width", default=36.0, min=1.0, max=100.0, unit="CAMERA")
-    frame_start: bpy.props.IntProperty(name="Start frame", default=1, description="Scene frame of the video's first")
+    frame_start: bpy.props.IntProperty(
+        name="Start frame", default=1,
+        description="Scene frame of the video's first (unset: the shot's first frame, or 1 in a scene without a shot)",
+    )  # fmt: skip
+    timing: bpy.props.EnumProperty(name="Timing", items=tracks.TIMING_ITEMS, default="SCENE_FPS")
     every: bpy.props.IntProperty(name="Every", default=1, min=1, max=100, description="Server: track every n-th frame")
     max_frames: bpy.props.IntProperty(name="Max frames", default=0, min=0, max=2000, description="0 = all")
     mapper: bpy.props.EnumProperty(
@@ -91,12 +113,26 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
     )
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="Y_DOWN")
     orient: bpy.props.EnumProperty(name="Orientation", items=solve_qa.ORIENT_ITEMS, default="AUTO")
-    set_scene: bpy.props.BoolProperty(name="Set scene size and range", default=True)
+    set_scene: bpy.props.BoolProperty(
+        name="Set scene size and range",
+        default=True,
+        description="Set the scene's resolution and frame range from the video (unset: only in a scene without a shot)",
+    )
+
+    def _rules(self, scene) -> tuple[int, bool]:
+        """(start frame, set_scene) as the import rules decide them when clicked (:func:`tracks.fit_to_shot`)."""
+        is_set = self.properties.is_property_set
+        start = tracks.import_start(scene, self.frame_start if is_set("frame_start") else None)
+        set_scene = self.set_scene if is_set("set_scene") else not tracks.scene_has_shot(scene)
+        return (1 if start is None else start), set_scene
 
     def execute(self, context):
         path = bpy.path.abspath(self.filepath)
         if not os.path.isfile(path):
             self.report({"ERROR"}, f"Import video: file not found: {path or '(no file)'}")
+            return {"CANCELLED"}
+        if problem := not_a_video(path):
+            self.report({"ERROR"}, f"Import video: {problem}")
             return {"CANCELLED"}
         why = ""
         if self.method != "BLENDER":
@@ -129,11 +165,13 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             stem = os.path.splitext(os.path.basename(path))[0]
             output = server_jobs.unique_path(server_jobs.output_folder(path), f"{stem}_track", ".json")
             status = submit_tracking(cl, path, os.path.basename(path), self._params(path))
+            start, set_scene = self._rules(scene)
             options = {
-                "frame_offset": self.frame_start - 1,
+                "frame_start": start,
+                "timing": self.timing,
                 "up_axis": self.up_axis,
                 "orient": self.orient,
-                "set_scene": self.set_scene,
+                "set_scene": set_scene,
                 # for "Retry in Blender" after a server-side failure
                 "focal_length": self.focal_length,
                 "sensor_width": self.sensor_width,
@@ -150,7 +188,8 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
     def _in_blender(self, context, path: str, why: str):
-        opts = clip_tracker.TrackerOptions(self.focal_length, self.sensor_width, self.frame_start, self.max_frames)
+        start, set_scene = self._rules(context.scene)
+        opts = clip_tracker.TrackerOptions(self.focal_length, self.sensor_width, start, self.max_frames)
         st = server_jobs.record(context.scene, KIND)
         try:
             mc, info = clip_tracker.solve_video(context, path, opts)
@@ -159,7 +198,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, f"Import video: {e}")
             return {"CANCELLED"}
         try:
-            source, gaps = import_clip_solve(context, mc, self.set_scene, self.orient, self.max_frames)
+            source, gaps = import_clip_solve(context, mc, set_scene, self.orient, self.max_frames, self.timing)
         except (clip_mod.ClipError, tracks.TrackError) as e:
             bpy.data.movieclips.remove(mc)
             st.error = str(e)[:1000]
@@ -201,8 +240,9 @@ class PARASCALE_OT_track_video_in_blender(bpy.types.Operator):
             method="BLENDER",
             focal_length=float(o.get("focal_length", 0.0)),
             sensor_width=float(o.get("sensor_width", 36.0)),
-            frame_start=int(o.get("frame_offset", 0)) + 1,
+            frame_start=int(o.get("frame_start", int(o.get("frame_offset", 0)) + 1)),
             max_frames=int(o.get("max_frames", 0)),
+            timing=o.get("timing", "SCENE_FPS"),
             set_scene=bool(o.get("set_scene", True)),
         )
 

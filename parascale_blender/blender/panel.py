@@ -33,9 +33,7 @@ def draw_plate(layout, context) -> None:
     if s.target_plate_depth_unit == "SCALE":
         row.prop(s, "target_plate_depth_scale")
     if not server_jobs.draw_job(layout, context.scene, "depth"):
-        row = layout.row()
-        row.enabled = bool(s.target_plate_image)
-        row.operator("parascale.estimate_plate_depth", icon="MOD_DISPLACE")
+        layout.operator("parascale.estimate_plate_depth", icon="MOD_DISPLACE")  # its poll says what it needs
 
 
 class PARASCALE_PT_main(_Base, bpy.types.Panel):
@@ -119,6 +117,9 @@ class PARASCALE_PT_rescale(_Base, bpy.types.Panel):
         col = self.layout.column()
         col.prop(s, "mode")
         col.prop(s, "allow_sky")
+        sub = col.row()
+        sub.active = s.allow_sky and s.target_depth == "POINTS"  # only a point-cloud target has gaps to call sky
+        sub.prop(s, "cloud_sky")
         row = col.row(align=True)
         row.label(text="Match Π in")
         row.prop(s, "fov_match", expand=True)
@@ -138,8 +139,11 @@ class PARASCALE_PT_bake(_Base, bpy.types.Panel):
     def draw(self, context):
         s = context.scene.parascale
         col = self.layout.column()
-        col.enabled = s.target_camera is not None
-        col.operator("export_scene.parascale_track", text="Export Track", icon="EXPORT")
+        if s.target_camera is None:
+            col.label(text="Choose a target camera (Target panel) to export its move", icon="INFO")
+        row = col.row()
+        row.enabled = s.target_camera is not None
+        row.operator("export_scene.parascale_track", text="Export Track", icon="EXPORT")
 
 
 class PARASCALE_PT_generate(_Base, bpy.types.Panel):

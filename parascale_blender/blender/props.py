@@ -17,7 +17,7 @@ def _is_camera(self, obj) -> bool:
 
 
 REF_DEPTH_ITEMS = [
-    ("DISTANCE", "Known distance", "A known subject distance in reference units"),
+    ("DISTANCE", "Assumed distance", "A subject distance in reference units (the default 3 is a guess)"),
     ("POINTS", "Track points", "The reference track's own 3D points (SfM / solve bundles) with visibility"),
     ("SCENE", "Scene geometry", "Meshes of the reference collection seen from the reference camera"),
     ("DEPTHMAPS", "Depth maps", "A depth-map sequence, one per reference frame"),
@@ -35,8 +35,9 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     reference_points: bpy.props.PointerProperty(name="Reference points", type=bpy.types.Object)
     reference_depth: bpy.props.EnumProperty(name="Reference depth", items=REF_DEPTH_ITEMS, default="DISTANCE")
     reference_distance: bpy.props.FloatProperty(
-        name="Distance", default=3.0, min=1e-6, soft_max=1e4, subtype="DISTANCE", description="The subject's distance"
-    )
+        name="Assumed subject distance", default=3.0, min=1e-6, soft_max=1e4, subtype="DISTANCE",
+        description="The reference subject's distance: a guess (3) unless you know it; the transfer's scale follows it",
+    )  # fmt: skip
     reference_depth_path: bpy.props.StringProperty(name="Depth maps", subtype="FILE_PATH")
     reference_collection: bpy.props.PointerProperty(name="Reference geometry", type=bpy.types.Collection)
 
@@ -81,6 +82,15 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
         name="Allow sky",
         description="Pixels with no depth (sky) count as not moving, as the eye sees them; off: left out of Π",
         default=True,
+    )
+    cloud_sky: bpy.props.BoolProperty(
+        name="Cloud gaps are sky",
+        description=(
+            "Where a target point cloud has no points the camera sees sky (not moving), e.g. a plate's open sky; "
+            "off: those pixels are unknown and left out of Π. A cloud from a plate is sky only inside that plate's "
+            "view, never beyond what it saw"
+        ),
+        default=False,
     )
 
     fov_match: bpy.props.EnumProperty(

@@ -14,17 +14,18 @@ import numpy as np
 from ..core.camera import Camera
 from ..core.depth import DepthError, DepthSource, DepthView
 from ..core.depth_sources import mesh_depth_source
+from . import helpers
 
 GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES"}
 
 
 def geometry_objects(scene, collection=None) -> list:
-    """Visible geometry in ``collection`` (recursively) or the whole scene, minus ParaScale point clouds."""
+    """Visible geometry in ``collection`` (recursively) or the whole scene, minus ParaScale helpers."""
     objs = collection.all_objects if collection is not None else scene.objects
     return [
         o
         for o in objs
-        if o.type in GEOMETRY_TYPES and not o.get("parascale_points") and o.visible_get() and not o.hide_render
+        if o.type in GEOMETRY_TYPES and not helpers.is_helper(o) and o.visible_get() and not o.hide_render
     ]
 
 

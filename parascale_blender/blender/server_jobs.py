@@ -9,7 +9,8 @@ One model: every kind's state is a :class:`ParaScaleServerJob` at ``scene.parasc
 :data:`STATES`; one Cancel operator (``parascale.server_job_cancel``, ``kind=...``) and one draw
 function (:func:`draw_job`) serve every panel section. When a job's result is downloaded, the
 handler registered for its kind runs (it validates first and touches the scene last); an error
-there is shown as the job's error.
+there is shown as the job's error. What a handler changes is one undo step of its own
+(:func:`push_undo`): Ctrl-Z takes back the landed result and nothing before it.
 
 A job that ends interrupted (the server stopped or restarted under it), failed or lost can be
 submitted again as it was sent (``parascale.server_job_retry``; the request is kept in memory for
@@ -233,6 +234,17 @@ def _mirror(st, job: ServerJob) -> None:
     st.error = (job.error or "")[:1000]
 
 
+def push_undo(what: str) -> bool:
+    """One undo step of its own for a change a job made when it landed (timer-driven changes push
+    none, so Ctrl-Z would take the artist's last operator with them): Ctrl-Z then takes back only
+    that change. False where Blender keeps no undo stack (e.g. undo turned off)."""
+    try:
+        bpy.ops.ed.undo_push(message=f"ParaScale: {what}"[:63])
+    except RuntimeError:  # its poll refuses (no undo stack, a file being read)
+        return False
+    return True
+
+
 def tick_scene(scene, kind: str) -> str:
     """Advance the scene's ``kind`` job by one step; when done, run its handler. Returns the state."""
     st = record(scene, kind)
@@ -250,6 +262,8 @@ def tick_scene(scene, kind: str) -> str:
             except Exception as e:  # the handler validates before touching the scene
                 st.state = wire.FAILED
                 st.error = (str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")[:1000]
+            else:
+                push_undo(f"{LABELS[kind]} result")
     return st.state
 
 
@@ -420,8 +434,21 @@ def _load_post(*_args) -> None:
     reattach(bpy.context)
 
 
+@persistent
+def _undo_post(*_args) -> None:
+    """Ctrl-Z past a landed result restores its record as it was while the job ran: it is done (its
+    file stays on disk), not followed again on the next load."""
+    for scene in bpy.data.scenes:
+        for kind in _HANDLERS:
+            st = record(scene, kind)
+            live = (scene.name_full, kind) in _JOBS or any(c["job"].job_id == st.job_id for c in _CARRIED)
+            if st.job_id and st.state != IDLE and st.state not in TERMINAL and not live:
+                st.state, st.progress = wire.DONE, 1.0
+                st.message = f"result undone; the file stays at {st.output_path}"[:500]
+
+
 classes = (ParaScaleServerJob, ParaScaleServerJobs, PARASCALE_OT_server_job_cancel, PARASCALE_OT_server_job_retry)
-_LOAD_HANDLERS = (("load_pre", _load_pre), ("load_post", _load_post))
+_LOAD_HANDLERS = (("load_pre", _load_pre), ("load_post", _load_post), ("undo_post", _undo_post))
 
 
 def register() -> None:

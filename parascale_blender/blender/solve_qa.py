@@ -77,14 +77,15 @@ def dropped_warning(gaps: SolveGaps) -> str:
     )
 
 
-def mark(scene, cam, gaps: SolveGaps, text: str, frame_offset: int = 0) -> None:
-    """Timeline markers on the dropped frames (replacing earlier ones of ours) and the camera's summary."""
+def mark(scene, cam, gaps: SolveGaps, text: str, scene_frames=None) -> None:
+    """Timeline markers on the dropped frames (replacing earlier ones of ours) and the camera's summary;
+    ``scene_frames`` maps the solve's frames to the scene's (``tracks.ShotFit.scene_frames``; None: as is)."""
     markers = scene.timeline_markers
     for m in [m for m in markers if m.name in (MARKER_FILLED, MARKER_UNSOLVED)]:
         markers.remove(m)
     for name, frames in ((MARKER_FILLED, gaps.filled), (MARKER_UNSOLVED, gaps.uncovered)):
-        for f in frames:
-            markers.new(name, frame=int(f) + frame_offset)
+        for f in frames if scene_frames is None else scene_frames(frames):
+            markers.new(name, frame=int(f))
     cam["parascale_solve"] = text
 
 

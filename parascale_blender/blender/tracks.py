@@ -6,12 +6,13 @@ Everything here validates first and touches the scene last, so a bad file leaves
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
 
 from ..core.camera import SparsePoints, Trajectory
-from . import convert, keys, points
+from . import convert, helpers, keys, points
 
 # World up-axis conversions applied to imported poses and points (matrix W: p_blender = W p_file).
 UP_AXIS_ITEMS = [
@@ -98,6 +99,45 @@ def transform_world(traj: Trajectory, W: np.ndarray) -> Trajectory:
     return traj.replace(c2w=W @ traj.c2w, points=pts)
 
 
+METRES_PER_UNIT = "metres_per_unit"  # ParaScale JSON metadata: metres per world unit of positions
+
+
+def scene_metres_per_unit(scene) -> float:
+    """Metres per Blender unit: the scene's Unit Scale (``unit_settings.scale_length``)."""
+    return float(scene.unit_settings.scale_length)
+
+
+def scaled_world(traj: Trajectory, factor: float) -> Trajectory:
+    """The track with every position (camera centres, points) times ``factor`` (a change of unit)."""
+    c2w = traj.c2w.copy()
+    c2w[:, :3, 3] *= factor
+    pts = traj.points
+    if pts is not None:
+        pts = SparsePoints(pts.xyz * factor, pts.rgb, pts.visibility)
+    return traj.replace(c2w=c2w, points=pts)
+
+
+def to_metres(traj: Trajectory, scene) -> Trajectory:
+    """Export: positions in metres (Blender units times the scene's Unit Scale), said in the metadata."""
+    out = scaled_world(traj, scene_metres_per_unit(scene))
+    return out.replace(metadata={**out.metadata, METRES_PER_UNIT: 1.0})
+
+
+def from_file_units(traj: Trajectory, scene) -> tuple[Trajectory, str]:
+    """Import: a file that states its unit (``metadata['metres_per_unit']``) in the scene's units; a
+    note for the report. Files without one are taken as they are (scene units)."""
+    mpu = traj.metadata.get(METRES_PER_UNIT)
+    if mpu is None:
+        return traj, ""
+    if not (isinstance(mpu, (int, float)) and np.isfinite(mpu) and mpu > 0):
+        raise TrackError(f"metadata.{METRES_PER_UNIT}: expected a positive number, got {mpu!r}")
+    factor = float(mpu) / scene_metres_per_unit(scene)
+    if abs(factor - 1.0) <= 1e-12:
+        return traj, ""
+    note = f", positions from {mpu:g} m per file unit to the scene's Unit Scale {scene_metres_per_unit(scene):g} m"
+    return scaled_world(traj, factor), note
+
+
 TIMING_ITEMS = [
     ("SCENE_FPS", "Retime to scene fps", "Play the move in its own time at the scene's frame rate (SE(3) resampling)"),
     ("FRAMES", "Frame for frame", "One key per source frame, whatever the frame rates"),
@@ -129,6 +169,80 @@ def timed_for_scene(traj: Trajectory, scene, timing: str) -> tuple[Trajectory, s
     return out, f", retimed {traj.fps:g} -> {fps:g} fps ({len(traj)} -> {len(out)} frames, {seconds:.2f} s)"
 
 
+@dataclass
+class ShotFit:
+    """A track fitted to the scene's shot by :func:`fit_to_shot`: keyed at ``trajectory.frames + offset``."""
+
+    trajectory: Trajectory
+    offset: int
+    set_scene: bool
+    note: str  # for the report: the retiming, or why the keys are frame for frame
+    source_fps: float
+    first: int  # the track's first frame before retiming
+
+    @property
+    def footage_note(self) -> str:
+        """Said when the keys are retimed: a Movie Clip (the footage behind the camera) plays one
+        clip frame per scene frame, Blender has no speed for it."""
+        if abs(self.trajectory.fps - self.source_fps) <= 1e-6 * self.source_fps:
+            return ""
+        return "; the footage behind the camera plays frame for frame, not retimed"
+
+    def scene_frames(self, frames) -> np.ndarray:
+        """Scene frames of the source track's ``frames`` (before retiming): markers, footage."""
+        f = np.asarray(frames, dtype=np.float64)
+        rate = self.trajectory.fps / self.source_fps  # 1 when keyed frame for frame
+        return np.round(self.first + (f - self.first) * rate + self.offset).astype(np.int64)
+
+
+def import_start(scene, start: int | None = None) -> int | None:
+    """The scene frame an import starts on: ``start`` when the artist gave one, else the shot's first
+    frame when the scene has a shot, else None (the file's own frame numbers)."""
+    if start is not None:
+        return int(start)
+    return int(scene.frame_start) if scene_has_shot(scene) else None
+
+
+def fit_to_shot(
+    traj: Trajectory,
+    scene,
+    source: str,
+    timing: str = "SCENE_FPS",
+    set_scene: bool | None = None,
+    start: int | None = None,
+) -> ShotFit:
+    """The import rules every reference import follows (a track file, a tracked video on either tracker):
+
+    * timing: retimed to the scene's fps by the track's own rate (``SCENE_FPS``), or frame for frame;
+    * start: the move starts on ``start``, else on the shot's first frame when the scene has a shot
+      (:func:`scene_has_shot`), else on the file's own frame numbers;
+    * the shot's size, range and rate are the artist's: ``set_scene`` (None: only in a scene without
+      a shot) sets resolution and range from the track; the fps is never changed.
+
+    Validates (TrackError) before anything is touched."""
+    first = int(traj.frames[0])
+    source_fps = float(traj.fps)
+    traj, note = timed_for_scene(traj, scene, timing)
+    begin = import_start(scene, start)
+    offset = 0 if begin is None else begin - int(traj.frames[0])
+    traj = check_track(traj, source, frame_offset=offset)
+    set_scene = not scene_has_shot(scene) if set_scene is None else bool(set_scene)
+    first_key, last_key = int(traj.frames[0]) + offset, int(traj.frames[-1]) + offset
+    if not set_scene and (short := shorter_than_shot(scene, first_key, last_key)):
+        note += f"; {short}"
+    return ShotFit(traj, offset, set_scene, note, source_fps, first)
+
+
+def shorter_than_shot(scene, first: int, last: int) -> str:
+    """A note when a move on frames ``first``..``last`` is shorter than the scene's frame range (a move
+    that runs outside the range is Rescale's warning)."""
+    lo, hi = scene.frame_start, scene.frame_end
+    missing = (hi - lo) - (last - first)
+    if missing <= 0:
+        return ""
+    return f"shorter than the shot: frames {first}–{last} for the shot's {lo}–{hi} ({missing} frames without the move)"
+
+
 def from_blender_world(traj: Trajectory, up_axis: str, fmt: str | None) -> Trajectory:
     """The track (Blender world, Z up) re-expressed in a file's world: ``AUTO`` is the format's own
     convention (Nuke .chan: Y up), else as :data:`UP_AXIS_ITEMS` name it."""
@@ -148,16 +262,18 @@ def create_reference(
 ):
     """Camera object keyed at the track's frames (+offset), intrinsics as lens/sensor/shift, points object.
 
-    Returns (camera_object, points_object_or_None). ``traj`` must already be validated; ``extras``
-    (names in ``traj.extras``) become animated custom properties of the camera.
+    With ``set_scene`` the scene's size and range follow the track, and Rescale's target start frame
+    the range's first frame (a fresh scene's defaults then agree: no "outside the range" warning).
+    Returns (camera_object, points_object_or_None), both ParaScale helpers (:mod:`.helpers`).
+    ``traj`` must already be validated; ``extras`` (names in ``traj.extras``) become animated custom
+    properties of the camera.
     """
     scene = context.scene
-    coll = scene.collection
     data = bpy.data.cameras.new(name)
     aspect = convert.set_camera_intrinsics(data, traj.camera(0))
     data["parascale_fps"] = float(traj.fps)
     obj = bpy.data.objects.new(name, data)
-    coll.objects.link(obj)
+    helpers.adopt(obj, scene)
     obj.rotation_mode = "QUATERNION"
     keys.write_action(obj, traj, frame_offset, f"{name} track", extras)
     K = traj.intrinsics
@@ -167,7 +283,7 @@ def create_reference(
         keys.write_lens_action(data, traj.frames + frame_offset, props, f"{name} lens")
     pts_obj = None
     if traj.points is not None and len(traj.points.xyz):
-        pts_obj = points.create_points_object(f"{name} points", traj.points.xyz, traj.points.rgb, radius, coll)
+        pts_obj = points.create_points_object(f"{name} points", traj.points.xyz, traj.points.rgb, radius)
         if traj.points.visibility is not None:
             points.store_visibility(pts_obj, traj.points.visibility)
         pts_obj["parascale_frames"] = traj.frames.tolist()
@@ -177,6 +293,7 @@ def create_reference(
         if abs(aspect - 1.0) > 1e-6:
             r.pixel_aspect_x, r.pixel_aspect_y = 1.0, aspect
         keys.set_frame_range(scene, traj.frames[0] + frame_offset, traj.frames[-1] + frame_offset)
+        scene.parascale.target_start_frame = scene.frame_start  # the shot this import set up starts there
     return obj, pts_obj
 
 

@@ -45,11 +45,14 @@ class DepthView:
 
     ``sky``: which empty pixels are sky (see the module docstring): True (all of them: a mesh, a
     depth map), False (none: unknown, as for SfM points and, by default, point clouds) or an
-    (H, W) bool mask (a cloud marked as sky inside the frustum it was captured in)."""
+    (H, W) bool mask (a cloud marked as sky inside the frustum it was captured in). ``extended``:
+    pixels the source did not know but filled from around them (a plate's edges), (H, W) bool or None;
+    they count in Π but not in :attr:`known_coverage`."""
 
     depth: np.ndarray
     camera: Camera
     sky: bool | np.ndarray
+    extended: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -67,8 +70,11 @@ class DepthView:
 
     @property
     def known_coverage(self) -> float:
-        """Fraction of pixels whose motion is known: a depth, or sky."""
-        return float((self.valid | self.sky_mask).mean()) if self.depth.size else 0.0
+        """Fraction of pixels whose motion is known: a depth, or sky (not extended from around them)."""
+        known = self.valid | self.sky_mask
+        if self.extended is not None:
+            known &= ~self.extended
+        return float(known.mean()) if self.depth.size else 0.0
 
     def samples(self, allow_sky: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, inv_z) over the pixels that count: valid ones, plus sky (inv_z = 0) if allowed.

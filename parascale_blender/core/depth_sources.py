@@ -85,7 +85,9 @@ class PointCloudDepth(DepthSource):
                 iu = np.clip((u[inside] * w / pw).astype(np.int64), 0, w - 1)
                 iv = np.clip((v[inside] * h / ph).astype(np.int64), 0, h - 1)
                 sky[inside] = self.plate_sky[iv, iu]
+            known = (np.isfinite(depth) & (depth > 0)) | sky
             depth, sky = extend_far(depth, sky)
+            return DepthView(depth, camera, sky=sky, extended=~known)
         return DepthView(depth, camera, sky=sky)
 
 

@@ -272,7 +272,8 @@ def reference_depth_note(source: DepthSource) -> dict:
         "passes into Π one to one)",
         "point cloud": "a point cloud: Π is measured where it has points, its gaps are left out",
         "SfM points": f"SfM points filled {getattr(source, 'fill', 0.0):.0%} of the image around each: Π follows "
-        "what was tracked (textured, near surfaces), typically 0.05-0.15 PCE from the footage's motion",
+        "what was tracked (textured surfaces: an untextured or blurred near surface has no points), measured "
+        "0.05-0.3 PCE from the footage's own motion on real clips",
         "subject distance": "a single subject distance: exact only for a subject at that distance filling the "
         "frame; a deep scene's error grows with its depth range",
     }.get(kind, kind)

@@ -1,4 +1,4 @@
-"""Depth-map files: .npy, 16-bit PNG (+ scale), .exr, .pfm — read and write, numpy + zlib only.
+"""Depth-map files: .npy, 16-bit PNG (+ scale), .exr, .pfm — read and write.
 
 One decoder for the add-on, the CLI and the server: :func:`decode_depth_map` takes the file's bytes
 and recognises the format by its first bytes (never by a name); :func:`read_depth_map` reads a file
@@ -6,11 +6,21 @@ and calls it. Units are explicit: depth = stored value × ``scale``, ``scale`` i
 stored value; ``scale=None`` means the format's default — :data:`DEFAULT_PNG_SCALE` for 16-bit PNG
 counts (millimetres → metres), 1 for the float formats (.npy, .exr, .pfm).
 
-Every decoder returns (H, W) float64 z-depth in world units with NaN for "no depth": zero PNG
-counts, non-finite or non-positive values, and background sentinels (>= ``FAR_SENTINEL``, as
-Blender writes 1e10 for empty Z-pass pixels). Nothing is unpickled; ``max_side`` (default
-:data:`.image_size.MAX_SIDE`, with :data:`.image_size.MAX_PIXELS`) bounds the size from the header,
-before pixels are decoded.
+EXR and PNG pixels are decoded by OpenImageIO, OpenEXR / OpenCV or the built-in codecs, chosen in
+:mod:`.image_backends`: EXR of every classic codec (NONE, RLE, ZIPS, ZIP, PIZ, PXR24, B44, B44A,
+DWAA, DWAB), half, float or uint, scanline or tiled, single- or multi-part (Blender's multilayer
+render: the ``<layer>.Depth.Z`` channel, see :func:`.exr.pick_depth_channel`); PNG of 8 or 16 bits,
+grey or RGB(A), depth in the first channel (grey or red).
+
+Every decoder returns (H, W) float64 z-depth in world units with NaN for "no depth" (sky). What
+marks it, per format: PNG — a zero count; EXR, PFM, .npy — NaN, ±inf, zero or a negative value,
+and Blender's background value 1e10 (any value >= ``FAR_SENTINEL``: Blender's Z pass writes 1e10
+where a ray hits nothing); EXR half channels — also 65504, the largest half, to which a 16-bit
+save clamps Blender's 1e10 (:func:`.exr.half_background_to_inf`).
+
+Nothing is unpickled; ``max_side`` (default :data:`.image_size.MAX_SIDE`,
+with :data:`.image_size.MAX_PIXELS` and :data:`.image_size.MAX_DECODED_BYTES`) bounds the size and
+the bytes to decompress from the header, before pixels are decoded.
 """
 
 from __future__ import annotations
@@ -24,10 +34,11 @@ import numpy as np
 
 from ..core.depth import FAR_SENTINEL, clean_depth  # noqa: F401 (re-exported: the NaN-empty convention)
 from .errors import FormatError
-from .exr import decode_exr, write_exr
+from .exr import write_exr
+from .image_backends import decode_exr, decode_png
 from .image_size import MAX_SIDE, check_image_size
 from .magic import EXR_MAGIC, NPY_MAGIC, PFM_MAGICS, PNG_MAGIC
-from .png16 import decode_png, write_png16
+from .png16 import write_png16
 from .textio import read_bytes
 
 EXTENSIONS = (".npy", ".png", ".exr", ".pfm")
@@ -112,18 +123,20 @@ def decode_depth_values(
     scale: float | None = None,
     channel: str | None = None,
     max_side: int | None = MAX_SIDE,
+    path: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Stored values × scale as (H, W) float64, not yet cleaned (zero PNG counts are NaN; negative
-    or huge values are kept, for callers that refuse them). See :func:`decode_depth_map`."""
+    or huge values are kept, for callers that refuse them). ``path``: the file the bytes came from,
+    when there is one (a backend may read it directly). See :func:`decode_depth_map`."""
     kind = depth_format(data)
     if kind == ".npy":
         raw = decode_npy(data, source, max_side).astype(np.float64)
     elif kind == ".png":
-        raw = decode_png(data, source, max_side).astype(np.float64)
+        raw = decode_png(data, source, max_side, path).astype(np.float64)
         raw[raw == 0] = np.nan
         scale = DEFAULT_PNG_SCALE if scale is None else scale
     elif kind == ".exr":
-        raw = decode_exr(data, source, channel, max_side)
+        raw = decode_exr(data, source, channel, max_side, path)
     elif kind == ".pfm":
         raw = decode_pfm(data, source, max_side)
     else:
@@ -140,15 +153,18 @@ def decode_depth_map(
     scale: float | None = None,
     channel: str | None = None,
     max_side: int | None = MAX_SIDE,
+    path: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Depth-map bytes → (H, W) float64 z-depth in world units, NaN where empty; format by magic bytes.
 
     ``scale``: world units per stored value (None: :data:`DEFAULT_PNG_SCALE` for PNG, else 1);
-    ``channel`` picks an EXR channel (default: Z, depth, D, Y, R or the only one); ``source`` names
-    the data in :class:`FormatError` messages; ``max_side`` bounds width and height (pixels) and,
-    unless None, the pixel count by :data:`.image_size.MAX_PIXELS`, from the header before decoding.
+    ``channel`` names an EXR channel in full (default: :func:`.exr.pick_depth_channel`); ``source``
+    names the data in :class:`FormatError` messages; ``max_side`` bounds width and height (pixels)
+    and, unless None, the pixel count by :data:`.image_size.MAX_PIXELS` and the bytes to decompress
+    by :data:`.image_size.MAX_DECODED_BYTES`, from the header before decoding; ``path`` as for
+    :func:`decode_depth_values`.
     """
-    return clean_depth(decode_depth_values(data, source, scale, channel, max_side))
+    return clean_depth(decode_depth_values(data, source, scale, channel, max_side, path))
 
 
 def read_depth_map(
@@ -161,7 +177,7 @@ def read_depth_map(
         raise FormatError(
             p, f"unknown depth-map extension {p.suffix.lower()!r}; expected one of {', '.join(EXTENSIONS)}"
         )
-    return decode_depth_map(read_bytes(p), p, scale, channel, max_side)
+    return decode_depth_map(read_bytes(p), p, scale, channel, max_side, p)
 
 
 def _natural_key(p: Path) -> list:

@@ -5,6 +5,12 @@ A compressed PNG or EXR of 1 MB can claim 16384x16384 pixels; decoding it to flo
 The defaults bound a depth map at 64 Mpx (8192x8192, every 8K format) and 16384 px a side: at most
 about 2 GB while its float64 copies are cleaned and resampled. Callers pass their own ``max_side``
 (the server passes its configured limit) or None to lift both limits.
+
+A file may also hold many channels or parts besides the depth: :data:`MAX_DECODED_BYTES` bounds
+what a decoder would decompress (channels x pixels x sample size, from the header), so a small
+EXR claiming thousands of channels is refused before a byte of it is inflated. 1 GiB holds a 4K
+DCI (4096x2160) render with 30 float channels (what counts is up to the decoder: the depth part,
+or every part for a decoder that reads whole files; see :mod:`.image_backends`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from .errors import FormatError
 
 MAX_SIDE = 16384  # default largest width or height, pixels
 MAX_PIXELS = 1 << 26  # default largest width x height while any limit is on (64 Mpx)
+MAX_DECODED_BYTES = 1 << 30  # default most bytes a decoder may decompress for one depth map (1 GiB)
 
 
 def check_image_size(
@@ -30,4 +37,15 @@ def check_image_size(
         raise FormatError(source, f"{width}x{height} (from its header) is outside 1..{max_side} px a side", field=field)
     if width * height > MAX_PIXELS:
         msg = f"{width}x{height} = {width * height} px (from its header) is more than the limit of {MAX_PIXELS} px"
+        raise FormatError(source, msg, field=field)
+
+
+def check_decoded_bytes(
+    nbytes: int, what: str, source: str | os.PathLike, max_side: int | None = MAX_SIDE, field: str | None = None
+) -> None:
+    """Raise :class:`FormatError` naming ``source`` when decoding would decompress more than
+    :data:`MAX_DECODED_BYTES` (``what`` says what, e.g. "3 parts, 41 channels"); None lifts it."""
+    if max_side is not None and nbytes > MAX_DECODED_BYTES:
+        msg = f"decoding it means decompressing {nbytes} bytes ({what}, from its header),"
+        msg += f" more than the limit of {MAX_DECODED_BYTES} bytes"
         raise FormatError(source, msg, field=field)

@@ -1,8 +1,14 @@
-"""Minimal PNG codec for single-channel images (8 or 16 bit greyscale), numpy + zlib only.
+"""PNG header and the built-in PNG codec for depth counts (8 or 16 bit), numpy + zlib only.
 
-Reads any non-interlaced greyscale PNG (all five row filters, unfiltered with a vectorised
-wavefront); writes 16-bit greyscale with the Up filter. Colour, palette, low bit depths and
-Adam7 interlacing are refused with a :class:`FormatError` that says how to convert.
+:func:`png_header` reads the IHDR (size, bit depth, channels) without touching a pixel. Depth is
+the first channel: grey, grey+alpha, RGB and RGBA images give their grey or red channel (a depth
+image saved as RGB repeats it in R, G and B, as Blender's default RGB 16-bit PNG does). Palette
+images (colour indices) and bit depths under 8 are refused.
+
+The built-in decoder (:func:`decode_png`) is the fallback when neither OpenImageIO nor OpenCV is
+importable (:mod:`.image_backends` chooses): non-interlaced images, all five row filters (Average
+and Paeth unfiltered with a vectorised wavefront). :func:`write_png16` writes 16-bit grey with
+the Up filter.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,9 +26,51 @@ from .magic import PNG_MAGIC
 from .textio import read_bytes
 
 COLOUR_NAMES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
+CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
 
 
-def _chunks(data: bytes, path) -> list[tuple[bytes, bytes]]:
+@dataclass(frozen=True)
+class PngInfo:
+    width: int
+    height: int
+    bit_depth: int
+    colour: int
+    interlaced: bool
+
+    @property
+    def channels(self) -> int:
+        return CHANNELS[self.colour]
+
+    @property
+    def decoded_bytes(self) -> int:
+        return self.width * self.height * self.channels * self.bit_depth // 8
+
+
+def png_header(data: bytes, source: str | os.PathLike) -> PngInfo:
+    """The IHDR of PNG bytes (nothing else is read); refuses palette and sub-8-bit images."""
+    if not data.startswith(PNG_MAGIC):
+        raise FormatError(source, "not a PNG file (bad signature)", field="signature")
+    if len(data) < 33 or data[12:16] != b"IHDR" or struct.unpack(">I", data[8:12])[0] != 13:
+        raise FormatError(source, "the first chunk must be a 13-byte IHDR", field="IHDR")
+    width, height, depth, colour, comp, filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if zlib.crc32(data[12:29]) != struct.unpack(">I", data[29:33])[0]:
+        raise FormatError(source, "chunk b'IHDR' at byte 8 fails its CRC check", field="crc")
+    if width == 0 or height == 0 or width > 1 << 16 or height > 1 << 16:
+        raise FormatError(source, f"unsupported image size {width}x{height}", field="IHDR")
+    if colour not in CHANNELS:
+        name = COLOUR_NAMES.get(colour, f"type {colour}")
+        msg = f"{name} PNG; a depth map must be greyscale or RGB(A) (depth in the first channel)"
+        raise FormatError(source, msg, field="colour_type")
+    if depth not in (8, 16):
+        raise FormatError(source, f"{depth}-bit PNG; depth maps must be 8 or 16 bit", field="bit_depth")
+    if comp != 0 or filt != 0 or interlace > 1:
+        raise FormatError(source, "unknown compression, filter or interlace method", field="IHDR")
+    return PngInfo(width, height, depth, colour, interlace == 1)
+
+
+def png_chunks(data: bytes, path) -> list[tuple[bytes, bytes]]:
+    """The (type, body) chunks up to IEND, each length and CRC checked (a corrupt length made OpenCV
+    spin for seconds on a 300-byte file)."""
     if not data.startswith(PNG_MAGIC):
         raise FormatError(path, "not a PNG file (bad signature)", field="signature")
     out, pos = [], 8
@@ -81,12 +130,12 @@ def _unfilter(raw: np.ndarray, height: int, row_bytes: int, bpp: int, path) -> n
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """Greyscale PNG file → (H, W) uint8 or uint16 array of raw counts."""
+    """PNG file → (H, W) uint8 or uint16 raw counts of its first channel (built-in decoder)."""
     return decode_png(read_bytes(path), path)
 
 
 def decode_png(data: bytes, source: str | os.PathLike, max_side: int | None = MAX_SIDE) -> np.ndarray:
-    """Greyscale PNG bytes → (H, W) uint8 or uint16 raw counts; ``source`` names them in errors.
+    """PNG bytes → (H, W) uint8 or uint16 raw counts of the first channel; ``source`` names them in errors.
 
     The size is checked from the header, before any pixel is decompressed
     (:func:`.image_size.check_image_size`: ``max_side`` px a side, None = no limit).
@@ -100,26 +149,17 @@ def decode_png(data: bytes, source: str | os.PathLike, max_side: int | None = MA
 
 
 def _decode_png(data: bytes, path, max_side: int | None) -> np.ndarray:
-    chunks = _chunks(data, path)
-    if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
-        raise FormatError(path, "the first chunk must be a 13-byte IHDR", field="IHDR")
-    width, height, depth, colour, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    if width == 0 or height == 0 or width > 1 << 16 or height > 1 << 16:
-        raise FormatError(path, f"unsupported image size {width}x{height}", field="IHDR")
+    info = png_header(data, path)
+    width, height, depth = info.width, info.height, info.bit_depth
     check_image_size(width, height, path, max_side, field="IHDR")
-    if colour != 0:
-        name = COLOUR_NAMES.get(colour, f"type {colour}")
-        raise FormatError(path, f"{name} PNG; a depth map must be single-channel greyscale", field="colour_type")
-    if depth not in (8, 16):
-        raise FormatError(path, f"{depth}-bit PNG; depth maps must be 8 or 16 bit", field="bit_depth")
-    if comp != 0 or filt != 0:
-        raise FormatError(path, "unknown compression or filter method", field="IHDR")
-    if interlace != 0:
-        raise FormatError(path, "Adam7-interlaced PNG is not supported; re-save it non-interlaced", field="interlace")
+    if info.interlaced:
+        msg = "Adam7-interlaced PNG is not read by the built-in decoder; re-save it non-interlaced"
+        raise FormatError(path, msg, field="interlace")
+    chunks = png_chunks(data, path)
     idat = b"".join(body for kind, body in chunks if kind == b"IDAT")
     if not idat:
         raise FormatError(path, "no IDAT chunk (no image data)", field="IDAT")
-    bpp = depth // 8
+    bpp = depth // 8 * info.channels
     row_bytes = width * bpp
     try:
         raw = zlib.decompressobj().decompress(idat, height * (row_bytes + 1) + 1)  # never past the expected size
@@ -128,9 +168,10 @@ def _decode_png(data: bytes, path, max_side: int | None) -> np.ndarray:
     if len(raw) != height * (row_bytes + 1):
         raise FormatError(path, f"image data holds {len(raw)} bytes, expected {height * (row_bytes + 1)}", field="IDAT")
     pix = _unfilter(np.frombuffer(raw, dtype=np.uint8), height, row_bytes, bpp, path)
-    if bpp == 1:
-        return pix
-    return pix.view(">u2").astype(np.uint16).reshape(height, width)
+    first = pix.reshape(height, width, info.channels, depth // 8)[:, :, 0]
+    if depth == 8:
+        return np.ascontiguousarray(first[:, :, 0])
+    return (first[:, :, 0].astype(np.uint16) << 8) | first[:, :, 1]
 
 
 def write_png16(path: str | os.PathLike, counts: np.ndarray) -> None:

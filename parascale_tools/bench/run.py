@@ -30,6 +30,7 @@ SECTIONS = {
     "gen": "parascale_tools.bench.gen_bench",
     "closed_loop": "parascale_tools.bench.closed_loop",
     "depth_paths": "parascale_tools.bench.depth_paths",
+    "real_footage": "parascale_tools.bench.real_footage",
 }
 
 

@@ -159,3 +159,39 @@ def test_rescaled_camera_through_blenders_exporters(rig, tmp_path, ext_name):  #
         np.testing.assert_allclose(got[:3, 3], m[:3, 3], atol=1e-4 * max(1.0, np.abs(m[:3, 3]).max()))
         rot = got[:3, :3] / np.linalg.norm(got[:3, :3], axis=0)
         np.testing.assert_allclose(rot, m[:3, :3] / np.linalg.norm(m[:3, :3], axis=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["shot.json", "shot.abc", "shot.fbx"])
+def test_exports_are_in_metres_with_the_scenes_unit_scale(scene, ext, tmp_path, capfd, name):
+    """A centimetre scene (Unit Scale 0.01): ParaScale JSON says its unit and holds metres (and comes
+    back into the scene where it was); Alembic holds metres; FBX carries the scene's unit, so Blender's
+    importer puts the camera at the same metres in a metre scene, with the frame offset said."""
+    import bpy
+
+    scene.unit_settings.system, scene.unit_settings.scale_length = "METRIC", 0.01
+    cam = sparse_camera(scene, 5, 14)
+    frames = range(5, 15)
+    truth = opencv_track(cam, scene, frames)  # Blender units
+    metres = truth.copy()
+    metres[:, :3, 3] *= 0.01
+    path = tmp_path / name
+    capfd.readouterr()
+    assert bpy.ops.export_scene.parascale_track(filepath=str(path), camera=cam.name) == {"FINISHED"}
+    report = capfd.readouterr().out
+    if name.endswith(".json"):
+        traj = ext("formats.registry").read_trajectory(path, fmt="parascale")
+        assert traj.metadata["metres_per_unit"] == 1.0 and "positions in metres" in report
+        np.testing.assert_allclose(traj.c2w, metres, atol=1e-7)
+        res = bpy.ops.import_scene.parascale_track(filepath=str(path), set_scene=False, frame_offset=0, timing="FRAMES")
+        assert res == {"FINISHED"}
+        np.testing.assert_allclose(opencv_track(scene.parascale.reference_camera, scene, frames), truth, atol=1e-5)
+        return
+    bpy.ops.wm.read_homefile(use_empty=True)  # a metre scene (Unit Scale 1)
+    if name.endswith(".fbx"):
+        assert "Animation Offset 0" in report and "one frame late" in report
+        bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)
+    else:
+        bpy.ops.wm.alembic_import(filepath=str(path))
+    back = next(o for o in bpy.context.scene.objects if o.type == "CAMERA")
+    got = opencv_track(back, bpy.context.scene, frames)
+    np.testing.assert_allclose(got[:, :3, 3], metres[:, :3, 3], atol=1e-5)

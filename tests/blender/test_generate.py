@@ -84,6 +84,39 @@ def test_generate_lands_a_strip_at_the_shot_start(shot, ext):
     assert shot.sequence_editor.strips[g.result_name].channel == 2
 
 
+def test_ctrl_z_after_a_strip_lands_takes_back_only_the_strip(shot, ext):
+    """The artist rescales, generates, the strip lands from the timer; Ctrl-Z removes the strip and
+    keeps the rescaled action, Ctrl-Shift-Z brings the strip back. Operators are called as the UI
+    calls them (each pushes its undo step); Blender's own undo stack does the rest."""
+    import bpy
+    from scenes import add_camera, animate
+
+    jobs = ext("blender.server_jobs")
+    ref = add_camera("Reference", (0, -6, 1), (np.radians(90), 0, 0))
+    frames = np.arange(1, 9)
+    animate(ref, frames, np.column_stack([0.1 * frames, np.full(8, -6.0), np.ones(8)]), [(np.radians(90), 0, 0)] * 8)
+    bpy.ops.ed.undo_push(message="the shot")
+    assert bpy.ops.parascale.reference_from_camera("EXEC_DEFAULT", True, camera="Reference") == {"FINISHED"}
+    shot.parascale.target_start_frame, shot.parascale.target_depth = START, "DISTANCE"
+    assert bpy.ops.parascale.rescale("EXEC_DEFAULT", True) == {"FINISHED"}
+    rescaled = shot.parascale.result_action.name
+    assert bpy.ops.parascale.generate("EXEC_DEFAULT", True) == {"FINISHED"}
+    for _ in range(2):  # the artist works on while the job runs: undo steps that record it running
+        assert bpy.ops.parascale.switch_action("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert _run_to_end(jobs, shot) == "done"
+    name = shot.parascale_jobs.generate.result_name
+    assert name in bpy.context.scene.sequence_editor.strips
+    bpy.ops.ed.undo()
+    scene = bpy.context.scene  # undo reloads the data
+    assert scene.sequence_editor is None or name not in scene.sequence_editor.strips
+    assert scene.parascale.result_action is not None and scene.parascale.result_action.name == rescaled
+    assert scene.parascale.target_camera.animation_data.action.name == rescaled
+    g = scene.parascale_jobs.generate
+    assert g.state == "done" and "result undone" in g.message, "the job is over: not followed again on reopening"
+    bpy.ops.ed.redo()
+    assert name in bpy.context.scene.sequence_editor.strips
+
+
 def test_a_result_arriving_during_a_save_waits_for_save_post(shot, ext, tmp_path):
     import bpy
 
@@ -179,3 +212,42 @@ def test_the_panel_shows_a_running_generate_job_and_cancels_it(shot, ext):
     log = _draw(bpy.types.PARASCALE_PT_generate, bpy.context)
     assert ("label", "Generate: cancelled") in log and ("operator", "parascale.generate") in log
     assert shot.sequence_editor is None or not len(shot.sequence_editor.strips)
+
+
+def _saturation(png) -> np.ndarray:
+    import cv2
+
+    rgb = cv2.imread(str(png)).astype(np.float64)
+    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
+    return np.where(hi > 0, (hi - lo) / np.maximum(hi, 1), 0.0)
+
+
+def test_the_conditioning_render_leaves_out_the_point_cloud_even_unhidden(shot, ext, server, tmp_path):
+    """*Points from Scene* makes a cloud (saturated depth colours) in front of a grey wall. The artist
+    makes it render-visible, yet the image Generate sends shows the grey wall alone; the artist's
+    settings are theirs again afterwards (after an error too), and their own F12 shows the cloud."""
+    import bpy
+
+    shot.render.engine, shot.cycles.samples, shot.cycles.device = "CYCLES", 1, "CPU"
+    bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 2, 1), rotation=(np.radians(90), 0, 0))
+    s = shot.parascale
+    s.target_start_frame = START
+    assert bpy.ops.parascale.points_from_scene(resolution=64) == {"FINISHED"}
+    cloud = s.target_points
+    coll = cloud.users_collection[0]
+    cloud.hide_render = coll.hide_render = False  # the artist un-hides the cloud and its collection
+    shot.parascale_generate.source = "RENDER"
+    assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_jobs.generate.error
+    sent = server.jobs_dir / shot.parascale_jobs.generate.job_id / "image.png"
+    assert _saturation(sent).max() < 0.1  # grey: no cloud
+    assert not cloud.hide_render and not coll.hide_render
+    with pytest.raises(ZeroDivisionError), ext("blender.helpers").hidden_from_render(shot):
+        assert cloud.hide_render and coll.hide_render
+        _ = 1 / 0
+    assert not cloud.hide_render and not coll.hide_render
+    shot.camera = s.target_camera
+    shot.frame_set(START)
+    shot.render.filepath = str(tmp_path / "f12.png")
+    bpy.ops.render.render(write_still=True)  # the artist's own render, with the cloud they un-hid
+    assert np.median(_saturation(tmp_path / "f12.png")) > 0.3  # orange under the default AgX view
+    assert _run_to_end(ext("blender.server_jobs"), shot) == "done"

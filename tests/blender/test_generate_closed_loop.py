@@ -87,7 +87,10 @@ def test_the_returned_clip_carries_its_pce_curves_and_plot(shot, ext):
     # The panel's Generate section shows the same line, the plot and a way to open it.
     layout = RecordingLayout([])
     log = _draw(bpy.types.PARASCALE_PT_generate, bpy.context, layout)
-    assert ("label", f"PCE vs reference, flow/flow {report['pce']:.3f}") in log
+    line = f"PCE vs reference, flow/flow {report['pce']:.3f}: good (Π within ~"
+    assert any(kind == "label" and text.startswith(line) for kind, text in log), log
+    assert ("label", loop.SCALE_NOTE) in log  # what the number means
+    assert not strip["parascale_pce_reliability"]  # every step measured: no warning
     assert any(kind == "icon" for kind, _ in log) and ("operator", "parascale.show_parallax_plot") in log
     assert bpy.ops.parascale.show_parallax_plot(image=img.name) == {"FINISHED"}
 
@@ -119,3 +122,21 @@ def test_a_camera_without_reference_parallax_is_compared_with_its_target(shot, e
     strip = shot.sequence_editor.strips[g.result_name]
     assert strip["parascale_pce_label"] == "PCE vs target (warp render), flow/flow"
     assert "parascale_pi_reference" not in strip and strip["parascale_pce"] < 0.05
+
+
+def test_a_clip_the_flow_cannot_read_says_so(shot, ext):
+    """Steps the server could not measure (NaN: too few valid flow pixels, e.g. low texture) make the
+    PCE untrustworthy: the strip says how many steps were measured; a large PCE says how far off."""
+    import bpy
+
+    loop = ext("blender.closed_loop")
+    bpy.context.scene.sequence_editor_create()
+    strips = ext("blender.compat").strips(shot)
+    n = 8
+    span = {"length": n} if "length" in strips.bl_rna.functions["new_effect"].parameters else {"frame_end": n + 1}
+    strip = strips.new_effect("c", "COLOR", 2, frame_start=1, **span)  # 4.2: frame_end; 5.0: length
+    report = {"pce": 0.2, "label": "PCE vs reference, flow/flow", "frames": list(range(1, n + 1)),
+              "realized": [None] * (n - 2) + [0.01, 0.012], "reference": [None] + [0.01] * (n - 1)}  # fmt: skip
+    text = loop.apply(shot, strip, report)
+    assert text == "PCE vs reference, flow/flow 0.200: Π off by ~22%/step (good is below 0.07)"
+    assert strip["parascale_pce_reliability"].startswith(f"flow unreliable: 2 of {n - 1} steps measured")

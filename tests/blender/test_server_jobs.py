@@ -108,10 +108,12 @@ def test_video_is_tracked_on_the_server_and_imported(online, ext, room_clip, tmp
     up = np.array(ref.c2w[0][:3, :3]) @ np.array([0.0, -1.0, 0.0])  # the first camera's up, in Blender's world
     assert up[2] > 0.9, "Y-down SfM world turned Z-up"
     # Levelled (floor of the points, else cameras): per frame, the world up seen from the camera is the
-    # room's (-y), the path's ~6° downward tilt kept (measured 1-2° off: sparse points on a grazing floor).
+    # room's (-y), the path's ~6° downward tilt kept. pycolmap runs single-threaded, so the solve and its
+    # floor are the same every run (1.22° off: sparse points on a grazing floor; multi-threaded runs
+    # varied 0.7-5.9°, see tests/test_tracking.py::test_the_same_clip_gives_the_same_track_and_level_under_load).
     cos = np.einsum("nji,j,nki,k->n", ref.c2w[:, :3, :3], [0, 0, 1.0], truth[:, :3, :3], [0, -1.0, 0])
     print(f"server track up error {np.degrees(np.arccos(np.clip(cos, -1, 1))).max():.2f} deg")
-    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 3.0 and "levelled from the" in s.reference_source
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 2.0 and "levelled from the floor" in s.reference_source
     # The footage behind the reference camera, frame 1 at scene frame 101; the per-frame solve error keyed.
     cam = s.reference_camera
     bg = cam.data.background_images

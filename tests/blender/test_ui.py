@@ -159,22 +159,48 @@ def test_menus_file_handler_and_preferences(scene, ext):
     assert vlog == [("operator", "import_scene.parascale_video")]
 
 
-def test_points_evaluate_to_point_cloud_with_radius_colour_material(scene, ext):
+def _octahedra(obj):
+    """(positions (V,3), colours (V,3)) of a points object's evaluated mesh, its polygon count, its
+    active colour attribute's name and its materials' names, as Blender evaluates it."""
     import bpy
     import numpy as np
 
-    rgb = np.random.default_rng(0).random((9, 3))
-    obj = ext("blender.points").create_points_object("pc", np.random.default_rng(1).random((9, 3)), rgb, radius=0.05)
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    if not hasattr(ev, "evaluated_geometry"):
-        pytest.skip("Object.evaluated_geometry() needs Blender 4.3+")
-    geometry = ev.evaluated_geometry()  # keep it alive while reading
-    pc = geometry.pointcloud
-    assert len(pc.points) == 9
-    r = np.empty(9, np.float32)
-    pc.attributes["radius"].data.foreach_get("value", r)
-    np.testing.assert_allclose(r, 0.05)
-    c = np.empty(36, np.float32)
-    pc.attributes["parascale_color"].data.foreach_get("color", c)
-    np.testing.assert_allclose(c.reshape(9, 4)[:, :3], rgb, atol=1e-6)
-    assert pc.materials[0].name == "ParaScale Points"
+    me = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    n = len(me.vertices)
+    co, col = np.empty(3 * n, np.float32), np.empty(4 * n, np.float32)
+    me.vertices.foreach_get("co", co)
+    me.attributes["parascale_color"].data.foreach_get("color", col)
+    names = [m.name for m in me.materials if m is not None]
+    return co.reshape(-1, 3), col.reshape(-1, 4)[:, :3], len(me.polygons), me.color_attributes.active_color_name, names
+
+
+@pytest.mark.parametrize("shown", [None, 100])
+def test_points_evaluate_to_coloured_octahedra(scene, ext, monkeypatch, shown):
+    """Each point is drawn as an octahedron of circumradius OCTAHEDRON x radius around it, in the
+    point's colour, on a mesh whose active colour attribute is the cloud's (what Solid view's
+    Attribute colours read); above SHOWN points (100 here) a random ~SHOWN are drawn, 1/sqrt(fraction)
+    larger. The data points themselves stay in the mesh."""
+    import bpy
+    import numpy as np
+
+    points = ext("blender.points")
+    n = 9 if shown is None else 400
+    if shown is not None:
+        monkeypatch.setattr(points, "SHOWN", shown)  # read when the node group is built, below
+        assert bpy.data.node_groups.get(points.NODE_GROUP) is None
+    rng = np.random.default_rng(0)
+    xyz, rgb = rng.random((n, 3)) * 10, rng.random((n, 3))
+    obj = points.create_points_object("pc", xyz, rgb, radius=0.05)
+    co, col, polygons, active, materials = _octahedra(obj)
+    assert active == "parascale_color" and materials == ["ParaScale Points"]
+    fraction = 1.0 if shown is None else shown / n
+    drawn = polygons // 8
+    assert len(co) == n + 6 * drawn and polygons == 8 * drawn
+    assert abs(drawn - fraction * n) <= 4 * np.sqrt(n * fraction * (1 - fraction))  # binomial, 4 sigma
+    circumradius = points.OCTAHEDRON * 0.05 / np.sqrt(fraction)
+    which = np.argmin(np.abs(col[:, None, :] - rgb[None].astype(np.float32)).sum(axis=2), axis=1)
+    np.testing.assert_allclose(col, rgb[which], atol=1e-6)  # each vertex in its point's colour
+    d = np.linalg.norm(co - xyz[which], axis=1)
+    assert np.bincount(which, minlength=n).min() >= 1  # every point kept in the data mesh
+    np.testing.assert_allclose(np.sort(d)[:n], 0.0, atol=1e-5)  # the data points themselves
+    np.testing.assert_allclose(np.sort(d)[n:], circumradius, atol=1e-5)  # the octahedra's corners

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scenes import opencv_track
+from scenes import encode_mp4, opencv_track
 from test_clip import N
 
 
@@ -66,9 +66,72 @@ def test_static_video_is_a_stationary_reference(scene, ext, rendered_clip):
     assert np.all(c2w[:, :3, 3] == c2w[0, :3, 3]) and rotation_deg(c2w, c2w[:1].repeat(N, 0)).max() < 0.01
 
 
+@pytest.mark.slow
+def test_video_into_a_shot_keeps_the_shot_and_is_retimed(scene, ext, rendered_clip, tmp_path):
+    """The import rules of a track file hold for a video: into a 1920x1080, 1001-1100, 24 fps shot a
+    12 fps video keeps the shot's size, range and rate, starts on 1001 and plays in its own time."""
+    import av
+    import bpy
+
+    _no_server(ext)
+    with av.open(str(rendered_clip["video"])) as f:
+        frames = [fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)]
+    encode_mp4(frames, tmp_path / "twelve.mp4", fps=12)
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.fps, r.fps_base = 1920, 1080, 24, 1.0
+    scene.frame_start, scene.frame_end = 1001, 1100
+    res = bpy.ops.import_scene.parascale_video(filepath=str(tmp_path / "twelve.mp4"), focal_length=28)
+    assert res == {"FINISHED"}
+    assert (r.resolution_x, r.resolution_y, r.fps, scene.frame_start, scene.frame_end) == (1920, 1080, 24, 1001, 1100)
+    seconds = (N - 1) / 12  # the footage's duration at its own rate
+    ref = ext("blender.tracks").reference_trajectory(bpy.context)
+    np.testing.assert_array_equal(ref.frames, np.arange(1001, 1001 + round(seconds * 24) + 1))
+    msg = scene.parascale_jobs.track.message
+    assert f"retimed 12 -> 24 fps ({N} -> {len(ref)} frames, {seconds:.2f} s)" in msg
+    assert f"shorter than the shot: frames 1001–{1000 + len(ref)} for the shot's 1001–1100" in msg
+    assert "the footage behind the camera plays frame for frame, not retimed" in msg  # Blender's clips cannot
+    # Footage frame k plays at scene frame 1001 + 2k: the keyed camera there turns as the true one did.
+    cam = scene.parascale.reference_camera
+    c2w = opencv_track(cam, scene, range(1001, 1001 + 2 * N, 2))  # Blender's own evaluation
+    assert rotation_deg(c2w, rendered_clip["truth"]).max() < 2.0
+
+
 def test_server_only_without_a_server_is_a_clear_error(scene, ext, rendered_clip):
     import bpy
 
     _no_server(ext)
     with pytest.raises(RuntimeError, match="server not running at http://127.0.0.1:9"):
         bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["video"]), method="SERVER")
+
+
+@pytest.mark.slow
+def test_three_runs_keep_user_counts_and_the_active_clip(scene, ext, rendered_clip, capfd):
+    """Blender's solver made each clip the scene's active clip behind RNA's back: from the second run
+    on Blender logged "ID user count error". The artist's active clip stays theirs."""
+    import bpy
+
+    _no_server(ext)
+    mine = bpy.data.movieclips.load(str(rendered_clip["static"]))
+    scene.active_clip = mine
+    capfd.readouterr()
+    for _ in range(3):
+        assert bpy.ops.import_scene.parascale_video(filepath=str(rendered_clip["video"]), focal_length=28) == {
+            "FINISHED"
+        }
+    out = capfd.readouterr()
+    assert "user count error" not in out.out + out.err
+    assert scene.active_clip == mine and len(bpy.data.movieclips) == 4
+    # every solved clip is used once, by its reference camera's background
+    assert [c.users for c in bpy.data.movieclips if c != mine] == [1, 1, 1]
+
+
+def test_a_file_that_is_not_a_video_is_refused_by_its_content(scene, ext, tmp_path):
+    """A text file (even named .mp4) is not decoded as a few frames of noise: a clear error naming it."""
+    import bpy
+
+    _no_server(ext)
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("camera notes\n" * 40)
+    with pytest.raises(RuntimeError, match=r"notes.mp4 is not a video \(no known video container"):
+        bpy.ops.import_scene.parascale_video(filepath=str(fake), method="BLENDER")
+    assert len(bpy.data.movieclips) == 0 and scene.parascale.reference_camera is None
