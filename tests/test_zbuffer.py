@@ -170,15 +170,14 @@ def test_lod_agrees_with_brute_force_in_a_furnished_room(room):
     for c2w in room_views(8):
         brute = zbuffer(room.points, c2w, CAM, radius=room.radius)
         lod = room.view(c2w, CAM)
-        # random samples leave pinholes in brute force (footprints sample pixel centres), fewer in
-        # the LOD (a node's box spans its points); compared as PointCloudDepth shows them: filled
+        assert inv_mean(lod) == pytest.approx(inv_mean(brute), rel=0.01)
+        # random samples leave pinholes in brute force that the larger LOD splats cover
         assert np.isfinite(lod).mean() > np.isfinite(brute).mean() - 0.01
-        assert inv_mean(fill_pinholes(lod)) == pytest.approx(inv_mean(fill_pinholes(brute)), rel=0.005)
 
 
 def test_lod_selects_far_fewer_points_than_the_cloud(room):
-    sel = room.select(room_views(1)[0], CAM)
-    assert len(sel.depth) < room.size / 4 and len(sel.centre) == len(sel.radius) == len(sel.depth)
+    pts, rad = room.select(room_views(1)[0], CAM)
+    assert len(pts) < room.size / 4 and len(rad) == len(pts)
 
 
 def test_lod_agrees_with_brute_force_on_real_icl_depth(shared_data):
