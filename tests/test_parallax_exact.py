@@ -10,7 +10,7 @@ from parascale_blender.core.collision import APPROACH_LIMIT
 from parascale_blender.core.depth_sources import MeshDepth
 from parascale_blender.core.parallax import REACHABLE_SHARE, ParallaxProbe
 from parascale_blender.core.rescale import RescaleOptions, rescale
-from parascale_tools.synthetic import PlanesDepth, camera_move, room, wall
+from parascale_tools.synthetic import PlanesDepth, box_mesh, camera_move, room, wall
 
 CAM = Camera(300.0, 300.0, 160.0, 90.0, 320, 180)
 WORK = CAM.working(160)
@@ -104,14 +104,6 @@ def test_an_unreachable_backward_step_gets_a_finite_alpha():
     assert a * 0.1 / Z == pytest.approx(REACHABLE_SHARE / (1 - REACHABLE_SHARE), rel=1e-9)
     a2, unreachable2, _, _ = probe.solve_alpha(d, 0.5 * bound)
     assert not unreachable2 and a2 < a
-
-
-def box_mesh(lo, hi) -> tuple[np.ndarray, np.ndarray]:
-    """An axis-aligned box as 12 triangles."""
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    v = np.array([[(hi if (i >> k) & 1 else lo)[k] for k in range(3)] for i in range(8)])
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    return v, np.array([t for a, b, c, e in quads for t in ((a, b, c), (a, c, e))])
 
 
 def meshes(*parts) -> MeshDepth:

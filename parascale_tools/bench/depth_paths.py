@@ -27,6 +27,7 @@ from parascale_blender.core.camera import Camera, SparsePoints
 from parascale_blender.core.depth_sources import MeshDepth, PointCloudDepth, SparsePointsDepth
 from parascale_blender.core.metrics import pce
 from parascale_blender.core.rescale import RescaleError, RescaleOptions, rescale
+from parascale_blender.core.zbuffer import to_camera
 
 from ..synthetic import camera_move
 from . import raytrace
@@ -105,7 +106,7 @@ def sfm_source(scene: raytrace.RectScene, c2w: np.ndarray, cam: Camera, per_view
     vis = []
     for c in c2w:
         depth = scene.trace(c, small)[1]
-        local = (xyz - c[:3, 3]) @ c[:3, :3]
+        local = to_camera(xyz, c)
         z = local[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.floor(small.fx * local[:, 0] / z + small.cx).astype(np.int64)
