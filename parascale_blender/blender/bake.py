@@ -33,5 +33,7 @@ def baked_trajectory(context, cam) -> Trajectory:
     ad = cam.animation_data
     if ad is not None and ad.action is not None and ad.action is s.result_action:
         sky = bool(ad.action.get("parascale_allow_sky", s.allow_sky))
-        meta.update(mode=ad.action.get("parascale_mode", s.mode), allow_sky=sky, solver_residual=float(s.pce))
+        meta.update(
+            mode=ad.action.get("parascale_mode", s.mode), allow_sky=sky, solver_residual=float(s.solver_residual)
+        )
     return traj.replace(fps=scene.render.fps / scene.render.fps_base, extras=extras, metadata=meta)

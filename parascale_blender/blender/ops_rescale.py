@@ -296,7 +296,9 @@ def apply_result(context, inputs: Inputs, result):
         lens = keys.write_lens_action(cam.data, frames, {"lens": inputs.lens * inputs.zoom}, f"{name} lens")
         lens.use_fake_user = True
         s.result_lens_action = lens
-    s.pce = result.solver_residual
+    s.solver_residual = result.solver_residual
+    s.pce, s.pce_measured_on = float("nan"), ""  # measured on the keys by :func:`report`
+    s.check_summary = "; ".join(check_lines(result.checks)[:2])
     s.scale_min, s.scale_max = result.scale_range
     return action, parent
 
@@ -356,6 +358,7 @@ def report(context, inputs: Inputs, result, written: Written, remeasured: np.nda
     else:
         key_pce, key_warning = 0.0, None
         keyed = "as keyed: not measured" if inputs.tdepth is not None else ""
+    store_measured_pce(context.scene.parascale, result, remeasured)
     warnings = result.warnings + shot_range_warnings(context, len(ref)) + ([key_warning] if key_warning else [])
     lo, hi = result.scale_range
     against = result.trajectory.metadata.get("target_depth", "the target depth")
@@ -380,6 +383,18 @@ def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
     """Write ``result`` into the scene, measure the keys and report (blocking, main thread)."""
     written = write(context, inputs, result)
     return report(context, inputs, result, written, measure(inputs, written))
+
+
+def store_measured_pce(s, result, remeasured: np.ndarray | None) -> None:
+    """The panel's PCE: a measurement, never the solver's own residual. The move Blender plays
+    (``remeasured``, its keys evaluated) against the reference's Π; on the meshes a Points-from-Scene
+    cloud came from when the report measured those (``checks["target_vs_geometry"]``)."""
+    geometry = (result.checks or {}).get("target_vs_geometry")
+    if geometry is not None:
+        s.pce, s.pce_measured_on = float(geometry["pce"]), str(geometry["geometry"])
+    elif remeasured is not None:
+        s.pce = pce(remeasured, result.pi_ref, strict=False)
+        s.pce_measured_on = str(result.trajectory.metadata.get("target_depth", "the target depth"))
 
 
 def shot_range_warnings(context, frames: int) -> list[str]:

@@ -127,6 +127,11 @@ class PARASCALE_PT_rescale(_Base, bpy.types.Panel):
         col.operator("parascale.rescale", icon="CON_SIZELIKE")
         if s.result_action is not None:
             col.label(text=f"PCE {_fmt(s.pce)}   α {_fmt(s.scale_min)} – {_fmt(s.scale_max)}")
+            if s.pce_measured_on:
+                col.label(text=f"as played, measured on {s.pce_measured_on}")
+            if s.check_summary:
+                for line in s.check_summary.split("; "):
+                    col.label(text=line)
             col.operator("parascale.switch_action", icon="ACTION")
         else:
             col.label(text="Not rescaled yet")

@@ -112,7 +112,19 @@ class ParaScaleSettings(bpy.types.PropertyGroup):
     result_action: bpy.props.PointerProperty(name="Rescaled action", type=bpy.types.Action)
     original_lens_action: bpy.props.PointerProperty(name="Original lens action", type=bpy.types.Action)
     result_lens_action: bpy.props.PointerProperty(name="Rescaled lens action", type=bpy.types.Action)
-    pce: bpy.props.FloatProperty(name="PCE", default=float("nan"))
+    solver_residual: bpy.props.FloatProperty(
+        name="Solver residual",
+        description="How closely the solver met its own Π target (not a quality measure)",
+        default=float("nan"),
+    )
+    pce: bpy.props.FloatProperty(
+        name="PCE",
+        description="The move as Blender plays it, re-measured against the reference's Π: on the meshes a "
+        "Points-from-Scene cloud came from when there are some, else on the target depth",
+        default=float("nan"),
+    )
+    pce_measured_on: bpy.props.StringProperty(name="PCE measured on")
+    check_summary: bpy.props.StringProperty(name="Checks")
     scale_min: bpy.props.FloatProperty(name="α min", default=float("nan"))
     scale_max: bpy.props.FloatProperty(name="α max", default=float("nan"))
     last_report: bpy.props.StringProperty(name="Last report")

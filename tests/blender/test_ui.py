@@ -113,9 +113,13 @@ def test_rescale_panel_shows_results(scene):
 
     s = scene.parascale
     s.result_action = bpy.data.actions.new("r")
-    s.pce, s.scale_min, s.scale_max = 0.0123, 10.0, 12.5
+    s.pce, s.scale_min, s.scale_max, s.solver_residual = 0.0123, 10.0, 12.5, 1e-14
+    s.pce_measured_on, s.check_summary = "Cube", "depth known over 97% of the first view; 0 steps shortened"
     log = _draw(bpy.types.PARASCALE_PT_rescale, bpy.context)
     assert ("label", "PCE 0.0123   α 10 – 12.5") in log
+    assert ("label", "as played, measured on Cube") in log
+    assert ("label", "0 steps shortened") in log
+    assert not any("1e-14" in str(name) for _, name in log), "the solver's residual is not a PCE to show"
     assert ("operator", "parascale.switch_action") in log
 
 
