@@ -78,7 +78,8 @@ def test_rescaled_keys_equal_core(rig, ext, mode):
     if mode == "harmonic":  # and in closed form: ||Δc|| / 25 against the reference's ||Δc|| / 2
         closed = np.linalg.norm(np.diff(got[:, :3, 3], axis=0), axis=1) / 25.0
         closed_ref = np.linalg.norm(np.diff(ref_traj.c2w[:, :3, 3], axis=0), axis=1) / 2.0
-        assert s.pce == pytest.approx(np.mean(np.abs(np.log(closed / closed_ref))), abs=1e-6)  # closed form for constant depths: α = (||d||/2) / (||d||/25) = 12.5
+        assert s.pce == pytest.approx(np.mean(np.abs(np.log(closed / closed_ref))), abs=1e-6)
+        # closed form for constant depths: α = (||d||/2) / (||d||/25) = 12.5
         np.testing.assert_allclose(alpha[1], 12.5, rtol=1e-6)
         assert (s.scale_min, s.scale_max) == pytest.approx((12.5, 12.5), rel=1e-6)
     # Switch back to the original and forth again.
