@@ -34,7 +34,7 @@ from parascale_blender.client import TERMINAL, wire
 from parascale_blender.core.metrics import pce
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOT_A_START, SHOT_B_START = 1, 101
+SHOT_A_START, SHOT_GAP = 1, 10  # shot B starts SHOT_GAP frames after shot A's move ends
 
 
 def _free_port() -> int:
@@ -282,7 +282,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
     ) == {"FINISHED"}, s.last_report
     ref_a = s.reference_camera
     s.reference_depth, s.reference_distance = "DISTANCE", REFERENCE_SUBJECT_DISTANCE
-    n = len(read_trajectory(bundled_reference_path()))
+    n = len(_ext("blender.convert").keyed_frames(ref_a))  # retimed to the scene's fps by the import
     from parascale_blender.core.depth import ConstantDepth
     from parascale_blender.core.depth_sources import MeshDepth
 
@@ -292,13 +292,14 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
         ),
     }
     n_b = 8 if quick else 16
-    _animate_reference_b(ref_b, SHOT_B_START, n_b)
+    b_start = SHOT_A_START + n + SHOT_GAP  # the shots follow each other on the timeline, as an edit does
+    _animate_reference_b(ref_b, b_start, n_b)
     desk_depth = MeshDepth(desk.vertices, desk.triangles)
     room_depth = MeshDepth(room[0] + np.array([100.0, 0.0, 0.0]), room[1])  # as placed in the scene
     shots["B: Blender room, exact geometry depth"] = dict(
-        ref=ref_b, depth="SCENE", start=SHOT_B_START, n=n_b, core_depth=room_depth
+        ref=ref_b, depth="SCENE", start=b_start, n=n_b, core_depth=room_depth
     )
-    scene.frame_start, scene.frame_end = SHOT_A_START, SHOT_B_START + n_b
+    scene.frame_start, scene.frame_end = SHOT_A_START, b_start + n_b - 1
 
     port = _free_port()
     jobs = out / "_jobs"
@@ -349,6 +350,7 @@ def blender_demo(out: Path, quick: bool = False) -> dict:
                 "baked": str(baked),
                 "strip": {"name": strip.name, "channel": strip.channel, "start": strip.frame_final_start,
                           "frames": strip.frame_final_duration},
+                "rescale_report": s.last_report,
                 "pce_keyed": float(s.pce),  # the keys Blender plays, re-measured (the panel's PCE)
                 "pce_keyed_on": s.pce_measured_on,
                 "solver_residual": float(s.solver_residual),
