@@ -90,70 +90,131 @@ def track_motion_px(clip) -> np.ndarray:
     return np.asarray(out)
 
 
-def solve_clip(context, clip, options: TrackerOptions) -> dict:
-    """Detect, track and solve ``clip`` in place; returns timing and counts. Raises TrackerError."""
-    W, H = int(clip.size[0]), int(clip.size[1])
-    if W <= 0 or H <= 0 or clip.frame_duration < 2:
-        raise TrackerError(f"{clip.filepath}: Blender could not read the video (size {W}x{H})", "unreadable")
-    sz = _scaled((W, H))
-    tr = clip.tracking
-    cam = tr.camera
-    cam.sensor_width = options.sensor_width
-    cam.focal_length = options.focal_mm if options.focal_mm > 0 else 35.0 * options.sensor_width / 36.0
-    tr.settings.refine_intrinsics_focal_length = options.focal_mm <= 0
-    tr.settings.default_pattern_size, tr.settings.default_search_size = sz["pattern"], sz["search"]
-    tr.settings.use_keyframe_selection = True
-    clip.frame_start = options.frame_start
-    scene = context.scene
-    saved = (scene.frame_start, scene.frame_end, scene.frame_current, scene.active_clip)
-    n = clip.frame_duration if options.max_frames <= 0 else min(options.max_frames, clip.frame_duration)
-    t0 = time.perf_counter()
-    try:
-        scene.frame_start, scene.frame_end = options.frame_start, options.frame_start + n - 1
-        # the solver makes the clip the scene's active clip behind RNA's back (its user count then
-        # goes wrong: "ID user count error" from the second run on): make it so through RNA first
-        scene.active_clip = clip
-        with clip_editor(context, clip) as ov, context.temp_override(**ov):
-            scene.frame_set(options.frame_start)
-            # Headless, no frame-change notifier updates the editor's clip user: set it, or a clip
-            # that starts at a frame other than the editor's last one has "no valid clip frame".
-            ov["area"].spaces.active.clip_user.frame_current = options.frame_start
-            bpy.ops.clip.detect_features(threshold=0.05, min_distance=sz["min_distance"], margin=sz["margin"])
+class TrackerRun:
+    """One detect / track / solve of ``clip``, a frame at a time so a modal operator can show progress
+    and stop between frames (Esc); :func:`solve_clip` runs it to the end in one call.
+
+    Made (main thread): the settings are applied, the scene range, frame and active clip saved, the
+    largest area of the window shown as a CLIP_EDITOR and the first frame's features detected (raises
+    :class:`TrackerError`). :meth:`step` tracks every marker one frame forward (Blender's own
+    ``clip.track_markers`` on a single frame, as *Track Markers* with Alt+→); :meth:`finish` solves
+    and restores the scene and the area; :meth:`abort` restores them without solving."""
+
+    def __init__(self, context, clip, options: TrackerOptions):
+        W, H = int(clip.size[0]), int(clip.size[1])
+        if W <= 0 or H <= 0 or clip.frame_duration < 2:
+            raise TrackerError(f"{clip.filepath}: Blender could not read the video (size {W}x{H})", "unreadable")
+        self.clip, self.options, self.size = clip, options, (W, H)
+        sz = _scaled((W, H))
+        tr = clip.tracking
+        cam = tr.camera
+        cam.sensor_width = options.sensor_width
+        cam.focal_length = options.focal_mm if options.focal_mm > 0 else 35.0 * options.sensor_width / 36.0
+        tr.settings.refine_intrinsics_focal_length = options.focal_mm <= 0
+        tr.settings.default_pattern_size, tr.settings.default_search_size = sz["pattern"], sz["search"]
+        tr.settings.use_keyframe_selection = True
+        clip.frame_start = options.frame_start
+        scene = self.scene = context.scene
+        self.saved = (scene.frame_start, scene.frame_end, scene.frame_current, scene.active_clip)
+        n = clip.frame_duration if options.max_frames <= 0 else min(options.max_frames, clip.frame_duration)
+        self.frames, self.done = n, 0
+        self.t0 = time.perf_counter()
+        self.seconds_track = 0.0
+        self._editor, self.override = clip_editor(context, clip), {}
+        try:
+            scene.frame_start, scene.frame_end = options.frame_start, options.frame_start + n - 1
+            # the solver makes the clip the scene's active clip behind RNA's back (its user count then
+            # goes wrong: "ID user count error" from the second run on): make it so through RNA first
+            scene.active_clip = clip
+            self.override = self._editor.__enter__()
+            with context.temp_override(**self.override):
+                self._go_to(options.frame_start)
+                bpy.ops.clip.detect_features(threshold=0.05, min_distance=sz["min_distance"], margin=sz["margin"])
             if len(tr.tracks) < 8:
                 raise TrackerError(
                     f"{os.path.basename(clip.filepath)}: only {len(tr.tracks)} features found on the first frame "
                     "(textureless, blurred or too dark); Blender's solver needs at least 8",
                     "features",
                 )
-            bpy.ops.clip.track_markers(backwards=False, sequence=True)
-            t_track = time.perf_counter() - t0
-            motion = track_motion_px(clip)
-            static = bool(motion.size and np.median(motion) < STATIC_FRACTION * np.hypot(W, H))
-            why = _solve(clip, tripod=static)
-            tripod = static
-            if why and not static:  # no parallax to solve from: is it a tripod pan/tilt?
-                tripod, why_tripod = True, _solve(clip, tripod=True)
-                if why_tripod or tr.reconstruction.average_error > TRIPOD_MAX_ERROR_PX:
-                    raise TrackerError(_solve_failed(clip, n, why), "parallax")
-            elif why:
-                raise TrackerError(
-                    f"{os.path.basename(clip.filepath)}: static camera: tracked features move "
-                    f"{np.median(motion):.2f} px (median) over {n} frames and Blender's tripod solve failed ({why})",
-                    "static",
-                )
-    finally:
+        except BaseException:
+            self.abort()
+            raise
+
+    def _go_to(self, frame: int) -> None:
+        self.scene.frame_set(frame)
+        # Headless, no frame-change notifier updates the editor's clip user: set it, or a clip that
+        # starts at a frame other than the editor's last one has "no valid clip frame".
+        self.override["area"].spaces.active.clip_user.frame_current = frame
+
+    @property
+    def progress(self) -> float:
+        """0..1 of the tracking (the solve is one call at the end)."""
+        return self.done / max(self.frames - 1, 1)
+
+    @property
+    def tracked(self) -> bool:
+        return self.done >= self.frames - 1
+
+    def step(self, context) -> bool:
+        """Track every marker from the current frame to the next; True once the last frame is tracked."""
+        if not self.tracked:
+            with context.temp_override(**self.override):
+                self._go_to(self.options.frame_start + self.done)
+                bpy.ops.clip.track_markers(backwards=False, sequence=False)
+            self.done += 1
+            self.seconds_track = time.perf_counter() - self.t0
+        return self.tracked
+
+    def finish(self, context) -> dict:
+        """Track what is left, solve (tripod when the image does not move, or when the full solve finds no
+        parallax and the tripod error stays small) and restore; timing and counts. Raises TrackerError."""
+        while not self.step(context):
+            pass
+        clip, tr, (W, H), n = self.clip, self.clip.tracking, self.size, self.frames
+        try:
+            with context.temp_override(**self.override):
+                motion = track_motion_px(clip)
+                static = bool(motion.size and np.median(motion) < STATIC_FRACTION * np.hypot(W, H))
+                why = _solve(clip, tripod=static)
+                tripod = static
+                if why and not static:  # no parallax to solve from: is it a tripod pan/tilt?
+                    tripod, why_tripod = True, _solve(clip, tripod=True)
+                    if why_tripod or tr.reconstruction.average_error > TRIPOD_MAX_ERROR_PX:
+                        raise TrackerError(_solve_failed(clip, n, why), "parallax")
+                elif why:
+                    raise TrackerError(
+                        f"{os.path.basename(clip.filepath)}: static camera: tracked features move "
+                        f"{np.median(motion):.2f} px (median) over {n} frames and Blender's tripod solve failed "
+                        f"({why})",
+                        "static",
+                    )
+        finally:
+            self.abort()
+        rec = tr.reconstruction
+        return {
+            "tracks": len(tr.tracks),
+            "cameras": len(rec.cameras),
+            "error_px": float(rec.average_error),
+            "tripod": "stationary" if static else "rotation only" if tripod else "",
+            "seconds_track": self.seconds_track,
+            "seconds": time.perf_counter() - self.t0,
+        }
+
+    def abort(self) -> None:
+        """Put the scene's range, frame and active clip and the window's area back (idempotent)."""
+        if self.saved is None:
+            return
+        scene, saved, self.saved = self.scene, self.saved, None
         scene.frame_start, scene.frame_end = saved[0], saved[1]
         scene.frame_set(saved[2])
         scene.active_clip = saved[3]  # the artist's active clip stays theirs
-    rec = tr.reconstruction
-    return {
-        "tracks": len(tr.tracks),
-        "cameras": len(rec.cameras),
-        "error_px": float(rec.average_error),
-        "tripod": "stationary" if static else "rotation only" if tripod else "",
-        "seconds_track": t_track,
-        "seconds": time.perf_counter() - t0,
-    }
+        if self.override:  # the area was switched to a clip editor
+            self._editor.__exit__(None, None, None)
+
+
+def solve_clip(context, clip, options: TrackerOptions) -> dict:
+    """Detect, track and solve ``clip`` in place (blocking); returns timing and counts. Raises TrackerError."""
+    return TrackerRun(context, clip, options).finish(context)
 
 
 def _solve(clip, tripod: bool) -> str:
@@ -177,14 +238,19 @@ def _solve_failed(clip, n: int, why: str) -> str:
     )
 
 
-def solve_video(context, path: str, options: TrackerOptions):
-    """Load ``path`` as a movie clip and solve it; the clip is removed again if anything fails."""
+def load_clip(path: str):
+    """``path`` as a new movie clip (TrackerError when Blender cannot open it)."""
     if not os.path.isfile(path):
         raise TrackerError(f"{path}: file not found", "unreadable")
     try:
-        clip = bpy.data.movieclips.load(path, check_existing=False)
+        return bpy.data.movieclips.load(path, check_existing=False)
     except RuntimeError as e:
         raise TrackerError(f"{path}: Blender cannot open it as a movie clip ({e})", "unreadable") from None
+
+
+def solve_video(context, path: str, options: TrackerOptions):
+    """Load ``path`` as a movie clip and solve it (blocking); the clip is removed again if anything fails."""
+    clip = load_clip(path)
     try:
         info = solve_clip(context, clip, options)
     except BaseException:

@@ -3,14 +3,16 @@
 With a reachable ParaScale server offering ``track-video`` the video is uploaded and tracked there
 (pycolmap) as a server job (kind ``"track"``); the resulting ParaScale JSON is saved next to the
 video (or the .blend) and imported as the reference with its points. Without a server, Blender's
-own Movie Clip tracker and solver run here (blocking, a few seconds for short clips) and the solve
-is imported through the Movie Clip path. Either way a failure changes nothing in the scene.
+own Movie Clip tracker and solver run here (a modal job in the UI: a frame per tick, the status bar's
+progress, Esc to stop; blocking in the ``bpy`` module) and the solve is imported through the Movie
+Clip path. Either way a failure or a stop changes nothing in the scene.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import types
 
 import bpy
@@ -188,25 +190,78 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
     def _in_blender(self, context, path: str, why: str):
+        """Blender's tracker: blocking where there is no event loop (the ``bpy`` module, scripts),
+        else a modal job, a frame per timer tick with the status bar's progress and Esc to stop."""
         start, set_scene = self._rules(context.scene)
         opts = clip_tracker.TrackerOptions(self.focal_length, self.sensor_width, start, self.max_frames)
+        self._why, self._set_scene = why, set_scene
+        if bpy.app.background or context.window is None:
+            try:
+                mc, info = clip_tracker.solve_video(context, path, opts)
+            except clip_tracker.TrackerError as e:
+                return self._failed(context, e)
+            return self._land(context, mc, info)
+        try:
+            self._clip = clip_tracker.load_clip(path)
+        except clip_tracker.TrackerError as e:
+            return self._failed(context, e)
+        try:
+            self._run = clip_tracker.TrackerRun(context, self._clip, opts)
+        except clip_tracker.TrackerError as e:
+            bpy.data.movieclips.remove(self._clip)
+            return self._failed(context, e)
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.01, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, 1000)
+        context.workspace.status_text_set(f"Tracking {os.path.basename(path)} (Esc to stop)")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._end(context)
+            self._run.abort()
+            bpy.data.movieclips.remove(self._clip)
+            self.report({"WARNING"}, "Import video: tracking stopped; nothing was changed")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        t_end = time.perf_counter() + 0.1  # a tick's share of the UI
+        while not self._run.tracked and time.perf_counter() < t_end:
+            self._run.step(context)
+        context.window_manager.progress_update(int(999 * self._run.progress))
+        if not self._run.tracked:
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        try:
+            info = self._run.finish(context)
+        except clip_tracker.TrackerError as e:
+            bpy.data.movieclips.remove(self._clip)
+            return self._failed(context, e)
+        return self._land(context, self._clip, info)
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+    def _failed(self, context, e: Exception):
+        server_jobs.record(context.scene, KIND).error = str(e)[:1000]
+        self.report({"ERROR"}, f"Import video: {e}")
+        return {"CANCELLED"}
+
+    def _land(self, context, mc, info: dict):
+        """The solved clip becomes the reference (the clip is removed again if that fails)."""
         st = server_jobs.record(context.scene, KIND)
         try:
-            mc, info = clip_tracker.solve_video(context, path, opts)
-        except clip_tracker.TrackerError as e:
-            st.error = str(e)[:1000]
-            self.report({"ERROR"}, f"Import video: {e}")
-            return {"CANCELLED"}
-        try:
-            source, gaps = import_clip_solve(context, mc, set_scene, self.orient, self.max_frames, self.timing)
+            source, gaps = import_clip_solve(context, mc, self._set_scene, self.orient, self.max_frames, self.timing)
         except (clip_mod.ClipError, tracks.TrackError) as e:
             bpy.data.movieclips.remove(mc)
-            st.error = str(e)[:1000]
-            self.report({"ERROR"}, f"Import video: {e}")
-            return {"CANCELLED"}
+            return self._failed(context, e)
         st.error = st.job_id = ""  # a failed server job, if any, is superseded
         st.state, st.result_name = server_jobs.IDLE, context.scene.parascale.reference_camera.name
-        note = f" (no server: {why})" if why else ""
+        note = f" (no server: {self._why})" if self._why else ""
         tripod = info["tripod"] and f"; tripod solve ({info['tripod']}): no translation, Rescale copies the rotation"
         msg = f"Blender tracker: {source}{tripod}; {info['tracks']} tracks in {info['seconds']:.1f} s{note}"
         st.message = msg[:500]

@@ -135,3 +135,44 @@ def test_a_file_that_is_not_a_video_is_refused_by_its_content(scene, ext, tmp_pa
     with pytest.raises(RuntimeError, match=r"notes.mp4 is not a video \(no known video container"):
         bpy.ops.import_scene.parascale_video(filepath=str(fake), method="BLENDER")
     assert len(bpy.data.movieclips) == 0 and scene.parascale.reference_camera is None
+
+
+def _markers(clip) -> dict:
+    return {t.name: np.array([(m.frame, *m.co) for m in t.markers if not m.mute]) for t in clip.tracking.tracks}
+
+
+@pytest.mark.slow
+def test_tracking_a_frame_at_a_time_equals_blenders_sequence_and_stops_cleanly(scene, ext, rendered_clip):
+    """The modal import tracks a frame per tick (progress, Esc): its markers equal Blender's own
+    *Track Markers* over the whole sequence on the same clip; stopped half way, the scene's range,
+    frame and active clip are the artist's again."""
+    import bpy
+
+    ct = ext("blender.clip_tracker")
+    mine = bpy.data.movieclips.load(str(rendered_clip["static"]))
+    scene.frame_start, scene.frame_end, scene.active_clip = 1001, 1100, mine
+    scene.frame_set(1042)
+    opts = ct.TrackerOptions(28.0, 36.0, 1, 0)
+    stepped, whole = (bpy.data.movieclips.load(str(rendered_clip["video"]), check_existing=False) for _ in range(2))
+    run = ct.TrackerRun(bpy.context, stepped, opts)
+    progress = []
+    while not run.step(bpy.context):
+        progress.append(run.progress)
+    run.abort()
+    assert progress == sorted(progress) and 0 < progress[0] and progress[-1] < 1 and run.progress == 1
+    ref = ct.TrackerRun(bpy.context, whole, opts)  # the same settings and detection, then Blender's own sequence
+    with bpy.context.temp_override(**ref.override):
+        bpy.ops.clip.track_markers(backwards=False, sequence=True)
+    ref.abort()
+    a, b = _markers(stepped), _markers(whole)
+    assert a.keys() == b.keys() and len(a) >= 8
+    size = np.array(stepped.size, dtype=np.float64)
+    worst = max(float(np.abs((a[k][:, 1:] - b[k][:, 1:]) * size).max()) for k in a)
+    print(f"stepped vs sequence tracking: {len(a)} tracks, worst {worst:.3f} px")
+    # a sequence run predicts each search from the frames before; a frame per call starts from the last marker
+    assert all(np.array_equal(a[k][:, 0], b[k][:, 0]) for k in a) and worst < 0.1
+    assert max(len(v) for v in a.values()) == stepped.frame_duration
+    half = ct.TrackerRun(bpy.context, bpy.data.movieclips.load(str(rendered_clip["video"]), check_existing=False), opts)
+    half.step(bpy.context)
+    half.abort()
+    assert (scene.frame_start, scene.frame_end, scene.frame_current, scene.active_clip) == (1001, 1100, 1042, mine)
