@@ -1,4 +1,5 @@
-"""The ``parascale`` command line: info, convert, rescale, metrics, track, bench, demo, convert-wan-fun.
+"""The ``parascale`` command line: info, convert, rescale, metrics, export-rays, track, bench, demo,
+convert-wan-fun.
 
 Every subcommand prints a human table by default and machine-readable JSON with ``--json``.
 User errors (bad files, bad options) print one line naming the file/frame/field and exit 2;
@@ -230,6 +231,21 @@ def cmd_convert_wan_fun(args) -> int:
     return 0
 
 
+def cmd_export_rays(args) -> int:
+    from parascale_blender.core.plucker import plucker_maps, plucker_metadata
+    from parascale_blender.formats.arrays import check_suffix, write_array
+
+    check_suffix(args.output)
+    traj = _read(args.track, args.format, args.repair_rotations)
+    maps = plucker_maps(traj, args.width, args.height, layout=args.layout)
+    out = write_array(args.output, maps, "plucker", plucker_metadata(traj, args.layout))
+    if args.json:
+        print(json.dumps({"output": str(out), "shape": list(maps.shape), "layout": args.layout}))
+    else:
+        print(f"wrote Plücker rays {'x'.join(map(str, maps.shape))} ({args.layout}) to {out}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from parascale_tools.bench.run import main as bench_main
 
@@ -298,6 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("reference")
     common(sp, fmt=False)
     sp.set_defaults(func=cmd_metrics)
+
+    sp = sub.add_parser("export-rays", help="Plücker ray maps (CameraCtrl convention) of a track as .npy/.safetensors")
+    sp.add_argument("track")
+    sp.add_argument("--width", type=int, help="map width in pixels (default: the track's)")
+    sp.add_argument("--height", type=int, help="map height in pixels (default: the track's)")
+    sp.add_argument(
+        "--layout",
+        choices=["fchw", "cfhw"],
+        default="fchw",
+        help="fchw: (frames, 6, H, W) as CameraCtrl; cfhw: (6, frames, H, W) as Wan-Fun Control-Camera's adapter",
+    )
+    sp.add_argument("-o", "--output", required=True, help="output .npy or .safetensors")
+    common(sp)
+    sp.set_defaults(func=cmd_export_rays)
 
     sp = sub.add_parser(
         "convert-wan-fun",
