@@ -4,6 +4,8 @@ written as a track file through formats.registry."""
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 
 import bpy
 from bpy_extras.io_utils import ExportHelper
@@ -12,7 +14,8 @@ from . import convert, polls, tracks
 from .bake import baked_trajectory
 
 _ITEMS: list = []
-BLENDER_EXPORTERS = (".fbx", ".abc")  # written by Blender's own exporters, not formats.registry
+BLENDER_EXPORTERS = (".fbx", ".abc", ".usd", ".usda", ".usdc")  # Blender's own exporters, not formats.registry
+USD = (".usd", ".usda", ".usdc")
 
 
 def _format_items(self, context):
@@ -31,7 +34,9 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".json"
     check_extension = False
-    filter_glob: bpy.props.StringProperty(default="*.json;*.txt;*.chan;*.fbx;*.abc", options={"HIDDEN"})
+    filter_glob: bpy.props.StringProperty(
+        default="*.json;*.txt;*.chan;*.fbx;*.abc;*.usd;*.usda;*.usdc", options={"HIDDEN"}
+    )
     format: bpy.props.EnumProperty(name="Format", items=_format_items)
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
@@ -72,7 +77,15 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
     def _blender_export(self, context, obj, path: str):
-        """The camera alone, through Blender's own FBX or Alembic exporter (its keyed range, baked)."""
+        """The camera alone, through Blender's own FBX, Alembic or USD exporter (its keyed range, baked)."""
+        usd = os.path.splitext(path)[1].lower() in USD
+        if usd and path.lower().endswith(".usdc") and tracks.scene_metres_per_unit(context.scene) != 1.0:
+            self.report(
+                {"ERROR"},
+                "Export: a .usdc cannot carry this scene's Unit Scale through Blender's USD exporter; "
+                "name the file .usda or .usd (text USD)",
+            )
+            return {"CANCELLED"}
         frames = convert.keyed_frames(obj)
         first, last = (int(frames[0]), int(frames[-1])) if len(frames) else (context.scene.frame_current,) * 2
         selected = [o for o in context.view_layer.objects if o.select_get()]
@@ -92,6 +105,8 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
                     bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False, bake_anim_simplify_factor=0.0,
                     apply_unit_scale=True,
                 )  # fmt: skip
+            elif usd:
+                _usd_export(path, mpu)
             else:  # Alembic has none: written in metres
                 bpy.ops.wm.alembic_export(filepath=path, selected=True, start=first, end=last, global_scale=mpu)
         except RuntimeError as exc:
@@ -104,13 +119,43 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
                 o.select_set(True)
             context.view_layer.objects.active = active
         msg = f"Exported {obj.name} (frames {first}–{last}) to {path} with Blender's exporter"
-        if path.lower().endswith(".fbx"):  # Blender's FBX importer shifts keys by its Animation Offset (default 1)
+        if usd:
+            msg += f", time codes = frames, metersPerUnit {mpu:g} (the scene's Unit Scale)"
+        elif path.lower().endswith(".fbx"):  # Blender's FBX importer shifts keys by its Animation Offset (default 1)
             msg += f", FBX units from the scene{_unit_scale(mpu)}; read back into Blender with Animation Offset 0"
             msg += f" to keep frames {first}–{last} (the importer's default 1 lands one frame late)"
         else:
             msg += f", in metres{_unit_scale(mpu)}"
         self.report({"INFO"}, msg)
         return {"FINISHED"}
+
+
+def _usd_export(path: str, mpu: float) -> None:
+    """The selected camera through ``wm.usd_export``, animated over the scene range, in Blender units.
+
+    Blender writes transforms in Blender units and focal length / apertures in tenths of a Blender
+    unit of ``scale_length`` metres (USD's camera convention), but always states ``metersPerUnit = 1``
+    (its unit conversion instead scales the root as if a Blender unit were a metre). With a Unit
+    Scale other than 1 the file is written as text and ``metersPerUnit`` set to the Unit Scale.
+    """
+    opts = dict(
+        selected_objects_only=True, export_animation=True, export_cameras=True, export_meshes=False,
+        export_lights=False, export_materials=False, convert_world_material=False, convert_orientation=False,
+        convert_scene_units="METERS",
+    )  # fmt: skip
+    if mpu == 1.0:
+        bpy.ops.wm.usd_export(filepath=path, **opts)
+        return
+    with tempfile.TemporaryDirectory(prefix="parascale-usd-") as tmp:
+        text_path = os.path.join(tmp, "camera.usda")
+        bpy.ops.wm.usd_export(filepath=text_path, **opts)
+        with open(text_path, encoding="utf-8") as f:
+            text = f.read()
+    text, n = re.subn(r"^(\s*metersPerUnit = )\S+$", rf"\g<1>{mpu!r}", text, count=1, flags=re.MULTILINE)
+    if n != 1:
+        raise RuntimeError("no metersPerUnit in the stage metadata Blender wrote")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _unit_scale(mpu: float) -> str:
