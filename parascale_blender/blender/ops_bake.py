@@ -16,6 +16,7 @@ from .bake import baked_trajectory
 _ITEMS: list = []
 BLENDER_EXPORTERS = (".fbx", ".abc", ".usd", ".usda", ".usdc")  # Blender's own exporters, not formats.registry
 USD = (".usd", ".usda", ".usdc")
+DENSE = (".npy", ".safetensors")  # Plücker rays or pixel tracks (the operator's ``dense`` option)
 
 
 def _format_items(self, context):
@@ -35,10 +36,28 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
     filename_ext = ".json"
     check_extension = False
     filter_glob: bpy.props.StringProperty(
-        default="*.json;*.txt;*.chan;*.fbx;*.abc;*.usd;*.usda;*.usdc", options={"HIDDEN"}
+        default="*.json;*.txt;*.chan;*.fbx;*.abc;*.usd;*.usda;*.usdc;*.npy;*.safetensors", options={"HIDDEN"}
     )
     format: bpy.props.EnumProperty(name="Format", items=_format_items)
     camera: bpy.props.StringProperty(name="Camera", description="Object name; empty = the ParaScale target camera")
+    dense: bpy.props.EnumProperty(
+        name=".npy / .safetensors",
+        items=(
+            ("RAYS", "Plücker rays", "Per frame and pixel (o x d, d) relative to frame 0 (CameraCtrl)"),
+            ("TRACKS", "Pixel tracks", "Where frame 0's pixels go in every frame over the target depth"),
+        ),
+    )
+    ray_layout: bpy.props.EnumProperty(
+        name="Ray layout",
+        items=(
+            ("fchw", "Frames, 6, H, W", "CameraCtrl's layout"),
+            ("cfhw", "6, Frames, H, W", "Wan-Fun Control-Camera adapter's layout"),
+        ),
+    )
+    dense_width: bpy.props.IntProperty(name="Width", default=0, min=0, description="Ray map width; 0: render size")
+    dense_height: bpy.props.IntProperty(name="Height", default=0, min=0, description="Ray map height; 0: render")
+    track_step: bpy.props.IntProperty(name="Grid step", default=8, min=1, description="Pixels between tracks")
+    track_count: bpy.props.IntProperty(name="Tracks", default=0, min=0, description="N random tracks; 0: the grid")
     up_axis: bpy.props.EnumProperty(name="World up", items=tracks.UP_AXIS_ITEMS, default="AUTO")
 
     @classmethod
@@ -59,6 +78,8 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         if os.path.splitext(path)[1].lower() in BLENDER_EXPORTERS:
             return self._blender_export(context, obj, path)
+        if os.path.splitext(path)[1].lower() in DENSE:
+            return self._dense_export(context, obj, path)
         try:
             fmt = None if self.format == "AUTO" else self.format
             traj = tracks.from_blender_world(
@@ -74,6 +95,36 @@ class EXPORT_SCENE_OT_parascale_track(bpy.types.Operator, ExportHelper):
             return {"CANCELLED"}
         unit = _unit_scale(tracks.scene_metres_per_unit(context.scene))
         self.report({"INFO"}, f"Exported {len(traj)} frames of {obj.name} to {path}, positions in metres{unit}")
+        return {"FINISHED"}
+
+    def _dense_export(self, context, obj, path: str):
+        """Plücker ray maps (positions in metres) or pixel tracks over the target depth of the bake."""
+        from ..core.depth import DepthError
+        from ..core.pixel_tracks import grid_queries, pixel_tracks, tracks_metadata
+        from ..core.plucker import plucker_maps, plucker_metadata
+        from ..formats.arrays import write_array
+        from .ops_rescale import target_depth_source
+
+        try:
+            traj = baked_trajectory(context, obj)
+            if self.dense == "RAYS":
+                traj = tracks.to_metres(traj, context.scene)
+                w, h = self.dense_width or traj.width, self.dense_height or traj.height
+                data = plucker_maps(traj, w, h, layout=self.ray_layout)
+                write_array(path, data, "plucker", plucker_metadata(traj, self.ray_layout))
+                what = f"Plücker rays {'x'.join(map(str, data.shape))} ({self.ray_layout}), positions in metres"
+            else:
+                n = self.track_count or None
+                data = pixel_tracks(traj, target_depth_source(context), self.track_step, n)
+                grid = None if n else grid_queries(traj.width, traj.height, self.track_step)[1]
+                meta = tracks_metadata(traj, data.shape, grid, None if n else self.track_step)
+                meta["metres_per_unit"] = tracks.scene_metres_per_unit(context.scene)
+                write_array(path, data, "tracks", meta)
+                what = f"{data.shape[1]} pixel tracks over the target depth ({data[..., 2].mean():.0%} visible)"
+        except (ValueError, OSError, DepthError) as exc:
+            self.report({"ERROR"}, f"Export: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {what} of {obj.name} ({len(traj)} frames) to {path}")
         return {"FINISHED"}
 
     def _blender_export(self, context, obj, path: str):
