@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .camera import Trajectory
+from .camera import METRES_PER_UNIT, Trajectory
 from .depth import DepthSource
 
 
@@ -106,6 +106,6 @@ def tracks_metadata(traj: Trajectory, shape: tuple, grid: tuple[int, int] | None
     }
     if grid is not None:
         meta.update(grid=list(grid), step=step)
-    if "metres_per_unit" in traj.metadata:
-        meta["metres_per_unit"] = float(traj.metadata["metres_per_unit"])
+    if METRES_PER_UNIT in traj.metadata:
+        meta[METRES_PER_UNIT] = float(traj.metadata[METRES_PER_UNIT])
     return meta

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .camera import Trajectory, relative_to_first
+from .camera import METRES_PER_UNIT, Trajectory, relative_to_first
 
 LAYOUTS = ("fchw", "cfhw")
 
@@ -68,6 +68,6 @@ def plucker_metadata(traj: Trajectory, layout: str = "fchw") -> dict:
         "layout": {"fchw": "frames,6,height,width", "cfhw": "6,frames,height,width"}[layout],
         "frames": [int(f) for f in traj.frames],
     }
-    if "metres_per_unit" in traj.metadata:
-        meta["metres_per_unit"] = float(traj.metadata["metres_per_unit"])
+    if METRES_PER_UNIT in traj.metadata:
+        meta[METRES_PER_UNIT] = float(traj.metadata[METRES_PER_UNIT])
     return meta
