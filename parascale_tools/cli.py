@@ -258,6 +258,10 @@ def cmd_export_tracks(args) -> int:
     grid = None if args.tracks else grid_queries(traj.width, traj.height, args.step)[1]
     meta = tracks_metadata(traj, tracks.shape, grid, None if args.tracks else args.step)
     out = write_array(args.output, tracks, "tracks", meta)
+    if args.plot:
+        from .track_plot import depth_shading, draw_tracks
+
+        draw_tracks(tracks, depth_shading(source.view(traj.c2w[0], traj.camera(0), 0).depth), args.plot)
     visible = float(tracks[..., 2].mean()) if tracks.size else 0.0
     if args.json:
         print(json.dumps({"output": str(out), "shape": list(tracks.shape), "grid": grid, "visible": visible}))
@@ -355,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--step", type=int, default=8, help="grid step in pixels (1: every pixel)")
     sp.add_argument("--tracks", type=int, help="N random pixels with depth instead of a grid")
     sp.add_argument("--seed", type=int, default=0, help="random seed of --tracks")
+    sp.add_argument("--plot", help="also draw the tracks over frame 0's depth into this PNG")
     sp.add_argument("-o", "--output", required=True, help="output .npy or .safetensors: (frames, N, [x, y, visible])")
     common(sp)
     sp.set_defaults(func=cmd_export_tracks)
