@@ -137,9 +137,13 @@ def test_export_tracks_cli(tmp_path, suffix):
         "".join(f"v {a} {b} {c}\n" for a, b, c in v) + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in t)
     )
     out = tmp_path / f"tracks{suffix}"
-    assert main(["export-tracks", str(track), "--target-depth", str(mesh), "--step", "8", "-o", str(out)]) == 0
+    plot = ["--plot", str(tmp_path / "tracks.png")] if suffix == ".npy" else []
+    assert main(["export-tracks", str(track), "--target-depth", str(mesh), "--step", "8", "-o", str(out), *plot]) == 0
     if suffix == ".npy":
         got = np.load(out)
+        import cv2
+
+        assert cv2.imread(str(tmp_path / "tracks.png")).shape == (H, W, 3)
     else:
         from safetensors import safe_open
 
@@ -149,3 +153,15 @@ def test_export_tracks_cli(tmp_path, suffix):
     np.testing.assert_array_equal(got, pixel_tracks(traj, MeshDepth(v, t), step=8))
     xy, vis, _ = _truth(traj, grid_queries(W, H, 8)[0])
     assert np.median(np.linalg.norm(got[..., :2] - xy, axis=-1)[vis]) <= 0.5
+
+
+def test_export_tracks_bad_depth_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from parascale_blender.formats.registry import write_trajectory
+    from parascale_tools.cli import main
+
+    track = tmp_path / "cam.json"
+    write_trajectory(_camera_path(3), track, "parascale")
+    out = tmp_path / "tracks.npy"
+    assert main(["export-tracks", str(track), "--target-depth", str(tmp_path / "none.obj"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "none.obj" in err and err.count("\n") == 1 and not out.exists()
