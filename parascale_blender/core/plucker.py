@@ -6,7 +6,8 @@ pixel centre ``(u + 0.5, v + 0.5)`` has the unit direction ``d = R normalize(K^-
 and the origin ``o`` = the camera centre; its six channels are the moment ``o x d`` (0-2) then
 ``d`` (3-5). Maps are float32, ``(F, 6, H, W)`` (``layout="fchw"``, CameraCtrl's
 ``plucker_embedding`` per batch) or ``(6, F, H, W)`` (``layout="cfhw"``, what the Control-Camera
-adapter of Wan-Fun / VideoX-Fun takes before packing; same values). Intrinsics ``[fx, fy, cx, cy]``
+adapter of Wan-Fun takes before packing: VideoX-Fun's ``process_pose_file`` runs the same
+``ray_condition`` and permutes its ``(F, H, W, 6)`` to ``(6, F, H, W)``; same values). Intrinsics ``[fx, fy, cx, cy]``
 are in pixels of the trajectory's size and are scaled to the map's size (field of view kept).
 """
 
