@@ -1,4 +1,5 @@
-"""The ``parascale`` command line: info, convert, rescale, metrics, track, bench, demo, convert-wan-fun.
+"""The ``parascale`` command line: info, convert, rescale, metrics, export-rays, export-tracks, track,
+bench, demo, convert-wan-fun.
 
 Every subcommand prints a human table by default and machine-readable JSON with ``--json``.
 User errors (bad files, bad options) print one line naming the file/frame/field and exit 2;
@@ -230,6 +231,45 @@ def cmd_convert_wan_fun(args) -> int:
     return 0
 
 
+def cmd_export_rays(args) -> int:
+    from parascale_blender.core.plucker import plucker_maps, plucker_metadata
+    from parascale_blender.formats.arrays import check_suffix, write_array
+
+    check_suffix(args.output)
+    traj = _read(args.track, args.format, args.repair_rotations)
+    maps = plucker_maps(traj, args.width, args.height, layout=args.layout)
+    out = write_array(args.output, maps, "plucker", plucker_metadata(traj, args.layout))
+    if args.json:
+        print(json.dumps({"output": str(out), "shape": list(maps.shape), "layout": args.layout}))
+    else:
+        print(f"wrote Plücker rays {'x'.join(map(str, maps.shape))} ({args.layout}) to {out}")
+    return 0
+
+
+def cmd_export_tracks(args) -> int:
+    from parascale_blender.core.pixel_tracks import grid_queries, pixel_tracks, tracks_metadata
+    from parascale_blender.formats.arrays import check_suffix, write_array
+    from parascale_blender.formats.depth_spec import parse_depth_spec
+
+    check_suffix(args.output)
+    traj = _read(args.track, args.format, args.repair_rotations)
+    source = parse_depth_spec(args.target_depth, trajectory=traj)
+    tracks = pixel_tracks(traj, source, step=args.step, sparse=args.tracks, seed=args.seed)
+    grid = None if args.tracks else grid_queries(traj.width, traj.height, args.step)[1]
+    meta = tracks_metadata(traj, tracks.shape, grid, None if args.tracks else args.step)
+    out = write_array(args.output, tracks, "tracks", meta)
+    if args.plot:
+        from .track_plot import depth_shading, draw_tracks
+
+        draw_tracks(tracks, depth_shading(source.view(traj.c2w[0], traj.camera(0), 0).depth), args.plot)
+    visible = float(tracks[..., 2].mean()) if tracks.size else 0.0
+    if args.json:
+        print(json.dumps({"output": str(out), "shape": list(tracks.shape), "grid": grid, "visible": visible}))
+    else:
+        print(f"wrote {tracks.shape[1]} pixel tracks over {tracks.shape[0]} frames to {out} ({visible:.0%} visible)")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from parascale_tools.bench.run import main as bench_main
 
@@ -298,6 +338,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("reference")
     common(sp, fmt=False)
     sp.set_defaults(func=cmd_metrics)
+
+    sp = sub.add_parser("export-rays", help="Plücker ray maps (CameraCtrl convention) of a track as .npy/.safetensors")
+    sp.add_argument("track")
+    sp.add_argument("--width", type=int, help="map width in pixels (default: the track's)")
+    sp.add_argument("--height", type=int, help="map height in pixels (default: the track's)")
+    sp.add_argument(
+        "--layout",
+        choices=["fchw", "cfhw"],
+        default="fchw",
+        help="fchw: (frames, 6, H, W) as CameraCtrl; cfhw: (6, frames, H, W) as Wan-Fun Control-Camera's adapter",
+    )
+    sp.add_argument("-o", "--output", required=True, help="output .npy or .safetensors")
+    common(sp)
+    sp.set_defaults(func=cmd_export_rays)
+
+    sp = sub.add_parser("export-tracks", help="pixel trajectories of frame 0 over a target depth, with visibility")
+    sp.add_argument("track", help="the (rescaled) camera track")
+    sp.add_argument("--target-depth", required=True, help="number, points (.npy/.ply), mesh (.ply/.obj), depth maps")
+    sp.add_argument("--step", type=int, default=8, help="grid step in pixels (1: every pixel)")
+    sp.add_argument("--tracks", type=int, help="N random pixels with depth instead of a grid")
+    sp.add_argument("--seed", type=int, default=0, help="random seed of --tracks")
+    sp.add_argument("--plot", help="also draw the tracks over frame 0's depth into this PNG")
+    sp.add_argument("-o", "--output", required=True, help="output .npy or .safetensors: (frames, N, [x, y, visible])")
+    common(sp)
+    sp.set_defaults(func=cmd_export_tracks)
 
     sp = sub.add_parser(
         "convert-wan-fun",

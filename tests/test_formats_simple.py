@@ -201,3 +201,16 @@ def test_chan_errors(tmp_path, text, line, field, words):
 
 def test_random_trajectory_helper_is_valid():
     random_trajectory(0, 5, points=True, extras=True).validate()
+
+
+def test_nerf_carries_the_unit(tmp_path):
+    traj = random_trajectory(4, 3)
+    traj = traj.replace(metadata={"metres_per_unit": 0.01})
+    write_nerf(traj, tmp_path / "t.json")
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["metres_per_unit"] == 0.01
+    assert read_nerf(tmp_path / "t.json").metadata["metres_per_unit"] == 0.01
+    doc["metres_per_unit"] = -1
+    (tmp_path / "t.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="field 'metres_per_unit': expected a positive number"):
+        read_nerf(tmp_path / "t.json")

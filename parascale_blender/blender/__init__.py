@@ -21,6 +21,7 @@ _MODULES = (
     "ops_rescale",
     "ops_target",
     "ops_bake",
+    "ops_edit",
     "closed_loop",
     "panel",
     "ops_generate",

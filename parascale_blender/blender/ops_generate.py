@@ -29,7 +29,7 @@ from . import closed_loop, compat, convert, helpers, plate, polls, server_jobs, 
 from .bake import baked_trajectory
 
 KIND = "generate"  # server_jobs kind
-_PENDING_STRIPS: list[tuple] = []  # (scene, mp4 path, start frame, frames, strip name)
+_PENDING_STRIPS: list[tuple] = []  # (scene, mp4 path, start frame, frames, strip name, strip facts)
 _SAVING = False
 
 
@@ -185,6 +185,9 @@ def start_generate(context) -> ServerJob:
         "strip_name": strip_name(cam, traj, g.backend),
         "seed": seed,
         "size": [traj.width, traj.height],
+        "camera": cam.name,
+        "mode": traj.metadata.get("mode") or "keyed",
+        "backend": g.backend,
     }
     return server_jobs.follow(scene, KIND, job, source=cam.name, options=options)
 
@@ -192,8 +195,12 @@ def start_generate(context) -> ServerJob:
 def _strip_for_result(scene, st, path: str) -> str:
     """server_jobs handler: the downloaded clip becomes a strip at the shot start (after a save)."""
     opts = json.loads(st.options or "{}")
-    request_strip(scene, path, int(opts["shot_start"]), int(opts["frames"]), opts.get("strip_name"))
+    meta = {k: opts[k] for k in STRIP_FACTS if opts.get(k) is not None}
+    request_strip(scene, path, int(opts["shot_start"]), int(opts["frames"]), opts.get("strip_name"), meta)
     return st.message if st.result_name else "the clip is inserted when the save in progress ends"
+
+
+STRIP_FACTS = ("camera", "mode", "backend", "seed")  # kept on a generated strip as parascale_<key>
 
 
 def free_channel(scene, start: int, length: int) -> int:
@@ -205,12 +212,12 @@ def free_channel(scene, start: int, length: int) -> int:
     return next(c for c in range(1, 129) if c not in used)
 
 
-def request_strip(scene, path: str, start: int, frames: int, name: str | None = None) -> None:
+def request_strip(scene, path: str, start: int, frames: int, name: str | None = None, meta=None) -> None:
     """Insert the clip now, or after the save in progress."""
     if _SAVING:
-        _PENDING_STRIPS.append((scene.name_full, path, start, frames, name))
+        _PENDING_STRIPS.append((scene.name_full, path, start, frames, name, meta))
     else:
-        insert_strip(scene, path, start, frames, name)
+        insert_strip(scene, path, start, frames, name, meta)
 
 
 def unique_strip_name(scene, name: str) -> str:
@@ -223,14 +230,17 @@ def unique_strip_name(scene, name: str) -> str:
     return out
 
 
-def insert_strip(scene, path: str, start: int, frames: int, name: str | None = None):
+def insert_strip(scene, path: str, start: int, frames: int, name: str | None = None, meta: dict | None = None):
     """A movie strip for ``path`` at ``start`` in a free channel, named ``name`` (made unique; default
-    the file name); the strip's name becomes the job's result name."""
+    the file name); the strip's name becomes the job's result name. ``meta`` (``STRIP_FACTS``: camera,
+    mode, backend, seed) is kept on the strip as ``parascale_<key>`` custom properties."""
     if scene.sequence_editor is None:
         scene.sequence_editor_create()
     channel = free_channel(scene, start, frames)
     name = unique_strip_name(scene, name or os.path.basename(path))
     strip = compat.strips(scene).new_movie(name, path, channel, start, fit_method="FIT")
+    for key, value in (meta or {}).items():
+        strip[f"parascale_{key}"] = value
     st = server_jobs.record(scene, KIND)
     st.result_name, st.message = strip.name, f"clip in channel {channel} from frame {start}"
     if pce := closed_loop.apply(scene, strip, closed_loop.report_of(st)):
@@ -249,10 +259,10 @@ def _save_post(*_args) -> None:
     global _SAVING
     _SAVING = False
     while _PENDING_STRIPS:
-        scene_name, path, start, frames, name = _PENDING_STRIPS.pop(0)
+        scene_name, path, start, frames, name, meta = _PENDING_STRIPS.pop(0)
         scene = bpy.data.scenes.get(scene_name)
         if scene is not None:
-            insert_strip(scene, path, start, frames, name)
+            insert_strip(scene, path, start, frames, name, meta)
             server_jobs.push_undo("Generate result")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..core.camera import SparsePoints, Trajectory
+from ..core.camera import METRES_PER_UNIT, SparsePoints, Trajectory
 from . import convert, helpers, keys, points
 
 # World up-axis conversions applied to imported poses and points (matrix W: p_blender = W p_file).
@@ -97,9 +97,6 @@ def transform_world(traj: Trajectory, W: np.ndarray) -> Trajectory:
     if pts is not None:
         pts = SparsePoints(pts.xyz @ W[:3, :3].T + W[:3, 3], pts.rgb, pts.visibility)
     return traj.replace(c2w=W @ traj.c2w, points=pts)
-
-
-METRES_PER_UNIT = "metres_per_unit"  # ParaScale JSON metadata: metres per world unit of positions
 
 
 def scene_metres_per_unit(scene) -> float:

@@ -47,6 +47,9 @@ def invert_rigid(T: np.ndarray) -> np.ndarray:
     return out
 
 
+METRES_PER_UNIT = "metres_per_unit"  # Trajectory.metadata key: metres per world unit of its positions
+
+
 def relative_to_first(c2w: np.ndarray) -> np.ndarray:
     """Rigid poses (N,4,4) as ``c2w_0^-1 @ c2w_j``: expressed in the first pose's frame (frame 0 = identity)."""
     c2w = np.asarray(c2w, dtype=np.float64)

@@ -6,7 +6,8 @@ looking down -z); we convert with ``c2w_cv = c2w_gl @ diag(1, -1, -1, 1)``. Intr
 optional ``camera_angle_y``), at the top level and/or per frame (per-frame keys win). Missing
 ``cx, cy`` mean the image centre. Distortion keys (k1, k2, p1, p2, ...) are kept in the metadata.
 Frames keep the file's order; frame numbers are the digits of ``file_path`` when they increase,
-else the index.
+else the index. A top-level ``metres_per_unit`` (ParaScale's, not a NeRF key: loaders ignore it)
+states the positions' unit and round-trips through ``Trajectory.metadata``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.camera import FLIP_YZ, Trajectory
+from ..core.camera import FLIP_YZ, METRES_PER_UNIT, Trajectory
 from .errors import FormatError
 from .textio import finish, frames_from_names, is_number, load_json, number_matrix, quiet_numerics
 
@@ -102,6 +103,11 @@ def read_nerf(
         meta["distortion"] = dist
     if isinstance(doc.get("camera_model"), str):
         meta["camera_model"] = doc["camera_model"]
+    if METRES_PER_UNIT in doc:
+        mpu = doc[METRES_PER_UNIT]
+        if not (is_number(mpu) and math.isfinite(mpu) and mpu > 0):
+            raise FormatError(path, f"expected a positive number, got {json.dumps(mpu)[:40]}", field=METRES_PER_UNIT)
+        meta[METRES_PER_UNIT] = float(mpu)
     traj = Trajectory(frames, c2w, K, w, h, fps=fps, metadata=meta)
     return finish(traj, path, repair_rotations)
 
@@ -123,5 +129,8 @@ def write_nerf(
         if not shared:
             f.update(fl_x=float(K[i, 0]), fl_y=float(K[i, 1]), cx=float(K[i, 2]), cy=float(K[i, 3]))
         frames.append(f)
+    mpu = traj.metadata.get(METRES_PER_UNIT)
+    if isinstance(mpu, int | float) and math.isfinite(mpu) and mpu > 0:
+        doc[METRES_PER_UNIT] = float(mpu)  # not a NeRF key (loaders ignore it): the positions' unit
     doc["frames"] = frames
     Path(path).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")

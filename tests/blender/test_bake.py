@@ -195,3 +195,52 @@ def test_exports_are_in_metres_with_the_scenes_unit_scale(scene, ext, tmp_path, 
     back = next(o for o in bpy.context.scene.objects if o.type == "CAMERA")
     got = opencv_track(back, bpy.context.scene, frames)
     np.testing.assert_allclose(got[:, :3, 3], metres[:, :3, 3], atol=1e-5)
+
+
+@pytest.mark.parametrize("name,unit", [("shot.usda", 1.0), ("shot.usdc", 1.0), ("shot.usd", 0.01), ("shot.usda", 2.5)])
+def test_usd_camera_reads_back_with_usd_core_as_blender_evaluates_it(scene, tmp_path, capfd, name, unit):
+    """The camera through Blender's USD exporter, read back by usd-core (not Blender): at every frame
+    of the keyed range the prim's local-to-world matrix is Blender's matrix_world and focal length /
+    aperture (tenths of a stage unit) x metersPerUnit are the lens and sensor in mm; the stage states
+    the scene's Unit Scale as metersPerUnit, frames as time codes, the scene's fps."""
+    import bpy
+
+    Usd = pytest.importorskip("pxr.Usd")
+    from pxr import UsdGeom
+
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    scene.unit_settings.scale_length = unit
+    cam = sparse_camera(scene, 5, 14)
+    cam.data.sensor_width, cam.data.clip_start = 30.0, 0.25
+    scene.frame_start, scene.frame_end = 1, 40
+    path = tmp_path / name
+    capfd.readouterr()
+    assert bpy.ops.export_scene.parascale_track(filepath=str(path), camera=cam.name) == {"FINISHED"}
+    assert f"metersPerUnit {unit:g}" in capfd.readouterr().out
+    assert (scene.frame_start, scene.frame_end) == (1, 40), "the shot range is given back"
+    stage = Usd.Stage.Open(str(path))
+    assert UsdGeom.GetStageMetersPerUnit(stage) == scene.unit_settings.scale_length  # float32 in Blender
+    assert (stage.GetStartTimeCode(), stage.GetEndTimeCode(), stage.GetTimeCodesPerSecond()) == (5, 14, 25)
+    prims = [p for p in stage.Traverse() if p.IsA(UsdGeom.Camera)]
+    assert len(prims) == 1, "the camera alone"
+    ucam = UsdGeom.Camera(prims[0])
+    mm = 100.0 * UsdGeom.GetStageMetersPerUnit(stage)  # millimetres per tenth of a stage unit
+    for f in range(5, 15):
+        scene.frame_set(f)
+        t = Usd.TimeCode(f)
+        got = np.array(UsdGeom.Xformable(prims[0]).ComputeLocalToWorldTransform(t)).T  # USD: row vectors
+        np.testing.assert_allclose(got, np.array(cam.matrix_world), atol=1e-5)
+        assert ucam.GetFocalLengthAttr().Get(t) * mm == pytest.approx(cam.data.lens, abs=1e-5 * cam.data.lens)
+        assert ucam.GetHorizontalApertureAttr().Get(t) * mm == pytest.approx(30.0, rel=1e-5)
+        assert ucam.GetClippingRangeAttr().Get(t)[0] == pytest.approx(0.25, rel=1e-5)
+    assert ucam.GetFocalLengthAttr().Get(Usd.TimeCode(5)) * mm == pytest.approx(30.0, rel=1e-5)
+
+
+def test_usdc_refuses_a_unit_scale_it_cannot_state(scene, tmp_path):
+    import bpy
+
+    scene.unit_settings.scale_length = 0.01
+    cam = sparse_camera(scene, 1, 4)
+    with pytest.raises(RuntimeError, match=r"\.usda or \.usd"):
+        bpy.ops.export_scene.parascale_track(filepath=str(tmp_path / "x.usdc"), camera=cam.name)
+    assert not (tmp_path / "x.usdc").exists()
