@@ -99,7 +99,8 @@ class PARASCALE_OT_points_from_depth_map(bpy.types.Operator):
         colours = rgb[::k, ::k].reshape(-1, 3)[idx] if rgb is not None else depth_colours(depth.reshape(-1)[idx])
         obj = _make(context, f"{os.path.splitext(os.path.basename(dpath))[0]} points", xyz, colours)
         obj["parascale_source"] = "plate"
-        points.store_frustum(obj, c2w, plate_cam, plate_sky)  # its sky, and where the plate looked
+        # its sky, where the plate looked, and the camera the points are the pixel samples of (their grid)
+        points.store_frustum(obj, c2w, cam, plate_sky)
         self.report({"INFO"}, f"{len(xyz):,} target points in {obj.name!r}")
         return {"FINISHED"}
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .camera import Camera, SparsePoints
 from .depth import DepthError, DepthSource, DepthView, clean_depth
+from .plate_grid import PlateGrid
 from .triangles import rasterise_triangles
 from .zbuffer import LOD_PIXELS, PointHierarchy, fill_pinholes, front_layer, to_camera, zbuffer
 
@@ -35,7 +36,9 @@ class PointCloudDepth(DepthSource):
     or a disocclusion. A plate's remaining unknown pixels (outside its frustum, disocclusions) are
     extended from the known pixels around them (:func:`extend_far`): a plate stands for a whole view,
     and leaving its edges out biases Π the way the camera moves (a truck towards a facade the plate
-    cut off would see only the far part of the street).
+    cut off would see only the far part of the street). A cloud whose points are the pixel samples of
+    ``frustum``'s camera (as unprojected) is drawn from that grid (:class:`~.plate_grid.PlateGrid`):
+    thin structures keep their width, grazing surfaces stay closed.
     """
 
     geometric = True
@@ -64,15 +67,25 @@ class PointCloudDepth(DepthSource):
             raise DepthError("a plate's sky mask needs the plate's frustum (its pose and camera)")
         self.frustum = frustum
         self.plate_sky = None if plate_sky is None else np.asarray(plate_sky, dtype=bool)
+        # A plate's cloud (one point per pixel of its frustum's camera) is drawn by its grid's
+        # footprints (:mod:`.plate_grid`); points off the grid (added later) by splats beside it.
+        self.grid, self.loose = None, None
+        if frustum is not None:
+            self.grid, on = PlateGrid.from_points(xyz, *frustum)
+            if self.grid is not None and not on.all():
+                self.loose = PointHierarchy(xyz[~on], radius)
         kind = "plate cloud" if frustum is not None else "point cloud"
         self.description = f"{kind} ({self.hierarchy.size} points{', empty = sky' if sky else ''})"
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
-        h = self.hierarchy
-        if self.lod_pixels > 0:
-            depth = h.view(c2w, camera, self.lod_pixels)
+        if self.grid is not None:
+            depth = self.grid.view(c2w, camera)
+            if self.loose is not None:
+                depth = np.fmin(depth, self.loose.view(c2w, camera, self.lod_pixels))
+        elif self.lod_pixels > 0:
+            depth = self.hierarchy.view(c2w, camera, self.lod_pixels)
         else:
-            depth = zbuffer(h.points, c2w, camera, radius=h.radius)
+            depth = zbuffer(self.hierarchy.points, c2w, camera, radius=self.hierarchy.radius)
         if self.fill_holes:
             depth = fill_pinholes(depth)
         sky: bool | np.ndarray = self.sky
@@ -86,7 +99,7 @@ class PointCloudDepth(DepthSource):
                 iv = np.clip((v[inside] * h / ph).astype(np.int64), 0, h - 1)
                 sky[inside] = self.plate_sky[iv, iu]
             known = (np.isfinite(depth) & (depth > 0)) | sky
-            depth, sky = extend_far(depth, sky)
+            depth, sky = extend_far(depth, sky, behind=inside)
             return DepthView(depth, camera, sky=sky, extended=~known)
         return DepthView(depth, camera, sky=sky)
 
@@ -260,11 +273,16 @@ class DepthMapSequence(DepthSource):
         return DepthView(self._cache[key].copy(), camera, sky=True)
 
 
-def extend_far(depth: np.ndarray, sky: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def extend_far(
+    depth: np.ndarray, sky: bool | np.ndarray, behind: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fill unknown pixels (empty and not sky) from their known 8-neighbours, one ring per pass, with
-    the farthest of them (sky counts as infinitely far): a gap beside a near object is a
-    disocclusion of what lies behind it, and an edge extends the surface or the sky it touches.
-    Returns (depth, sky mask); nothing changes when no pixel is known."""
+    the farthest of them (sky counts as infinitely far): an edge extends the surface or the sky it
+    touches. ``behind`` (H, W) bool marks the unknown pixels that are disocclusions (a plate saw that
+    direction, so the gap opened behind something nearer): each takes the farther of the known pixels
+    that close its gap along the row (the background continues behind the near edge; a sideways move
+    opens its gaps along rows), not a ring of the near object's. Returns (depth, sky mask); nothing changes when
+    no pixel is known."""
     d = np.array(depth, dtype=np.float64)
     sky_m = np.broadcast_to(np.asarray(sky, dtype=bool), d.shape) & ~(np.isfinite(d) & (d > 0))
     inv = np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), np.nan)
@@ -273,6 +291,17 @@ def extend_far(depth: np.ndarray, sky: bool | np.ndarray) -> tuple[np.ndarray, n
     if known.all() or not known.any():
         return d, sky_m.copy()
     H, W = inv.shape
+    if behind is not None:  # a gap takes the farther of the known pixels that close it along its row
+        gaps = behind & ~known
+        cols = np.broadcast_to(np.arange(W), (H, W))
+        left = np.maximum.accumulate(np.where(known, cols, -1), axis=1)
+        right = np.minimum.accumulate(np.where(known, cols, W)[:, ::-1], axis=1)[:, ::-1]
+        rows = np.broadcast_to(np.arange(H)[:, None], (H, W))
+        pad = np.concatenate([inv, np.full((H, 1), np.inf)], axis=1)  # column W (and -1): no pixel
+        far = np.fmin(pad[rows, np.where(left >= 0, left, W)], pad[rows, np.where(right < W, right, W)])
+        fill = gaps & np.isfinite(far)
+        inv[fill] = far[fill]
+        known |= fill
     shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
     while not known.all():
         pad = np.pad(inv, 1, constant_values=np.nan)

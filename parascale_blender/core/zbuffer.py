@@ -49,9 +49,6 @@ def rasterise(
     front_tolerance: float | None = None,
 ) -> np.ndarray:
     """Visible z per pixel of camera-space points (N,3) splatted with world ``radius`` (see module doc)."""
-    if front_tolerance is None:
-        front_tolerance = FRONT_TOLERANCE
-    W, H = camera.width, camera.height
     z = cam_xyz[:, 2]
     front = z > 0
     if not front.all():
@@ -64,13 +61,43 @@ def rasterise(
     # A half-width below 0.5 px behaves as 0.5: exactly the pixel the point falls in.
     hx = np.clip(camera.fx * rinv, 0.5, max_splat)
     hy = hx if camera.fx == camera.fy else np.clip(camera.fy * rinv, 0.5, max_splat)
-    hx = np.broadcast_to(hx, u.shape)
-    hy = np.broadcast_to(hy, u.shape)
+    return splat_boxes(u, v, z, np.broadcast_to(hx, u.shape), np.broadcast_to(hy, u.shape), camera, front_tolerance)
+
+
+def splat_boxes(
+    u: np.ndarray,
+    v: np.ndarray,
+    z: np.ndarray,
+    hx: np.ndarray,
+    hy: np.ndarray,
+    camera: Camera,
+    front_tolerance: float | None = None,
+) -> np.ndarray:
+    """Visible z per pixel of boxes centred at pixel position (u, v) with half-widths (hx, hy) pixels
+    and depth ``z`` (all (N,)): see :func:`splat_extents`."""
+    return splat_extents(u - hx, u + hx, v - hy, v + hy, z, camera, front_tolerance)
+
+
+def splat_extents(
+    u0: np.ndarray,
+    u1: np.ndarray,
+    v0: np.ndarray,
+    v1: np.ndarray,
+    z: np.ndarray,
+    camera: Camera,
+    front_tolerance: float | None = None,
+) -> np.ndarray:
+    """Visible z per pixel of boxes (all (N,)) covering the pixel centres in ``(u0, u1]`` x ``(v0, v1]``
+    at depth ``z``: a box narrower than a pixel may cover none (centres are sampled as a mesh
+    rasteriser samples them), and boxes sharing an edge value never both cover a centre on it."""
+    if front_tolerance is None:
+        front_tolerance = FRONT_TOLERANCE
+    W, H = camera.width, camera.height
     # First/last covered pixel per axis, clipped to the image in float (no int overflow).
-    c0 = np.clip(np.floor(u - hx - 0.5) + 1, 0, W)
-    c1 = np.clip(np.floor(u + hx - 0.5), -1, W - 1)
-    r0 = np.clip(np.floor(v - hy - 0.5) + 1, 0, H)
-    r1 = np.clip(np.floor(v + hy - 0.5), -1, H - 1)
+    c0 = np.clip(np.floor(u0 - 0.5) + 1, 0, W)
+    c1 = np.clip(np.floor(u1 - 0.5), -1, W - 1)
+    r0 = np.clip(np.floor(v0 - 0.5) + 1, 0, H)
+    r1 = np.clip(np.floor(v1 - 0.5), -1, H - 1)
     ncol = c1 - c0
     nrow = r1 - r0
     hit = (ncol >= 0) & (nrow >= 0)
