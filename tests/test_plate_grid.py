@@ -16,7 +16,8 @@ from parascale_tools.bench.depth_paths import poles
 from parascale_tools.bench.raytrace import street
 
 PLATE = Camera(600.0, 600.0, 320.0, 180.0, 640, 360)
-WORK = Camera(150.0, 150.0, 80.0, 45.0, 160, 90)  # a quarter of the plate: its centres lie on plate pixel edges
+WORK = Camera(150.0, 150.0, 80.0, 45.0, 160, 90)  # a quarter of the plate
+HALF = Camera(300.0, 300.0, 160.0, 90.0, 320, 180)  # half the plate: its centres lie on plate pixel edges
 
 
 def _plate(scene, cam=PLATE, c2w=None):
@@ -46,24 +47,24 @@ def test_pixel_centres_on_depth_edges_are_shared_fairly():
     plate pixel edge: the near-object share matches the traced view (front-wins-ties widened the
     poles, far-wins narrowed them)."""
     scene = poles()
-    truth = scene.trace(np.eye(4), WORK)[1]
-    got = _plate(scene).view(np.eye(4), WORK).depth  # (a centre on a corner no box claims: a pinhole, filled)
+    truth = scene.trace(np.eye(4), HALF)[1]
+    got = _plate(scene).view(np.eye(4), HALF).depth  # (a centre on a corner no box claims: a pinhole, filled)
     assert np.isfinite(got).all()
     near_truth, near_got = np.mean(truth < 7), np.mean(got < 7)
-    assert near_got == pytest.approx(near_truth, abs=0.004)
+    assert near_got == pytest.approx(near_truth, abs=0.006)  # front always: +0.014, far always: -0.023
     assert np.mean(1 / got) == pytest.approx(np.mean(1 / truth), rel=0.015)
 
 
 @pytest.mark.parametrize("dx", [0.05, 0.2])
 def test_thin_poles_keep_their_width_when_the_camera_moves(dx):
-    """40 poles 2-5 cm thick: E[1/Z] of the view from a trucked camera within 2% of the traced truth
+    """40 poles 2-5 cm thick: E[1/Z] of the view from a trucked camera within 3% of the traced truth
     (the cloud's splats, a pixel per sample at least, read the poles 9% too wide at 5 cm)."""
     scene = poles()
     c2w = _moved(dx)
     truth = scene.trace(c2w, WORK)[1]
     view = _plate(scene).view(c2w, WORK)
     assert np.isfinite(view.depth).all()
-    assert np.mean(1 / view.depth) == pytest.approx(np.mean(1 / truth), rel=0.02)
+    assert np.mean(1 / view.depth) == pytest.approx(np.mean(1 / truth), rel=0.03)
     splats = PointHierarchy(_plate(scene).hierarchy.points).view(c2w, WORK)
     assert np.nanmean(1 / splats) > 1.05 * np.mean(1 / truth)  # what the grid avoids
 

@@ -23,7 +23,8 @@ ON_CENTRE = 0.01  # px: a point this close to a pixel centre of the plate's came
 GRID_SHARE = 0.9  # a cloud is a plate grid when at least this share of its points are pixel samples
 DISCONTINUITY = 0.1  # grid neighbours whose depths differ by more than 10% are not the same surface
 EDGE_YIELD = 1e-6  # across a depth edge one sample yields a pixel centre exactly on the edge (see _edges)
-MAX_SPLAT = 16.0  # px: the largest half-width a sample covers (a surface seen edge-on)
+MAX_SPLAT = 16.0
+LOD_SAMPLE = 0.5  # working px between the samples a view draws, at most (see PlateGrid.view)  # px: the largest half-width a sample covers (a surface seen edge-on)
 
 
 class PlateGrid:
@@ -72,8 +73,29 @@ class PlateGrid:
         depth[r, c] = z[on]
         return cls(grid, depth, camera), on
 
+    def level(self, step: int) -> PlateGrid:
+        """Every ``step``-th sample per axis (a power of two), as the grid of a camera with ``step``
+        times larger pixels (the level of detail: cached)."""
+        if step <= 1:
+            return self
+        levels = self.__dict__.setdefault("_levels", {})
+        if step not in levels:
+            c = self.camera
+            cam = Camera(c.fx / step, c.fy / step, 0.5 - (0.5 - c.cx) / step, 0.5 - (0.5 - c.cy) / step,
+                         len(range(0, c.width, step)), len(range(0, c.height, step)))  # fmt: skip
+            levels[step] = PlateGrid(self.xyz[::step, ::step], self.depth[::step, ::step], cam)
+        return levels[step]
+
     def view(self, c2w: np.ndarray, camera: Camera, front_tolerance: float | None = None) -> np.ndarray:
-        """(H, W) z-depth of the grid's surfaces at ``camera`` from ``c2w`` (NaN where none)."""
+        """(H, W) z-depth of the grid's surfaces at ``camera`` from ``c2w`` (NaN where none), from the
+        level whose samples are ``LOD_SAMPLE`` working pixels apart or less at the plate's own depth
+        (a 1080p plate for a 160 px working view: every 4th sample)."""
+        step = 1
+        while 2 * step * camera.fx / self.camera.fx <= LOD_SAMPLE:
+            step *= 2
+        return self.level(step)._view(c2w, camera, front_tolerance)
+
+    def _view(self, c2w: np.ndarray, camera: Camera, front_tolerance: float | None = None) -> np.ndarray:
         H, W = self.depth.shape
         q = np.full((H, W, 3), np.nan)
         q[self.valid] = to_camera(self.points, c2w)
