@@ -23,8 +23,8 @@ ON_CENTRE = 0.01  # px: a point this close to a pixel centre of the plate's came
 GRID_SHARE = 0.9  # a cloud is a plate grid when at least this share of its points are pixel samples
 DISCONTINUITY = 0.1  # grid neighbours whose depths differ by more than 10% are not the same surface
 EDGE_YIELD = 1e-6  # across a depth edge one sample yields a pixel centre exactly on the edge (see _edges)
-MAX_SPLAT = 16.0
-LOD_SAMPLE = 0.5  # working px between the samples a view draws, at most (see PlateGrid.view)  # px: the largest half-width a sample covers (a surface seen edge-on)
+MAX_SPLAT = 16.0  # px: the largest half-width a sample covers (a surface seen edge-on)
+LOD_SAMPLE = 0.5  # working px between the samples a view draws, at most (see PlateGrid.view)
 
 
 class PlateGrid:
