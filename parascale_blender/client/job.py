@@ -123,10 +123,11 @@ class ServerJob:
         if self.finished:
             return self.state
         if self._call is None:
-            if self.state == PENDING:
+            if self.state == PENDING and self.job_id is None:
                 self._start("submit", self._do_submit)
             elif self.state == DOWNLOADING:
-                self._start("download", lambda: self.client.download(self.job_id, self.output_path))
+                media = self.result_media_type if self.result_media_type in wire.RESULT_MEDIA_TYPES else None
+                self._start("download", lambda: self.client.download(self.job_id, self.output_path, media_type=media))
             elif now - self._last_poll >= self.poll_interval:
                 self._last_poll = now
                 self._start("poll", lambda: self.client.status(self.job_id))
@@ -230,6 +231,9 @@ class ServerJob:
             self._finish(state, error=status.get("error") or None)
         elif state in (wire.QUEUED, wire.RUNNING):
             self.state = state
+        elif self.state == PENDING:  # a state this client does not know: the job exists, follow it (never re-submit)
+            self.state = wire.QUEUED
+            self.message = f"server state {str(state)[:40]!r} unknown to this add-on: {self.message}"[:1000]
 
     def _finish(self, state: str, message: str = "", error: str | None = None) -> None:
         self.state = state

@@ -75,16 +75,24 @@ def _send(h, code: int, body: bytes, headers: dict | None = None, length: int | 
     h.wfile.flush()
 
 
+# The first bytes of an MP4 (an ISO 'ftyp' box, as ffmpeg writes it): what a result must start with.
+MP4_START = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+
+
+def _result_headers(data: bytes, media_type: str = "video/mp4") -> dict:
+    return {"Content-Type": media_type, "X-Content-SHA256": hashlib.sha256(data).hexdigest()}
+
+
 def _status(state: str, **kw) -> bytes:
     return json.dumps({"id": JOB_ID, "state": state, "progress": 1.0, "message": state, **kw}).encode()
 
 
 def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
-    data = bytes(range(256)) * 4  # 1,024 bytes; the server sends 10 then hangs up
+    data = MP4_START + bytes(range(256)) * 4  # the server sends 10 bytes then hangs up
 
     def respond(h):
         if h.path.endswith("/result"):
-            _send(h, 200, data[:10], {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}, length=len(data))
+            _send(h, 200, data[:10], _result_headers(data), length=len(data))
             h.close_connection = True
         else:
             _send(h, 200, _status("done"))
@@ -103,12 +111,12 @@ def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
 
 
 def test_corrupted_download_is_refused_by_its_digest(peers, tmp_path):
-    data = b"x" * 1000
-    peer = peers(lambda h: _send(h, 200, data, {"X-Content-SHA256": hashlib.sha256(b"y" * 1000).hexdigest()}))
+    data = MP4_START + b"x" * 1000
+    peer = peers(lambda h: _send(h, 200, data, _result_headers(MP4_START + b"y" * 1000)))
     with pytest.raises(BridgeError, match="SHA-256 differs"):
         BridgeClient(peer.url).download(JOB_ID, tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == []
-    ok = peers(lambda h: _send(h, 200, data, {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}))
+    ok = peers(lambda h: _send(h, 200, data, _result_headers(data)))
     assert BridgeClient(ok.url).download(JOB_ID, tmp_path / "out.mp4").read_bytes() == data
 
 
@@ -174,7 +182,8 @@ def test_a_201_without_an_id_fails_once_and_is_not_resubmitted(peers, tmp_path):
     assert [r[0] for r in peer.requests] == ["POST"]
 
 
-def test_token_is_not_sent_along_a_redirect_to_another_host(peers):
+def test_redirects_are_never_followed(peers, tmp_path):
+    """A 3xx is an error naming where it pointed: neither the upload nor the token reaches the other host."""
     other = peers(lambda h: _send(h, 200, _status("running")))
     port = other.url.rsplit(":", 1)[1]
 
@@ -185,9 +194,16 @@ def test_token_is_not_sent_along_a_redirect_to_another_host(peers):
         h.end_headers()
 
     first = peers(redirect)
-    BridgeClient(first.url, token="secret-token-1234").status(JOB_ID)
+    client = BridgeClient(first.url, token="secret-token-1234")
+    with pytest.raises(BridgeError, match=r"redirect \(307\) to 'http://localhost:\d+/v1/jobs/.*not followed") as e:
+        client.status(JOB_ID)
+    assert e.value.status == 307
+    scene = plane_scene(64, 40, 3)
+    job = ServerJob(client, JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image)), tmp_path / "x.mp4")
+    job.tick()
+    assert job.state == "failed" and "redirect" in job.error
     assert first.requests[0][2].get("Authorization") == "Bearer secret-token-1234"
-    assert len(other.requests) == 1 and "Authorization" not in other.requests[0][2]
+    assert [r[0] for r in first.requests] == ["GET", "POST"] and other.requests == []
 
 
 def test_a_retried_submission_returns_the_same_job_even_after_a_restart(tmp_path):
