@@ -231,8 +231,8 @@ class ServerJob:
             self._finish(state, error=status.get("error") or None)
         elif state in (wire.QUEUED, wire.RUNNING):
             self.state = state
-        elif self.state == PENDING:  # a state this client does not know: the job exists, follow it (never re-submit)
-            self.state = wire.QUEUED
+        else:  # a state this client does not know: the job exists, follow it (never re-submit)
+            self.state = wire.QUEUED if self.state == PENDING else self.state
             self.message = f"server state {str(state)[:40]!r} unknown to this add-on: {self.message}"[:1000]
 
     def _finish(self, state: str, message: str = "", error: str | None = None) -> None:

@@ -231,3 +231,104 @@ def test_a_retried_submission_returns_the_same_job_even_after_a_restart(tmp_path
             assert int(r.headers["Content-Length"]) == len(r.content)
     finally:
         srv.stop()
+
+
+def test_a_dripped_header_is_cut_at_the_overall_deadline(peers):
+    """Headers one byte every 0.2 s (each read quick, the answer ~20 s): the call ends at its deadline."""
+
+    def respond(h):
+        head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Pad-%d: %d\r\n" % (i, i) for i in range(10)) + b"\r\n"
+        for b in head:
+            h.wfile.write(bytes([b]))
+            h.wfile.flush()
+            time.sleep(0.2)
+
+    peer = peers(respond)
+    t0 = time.monotonic()
+    with pytest.raises(BridgeError, match="did not answer within 1.5 s"):
+        BridgeClient(peer.url, timeout=1.5).health()
+    assert time.monotonic() - t0 < 2.2
+
+
+def test_a_server_that_hangs_on_post_frees_the_submission_at_its_deadline(tmp_path):
+    """A submission's deadline holds while the server reads the upload and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(BridgeError, match="did not answer within 1 s"):
+            BridgeClient(url).submit(b"{}", MP4_START, timeout=1.0)
+        assert time.monotonic() - t0 < 1.7
+
+
+@pytest.mark.parametrize(
+    ("media_type", "body", "why"),
+    [
+        ("text/html", b"<html><body>Login</body></html>" * 4, "as 'text/html'"),
+        ("video/mp4", b"<!DOCTYPE html><html><body>Login</body></html>" * 4, "not a video/mp4"),
+        ("application/json", MP4_START * 4, "not video/mp4"),  # the job said MP4: another type is refused
+    ],
+)
+def test_a_result_that_is_not_what_the_job_made_is_never_saved(peers, tmp_path, media_type, body, why):
+    def respond(h):
+        if h.path.endswith("/result"):
+            _send(h, 200, body, _result_headers(body, media_type))
+        else:
+            _send(h, 200, _status("done", result_media_type="video/mp4"))
+
+    peer = peers(respond)
+    job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    for _ in range(20):
+        if job.tick() in ("done", "failed"):
+            break
+    assert job.state == "failed" and why in job.error, job.error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_downloads_are_capped(peers, tmp_path):
+    big = MP4_START + b"\0" * 5000
+    told = peers(lambda h: _send(h, 200, big, _result_headers(big)))  # Content-Length says too much: not read
+    with pytest.raises(BridgeError, match="5032 bytes, more than the 4096"):
+        BridgeClient(told.url).download(JOB_ID, tmp_path / "a.mp4", max_bytes=4096)
+
+    def chunked(h):  # no length, only a digest: cut while streaming
+        h.send_response(200)
+        for k, v in {**_result_headers(big), "Transfer-Encoding": "chunked"}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        for i in range(0, len(big), 1000):
+            part = big[i : i + 1000]
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        h.wfile.write(b"0\r\n\r\n")
+        h.wfile.flush()
+
+    streamed = peers(chunked)
+    with pytest.raises(BridgeError, match="larger than 4096 bytes"):
+        BridgeClient(streamed.url).download(JOB_ID, tmp_path / "b.mp4", max_bytes=4096)
+    assert list(tmp_path.iterdir()) == []
+    assert BridgeClient(streamed.url).download(JOB_ID, tmp_path / "c.mp4").read_bytes() == big
+
+
+def test_an_existing_file_is_never_replaced_and_no_folder_is_made(peers, tmp_path):
+    data = MP4_START + b"new"
+    peer = peers(lambda h: _send(h, 200, data, _result_headers(data)))
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(b"the artist's own file")
+    with pytest.raises(BridgeError, match="a file already exists"):
+        BridgeClient(peer.url).download(JOB_ID, mine)
+    assert mine.read_bytes() == b"the artist's own file"
+    with pytest.raises(BridgeError, match="does not exist"):
+        BridgeClient(peer.url).download(JOB_ID, tmp_path / "made" / "up" / "x.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.mp4"]
+
+
+def test_an_unknown_state_is_followed_not_uploaded_again(peers, tmp_path):
+    peer = peers(lambda h: _send(h, 201 if h.command == "POST" else 200, _status("paused-by-a-newer-server")))
+    scene = plane_scene(64, 40, 3)
+    request = JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image), npy_bytes(scene.depth))
+    job = ServerJob(BridgeClient(peer.url), request, tmp_path / "x.mp4", poll_interval=0)
+    for _ in range(6):
+        job.tick()
+    assert job.job_id == JOB_ID and not job.finished and "unknown to this add-on" in job.message
+    assert [r[0] for r in peer.requests] == ["POST"] + ["GET"] * 5
