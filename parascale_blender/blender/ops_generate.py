@@ -283,7 +283,7 @@ class PARASCALE_OT_generate(bpy.types.Operator):
             server_jobs.set_error(context.scene, KIND, e)
             self.report({"ERROR"}, f"Generate: {e}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Generate: job {job.job_id[:8]} {job.state}")
+        self.report({"INFO"}, f"Generate: job {(job.job_id or 'being submitted')[:8]} {job.state}")
         return {"FINISHED"}
 
 
