@@ -164,20 +164,35 @@ def log_path() -> str:
     return os.path.join(user_folder(), "server.log")
 
 
+def token_path() -> str:
+    return os.path.join(user_folder(), "server-token")
+
+
+def write_private(path: str, text: str) -> None:
+    """``text`` as the owner-only (0600) file ``path``, replaced whole."""
+    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def install_token() -> str:
     """This installation's server token, made once and kept (owner-only) in the extension's user folder."""
-    path = os.path.join(user_folder(), "server-token")
+    path = token_path()
     try:
-        with open(path, encoding="ascii") as f:
+        with open(path, encoding="utf-8") as f:
             token = f.read().strip()
         if len(token) >= 16:
             return token
-    except OSError:
+    except (OSError, ValueError):
         pass
     token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(token + "\n")
+    write_private(path, token + "\n")
     return token
 
 
@@ -286,7 +301,7 @@ def tick(now: float | None = None) -> str:
     else:
         p = prefs.get()
         try:
-            h = BridgeClient(_STATE["url"], token=(p.token if p else None) or None, timeout=1.0).health()
+            h = BridgeClient(_STATE["url"], token=(p.server_token if p else None) or None, timeout=1.0).health()
             _STATE.update(state="running", message=f"running at {_STATE['url']} (pid {proc.pid}, {h.get('device')})")
         except BridgeError:
             if now > _STATE["deadline"]:
@@ -505,9 +520,9 @@ class PARASCALE_OT_server_start(bpy.types.Operator):
             if p is None:
                 raise ServerStartError("the ParaScale add-on preferences are not available")
             command, _where = find_server(p.server_python)
-            if not p.token:
-                p.token = install_token()  # the client sends what the server was started with
-            start(command, p.server_url, weights=p.weights_dir, device=p.server_device.lower(), token=p.token)
+            if not p.server_token:
+                p.server_token = install_token()  # the client sends what the server was started with
+            start(command, p.server_url, weights=p.weights_dir, device=p.server_device.lower(), token=p.server_token)
         except ServerStartError as e:
             _STATE.update(state="failed", message=str(e))
             self.report({"ERROR"}, f"Start server: {e}")

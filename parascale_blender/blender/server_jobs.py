@@ -136,7 +136,7 @@ def client(context=None, timeout: float = 5.0) -> BridgeClient:
     url = p.server_url if p else DEFAULT_URL
     if not is_loopback_url(url) and not bpy.app.online_access:
         raise JobError(f"server {url} is not on this machine and Blender's online access is off")
-    return BridgeClient(url, token=(p.token if p else None) or None, timeout=timeout)
+    return BridgeClient(url, token=(p.server_token if p else None) or None, timeout=timeout)
 
 
 def backend_ready(cl: BridgeClient, backend: str) -> tuple[bool, str]:

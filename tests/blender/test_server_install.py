@@ -29,7 +29,7 @@ def prefs(scene, ext, monkeypatch):
     names = ("server_url", "server_python", "token", "server_device", "server_folder", "server_package")
     names += ("setup_python", "setup_pip_args", "weights_dir")
     old = {n: getattr(p, n) for n in names}
-    p.server_python, p.token = "", ""
+    p.server_python, p.server_token = "", ""
     yield p
     ext("blender.local_server").stop()
     ext("blender.local_server").cancel_setup()
@@ -57,8 +57,8 @@ def _start_check_stop(bpy, ext, prefs, expect_exe: Path, device: str = "cpu") ->
     assert proc.args[proc.args.index("--device") + 1] == device
     assert _follow(ls.tick, "starting", 90) == "running", ls.status()
     assert "cpu" in ls.status()[1]
-    assert len(prefs.token) >= 16 and prefs.token == ls.install_token()
-    assert client.BridgeClient(url, token=prefs.token, timeout=5).health()["status"] == "ok"
+    assert len(prefs.server_token) >= 16 and prefs.server_token == ls.install_token()
+    assert client.BridgeClient(url, token=prefs.server_token, timeout=5).health()["status"] == "ok"
     with pytest.raises(client.BridgeError, match="token"):
         client.BridgeClient(url, timeout=5).health()  # the server took the token from PARASCALE_TOKEN
     assert bpy.ops.parascale.server_stop() == {"FINISHED"}

@@ -116,3 +116,26 @@ def test_every_call_works_on_the_installed_requests_and_urllib3(server, tmp_path
     assert job.state == "done", job.error
     assert job.job_id in {j["id"] for j in client.jobs()}
     assert decode_mp4(job.result_path.read_bytes())[2:] == (32, 24)
+
+
+def test_job_folders_and_files_are_the_owners_only(tmp_path):
+    """Each job folder is 0700 (no other user reads an artist's uploads or results), its status, request
+    and log 0600."""
+    import stat
+
+    from server_helpers import Server
+
+    srv = Server(tmp_path / "jobs").start()
+    try:
+        client = BridgeClient(srv.url)
+        job = ServerJob(client, _request(plane_scene(32, 24, 3)), tmp_path / "c.mp4", poll_interval=0.0)
+        _drive(job)
+        assert job.state == "done", job.error
+    finally:
+        srv.stop()
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    folder = srv.jobs_dir / job.job_id
+    assert mode(folder) == 0o700
+    assert {n: mode(folder / n) for n in ("status.json", "request.json", "log.txt")} == dict.fromkeys(
+        ("status.json", "request.json", "log.txt"), 0o600
+    )
