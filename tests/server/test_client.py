@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from server_helpers import ROOT, decode_mp4, free_port, npy_bytes, plane_scene, png_bytes
 
-from parascale_blender.client import BridgeClient, BridgeError, JobRequest, ServerJob, ServerNotRunning
+from parascale_blender.client import BridgeClient, BridgeError, JobRequest, ServerJob, ServerNotRunning, wire
 
 
 def _request(scene, **kw) -> JobRequest:
@@ -109,7 +109,8 @@ def test_every_call_works_on_the_installed_requests_and_urllib3(server, tmp_path
         assert (requests.__version__, urllib3.__version__) == (pins["requests"], pins["urllib3"])
         assert urllib3.__version__.startswith("1.26.")
     client = BridgeClient(server.url)
-    assert client.health()["status"] == "ok"
+    health = client.health()
+    assert health["status"] == "ok" and health["api"] == wire.API_VERSION and wire.api_mismatch(health) is None
     assert "warp" in {b["name"] for b in client.backends()}
     job = ServerJob(client, _request(plane_scene(32, 24, 3)), tmp_path / "clip.mp4", poll_interval=0.0)
     _drive(job)
