@@ -445,7 +445,7 @@ class BridgeClient:
             finally:
                 resp.close()
             if length is not None and size != int(length):
-                raise BridgeError(f"download of job {job_id} incomplete: {size} of {int(length)} bytes received")
+                raise NoAnswer(f"download of job {job_id} incomplete: {size} of {int(length)} bytes received")
             if digest and sha.hexdigest() != digest:
                 raise BridgeError(f"download of job {job_id} corrupted: its SHA-256 differs from the server's")
             if not looks_like(ctype, bytes(head)):

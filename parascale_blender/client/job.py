@@ -12,7 +12,7 @@ States: ``pending`` (not yet submitted) → ``queued`` / ``running`` (mirroring 
 ``downloading`` (the server is done; the next tick saves the result) → ``done``. Terminal states:
 ``done``, ``failed``, ``cancelled``, ``interrupted`` (the server restarted mid-job), ``lost``
 (the server no longer knows the job). A server that stops answering while a job runs is retried
-for ``max_unreachable`` polls before the job fails (a call that gets no answer within the
+for ``max_unreachable`` polls (or downloads) before the job fails (a call that gets no answer within the
 client's deadline, a refused connection, or a garbage answer each count as one); the job id
 survives for re-attaching. A submission that gets no answer is retried with the same
 idempotency key, so the server never runs it twice.
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import wire
-from .http import BridgeClient, BridgeError, NoAnswer, new_idempotency_key
+from .http import BridgeClient, BridgeError, NoAnswer, ServerNotRunning, new_idempotency_key
 
 PENDING, DOWNLOADING, LOST = "pending", "downloading", "lost"  # client-side states (not on the wire)
 TERMINAL = wire.FINISHED | {LOST}
@@ -211,6 +211,9 @@ class ServerJob:
             self._apply(status)
 
     def _after_download(self, path, error) -> None:
+        if isinstance(error, NoAnswer | ServerNotRunning):  # cut or unanswered (a restart): fetched again
+            self._unanswered(BridgeError(f"download failed: {error}"))
+            return
         if error is not None:
             self._finish(wire.FAILED, error=f"download failed: {error}")
             return

@@ -102,12 +102,38 @@ def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
     with pytest.raises(BridgeError, match=r"incomplete|broke off"):
         client.download(JOB_ID, tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == []
-    job = ServerJob.attach(client, JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    peer.requests.clear()
+    job = ServerJob.attach(client, JOB_ID, tmp_path / "clip.mp4", poll_interval=0, max_unreachable=3)
     for _ in range(20):
         if job.tick() in ("done", "failed"):
             break
     assert job.state == "failed" and "download failed" in job.error
+    assert [r[1].endswith("/result") for r in peer.requests].count(True) == 3, "fetched again, then given up"
     assert list(tmp_path.iterdir()) == [], "nothing saved, no temporary file left"
+
+
+def test_a_download_cut_by_a_restart_is_fetched_again(peers, tmp_path):
+    """The first download breaks off mid-file (a server restarting); the next tick fetches it again."""
+    data = MP4_START + bytes(range(256)) * 64
+    cut = []
+
+    def respond(h):
+        if h.path.endswith("/result"):
+            first = not cut
+            cut.append(1)
+            _send(h, 200, data[:100] if first else data, _result_headers(data), length=len(data))
+            h.close_connection = True
+        else:
+            _send(h, 200, _status("done", result_media_type="video/mp4"))
+
+    peer = peers(respond)
+    job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    for _ in range(20):
+        if job.tick() in ("done", "failed"):
+            break
+    assert job.state == "done", job.error
+    assert job.result_path.read_bytes() == data and len(cut) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
 def test_corrupted_download_is_refused_by_its_digest(peers, tmp_path):
