@@ -43,12 +43,12 @@ def test_refresh_against_a_hung_server_returns_at_once_and_says_so_later(scene, 
         ext("blender.prefs").get(bpy.context).server_url = url
         t0 = time.monotonic()
         assert bpy.ops.parascale.server_refresh() == {"FINISHED"}
-        assert time.monotonic() - t0 < 1.0 and not ss.finish_refresh()
+        assert time.monotonic() - t0 < 1.5 and not ss.finish_refresh()  # REFRESH_WAIT is 0.5 s
         assert "asking the server" in ss._CACHE["error"]
         deadline = time.monotonic() + 10
         while not ss.finish_refresh() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert time.monotonic() - t0 < 3.5  # the health call's 2 s overall deadline
+        assert time.monotonic() - t0 < 4.0  # the health call's 2 s overall deadline
         assert f"server at {url} did not pass its health check" in ss._CACHE["error"] and ss._CACHE["health"] is None
 
 
@@ -80,7 +80,7 @@ def test_generate_against_a_server_that_hangs_on_post_frees_the_ui(shot, ext, pe
     ext("blender.prefs").get(bpy.context).server_url = p.url
     t0 = time.monotonic()
     assert bpy.ops.parascale.generate() == {"FINISHED"}
-    assert time.monotonic() - t0 < 3.5, "at most SUBMIT_WAIT (2 s) on top of the bake"
+    assert time.monotonic() - t0 < 5.0, "SUBMIT_WAIT (2 s) on top of the bake, not the 60 s submission deadline"
     rec = shot.parascale_jobs.generate
     assert rec.state == "pending" and jobs.is_running(shot, "generate")
     t0, longest = time.monotonic(), 0.0

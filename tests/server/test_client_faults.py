@@ -273,7 +273,7 @@ def test_a_dripped_header_is_cut_at_the_overall_deadline(peers):
     t0 = time.monotonic()
     with pytest.raises(BridgeError, match="did not answer within 1.5 s"):
         BridgeClient(peer.url, timeout=1.5).health()
-    assert time.monotonic() - t0 < 2.2
+    assert time.monotonic() - t0 < 3.0  # the 1.5 s deadline and the watchdog's 50 ms; the headers take 20 s
 
 
 def test_a_server_that_hangs_on_post_frees_the_submission_at_its_deadline(tmp_path):
@@ -285,7 +285,7 @@ def test_a_server_that_hangs_on_post_frees_the_submission_at_its_deadline(tmp_pa
         t0 = time.monotonic()
         with pytest.raises(BridgeError, match="did not answer within 1 s"):
             BridgeClient(url).submit(b"{}", MP4_START, timeout=1.0)
-        assert time.monotonic() - t0 < 1.7
+        assert time.monotonic() - t0 < 2.5
 
 
 @pytest.mark.parametrize(
