@@ -86,9 +86,13 @@ def queued_status(backend: Backend, shape: dict, job_id: str | None = None) -> J
     )
 
 
+FOLDER_MODE, FILE_MODE = 0o700, 0o600  # jobs folder and job folders: the owner's only (uploads are artists' work)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
 
 
@@ -102,7 +106,7 @@ class JobStore:
         # and nothing new is stored.
         self.read_only = read_only
         if not read_only:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)  # the mode of a folder made here
         self._lock = threading.RLock()
         self._jobs: dict[str, JobStatus] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
@@ -146,7 +150,7 @@ class JobStore:
         if self.read_only:
             raise OSError(errno.EROFS, f"{self.root} is read-only; this server only serves the jobs it holds")
         folder = self.path(job_id, "status.json").parent
-        folder.mkdir()
+        folder.mkdir(mode=FOLDER_MODE)
         return folder
 
     def discard(self, job_id: str) -> None:
@@ -170,7 +174,7 @@ class JobStore:
                 self._keys[key] = status.id
                 request = {**request, "idempotency_key": key}
         try:
-            self.path(status.id, "status.json").parent.mkdir(exist_ok=True)
+            self.path(status.id, "status.json").parent.mkdir(mode=FOLDER_MODE, exist_ok=True)
             _write_atomic(self.path(status.id, "request.json"), json.dumps(request, indent=1).encode())
             with self._lock:
                 _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
@@ -210,7 +214,8 @@ class JobStore:
         if self.read_only:
             return
         try:
-            with self._lock, open(self.path(job_id, "log.txt"), "a", encoding="utf-8") as f:
+            fd = os.open(self.path(job_id, "log.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            with self._lock, open(fd, "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
         except OSError as e:
             print(f"parascale-server: job {job_id}: log not written ({e}): {line}", file=sys.stderr)

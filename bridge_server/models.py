@@ -42,6 +42,7 @@ class Health(BaseModel):
         False, description="the jobs folder is not writable: its jobs and results are served, new jobs get 507"
     )
     version: str
+    api: int = Field(wire.API_VERSION, description="the wire protocol's version (an add-on of another one refuses it)")
     device: str = Field(description="the first worker's torch device")
     devices: list[str]
     backends: list[str]

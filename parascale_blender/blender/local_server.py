@@ -164,20 +164,35 @@ def log_path() -> str:
     return os.path.join(user_folder(), "server.log")
 
 
+def token_path() -> str:
+    return os.path.join(user_folder(), "server-token")
+
+
+def write_private(path: str, text: str) -> None:
+    """``text`` as the owner-only (0600) file ``path``, replaced whole."""
+    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def install_token() -> str:
     """This installation's server token, made once and kept (owner-only) in the extension's user folder."""
-    path = os.path.join(user_folder(), "server-token")
+    path = token_path()
     try:
-        with open(path, encoding="ascii") as f:
+        with open(path, encoding="utf-8") as f:
             token = f.read().strip()
         if len(token) >= 16:
             return token
-    except OSError:
+    except (OSError, ValueError):
         pass
     token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(token + "\n")
+    write_private(path, token + "\n")
     return token
 
 
@@ -286,7 +301,7 @@ def tick(now: float | None = None) -> str:
     else:
         p = prefs.get()
         try:
-            h = BridgeClient(_STATE["url"], token=(p.token if p else None) or None, timeout=1.0).health()
+            h = BridgeClient(_STATE["url"], token=(p.server_token if p else None) or None, timeout=1.0).health()
             _STATE.update(state="running", message=f"running at {_STATE['url']} (pid {proc.pid}, {h.get('device')})")
         except BridgeError:
             if now > _STATE["deadline"]:
@@ -349,7 +364,7 @@ def base_python_candidates() -> list[list[str]]:
 
 def find_base_python(configured: str = "") -> list[str]:
     """A Python 3.11 of the artist's that can create the server's environment (never Blender's)."""
-    cands = [[bpy.path.abspath(configured.strip())]] if configured.strip() else base_python_candidates()
+    cands = [[local_path(configured, "Setup Python")]] if configured.strip() else base_python_candidates()
     seen = []
     for cand in cands:
         if cand[0] != "py" and _is_blender_python(cand[0]):
@@ -368,16 +383,52 @@ def find_base_python(configured: str = "") -> list[str]:
     )
 
 
+def online_access() -> bool:
+    """Blender's *Allow Online Access* (Preferences > System; Blender 4.2+)."""
+    return bool(getattr(bpy.app, "online_access", True))
+
+
+def local_path(value: str, what: str) -> str:
+    """A path setting as an absolute path: ``//`` is the saved .blend's folder (refused when the
+    .blend is not saved), any other relative path is taken from Blender's working folder, once, here."""
+    value = value.strip()
+    if value.startswith("//") and not bpy.data.filepath:
+        raise ServerStartError(
+            f"{what}: {value} is relative to the .blend, which is not saved: save it first or choose an absolute path"
+        )
+    return os.path.abspath(bpy.path.abspath(value))
+
+
+def pip_options(text: str, windows: bool = _IS_WINDOWS) -> list[str]:
+    """The pip options of the preferences as arguments: shell words (on Windows, where a backslash is
+    a path separator, with the quotes around a word removed, as cmd.exe would)."""
+    if not text.strip():
+        return []
+    try:
+        words = shlex.split(text, posix=not windows)
+    except ValueError as e:
+        raise ServerStartError(f"pip options: {e} in {text!r}") from None
+    if windows:
+        words = [w[1:-1] if len(w) >= 2 and w[0] == w[-1] and w[0] in "\"'" else w for w in words]
+    return words
+
+
 def package_requirement(spec: str) -> str:
-    """What pip installs: a wheel file gets the ``server`` extra, a requirement is taken as written."""
+    """What pip installs: a wheel file (its absolute path) gets the ``server`` extra, a requirement
+    is taken as written; never a pip option."""
     spec = spec.strip()
     if not spec:
         raise ServerStartError(
             "set 'Server package' to the ParaScale server wheel (parascale-<version>-py3-none-any.whl) "
             "or to a pip requirement such as parascale[server]"
         )
-    path = bpy.path.abspath(spec)
+    if spec.startswith("-"):
+        raise ServerStartError(
+            f"Server package {spec!r} starts with '-', which pip reads as an option: put options in 'pip options' "
+            "and the wheel or requirement here"
+        )
     if spec.lower().endswith(".whl"):
+        path = local_path(spec, "Server package")
         if not os.path.isfile(path):
             raise ServerStartError(f"{path}: no such wheel")
         return f"{path}[server]"
@@ -394,14 +445,20 @@ def setup(folder: str, package: str, base_python: str = "", pip_args: str = "") 
     proc = _SETUP["proc"]
     if proc is not None and proc.poll() is None:
         raise ServerStartError("the server set-up is still running")
-    folder = os.path.abspath(bpy.path.abspath(folder.strip()) if folder.strip() else default_server_folder())
+    folder = local_path(folder, "Set-up folder") if folder.strip() else default_server_folder()
     requirement = package_requirement(package)
+    extra = pip_options(pip_args)
     if os.path.isdir(folder) and os.listdir(folder) and env_python(folder) is None:
         raise ServerStartError(f"{folder} is neither empty nor a Python environment: choose an empty folder")
-    os.makedirs(folder, exist_ok=True)
     base = find_base_python(base_python)
+    if not online_access() and "--no-index" not in extra:
+        raise ServerStartError(
+            "Blender's Allow Online Access is off (Preferences > System): Set Up Server downloads the server's "
+            "packages (about 3 GB) with pip. Turn it on, or install from local files with the pip options "
+            "--no-index --find-links <folder of wheels>"
+        )
+    os.makedirs(folder, exist_ok=True)
     py = os.path.join(_bin(folder), "python.exe" if _IS_WINDOWS else "python")
-    extra = shlex.split(pip_args, posix=not _IS_WINDOWS) if pip_args.strip() else []
     check = f"import {SERVER_MODULE}, torch; print('ok: torch', torch.__version__)"
     steps = [
         ("creating the environment", [*base, "-m", "venv", folder]),
@@ -505,9 +562,9 @@ class PARASCALE_OT_server_start(bpy.types.Operator):
             if p is None:
                 raise ServerStartError("the ParaScale add-on preferences are not available")
             command, _where = find_server(p.server_python)
-            if not p.token:
-                p.token = install_token()  # the client sends what the server was started with
-            start(command, p.server_url, weights=p.weights_dir, device=p.server_device.lower(), token=p.token)
+            if not p.server_token:
+                p.server_token = install_token()  # the client sends what the server was started with
+            start(command, p.server_url, weights=p.weights_dir, device=p.server_device.lower(), token=p.server_token)
         except ServerStartError as e:
             _STATE.update(state="failed", message=str(e))
             self.report({"ERROR"}, f"Start server: {e}")

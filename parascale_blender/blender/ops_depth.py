@@ -15,7 +15,7 @@ import os
 import bpy
 import numpy as np
 
-from ..client import BridgeError, submit_depth
+from ..client import BridgeError, JobRequest, wire
 from . import plate, polls, prefs, server_jobs
 
 KIND = "depth"
@@ -63,13 +63,13 @@ class PARASCALE_OT_estimate_plate_depth(bpy.types.Operator):
             output = server_jobs.unique_path(server_jobs.output_folder(image), f"{stem}_depth", ".npy")
             p = prefs.get(context)
             params = {"model": p.depth_model} if p is not None and p.depth_model.strip() else {}
-            status = submit_depth(cl, image, params)
-            job = server_jobs.start(scene, KIND, cl, status, image, output, params)
+            request = JobRequest(image=image, backend=wire.DEPTH_ANYTHING, params=params)
+            job = server_jobs.start(scene, KIND, cl, request, image, output, params)
         except (server_jobs.JobError, BridgeError, OSError) as e:
             server_jobs.set_error(scene, KIND, e)
             self.report({"ERROR"}, f"Estimate depth: {e}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Estimate depth: job {job.job_id[:8]} {job.state}")
+        self.report({"INFO"}, f"Estimate depth: job {(job.job_id or 'being submitted')[:8]} {job.state}")
         return {"FINISHED"}
 
 

@@ -102,6 +102,10 @@ def _output_path(context, cam, g) -> str:
     if folder.startswith("//") and not bpy.data.filepath:
         raise GenerateError("save the .blend first (the clip goes next to it) or choose an output folder")
     folder = bpy.path.abspath(folder)
+    try:  # the artist's Output folder, made now (the download itself never creates folders)
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise GenerateError(f"Output folder {folder}: {e.strerror or e}") from None
     name = bpy.path.clean_name(f"{context.scene.name}_{cam.name}_parascale")
     n = 1
     while os.path.exists(os.path.join(folder, f"{name}_{n:03d}.mp4")):
@@ -289,7 +293,7 @@ class PARASCALE_OT_generate(bpy.types.Operator):
             server_jobs.set_error(context.scene, KIND, e)
             self.report({"ERROR"}, f"Generate: {e}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Generate: job {job.job_id[:8]} {job.state}")
+        self.report({"INFO"}, f"Generate: job {(job.job_id or 'being submitted')[:8]} {job.state}")
         return {"FINISHED"}
 
 

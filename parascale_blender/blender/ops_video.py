@@ -18,7 +18,7 @@ import types
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
-from ..client import BridgeError, submit_tracking, wire
+from ..client import BridgeError, tracking_request, wire
 from ..formats.magic import VIDEO_SUFFIXES, sniff_suffix
 from . import clip as clip_mod
 from . import clip_tracker, server_jobs, solve_qa, tracks
@@ -166,7 +166,7 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
             server_jobs.check_idle(scene, KIND)
             stem = os.path.splitext(os.path.basename(path))[0]
             output = server_jobs.unique_path(server_jobs.output_folder(path), f"{stem}_track", ".json")
-            status = submit_tracking(cl, path, os.path.basename(path), self._params(path))
+            request = tracking_request(path, os.path.basename(path), self._params(path))
             start, set_scene = self._rules(scene)
             options = {
                 "frame_start": start,
@@ -179,12 +179,12 @@ class IMPORT_SCENE_OT_parascale_video(bpy.types.Operator, ImportHelper):
                 "sensor_width": self.sensor_width,
                 "max_frames": self.max_frames,
             }
-            job = server_jobs.start(scene, KIND, cl, status, path, output, options)
+            job = server_jobs.start(scene, KIND, cl, request, path, output, options)
         except (server_jobs.JobError, BridgeError, OSError) as e:
             server_jobs.set_error(scene, KIND, e)
             self.report({"ERROR"}, f"Import video: {e}")
             return {"CANCELLED"}
-        msg = f"Tracking {os.path.basename(path)} on the server (job {job.job_id[:8]})"
+        msg = f"Tracking {os.path.basename(path)} on the server (job {(job.job_id or 'being submitted')[:8]})"
         _set_report(context, msg)
         self.report({"INFO"}, msg)
         return {"FINISHED"}

@@ -1,6 +1,14 @@
-"""Add-on preferences: bridge server, working depth resolution, defaults."""
+"""Add-on preferences: bridge server, working depth resolution, defaults.
+
+The server token is never stored with the preferences (``userpref.blend`` is world-readable): the
+*Token* field (``server_token``) reads and writes the owner-only file ``server-token`` of the extension's user folder
+(:func:`local_server.install_token` makes it); a token an older version saved in the preferences is
+moved there by :func:`get`.
+"""
 
 from __future__ import annotations
+
+import os
 
 import bpy
 
@@ -29,13 +37,61 @@ def addon_package() -> str:
     return __package__.rpartition(".")[0]
 
 
+def _token_file() -> str:
+    from . import local_server
+
+    return local_server.token_path()
+
+
+def read_token() -> str:
+    try:
+        with open(_token_file(), encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def write_token(value: str) -> None:
+    """Keep ``value`` in the owner-only token file (empty: remove it)."""
+    from . import local_server
+
+    value = value.strip()
+    if not value:
+        try:
+            os.remove(_token_file())
+        except FileNotFoundError:
+            pass
+        return
+    local_server.write_private(_token_file(), value + "\n")
+
+
+def _get_token(_self) -> str:
+    return read_token()
+
+
+def _set_token(_self, value: str) -> None:
+    write_token(value)
+
+
 class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = __package__.rpartition(".")[0]
 
     server_url: bpy.props.StringProperty(
         name="Server URL", default=DEFAULT_URL, description="ParaScale generation server (loopback)"
     )
-    token: bpy.props.StringProperty(name="Token", subtype="PASSWORD", description="Bearer token for the server")
+    token: bpy.props.StringProperty(
+        name="Old token",
+        options={"HIDDEN"},
+        description="Where earlier versions kept the token in clear (moved to the file)",
+    )
+    server_token: bpy.props.StringProperty(
+        name="Token",
+        subtype="PASSWORD",
+        description="Bearer token for the server (kept in an owner-only file of the add-on's user folder, "
+        "not in the preferences)",
+        get=_get_token,
+        set=_set_token,
+    )
     server_python: bpy.props.StringProperty(
         name="Server Python",
         subtype="FILE_PATH",
@@ -99,7 +155,7 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
     def draw(self, context):
         col = self.layout.column()
         col.prop(self, "server_url")
-        col.prop(self, "token")
+        col.prop(self, "server_token")
         box = col.box()
         box.prop(self, "server_python")
         box.prop(self, "server_device")
@@ -117,7 +173,12 @@ def get(context=None) -> PARASCALE_AP_preferences | None:
     """The preferences, or None when the add-on is not enabled under its package name."""
     context = context or bpy.context
     addon = context.preferences.addons.get(addon_package())
-    return addon.preferences if addon else None
+    p = addon.preferences if addon else None
+    if p is not None and p.token:  # stored in clear by an older version: moved to the file
+        old, p.token = p.token, ""
+        if old.strip() and not read_token():
+            write_token(old)
+    return p
 
 
 classes = (PARASCALE_AP_preferences,)

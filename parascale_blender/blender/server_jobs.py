@@ -1,16 +1,22 @@
 """Server jobs (generate, track, depth): one model for every kind, followed without blocking.
 
-Threading contract: no threads. One persistent ``bpy.app.timers`` timer ticks every live job every
-0.5 s on the main thread; each :meth:`ServerJob.tick` makes at most one short HTTP call. The bpy
-module has no event loop, so tests call :func:`tick_scene` directly.
+Threading contract: bpy is touched only on the main thread. One persistent ``bpy.app.timers`` timer
+ticks every live job every 0.5 s; each :meth:`ServerJob.tick` runs at most one HTTP call on a
+background thread and waits for it at most 0.5 s. A submission waits on the operator at most
+:data:`SUBMIT_WAIT` seconds (a refusal is then reported by the operator), then goes on under the
+timer. The bpy module has no event loop, so tests call :func:`tick_scene` directly.
 
 One model: every kind's state is a :class:`ParaScaleServerJob` at ``scene.parascale_jobs.<kind>``
-(saved with the .blend, so ``load_post`` re-attaches to unfinished jobs), its ``state`` one of
+(saved with the .blend), its ``state`` one of
 :data:`STATES`; one Cancel operator (``parascale.server_job_cancel``, ``kind=...``) and one draw
 function (:func:`draw_job`) serve every panel section. When a job's result is downloaded, the
 handler registered for its kind runs (it validates first and touches the scene last); an error
 there is shown as the job's error. What a handler changes is one undo step of its own
 (:func:`push_undo`): Ctrl-Z takes back the landed result and nothing before it.
+
+Re-attaching on load (``load_post``) follows only the jobs this installation submitted, to the same
+server, and saves each result where it was chosen at submission (:class:`client.ledger.Ledger`, in the
+add-on's user folder): a job id or result path read from a ``.blend`` alone is never followed or written.
 
 A job that ends interrupted (the server stopped or restarted under it), failed or lost can be
 submitted again as it was sent (``parascale.server_job_retry``; the request is kept in memory for
@@ -41,9 +47,11 @@ from ..client import (
     wire,
 )
 from ..client.job import DOWNLOADING, LOST, PENDING
-from . import prefs
+from ..client.ledger import Ledger
+from . import local_server, prefs
 
 TIMER_INTERVAL = 0.5
+SUBMIT_WAIT = 2.0  # seconds a submission holds its operator (a local server names a job in milliseconds)
 KIND_ITEMS = [
     ("generate", "Generate", "A clip generated along the baked target camera"),
     ("track", "Track video", "A reference video tracked on the server"),
@@ -100,6 +108,18 @@ class ParaScaleServerJobs(bpy.types.PropertyGroup):
     depth: bpy.props.PointerProperty(type=ParaScaleServerJob)
 
 
+def ledger() -> Ledger:
+    """The jobs this installation submitted (the add-on's user folder)."""
+    return Ledger(os.path.join(local_server.user_folder(), "submitted-jobs.json"))
+
+
+def _note(st, job: ServerJob) -> None:
+    """Once the server has named ``job``: its id in the record and in this installation's ledger."""
+    if job.job_id and st.job_id != job.job_id:
+        st.job_id = job.job_id
+        ledger().add(job.job_id, job.client.url, job.output_path)
+
+
 def record(scene, kind: str) -> ParaScaleServerJob:
     """The scene's :class:`ParaScaleServerJob` of ``kind``."""
     return getattr(scene.parascale_jobs, kind)
@@ -116,7 +136,7 @@ def client(context=None, timeout: float = 5.0) -> BridgeClient:
     url = p.server_url if p else DEFAULT_URL
     if not is_loopback_url(url) and not bpy.app.online_access:
         raise JobError(f"server {url} is not on this machine and Blender's online access is off")
-    return BridgeClient(url, token=(p.token if p else None) or None, timeout=timeout)
+    return BridgeClient(url, token=(p.server_token if p else None) or None, timeout=timeout)
 
 
 def backend_ready(cl: BridgeClient, backend: str) -> tuple[bool, str]:
@@ -158,17 +178,19 @@ def check_idle(scene, kind: str) -> None:
         raise JobError(f"a {LABELS[kind]} job is already running for this scene: cancel it first")
 
 
-def start(scene, kind: str, cl: BridgeClient, status: dict, source: str, output: str, options: dict) -> ServerJob:
-    """Follow a submitted job (``status`` from the submission) until its result lands at ``output``."""
-    return follow(scene, kind, ServerJob.attach(cl, status["id"], output), source, options)
+def start(scene, kind: str, cl: BridgeClient, request: JobRequest, source: str, output: str, options: dict):
+    """Submit ``request`` (:func:`submit_now`) and follow the job until its result lands at ``output``."""
+    check_idle(scene, kind)
+    return follow(scene, kind, submit_now(ServerJob(cl, request, output)), source, options)
 
 
 def follow(scene, kind: str, job: ServerJob, source: str = "", options: dict | None = None) -> ServerJob:
     """Record ``job`` (submitted) as the scene's ``kind`` job and tick it until it ends."""
     check_idle(scene, kind)
     st = record(scene, kind)
-    st.job_id, st.error, st.result_name = job.job_id, "", ""
+    st.job_id, st.error, st.result_name = "", "", ""
     st.source_path, st.output_path, st.options = source, str(job.output_path), json.dumps(options or {})
+    _note(st, job)
     _mirror(st, job)
     _JOBS[(scene.name_full, kind)] = job
     if job.request is not None:
@@ -177,14 +199,15 @@ def follow(scene, kind: str, job: ServerJob, source: str = "", options: dict | N
     return job
 
 
-def submit_now(job: ServerJob, seconds: float = 60.0) -> ServerJob:
-    """Tick ``job`` until the server has named it (the upload may take more than one tick), so a
-    refusal is reported by the operator itself; JobError when it is refused."""
+def submit_now(job: ServerJob, seconds: float = SUBMIT_WAIT) -> ServerJob:
+    """Tick ``job`` for at most ``seconds`` while the server names it, so a quick refusal is reported
+    by the operator itself (JobError); a slower submission goes on under the timer (the UI never
+    waits longer), its outcome shown in the panel."""
     deadline = time.monotonic() + seconds
     while job.job_id is None and not job.finished and time.monotonic() < deadline:
         job.tick()
-    if job.state == wire.FAILED or job.job_id is None:
-        raise JobError(job.error or f"the server did not take the job within {seconds:g} s")
+    if job.finished and job.job_id is None:
+        raise JobError(job.error or job.message or "the server did not take the job")
     return job
 
 
@@ -252,9 +275,12 @@ def tick_scene(scene, kind: str) -> str:
     if job is None:
         return st.state
     job.tick()
+    _note(st, job)
     _mirror(st, job)
     if job.finished:
         _JOBS.pop((scene.name_full, kind), None)
+        if job.job_id:
+            ledger().remove(job.job_id)
         if job.state == wire.DONE:
             st.report = json.dumps(job.server_status.get(wire.PARALLAX) or {})
             try:
@@ -279,6 +305,8 @@ def tick_carried() -> None:
         except Exception as e:  # noqa: BLE001 - a carried job must not stop the timer
             job.state, job.error = wire.FAILED, f"{type(e).__name__}: {e}"
         if job.finished:
+            if job.job_id:
+                ledger().remove(job.job_id)
             what = f"{LABELS[c['kind']]} job {job.job_id} of {c['file']} ({c['scene']})"
             if job.state == wire.DONE:
                 c["message"] = f"{what}: result saved at {job.result_path}"
@@ -378,7 +406,7 @@ class PARASCALE_OT_server_job_retry(bpy.types.Operator):
             set_error(context.scene, self.kind, e)
             self.report({"ERROR"}, f"{LABELS[self.kind]}: {e}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{LABELS[self.kind]}: submitted again as job {job.job_id[:8]}")
+        self.report({"INFO"}, f"{LABELS[self.kind]}: submitted again as job {(job.job_id or 'being submitted')[:8]}")
         return {"FINISHED"}
 
 
@@ -398,8 +426,10 @@ def carry_running_jobs(file: str) -> int:
 
 
 def reattach(context) -> int:
-    """Follow again every job the open file records as unfinished; returns how many. A job carried
-    from the previous file that this file records (reopened, reverted) is taken back."""
+    """Follow again every job the open file records as unfinished that this installation submitted
+    to the configured server (its result saved where the ledger says); returns how many. A job
+    carried from the previous file that this file records (reopened, reverted) is taken back. Any
+    other recorded job is marked lost, saying why, and nothing is fetched for it."""
     _JOBS.clear()
     n = 0
     for scene in bpy.data.scenes:
@@ -416,7 +446,16 @@ def reattach(context) -> int:
                 except JobError as e:
                     st.error = str(e)
                     continue
-                _JOBS[(scene.name_full, kind)] = ServerJob.attach(cl, st.job_id, st.output_path)
+                mine = ledger().get(st.job_id, cl.url)
+                if mine is None:
+                    st.state, st.message = LOST, ""
+                    st.error = (
+                        f"job {st.job_id[:40]} was not submitted from this Blender installation to {cl.url}: "
+                        "not followed, nothing fetched"
+                    )
+                    continue
+                st.output_path = mine["output"]
+                _JOBS[(scene.name_full, kind)] = ServerJob.attach(cl, st.job_id, mine["output"])
                 n += 1
     if n:
         ensure_timer()

@@ -1,13 +1,17 @@
 """The server as the sidebar shows it: its last health check, its backends (``GET /v1/backends``,
 with each one's availability) and Start / Stop of the local server (``local_server``).
 
-Nothing here calls the server while drawing: :func:`check` (the Refresh operator, Generate's
-first step, a started server) asks ``/v1/health`` then ``/v1/backends`` with a short deadline
-and caches both; the Generate backend menu (:func:`backend_items`) is built from that cache.
+Nothing here calls the server while drawing: :func:`check` (Generate's first step) asks
+``/v1/health`` then ``/v1/backends``, each within a short overall deadline, and caches both;
+:func:`refresh` (the Refresh operator) asks the same on a background thread, holding the UI at most
+:data:`REFRESH_WAIT` seconds (a timer caches a later answer). A server of another API version
+(``wire.API_VERSION``) is refused, saying whether the add-on or the server needs updating. The
+Generate backend menu (:func:`backend_items`) is built from that cache.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import bpy
@@ -16,7 +20,9 @@ from ..client import BridgeError, ServerNotRunning, wire
 from . import local_server, server_jobs
 
 CHECK_TIMEOUT = 2.0  # seconds: a server on this machine answers its health check in milliseconds
+REFRESH_WAIT = 0.5  # seconds Refresh holds the UI before it goes on in the background
 _CACHE: dict = {"url": "", "health": None, "backends": [], "error": "", "time": 0.0}
+_REFRESH: dict = {"thread": None, "box": None, "url": ""}  # a Refresh still asking in the background
 _ITEMS: list = []  # enum items must outlive the callback (Blender keeps pointers to the strings)
 
 
@@ -24,34 +30,96 @@ class ServerDown(server_jobs.JobError):
     """The server does not answer, refuses the token, or cannot run the chosen backend."""
 
 
-def check(context, timeout: float = CHECK_TIMEOUT) -> dict:
-    """Health check then backend list, cached for the panel; returns the health answer.
-
-    Raises :class:`ServerDown` with a sentence for the artist: nothing answers, the token is
-    refused, or the server answered with an error."""
-    cl = server_jobs.client(context, timeout=timeout)
-    _CACHE.update(url=cl.url, time=time.time(), health=None, error="")
+def ask(cl) -> tuple[dict | None, list, str]:
+    """(health, backends, "") from the server, or (None, [], why) with a sentence for the artist:
+    nothing answers, the token is refused, another API version, or an error. No bpy: runs on any thread."""
     try:
         health = cl.health()
+        if why := wire.api_mismatch(health, f"server at {cl.url}"):
+            return None, [], why
         backends = cl.backends()
     except ServerNotRunning:
-        why = f"server not running at {cl.url}: press Start in the ParaScale panel (5 Generate) or run parascale-server"
-        raise _down(why) from None
+        start = "press Start in the ParaScale panel (5 Generate) or run parascale-server"
+        return None, [], f"server not running at {cl.url}: {start}"
     except BridgeError as e:
         if e.status == 401:
             why = (
                 f"the server at {cl.url} refused the token: set the token it was started with in the ParaScale "
                 "preferences (Start in the panel sets it for a server it starts)"
             )
-            raise _down(why) from None
-        raise _down(f"server at {cl.url} did not pass its health check: {e}") from None
-    _CACHE.update(health=health, backends=[b for b in backends if isinstance(b, dict)])
+            return None, [], why
+        return None, [], f"server at {cl.url} did not pass its health check: {e}"
+    return health, [b for b in backends if isinstance(b, dict)], ""
+
+
+def _store(url: str, answer: tuple[dict | None, list, str]) -> dict:
+    health, backends, why = answer
+    _CACHE.update(url=url, time=time.time(), health=health, error=why)
+    if health is None:
+        raise ServerDown(why)
+    _CACHE["backends"] = backends
     return health
 
 
-def _down(why: str) -> ServerDown:
-    _CACHE.update(health=None, error=why)
-    return ServerDown(why)
+def check(context, timeout: float = CHECK_TIMEOUT) -> dict:
+    """Health check then backend list, cached for the panel; returns the health answer (Generate's
+    first step: bounded by ``timeout`` per call, the whole call included).
+
+    Raises :class:`ServerDown` with a sentence for the artist (see :func:`ask`)."""
+    cl = server_jobs.client(context, timeout=timeout)
+    return _store(cl.url, ask(cl))
+
+
+def refresh(context, wait: float = REFRESH_WAIT) -> dict | None:
+    """Ask the server on a background thread: its answer is cached at once when it comes within
+    ``wait`` seconds (a local server), else by a timer when it comes (the UI never waits longer).
+    Returns the health answer when cached now, None while asking; :class:`ServerDown` when refused."""
+    cl = server_jobs.client(context, timeout=CHECK_TIMEOUT)
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["answer"] = ask(cl)
+        except Exception as e:  # noqa: BLE001 - shown in the panel, never a traceback
+            box["answer"] = (None, [], f"server at {cl.url}: {type(e).__name__}: {e}")
+
+    thread = threading.Thread(target=run, name="parascale-refresh", daemon=True)
+    thread.start()
+    thread.join(wait)
+    _REFRESH.update(thread=thread, box=box, url=cl.url)
+    if not thread.is_alive():
+        _REFRESH["thread"] = None
+        return _store(cl.url, box["answer"])
+    _CACHE.update(url=cl.url, health=None, error=f"asking the server at {cl.url}…")
+    if not bpy.app.timers.is_registered(_refresh_timer):
+        bpy.app.timers.register(_refresh_timer, first_interval=0.1)
+    return None
+
+
+def finish_refresh() -> bool:
+    """Cache the answer of a Refresh still asking once it has come; True when none is asking any more."""
+    thread = _REFRESH["thread"]
+    if thread is None:
+        return True
+    if thread.is_alive():
+        return False
+    _REFRESH["thread"] = None
+    try:
+        _store(_REFRESH["url"], _REFRESH["box"]["answer"])
+    except ServerDown:
+        pass  # the panel shows why
+    _redraw()
+    return True
+
+
+def _refresh_timer():
+    return None if finish_refresh() else 0.1
+
+
+def _redraw() -> None:
+    for window in getattr(bpy.context.window_manager, "windows", ()):
+        for area in window.screen.areas:
+            area.tag_redraw()
 
 
 def backend_info(name: str) -> dict | None:
@@ -152,10 +220,13 @@ class PARASCALE_OT_server_refresh(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            h = check(context)
+            h = refresh(context)
         except server_jobs.JobError as e:
             self.report({"ERROR"}, f"Server: {e}")
             return {"CANCELLED"}
+        if h is None:
+            self.report({"INFO"}, f"Server: {_CACHE['error']}")
+            return {"FINISHED"}
         ok = [b["name"] for b in _CACHE["backends"] if b.get("available", True)]
         self.report({"INFO"}, f"Server {h.get('status')} {h.get('version', '')}: available {', '.join(ok)}")
         return {"FINISHED"}

@@ -12,7 +12,7 @@ States: ``pending`` (not yet submitted) → ``queued`` / ``running`` (mirroring 
 ``downloading`` (the server is done; the next tick saves the result) → ``done``. Terminal states:
 ``done``, ``failed``, ``cancelled``, ``interrupted`` (the server restarted mid-job), ``lost``
 (the server no longer knows the job). A server that stops answering while a job runs is retried
-for ``max_unreachable`` polls before the job fails (a call that gets no answer within the
+for ``max_unreachable`` polls (or downloads) before the job fails (a call that gets no answer within the
 client's deadline, a refused connection, or a garbage answer each count as one); the job id
 survives for re-attaching. A submission that gets no answer is retried with the same
 idempotency key, so the server never runs it twice.
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import wire
-from .http import BridgeClient, BridgeError, NoAnswer, new_idempotency_key
+from .http import BridgeClient, BridgeError, NoAnswer, ServerNotRunning, new_idempotency_key
 
 PENDING, DOWNLOADING, LOST = "pending", "downloading", "lost"  # client-side states (not on the wire)
 TERMINAL = wire.FINISHED | {LOST}
@@ -123,10 +123,11 @@ class ServerJob:
         if self.finished:
             return self.state
         if self._call is None:
-            if self.state == PENDING:
+            if self.state == PENDING and self.job_id is None:
                 self._start("submit", self._do_submit)
             elif self.state == DOWNLOADING:
-                self._start("download", lambda: self.client.download(self.job_id, self.output_path))
+                media = self.result_media_type if self.result_media_type in wire.RESULT_MEDIA_TYPES else None
+                self._start("download", lambda: self.client.download(self.job_id, self.output_path, media_type=media))
             elif now - self._last_poll >= self.poll_interval:
                 self._last_poll = now
                 self._start("poll", lambda: self.client.status(self.job_id))
@@ -210,6 +211,9 @@ class ServerJob:
             self._apply(status)
 
     def _after_download(self, path, error) -> None:
+        if isinstance(error, NoAnswer | ServerNotRunning):  # cut or unanswered (a restart): fetched again
+            self._unanswered(BridgeError(f"download failed: {error}"))
+            return
         if error is not None:
             self._finish(wire.FAILED, error=f"download failed: {error}")
             return
@@ -230,6 +234,9 @@ class ServerJob:
             self._finish(state, error=status.get("error") or None)
         elif state in (wire.QUEUED, wire.RUNNING):
             self.state = state
+        else:  # a state this client does not know: the job exists, follow it (never re-submit)
+            self.state = wire.QUEUED if self.state == PENDING else self.state
+            self.message = f"server state {str(state)[:40]!r} unknown to this add-on: {self.message}"[:1000]
 
     def _finish(self, state: str, message: str = "", error: str | None = None) -> None:
         self.state = state

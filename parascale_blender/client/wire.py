@@ -37,6 +37,10 @@ from ..formats.magic import (  # noqa: F401 (re-exported: the upload vocabulary)
     sniff_suffix,
 )
 
+# The protocol's version: ``GET /v1/health`` answers it as ``api`` (absent: a server from before it was
+# reported, which speaks version 1). Raised whenever a change breaks the other side.
+API_VERSION = 1
+
 DEFAULT_PORT = 8765
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
@@ -104,6 +108,20 @@ RESULT_MEDIA_TYPES = (MP4, NPY, JSON)
 # -- file kinds (signatures live in formats.magic) ------------------------------------------------
 IMAGE_SUFFIXES = (".png", ".jpg")
 DEPTH_SUFFIXES = (".npy", ".png", ".exr")
+
+
+def api_mismatch(health: dict, url: str = "the server") -> str | None:
+    """None when the server's ``/v1/health`` answer speaks this add-on's :data:`API_VERSION`; else a
+    sentence saying which of the two to update."""
+    api = health.get("api", 1)
+    if not isinstance(api, int) or isinstance(api, bool):
+        return f"{url} reports an API version {api!r} this add-on does not understand: update both"
+    if api == API_VERSION:
+        return None
+    server = f"{url} (server {health.get('version', '?')}) speaks API version {api}, this add-on {API_VERSION}"
+    if api > API_VERSION:
+        return f"{server}: update the ParaScale add-on (Blender: Get Extensions, or install the new zip)"
+    return f"{server}: update the server (Set Up Server again, or pip install -U the new ParaScale wheel)"
 
 
 # -- hosts ---------------------------------------------------------------------------------------

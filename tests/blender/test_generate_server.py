@@ -93,16 +93,16 @@ def test_a_refused_token_is_said_before_any_render(shot, ext, token_server):
     import bpy
 
     p = ext("blender.prefs").get(bpy.context)
-    p.server_url, p.token = token_server.url, "not-the-token"
+    p.server_url, p.server_token = token_server.url, "not-the-token"
     try:
         elapsed = _generate_refused(shot, f"the server at {token_server.url} refused the token")
         assert elapsed < 2.0
-        p.token = TOKEN  # the right token: the same shot goes through
+        p.server_token = TOKEN  # the right token: the same shot goes through
         shot.parascale_generate.source = "PLATE"
         assert bpy.ops.parascale.generate() == {"FINISHED"}, shot.parascale_jobs.generate.error
         assert _run_to_end(ext("blender.server_jobs"), shot) == "done"
     finally:
-        p.token = ""
+        p.server_token = ""
 
 
 def test_backend_menu_is_the_servers_list_with_availability(shot, ext, server):
@@ -323,7 +323,7 @@ def test_start_and_stop_from_the_panel_only_stop_a_server_blender_started(shot, 
     assert bpy.ops.parascale.server_stop() == {"CANCELLED"}, "a server Blender did not start is never stopped"
     assert urllib.request.build_opener().open(server.url + "/v1/health", timeout=10).status == 200
     url = f"http://127.0.0.1:{free_port()}"
-    old = p.server_url, p.server_python, p.token
+    old = p.server_url, p.server_python, p.server_token
     p.server_url, p.server_python = url, sys.executable
     try:
         assert bpy.ops.parascale.server_start() == {"FINISHED"}
@@ -345,4 +345,4 @@ def test_start_and_stop_from_the_panel_only_stop_a_server_blender_started(shot, 
         assert ("label", f"Local server stopped (pid {proc.pid})") in log
     finally:
         ls.stop()
-        p.server_url, p.server_python, p.token = old
+        p.server_url, p.server_python, p.server_token = old

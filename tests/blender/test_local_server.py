@@ -33,10 +33,10 @@ def prefs(scene, ext, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
 
     p = ext("blender.prefs").get(bpy.context)
-    old = p.server_url, p.server_python, p.token
+    old = p.server_url, p.server_python, p.server_token
     yield p
     ext("blender.local_server").stop()
-    p.server_url, p.server_python, p.token = old
+    p.server_url, p.server_python, p.server_token = old
 
 
 def test_start_and_stop_the_local_server(prefs, ext):
@@ -49,8 +49,8 @@ def test_start_and_stop_the_local_server(prefs, ext):
     assert ls.status()[0] == "starting" and bpy.app.timers.is_registered(ls._timer)
     proc = ls.running_proc()
     assert _follow(ls) == "running", ls.status()
-    assert len(prefs.token) >= 16  # the per-install token, passed in PARASCALE_TOKEN and sent by the client
-    client = ext("client").BridgeClient(url, token=prefs.token, timeout=2)
+    assert len(prefs.server_token) >= 16  # the per-install token, passed in PARASCALE_TOKEN and sent by the client
+    client = ext("client").BridgeClient(url, token=prefs.server_token, timeout=2)
     assert client.health()["status"] == "ok"
     with pytest.raises(ext("client").BridgeError, match="token"):
         ext("client").BridgeClient(url, timeout=2).health()

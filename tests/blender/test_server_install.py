@@ -29,7 +29,7 @@ def prefs(scene, ext, monkeypatch):
     names = ("server_url", "server_python", "token", "server_device", "server_folder", "server_package")
     names += ("setup_python", "setup_pip_args", "weights_dir")
     old = {n: getattr(p, n) for n in names}
-    p.server_python, p.token = "", ""
+    p.server_python, p.server_token = "", ""
     yield p
     ext("blender.local_server").stop()
     ext("blender.local_server").cancel_setup()
@@ -57,8 +57,8 @@ def _start_check_stop(bpy, ext, prefs, expect_exe: Path, device: str = "cpu") ->
     assert proc.args[proc.args.index("--device") + 1] == device
     assert _follow(ls.tick, "starting", 90) == "running", ls.status()
     assert "cpu" in ls.status()[1]
-    assert len(prefs.token) >= 16 and prefs.token == ls.install_token()
-    assert client.BridgeClient(url, token=prefs.token, timeout=5).health()["status"] == "ok"
+    assert len(prefs.server_token) >= 16 and prefs.server_token == ls.install_token()
+    assert client.BridgeClient(url, token=prefs.server_token, timeout=5).health()["status"] == "ok"
     with pytest.raises(client.BridgeError, match="token"):
         client.BridgeClient(url, timeout=5).health()  # the server took the token from PARASCALE_TOKEN
     assert bpy.ops.parascale.server_stop() == {"FINISHED"}
@@ -114,6 +114,7 @@ def test_set_up_server_installs_the_wheel_with_the_artists_python_and_starts_it(
         )
     )
     monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
+    monkeypatch.setattr(ls, "online_access", lambda: True)  # Allow Online Access on (the bpy module has it off)
     folder = tmp_path / "my server"
     prefs.server_folder, prefs.server_package, prefs.setup_python = str(folder), str(installed_server.wheel), base
     prefs.server_device = "AUTO"
@@ -144,6 +145,7 @@ def test_set_up_refusals_and_a_failing_step(prefs, ext, tmp_path):
     import bpy
 
     ls = ext("blender.local_server")
+    prefs.setup_pip_args = "--no-index"  # installs from local files: allowed with Online Access off
     prefs.server_folder, prefs.server_package = str(tmp_path / "a"), ""
     with pytest.raises(RuntimeError, match="set 'Server package'"):
         bpy.ops.parascale.server_setup()
@@ -188,3 +190,41 @@ def test_blenders_own_python_is_refused(prefs, ext, monkeypatch):
     prefs.setup_python, prefs.server_package = sys.executable, "parascale[server]"
     with pytest.raises(RuntimeError, match="Blender's own Python"):
         bpy.ops.parascale.server_setup()
+
+
+def test_set_up_refuses_options_as_packages_unsaved_relative_folders_and_the_network_when_offline(
+    prefs, ext, tmp_path, monkeypatch
+):
+    import bpy
+
+    ls = ext("blender.local_server")
+    assert not bpy.data.filepath
+    broken = tmp_path / "python3.11"  # answers the version check, then fails creating the venv
+    broken.write_text('#!/bin/sh\nif [ "$1" = "-c" ]; then echo 3 11; exit 0; fi\nexit 3\n')
+    broken.chmod(0o755)
+    prefs.setup_python, prefs.setup_pip_args = str(broken), "--no-index"
+    prefs.server_folder, prefs.server_package = str(tmp_path / "env"), "--index-url=http://evil.example/simple"
+    with pytest.raises(RuntimeError, match="starts with '-', which pip reads as an option"):
+        bpy.ops.parascale.server_setup()
+    prefs.server_folder, prefs.server_package = "//server", "parascale[server]"
+    with pytest.raises(RuntimeError, match=r"Set-up folder: //server is relative to the \.blend, which is not saved"):
+        bpy.ops.parascale.server_setup()
+    assert not (Path.cwd() / "server").exists()
+    # Online Access off (as the bpy module has it): pip would download, so Set Up refuses and makes nothing.
+    prefs.server_folder, prefs.setup_pip_args = str(tmp_path / "env"), "--extra-index-url https://example.org/whl"
+    with pytest.raises(RuntimeError, match="Allow Online Access is off"):
+        bpy.ops.parascale.server_setup()
+    assert not (tmp_path / "env").exists()
+    # A relative wheel path is made absolute once (pip runs in the set-up folder, not Blender's cwd).
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "parascale-0.1.0-py3-none-any.whl").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    prefs.server_package, prefs.setup_pip_args = "wheels/parascale-0.1.0-py3-none-any.whl", "--no-index"
+    assert bpy.ops.parascale.server_setup() == {"FINISHED"}
+    pip = ls._SETUP["steps"][1][1]
+    assert pip[-1] == f"{tmp_path / 'wheels' / 'parascale-0.1.0-py3-none-any.whl'}[server]"
+    assert _follow(ls.tick_setup, "running", 30) == "failed"
+    # Windows: the quotes around a word are not kept in pip's arguments.
+    words = ls.pip_options('--extra-index-url "https://download.pytorch.org/whl/cu128" --cert "C:\\my certs\\ca.pem"',
+                           windows=True)  # fmt: skip
+    assert words == ["--extra-index-url", "https://download.pytorch.org/whl/cu128", "--cert", "C:\\my certs\\ca.pem"]

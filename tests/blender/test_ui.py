@@ -138,7 +138,7 @@ def test_menus_file_handler_and_preferences(scene, ext):
     type(prefs).draw(types.SimpleNamespace(layout=RecordingLayout(plog), bl_rna=prefs.bl_rna), bpy.context)
     assert {n for kind, n in plog if kind == "prop"} == {
         "server_url",
-        "token",
+        "server_token",  # kept in an owner-only file; "token" (where earlier versions kept it) is not drawn
         "server_python",
         "server_device",
         "weights_dir",

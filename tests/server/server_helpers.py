@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # The plane n·X = d in world coordinates (world = frame-0 camera, OpenCV axes): z - 0.5 x = 4.
 PLANE_N = np.array([-0.5, 0.0, 1.0])
 PLANE_D = 4.0
+# The Python that runs the server: this one, or (the client tests under Blender 4.2's requests/urllib3,
+# ``./scripts/dev test-lts``) the dev environment's, which has torch.
+SERVER_PYTHON = os.environ.get("PARASCALE_SERVER_PYTHON") or sys.executable
 
 
 def free_port() -> int:
@@ -52,7 +55,7 @@ class Server:
 
     def start(self, timeout: float = 30.0, headers: dict | None = None) -> Server:
         self.port = self.port or free_port()
-        cmd = [*self.prefix, sys.executable, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
+        cmd = [*self.prefix, SERVER_PYTHON, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
         cmd += ["--jobs-dir", str(self.jobs_dir), "--device", "cpu", *self.args]
         env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
         self.proc = subprocess.Popen(

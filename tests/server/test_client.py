@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from server_helpers import decode_mp4, free_port, npy_bytes, plane_scene, png_bytes
+from server_helpers import ROOT, decode_mp4, free_port, npy_bytes, plane_scene, png_bytes
 
-from parascale_blender.client import BridgeClient, BridgeError, JobRequest, ServerJob, ServerNotRunning
+from parascale_blender.client import BridgeClient, BridgeError, JobRequest, ServerJob, ServerNotRunning, wire
 
 
 def _request(scene, **kw) -> JobRequest:
@@ -31,6 +32,7 @@ def _drive(job: ServerJob, limit: float = 60.0) -> list[str]:
 def test_tick_drives_a_job_to_a_saved_mp4(server, tmp_path):
     client = BridgeClient(server.url)
     assert client.health()["status"] == "ok"
+    (tmp_path / "shot").mkdir()  # the artist's folder: the client never creates folders
     job = ServerJob(client, _request(plane_scene(64, 40, 5)), tmp_path / "shot" / "clip.mp4", poll_interval=0.0)
     assert job.state == "pending"
     states = _drive(job)
@@ -93,3 +95,48 @@ def test_loopback_calls_bypass_a_broken_system_proxy(server, monkeypatch):
         with pytest.raises(urllib.error.URLError):  # what a naive urllib call does with that proxy
             urllib.request.build_opener().open(server.url + "/v1/health", timeout=5)  # not a cached global opener
         assert BridgeClient(server.url).health()["status"] == "ok"
+
+
+def test_every_call_works_on_the_installed_requests_and_urllib3(server, tmp_path):
+    """The calls the panels make, on the requests/urllib3 installed: Blender 5.0's in .venv, Blender 4.2's
+    (requests 2.27.1, urllib3 1.26.8: requirements/lts.lock) under ``./scripts/dev test-lts``."""
+    import requests
+    import urllib3
+
+    if os.environ.get("PARASCALE_LTS"):  # the LTS run really runs what Blender 4.2 bundles
+        lines = (ROOT / "requirements" / "lts.lock").read_text().splitlines()
+        pins = dict(line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+        assert (requests.__version__, urllib3.__version__) == (pins["requests"], pins["urllib3"])
+        assert urllib3.__version__.startswith("1.26.")
+    client = BridgeClient(server.url)
+    health = client.health()
+    assert health["status"] == "ok" and health["api"] == wire.API_VERSION and wire.api_mismatch(health) is None
+    assert "warp" in {b["name"] for b in client.backends()}
+    job = ServerJob(client, _request(plane_scene(32, 24, 3)), tmp_path / "clip.mp4", poll_interval=0.0)
+    _drive(job)
+    assert job.state == "done", job.error
+    assert job.job_id in {j["id"] for j in client.jobs()}
+    assert decode_mp4(job.result_path.read_bytes())[2:] == (32, 24)
+
+
+def test_job_folders_and_files_are_the_owners_only(tmp_path):
+    """Each job folder is 0700 (no other user reads an artist's uploads or results), its status, request
+    and log 0600."""
+    import stat
+
+    from server_helpers import Server
+
+    srv = Server(tmp_path / "jobs").start()
+    try:
+        client = BridgeClient(srv.url)
+        job = ServerJob(client, _request(plane_scene(32, 24, 3)), tmp_path / "c.mp4", poll_interval=0.0)
+        _drive(job)
+        assert job.state == "done", job.error
+    finally:
+        srv.stop()
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    folder = srv.jobs_dir / job.job_id
+    assert mode(folder) == 0o700
+    assert {n: mode(folder / n) for n in ("status.json", "request.json", "log.txt")} == dict.fromkeys(
+        ("status.json", "request.json", "log.txt"), 0o600
+    )

@@ -75,16 +75,24 @@ def _send(h, code: int, body: bytes, headers: dict | None = None, length: int | 
     h.wfile.flush()
 
 
+# The first bytes of an MP4 (an ISO 'ftyp' box, as ffmpeg writes it): what a result must start with.
+MP4_START = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+
+
+def _result_headers(data: bytes, media_type: str = "video/mp4") -> dict:
+    return {"Content-Type": media_type, "X-Content-SHA256": hashlib.sha256(data).hexdigest()}
+
+
 def _status(state: str, **kw) -> bytes:
     return json.dumps({"id": JOB_ID, "state": state, "progress": 1.0, "message": state, **kw}).encode()
 
 
 def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
-    data = bytes(range(256)) * 4  # 1,024 bytes; the server sends 10 then hangs up
+    data = MP4_START + bytes(range(256)) * 4  # the server sends 10 bytes then hangs up
 
     def respond(h):
         if h.path.endswith("/result"):
-            _send(h, 200, data[:10], {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}, length=len(data))
+            _send(h, 200, data[:10], _result_headers(data), length=len(data))
             h.close_connection = True
         else:
             _send(h, 200, _status("done"))
@@ -94,21 +102,47 @@ def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
     with pytest.raises(BridgeError, match=r"incomplete|broke off"):
         client.download(JOB_ID, tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == []
-    job = ServerJob.attach(client, JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    peer.requests.clear()
+    job = ServerJob.attach(client, JOB_ID, tmp_path / "clip.mp4", poll_interval=0, max_unreachable=3)
     for _ in range(20):
         if job.tick() in ("done", "failed"):
             break
     assert job.state == "failed" and "download failed" in job.error
+    assert [r[1].endswith("/result") for r in peer.requests].count(True) == 3, "fetched again, then given up"
     assert list(tmp_path.iterdir()) == [], "nothing saved, no temporary file left"
 
 
+def test_a_download_cut_by_a_restart_is_fetched_again(peers, tmp_path):
+    """The first download breaks off mid-file (a server restarting); the next tick fetches it again."""
+    data = MP4_START + bytes(range(256)) * 64
+    cut = []
+
+    def respond(h):
+        if h.path.endswith("/result"):
+            first = not cut
+            cut.append(1)
+            _send(h, 200, data[:100] if first else data, _result_headers(data), length=len(data))
+            h.close_connection = True
+        else:
+            _send(h, 200, _status("done", result_media_type="video/mp4"))
+
+    peer = peers(respond)
+    job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    for _ in range(20):
+        if job.tick() in ("done", "failed"):
+            break
+    assert job.state == "done", job.error
+    assert job.result_path.read_bytes() == data and len(cut) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
 def test_corrupted_download_is_refused_by_its_digest(peers, tmp_path):
-    data = b"x" * 1000
-    peer = peers(lambda h: _send(h, 200, data, {"X-Content-SHA256": hashlib.sha256(b"y" * 1000).hexdigest()}))
+    data = MP4_START + b"x" * 1000
+    peer = peers(lambda h: _send(h, 200, data, _result_headers(MP4_START + b"y" * 1000)))
     with pytest.raises(BridgeError, match="SHA-256 differs"):
         BridgeClient(peer.url).download(JOB_ID, tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == []
-    ok = peers(lambda h: _send(h, 200, data, {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}))
+    ok = peers(lambda h: _send(h, 200, data, _result_headers(data)))
     assert BridgeClient(ok.url).download(JOB_ID, tmp_path / "out.mp4").read_bytes() == data
 
 
@@ -174,7 +208,8 @@ def test_a_201_without_an_id_fails_once_and_is_not_resubmitted(peers, tmp_path):
     assert [r[0] for r in peer.requests] == ["POST"]
 
 
-def test_token_is_not_sent_along_a_redirect_to_another_host(peers):
+def test_redirects_are_never_followed(peers, tmp_path):
+    """A 3xx is an error naming where it pointed: neither the upload nor the token reaches the other host."""
     other = peers(lambda h: _send(h, 200, _status("running")))
     port = other.url.rsplit(":", 1)[1]
 
@@ -185,9 +220,16 @@ def test_token_is_not_sent_along_a_redirect_to_another_host(peers):
         h.end_headers()
 
     first = peers(redirect)
-    BridgeClient(first.url, token="secret-token-1234").status(JOB_ID)
+    client = BridgeClient(first.url, token="secret-token-1234")
+    with pytest.raises(BridgeError, match=r"redirect \(307\) to 'http://localhost:\d+/v1/jobs/.*not followed") as e:
+        client.status(JOB_ID)
+    assert e.value.status == 307
+    scene = plane_scene(64, 40, 3)
+    job = ServerJob(client, JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image)), tmp_path / "x.mp4")
+    job.tick()
+    assert job.state == "failed" and "redirect" in job.error
     assert first.requests[0][2].get("Authorization") == "Bearer secret-token-1234"
-    assert len(other.requests) == 1 and "Authorization" not in other.requests[0][2]
+    assert [r[0] for r in first.requests] == ["GET", "POST"] and other.requests == []
 
 
 def test_a_retried_submission_returns_the_same_job_even_after_a_restart(tmp_path):
@@ -215,3 +257,104 @@ def test_a_retried_submission_returns_the_same_job_even_after_a_restart(tmp_path
             assert int(r.headers["Content-Length"]) == len(r.content)
     finally:
         srv.stop()
+
+
+def test_a_dripped_header_is_cut_at_the_overall_deadline(peers):
+    """Headers one byte every 0.2 s (each read quick, the answer ~20 s): the call ends at its deadline."""
+
+    def respond(h):
+        head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Pad-%d: %d\r\n" % (i, i) for i in range(10)) + b"\r\n"
+        for b in head:
+            h.wfile.write(bytes([b]))
+            h.wfile.flush()
+            time.sleep(0.2)
+
+    peer = peers(respond)
+    t0 = time.monotonic()
+    with pytest.raises(BridgeError, match="did not answer within 1.5 s"):
+        BridgeClient(peer.url, timeout=1.5).health()
+    assert time.monotonic() - t0 < 3.0  # the 1.5 s deadline and the watchdog's 50 ms; the headers take 20 s
+
+
+def test_a_server_that_hangs_on_post_frees_the_submission_at_its_deadline(tmp_path):
+    """A submission's deadline holds while the server reads the upload and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(BridgeError, match="did not answer within 1 s"):
+            BridgeClient(url).submit(b"{}", MP4_START, timeout=1.0)
+        assert time.monotonic() - t0 < 2.5
+
+
+@pytest.mark.parametrize(
+    ("media_type", "body", "why"),
+    [
+        ("text/html", b"<html><body>Login</body></html>" * 4, "as 'text/html'"),
+        ("video/mp4", b"<!DOCTYPE html><html><body>Login</body></html>" * 4, "not a video/mp4"),
+        ("application/json", MP4_START * 4, "not video/mp4"),  # the job said MP4: another type is refused
+    ],
+)
+def test_a_result_that_is_not_what_the_job_made_is_never_saved(peers, tmp_path, media_type, body, why):
+    def respond(h):
+        if h.path.endswith("/result"):
+            _send(h, 200, body, _result_headers(body, media_type))
+        else:
+            _send(h, 200, _status("done", result_media_type="video/mp4"))
+
+    peer = peers(respond)
+    job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
+    for _ in range(20):
+        if job.tick() in ("done", "failed"):
+            break
+    assert job.state == "failed" and why in job.error, job.error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_downloads_are_capped(peers, tmp_path):
+    big = MP4_START + b"\0" * 5000
+    told = peers(lambda h: _send(h, 200, big, _result_headers(big)))  # Content-Length says too much: not read
+    with pytest.raises(BridgeError, match="5032 bytes, more than the 4096"):
+        BridgeClient(told.url).download(JOB_ID, tmp_path / "a.mp4", max_bytes=4096)
+
+    def chunked(h):  # no length, only a digest: cut while streaming
+        h.send_response(200)
+        for k, v in {**_result_headers(big), "Transfer-Encoding": "chunked"}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        for i in range(0, len(big), 1000):
+            part = big[i : i + 1000]
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        h.wfile.write(b"0\r\n\r\n")
+        h.wfile.flush()
+
+    streamed = peers(chunked)
+    with pytest.raises(BridgeError, match="larger than 4096 bytes"):
+        BridgeClient(streamed.url).download(JOB_ID, tmp_path / "b.mp4", max_bytes=4096)
+    assert list(tmp_path.iterdir()) == []
+    assert BridgeClient(streamed.url).download(JOB_ID, tmp_path / "c.mp4").read_bytes() == big
+
+
+def test_an_existing_file_is_never_replaced_and_no_folder_is_made(peers, tmp_path):
+    data = MP4_START + b"new"
+    peer = peers(lambda h: _send(h, 200, data, _result_headers(data)))
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(b"the artist's own file")
+    with pytest.raises(BridgeError, match="a file already exists"):
+        BridgeClient(peer.url).download(JOB_ID, mine)
+    assert mine.read_bytes() == b"the artist's own file"
+    with pytest.raises(BridgeError, match="does not exist"):
+        BridgeClient(peer.url).download(JOB_ID, tmp_path / "made" / "up" / "x.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.mp4"]
+
+
+def test_an_unknown_state_is_followed_not_uploaded_again(peers, tmp_path):
+    peer = peers(lambda h: _send(h, 201 if h.command == "POST" else 200, _status("paused-by-a-newer-server")))
+    scene = plane_scene(64, 40, 3)
+    request = JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image), npy_bytes(scene.depth))
+    job = ServerJob(BridgeClient(peer.url), request, tmp_path / "x.mp4", poll_interval=0)
+    for _ in range(6):
+        job.tick()
+    assert job.job_id == JOB_ID and not job.finished and "unknown to this add-on" in job.message
+    assert [r[0] for r in peer.requests] == ["POST"] + ["GET"] * 5
