@@ -25,6 +25,15 @@ Because API and workers are separate processes (often machines) sharing the jobs
   data) or a publish failed, every ``queued`` job on disk is published again, oldest first.
   Duplicates are harmless (see Claim).
 
+Identity: the API server writes ``<jobs>/farm.json`` (a random id) when it first serves a jobs folder;
+the id names the farm's Redis queue (``parascale.<id>``) and travels in every message. A worker reads
+it from its own ``--jobs-dir`` at start and refuses to start without it (a missing mount, a typo),
+so workers and servers of different jobs folders on one Redis never take each other's jobs; a
+message naming another farm is refused, and a job the worker cannot see in its folder is handed
+back to the queue (never acknowledged and dropped). The reaper also publishes again every
+``queued`` job that has no message in Redis (not waiting, not taken): after a FLUSHALL, or when a
+message was lost anyhow.
+
 The broker's visibility timeout (a message taken by a worker that never acknowledged it comes back
 after it) is set to the longest job (``--visibility-timeout``, default 6 h); a crash is found sooner
 by the heartbeat, so a redelivered message finds its job already finished and is skipped.
@@ -41,6 +50,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from parascale_blender.client.wire import CANCELLED, FINISHED, INTERRUPTED, QUEUED, RUNNING
@@ -51,7 +61,9 @@ from .jobs import JOB_ID, JobQueue, JobStore, _write_atomic
 from .models import JobStatus, WorkerInfo
 
 TASK = "parascale.run_job"
-QUEUE_NAME = "parascale"
+QUEUE_NAME = "parascale"  # the farm's queue is parascale.<farm id>
+FARM_FILE = "farm.json"  # the farm's identity, in the jobs folder
+JOB_HEADER, FARM_HEADER = "parascale_job", "parascale_farm"  # message headers naming the job and farm
 CANCEL_FLAG = "cancel"
 CLAIM = "claim-"
 WORKERS = "workers"
@@ -67,6 +79,36 @@ def heartbeat_timeout() -> float:
 
 def heartbeat_interval() -> float:
     return float(os.environ.get(HEARTBEAT_INTERVAL_ENV, heartbeat_timeout() / 6))
+
+
+def farm_id(root: Path, create: bool = False) -> str | None:
+    """The id in ``<root>/farm.json``; made (once, atomically) when absent and ``create``, else None."""
+    path = Path(root) / FARM_FILE
+    try:
+        doc = json.loads(path.read_text())
+        fid = doc.get("id") if isinstance(doc, dict) else None
+        if not isinstance(fid, str) or not re.fullmatch(r"[0-9a-f]{32}", fid):
+            raise ValueError("no 32-hex-digit id")
+        return fid
+    except FileNotFoundError:
+        if not create:
+            return None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a ParaScale farm identity ({e}); remove it to make a new farm") from None
+    new = uuid.uuid4().hex
+    tmp = path.with_name(f".{FARM_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"id": new, "created": time.time(), "host": socket.gethostname()}))
+    try:
+        os.link(tmp, path)  # atomic create-if-absent: two servers starting at once agree on one id
+    except FileExistsError:
+        return farm_id(root)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return new
+
+
+def queue_name(farm: str) -> str:
+    return f"{QUEUE_NAME}.{farm}"
 
 
 class _DiskLock:
@@ -280,13 +322,13 @@ def run_job(job_id: str, jobs_dir: str | Path | None = None, device: str | None 
     return runner.run(job_id)
 
 
-def celery_app(url: str, visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT):
-    """The Celery app of both sides: one queue, late acks, prefetch 1, no result backend."""
+def celery_app(url: str, farm: str, visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT):
+    """The Celery app of both sides: the farm's one queue, late acks, prefetch 1, no result backend."""
     from celery import Celery
 
     app = Celery("parascale", broker=url, set_as_current=False)
     app.conf.update(
-        task_default_queue=QUEUE_NAME,
+        task_default_queue=queue_name(farm),
         task_acks_late=True,
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
@@ -301,13 +343,39 @@ def celery_app(url: str, visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT)
     return app
 
 
+def drop_unreadable_entries() -> None:
+    """Make this process's Redis consumer log and drop a queue entry that is not JSON (``LPUSH q x``)
+    instead of letting the error stop the worker: kombu has popped it already, nothing else is lost."""
+    from kombu.transport import redis as kombu_redis
+
+    channel = kombu_redis.Channel
+    if getattr(channel, "_parascale_safe", False):
+        return
+    read = channel._brpop_read
+
+    def _brpop_read(self, **options):
+        try:
+            return read(self, **options)
+        except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            from queue import Empty
+
+            print(f"parascale-worker: dropped a queue entry that is not a message ({e})", file=sys.stderr)
+            raise Empty() from None
+
+    channel._brpop_read = _brpop_read
+    channel._parascale_safe = True
+
+
 class RedisExecutor:
     """The API server's side of the farm: publish, cancel, count, reap, rebuild (see the module doc)."""
 
     def __init__(self, store: DiskJobStore, url: str, timeout: float | None = None):
         self.store, self.url = store, url
         self.timeout = timeout or heartbeat_timeout()
-        self._app = celery_app(url)
+        self.farm = farm_id(store.root, create=True)
+        self.queue = queue_name(self.farm)
+        self._app = celery_app(url, self.farm)
+        self._published: dict[str, float] = {}  # job id -> when this API last published it (monotonic)
         self._publish_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -350,10 +418,12 @@ class RedisExecutor:
     def _publish(self, job_id: str) -> bool:
         try:
             with self._publish_lock:
+                self._published[job_id] = time.monotonic()
                 self._app.send_task(
                     TASK,
-                    args=[job_id],
-                    queue=QUEUE_NAME,
+                    args=[job_id, self.farm],
+                    queue=self.queue,
+                    headers={JOB_HEADER: job_id, FARM_HEADER: self.farm},
                     retry=True,
                     retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
                 )
@@ -363,16 +433,67 @@ class RedisExecutor:
             return False
 
     def _redis_run_id(self) -> str | None:
-        import redis
-
         try:
-            client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+            client = self._redis()
             try:
                 return str(client.info("server")["run_id"])
             finally:
                 client.close()
         except Exception:
             return None
+
+    def _redis(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=1)
+
+    def in_redis(self) -> set[str] | None:
+        """Ids of the jobs with a message in Redis, waiting in this farm's queue or taken by a worker
+        and not yet acknowledged (None when Redis cannot be read)."""
+        lists = [self.queue] + [f"{self.queue}\x06\x16{p}" for p in (3, 6, 9)]  # kombu's priority lists
+        try:
+            client = self._redis()
+            try:
+                raw = [m for name in lists for m in client.lrange(name, 0, -1)]
+                raw += [m for m in client.hvals("unacked")]
+            finally:
+                client.close()
+        except Exception:
+            return None
+        ids = set()
+        for item in raw:
+            with contextlib.suppress(ValueError, TypeError, AttributeError, IndexError):
+                doc = json.loads(item)
+                doc = doc[0] if isinstance(doc, list) else doc  # unacked: [message, exchange, routing key]
+                job = doc["headers"].get(JOB_HEADER)
+                if isinstance(job, str):
+                    ids.add(job)
+        return ids
+
+    def republish_stale(self, grace: float | None = None) -> list[str]:
+        """Publish again each queued job that has had no message in Redis for ``grace`` seconds
+        since this API last published it (a FLUSHALL, a lost message); the ids published."""
+        grace = max(1.0, self.timeout / 3) if grace is None else grace
+        queued = self.store.recover()
+        if not queued:
+            return []
+        present = self.in_redis()
+        if present is None:
+            return []
+        now, again = time.monotonic(), []
+        for job_id in queued:
+            if job_id in present:
+                continue
+            seen = self._published.setdefault(job_id, now)  # queued by another API: wait one grace too
+            if now - seen >= grace:
+                self.store.log(job_id, "published again: its message was not in Redis")
+                again.append(job_id)
+                if not self._publish(job_id):
+                    self._need_rebuild = True
+                    break
+        for job_id in set(self._published) - set(queued):
+            del self._published[job_id]
+        return again
 
     def rebuild(self) -> bool:
         """Publish every queued job on disk again (oldest first); False if Redis refused one."""
@@ -389,6 +510,8 @@ class RedisExecutor:
                 self._run_id = run_id
             with contextlib.suppress(OSError):
                 self.reap()
+            with contextlib.suppress(OSError):
+                self.republish_stale()
             if self._stop.wait(tick):
                 return
 

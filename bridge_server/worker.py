@@ -5,17 +5,28 @@
 Concurrency 1 and prefetch 1 (one job at a time, no job held back from an idle worker), the models of
 each backend stay loaded between jobs. The jobs folder is this machine's mount of the shared folder
 (never sent in a message). ``--run-job ID`` runs one queued job and exits (no Redis needed): the
-command another farm manager (OpenCue, Flamenco) wraps. See ``farm.py`` for claim, heartbeat, cancel.
+command another farm manager (OpenCue, Flamenco) wraps. See ``farm.py`` for claim, heartbeat, cancel
+and the farm's identity (``<jobs>/farm.json``, which the worker needs to start).
+
+A message naming another farm is refused; a job the worker cannot see in its jobs folder is handed
+back to the queue after a pause (never acknowledged). An entry in the queue that is not a message
+(``LPUSH parascale.<id> x``) is logged and dropped. The process exits non-zero whenever Celery stops
+without being asked to (a signal), so a supervisor's restart-on-failure restarts it.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from .config import Limits, default_threads
+
+log = logging.getLogger("parascale.worker")
+REFUSED_PAUSE = 2.0  # seconds before a job this worker cannot see goes back to the queue
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,14 +74,35 @@ def main(argv: list[str] | None = None) -> int:
             runner.stop_heartbeat()
         print(state)
         return 0 if state == "done" else 1
+    farm_id = farm.farm_id(args.jobs_dir)
+    if farm_id is None:
+        print(
+            f"parascale-worker: {args.jobs_dir} holds no {farm.FARM_FILE}: it is not a farm's jobs folder "
+            "(is the shared folder mounted here? the API server writes it when it starts)",
+            file=sys.stderr,
+        )
+        return 2
     timeout = args.visibility_timeout or farm.DEFAULT_VISIBILITY_TIMEOUT
-    app = farm.celery_app(args.queue, timeout)
+    app = farm.celery_app(args.queue, farm_id, timeout)
+    from celery.exceptions import Reject
+    from celery.signals import worker_shutting_down
 
     @app.task(name=farm.TASK, acks_late=True)
-    def run_job(job_id: str) -> str:
+    def run_job(job_id: str, farm_of_job: str | None = None) -> str:
+        if farm_of_job != farm_id:
+            log.error("refused job %s: its message is of farm %s, not %s", job_id, farm_of_job, farm_id)
+            raise Reject(f"farm {farm_of_job} is not this worker's farm {farm_id}", requeue=False)
+        if runner.disk.get(job_id) is None:
+            log.warning("job %s is not in %s here: handed back to the queue", job_id, args.jobs_dir)
+            time.sleep(REFUSED_PAUSE)
+            raise Reject(f"job {job_id} is not in this worker's jobs folder", requeue=True)
         return runner.run(job_id)
 
+    asked = []
+    worker_shutting_down.connect(lambda sig=None, **_: asked.append(sig), weak=False)
+    farm.drop_unreadable_entries()
     runner.start_heartbeat()
+    code = 1
     try:
         app.worker_main(
             [
@@ -78,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--pool=solo",
                 "--concurrency=1",
                 "--prefetch-multiplier=1",
-                f"--queues={farm.QUEUE_NAME}",
+                f"--queues={farm.queue_name(farm_id)}",
                 f"--hostname={runner.name.replace(':', '-')}@%h",
                 "--without-gossip",
                 "--without-mingle",
@@ -86,9 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                 "--loglevel=" + os.environ.get("PARASCALE_WORKER_LOG", "WARNING"),
             ]
         )
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
     finally:
         runner.stop_heartbeat()
-    return 0
+    if not asked:  # Celery stopped on its own (a lost broker it gave up on, an error): a failure
+        log.error("Celery stopped without being asked to (exit status %s)", code)
+        return code or 1
+    log.info("stopped by %s", asked[0])
+    return code
 
 
 if __name__ == "__main__":
