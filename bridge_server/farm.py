@@ -16,9 +16,10 @@ Because API and workers are separate processes (often machines) sharing the jobs
   Writes by a worker to a job it no longer owns (reaped, re-queued, finished) are dropped.
 - Heartbeat: the worker stamps ``heartbeat`` in the running job's status every interval, and its own
   ``<jobs>/workers/<name>.json`` (what ``/v1/health`` lists).
-- Reaper (a thread of the API server): a running job whose heartbeat is older than the heartbeat
-  timeout ends ``interrupted``; if the request asked for ``retries``, it is queued again (``attempt``
-  + 1) instead, once per retry, and runs on whichever worker takes it.
+- Reaper (a thread of the API server): a running job whose heartbeat has not changed for the
+  heartbeat timeout, on the API's own monotonic clock (a worker's clock is never compared with the
+  API's: machines' clocks differ), ends ``interrupted``; if the request asked for ``retries``, it
+  is queued again (``attempt`` + 1) instead, once per retry, and runs on whichever worker takes it.
 - Cancel: queued jobs are cancelled in the store at once; for a running one the API creates the
   flag file ``cancel`` in the job folder, which the worker's cancel check reads between frames.
 - Rebuild: at start and whenever Redis comes back with a new ``run_id`` (a restart that lost its
@@ -216,12 +217,14 @@ class DiskJobStore(JobStore):
     def remove_worker(self, name: str) -> None:
         (self.root / WORKERS / f"{_safe(name)}.json").unlink(missing_ok=True)
 
-    def workers(self, max_age: float) -> list[WorkerInfo]:
+    def workers(self, max_age: float | None) -> list[WorkerInfo]:
+        """The workers registered in the jobs folder (``max_age``: only those whose own heartbeat
+        time is that recent on this machine's clock; None: all with a heartbeat)."""
         out, now = [], time.time()
         for p in sorted((self.root / WORKERS).glob("*.json")):
             with contextlib.suppress(OSError, ValueError):
                 w = WorkerInfo.model_validate_json(p.read_bytes())
-                if w.heartbeat is not None and now - w.heartbeat <= max_age:
+                if w.heartbeat is not None and (max_age is None or now - w.heartbeat <= max_age):
                     out.append(w)
         return out
 
@@ -376,6 +379,7 @@ class RedisExecutor:
         self.queue = queue_name(self.farm)
         self._app = celery_app(url, self.farm)
         self._published: dict[str, float] = {}  # job id -> when this API last published it (monotonic)
+        self._beats: dict[tuple, tuple] = {}  # (job or worker key) -> (heartbeat seen, monotonic when it changed)
         self._publish_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -411,8 +415,20 @@ class RedisExecutor:
         return states.count(QUEUED), states.count(RUNNING)
 
     def workers(self, stuck_after: float) -> list[WorkerInfo]:
-        """The workers whose heartbeat is recent (a dead worker drops out; its job is reaped)."""
-        return self.store.workers(max_age=3 * self.timeout)
+        """The workers whose heartbeat changed within 3 heartbeat timeouts on this API's clock (a dead
+        worker drops out; its job is reaped)."""
+        now = time.monotonic()
+        found = self.store.workers(max_age=None)
+        return [w for w in found if self.silent_for(("worker", w.name), w.heartbeat, now) <= 3 * self.timeout]
+
+    def silent_for(self, key: tuple, beat: float | None, now: float) -> float:
+        """Seconds (API monotonic clock) since ``beat``, a heartbeat value of ``key``, last changed;
+        a value first seen counts from ``now``."""
+        seen = self._beats.get(key)
+        if seen is None or seen[0] != beat:
+            self._beats[key] = (beat, now)
+            return 0.0
+        return now - seen[1]
 
     # -- the rest ----------------------------------------------------------------------------
     def _publish(self, job_id: str) -> bool:
@@ -515,19 +531,23 @@ class RedisExecutor:
             if self._stop.wait(tick):
                 return
 
-    def reap(self, now: float | None = None) -> list[str]:
-        """Running jobs whose worker's heartbeat is older than the timeout: interrupted, or queued again."""
-        reaped = []
+    def reap(self) -> list[str]:
+        """Running jobs whose heartbeat has not changed for the timeout (this API's monotonic clock):
+        interrupted, or queued again."""
+        reaped, keys = [], set()
+
+        def silent(s: JobStatus) -> float:
+            key = ("job", s.id, s.attempt, s.worker)
+            keys.add(key)
+            return self.silent_for(key, s.heartbeat or s.started or s.created, time.monotonic())
+
         for s in self.store.all():
-            if s.state != RUNNING:
-                continue
-            last = s.heartbeat or s.started or s.created
-            if (now or time.time()) - last <= self.timeout:
+            if s.state != RUNNING or silent(s) <= self.timeout:
                 continue
             requeue = False
             with self.store._lock:
                 s = self.store.get(s.id)
-                if s is None or s.state != RUNNING or time.time() - (s.heartbeat or s.started or 0) <= self.timeout:
+                if s is None or s.state != RUNNING or silent(s) <= self.timeout:
                     continue
                 self.store.discard_partial(s.id)
                 try:
@@ -563,4 +583,6 @@ class RedisExecutor:
                 reaped.append(s.id)
             if requeue:
                 self.submit(s.id)
+        for key in [k for k in list(self._beats) if k[0] == "job" and k not in keys]:
+            del self._beats[key]
         return reaped
