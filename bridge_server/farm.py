@@ -58,7 +58,7 @@ from parascale_blender.client.wire import CANCELLED, FINISHED, INTERRUPTED, QUEU
 
 from .backends import backend_names
 from .config import Limits
-from .jobs import JOB_ID, JobQueue, JobStore, _write_atomic
+from .jobs import JOB_ID, JobQueue, JobStore, _why, _write_atomic, log
 from .models import JobStatus, WorkerInfo
 
 TASK = "parascale.run_job"
@@ -163,6 +163,12 @@ class DiskJobStore(JobStore):
         except (OSError, ValueError):
             return None
 
+    def current(self, job_id: str) -> JobStatus | None:
+        return self.get(job_id)  # the disk is the only record here
+
+    def retry_unsaved(self) -> int:
+        return 0  # a failed write raises here: nothing is kept pending
+
     def all(self) -> list[JobStatus]:
         if not self.root.is_dir():  # the shared folder is unmounted or gone: no jobs to report
             return []
@@ -181,7 +187,13 @@ class DiskJobStore(JobStore):
                 elif not self.owns(cur):
                     return cur  # reaped, re-queued or finished meanwhile: no longer this worker's job
             status = cur.model_copy(update=changes)
-            _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
+            try:
+                _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
+            except OSError as e:
+                self.write_error = (time.monotonic(), f"{type(e).__name__}: {e.strerror or e}")
+                raise
+            if status.state != cur.state:
+                log.info("job %s: %s -> %s%s", job_id, cur.state, status.state, _why(status))
             return status
 
     def owns(self, status: JobStatus) -> bool:
@@ -379,6 +391,8 @@ class RedisExecutor:
         self.queue = queue_name(self.farm)
         self._app = celery_app(url, self.farm)
         self._published: dict[str, float] = {}  # job id -> when this API last published it (monotonic)
+        self._redis_ok = True  # the last time the reaper asked, Redis answered
+        self._lost_at: tuple[float, int] | None = None  # (monotonic, count) when lost messages were last found
         self._beats: dict[tuple, tuple] = {}  # (job or worker key) -> (heartbeat seen, monotonic when it changed)
         self._publish_lock = threading.Lock()
         self._stop = threading.Event()
@@ -429,6 +443,18 @@ class RedisExecutor:
             self._beats[key] = (beat, now)
             return 0.0
         return now - seen[1]
+
+    def problems(self) -> list[str]:
+        """For /v1/health: Redis not answering, no live worker, or queued jobs found without their
+        message in Redis within the last 3 heartbeat timeouts (published again)."""
+        out = []
+        if not self._redis_ok:
+            out.append("Redis does not answer: jobs wait on disk until it does")
+        if not self.workers(0):
+            out.append(f"no live worker (none sent a heartbeat in {3 * self.timeout:g} s): queued jobs wait")
+        if self._lost_at and time.monotonic() - self._lost_at[0] < 3 * self.timeout:
+            out.append(f"{self._lost_at[1]} queued job(s) had no message in Redis (a flush?): published again")
+        return out
 
     # -- the rest ----------------------------------------------------------------------------
     def _publish(self, job_id: str) -> bool:
@@ -509,6 +535,8 @@ class RedisExecutor:
                     break
         for job_id in set(self._published) - set(queued):
             del self._published[job_id]
+        if again:
+            self._lost_at = (time.monotonic(), len(again))
         return again
 
     def rebuild(self) -> bool:
@@ -519,6 +547,7 @@ class RedisExecutor:
         tick = max(0.05, min(1.0, self.timeout / 6))
         while True:
             run_id = self._redis_run_id()
+            self._redis_ok = run_id is not None
             if run_id is not None and (run_id != self._run_id or self._need_rebuild):
                 self._need_rebuild = False
                 if not self.rebuild():

@@ -35,8 +35,13 @@ class WorkerInfo(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         "ok",
-        description="degraded: a worker is dead or stuck (see workers), or the jobs folder is read-only "
-        "(see read_only); restart the server",
+        description="degraded: a worker is dead or stuck (see workers), the jobs folder is read-only "
+        "(see read_only), or something in problems",
+    )
+    problems: list[str] = Field(
+        default_factory=list,
+        description="why the server is degraded besides workers and read_only: status writes failing, a full "
+        "disk; on a farm, Redis not answering, no live worker, queued jobs whose messages were lost",
     )
     read_only: bool = Field(
         False, description="the jobs folder is not writable: its jobs and results are served, new jobs get 507"

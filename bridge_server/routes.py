@@ -5,6 +5,8 @@ jobs (submit, list, status, result, cancel). Handlers stay thin: uploads are dec
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -33,13 +35,38 @@ def _weights_dir(backend) -> str | None:
     return str(root / sub) if sub and root is not None else None
 
 
+MIN_FREE_BYTES = 64 * 2**20  # below this much free space on the jobs folder's disk, health is degraded
+WRITE_ERROR_WINDOW = 60.0  # seconds a failed status write keeps health degraded
+
+
+def problems(config, store, jobs) -> list[str]:
+    """What keeps the server from working, each in a sentence (no paths): failed status writes, a
+    nearly full disk, and what the queue reports (a farm: Redis down, no live workers, lost messages)."""
+    out = []
+    if store.retry_unsaved():
+        out.append(f"job statuses cannot be saved ({store.write_error[1] if store.write_error else 'write failed'})")
+    elif store.write_error and time.monotonic() - store.write_error[0] < WRITE_ERROR_WINDOW:
+        out.append(f"a job status could not be saved {time.monotonic() - store.write_error[0]:.0f} s ago")
+    if not config.read_only:
+        try:
+            free = shutil.disk_usage(config.jobs_dir).free
+        except OSError as e:
+            out.append(f"the jobs folder cannot be read ({e.strerror})")
+        else:
+            if free < MIN_FREE_BYTES:
+                out.append(f"the jobs folder's disk is full ({free // 2**20} MiB free)")
+    return out + list(getattr(jobs, "problems", list)())
+
+
 @router.get(wire.HEALTH, response_model=Health, responses=ERRORS)
-def health(config: Config, jobs: Queue) -> Health:
+def health(config: Config, store: Store, jobs: Queue) -> Health:
     queued, running = jobs.counts()
     workers = jobs.workers(config.stuck_after)
-    working = all(w.alive and not w.stuck for w in workers) and not config.read_only
+    wrong = problems(config, store, jobs)
+    working = all(w.alive and not w.stuck for w in workers) and not config.read_only and not wrong
     return Health(
         status="ok" if working else "degraded",
+        problems=wrong,
         read_only=config.read_only,
         workers=workers,
         version=__version__,
