@@ -23,14 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Limits, default_threads
+from .config import Limits, default_threads, redacted_url, setup_logging
 
 log = logging.getLogger("parascale.worker")
 REFUSED_PAUSE = 2.0  # seconds before a job this worker cannot see goes back to the queue
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="parascale-worker", description="ParaScale farm worker (Celery + Redis)")
+    p = argparse.ArgumentParser(
+        prog="parascale-worker",
+        description="ParaScale farm worker (Celery + Redis)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--queue", help="the broker, redis://HOST:PORT/DB (the server's --queue)")
     p.add_argument("--jobs-dir", type=Path, required=True, help="this machine's path of the shared jobs folder")
     p.add_argument("--device", default="cpu", help="one torch device: cpu, cuda, cuda:1 ...")
@@ -39,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visibility-timeout", type=float, default=None, metavar="S", help="the longest job (default 6 h)")
     p.add_argument("--run-job", metavar="ID", default=None, help="run this one queued job now and exit")
     lim = Limits()
-    p.add_argument("--max-frames", type=int, default=lim.max_frames)
-    p.add_argument("--max-side", type=int, default=lim.max_side)
-    p.add_argument("--max-upload-mb", type=float, default=lim.max_upload_bytes / 2**20)
+    p.add_argument("--max-frames", type=int, default=lim.max_frames, help="most frames a job may ask for")
+    p.add_argument("--max-side", type=int, default=lim.max_side, help="largest width or height, pixels")
+    p.add_argument("--max-upload-mb", type=float, default=lim.max_upload_bytes / 2**20, help="largest upload, MiB")
     return p
 
 
@@ -98,6 +102,20 @@ def main(argv: list[str] | None = None) -> int:
             raise Reject(f"job {job_id} is not in this worker's jobs folder", requeue=True)
         return runner.run(job_id)
 
+    from . import __version__
+    from .backends.weights import weights_root
+
+    setup_logging()
+    log.info(
+        "parascale-worker %s %s: queue %s (farm %s), device %s, jobs folder %s, weights %s",
+        __version__,
+        runner.name,
+        redacted_url(args.queue),
+        farm_id,
+        args.device,
+        args.jobs_dir,
+        weights_root() or "none",
+    )
     asked = []
     worker_shutting_down.connect(lambda sig=None, **_: asked.append(sig), weak=False)
     farm.drop_unreadable_entries()

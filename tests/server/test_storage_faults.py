@@ -131,7 +131,7 @@ def test_read_only_jobs_dir_holding_a_running_job_is_served_read_only(tmp_path):
             assert http.post(f"{ro.url}/v1/jobs/{running}/cancel").status_code == 200
         finally:
             ro.stop()
-        assert ro.proc.returncode == 0 or ro.proc.returncode < 0, ro.proc.stdout.read().decode()
+        assert ro.proc.returncode == 0 or ro.proc.returncode < 0, ro.output()
         assert _snapshot(jobs) == before, "a read-only server changed the jobs folder"
         rw = Server(jobs).start()  # writable again: the queued job runs, the running one is interrupted
         try:
