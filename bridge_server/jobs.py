@@ -157,7 +157,7 @@ class JobStore:
         """Create the folder of new job ``job_id``, for its uploads to be streamed into before
         :meth:`create` (until then it has no ``status.json``: never listed, swept by the janitor)."""
         if self.read_only:
-            raise OSError(errno.EROFS, f"{self.root} is read-only; this server only serves the jobs it holds")
+            raise OSError(errno.EROFS, "the jobs folder is read-only; this server only serves the jobs it holds")
         folder = self.path(job_id, "status.json").parent
         folder.mkdir()
         return folder

@@ -167,7 +167,8 @@ async def submit_job(
     except KeyPending:
         raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
     except OSError as e:  # disk full, read-only, quota: the half-made folder is already removed
-        raise HTTPException(507, f"the jobs folder cannot store this job: {e.strerror or e}") from None
+        why = e.strerror or type(e).__name__  # never str(e): it names the server's paths
+        raise HTTPException(507, f"the jobs folder cannot store this job: {why}") from None
     if stored.id == status.id:
         jobs.submit(status.id)
     return stored
