@@ -219,8 +219,9 @@ class JobStore:
 
     def update(self, job_id: str, **changes) -> JobStatus:
         """Change a job's status: written to ``status.json``, then served. A write that fails (disk
-        full, read-only, folder deleted) keeps the change pending: it is written by the next update
-        or :meth:`retry_unsaved`, and :meth:`get` serves the saved status until then. Returns the
+        full, an I/O error) keeps the change pending: it is written by the next update or
+        :meth:`retry_unsaved`, and :meth:`get` serves the saved status until then. A job whose
+        folder was deleted is served from memory (nothing on disk contradicts it). Returns the
         newest status."""
         with self._lock:
             status = (self._unsaved.get(job_id) or self._jobs[job_id]).model_copy(update=changes)
@@ -239,7 +240,11 @@ class JobStore:
         try:
             _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
         except OSError as e:
-            self.write_error = (time.monotonic(), f"{type(e).__name__}: {e.strerror or e}")
+            if not self.path(status.id, "status.json").parent.is_dir():  # the folder is gone (deleted): no
+                self._jobs[status.id] = status  # status.json left to contradict this one after a restart
+                log.warning("job %s: its folder is gone; status %s kept in memory only", status.id, status.state)
+                return True
+            self.write_error = (time.monotonic(), f"{type(e).__name__}: {e.strerror or 'write failed'}")
             log.error("job %s: status %s not saved: %s", status.id, status.state, e)
             return False
         self._jobs[status.id] = status
