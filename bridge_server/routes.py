@@ -26,7 +26,14 @@ from .jobs import KeyPending, file_sha256, new_job_id, queued_status
 from .models import BackendInfo, Health, JobList, JobStatus
 from .uploads import backend_for, check_uploads, decode_uploads, parse_params, save_uploads
 
-router = APIRouter()
+
+def operation_id(route) -> str:
+    """OpenAPI operation ids are the handlers' names (``submit_job``, ``job_status`` ...): what a
+    generated client calls its methods."""
+    return route.name
+
+
+router = APIRouter(generate_unique_id_function=operation_id)
 
 
 def _weights_dir(backend) -> str | None:
@@ -58,7 +65,7 @@ def problems(config, store, jobs) -> list[str]:
     return out + list(getattr(jobs, "problems", list)())
 
 
-@router.get(wire.HEALTH, response_model=Health, responses=ERRORS)
+@router.get(wire.HEALTH, response_model=Health, responses=ERRORS, tags=["server"])
 def health(config: Config, store: Store, jobs: Queue) -> Health:
     queued, running = jobs.counts()
     workers = jobs.workers(config.stuck_after)
@@ -80,7 +87,7 @@ def health(config: Config, store: Store, jobs: Queue) -> Health:
     )
 
 
-@router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS)
+@router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS, tags=["server"])
 def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
     out, seen = [], jobs.workers(config.stuck_after)
     for name in backend_names():
@@ -103,7 +110,7 @@ def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
     return out
 
 
-@router.post(wire.JOBS, status_code=201, response_model=JobStatus, responses=ERRORS)
+@router.post(wire.JOBS, status_code=201, response_model=JobStatus, responses=ERRORS, tags=["jobs"])
 async def submit_job(
     request: Request,
     config: Config,
@@ -191,23 +198,24 @@ def _by_key(store, key: str | None) -> JobStatus | None:
         raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
 
 
-@router.get(wire.JOBS, response_model=JobList, responses=ERRORS)
+@router.get(wire.JOBS, response_model=JobList, responses=ERRORS, tags=["jobs"])
 def list_jobs(store: Store) -> JobList:
     return JobList(jobs=store.all())
 
 
-@router.get(wire.JOB, response_model=JobStatus, responses=ERRORS)
+@router.get(wire.JOB, response_model=JobStatus, responses=ERRORS, tags=["jobs"])
 def job_status(job: Job) -> JobStatus:
     return job
 
 
-@router.post(wire.JOB_CANCEL, response_model=JobStatus, responses=ERRORS)
+@router.post(wire.JOB_CANCEL, response_model=JobStatus, responses=ERRORS, tags=["jobs"])
 def cancel_job(job: Job, jobs: Queue) -> JobStatus:
     return jobs.cancel(job.id)
 
 
 @router.get(
     wire.JOB_RESULT,
+    tags=["jobs"],
     response_class=FileResponse,
     responses={
         **ERRORS,

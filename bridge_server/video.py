@@ -13,7 +13,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-
 BT709 = 1  # the H.264 / ISO 23091-2 code of BT.709 primaries, transfer and matrix
 MPEG_RANGE = 1  # FFmpeg's AVCOL_RANGE_MPEG: limited range (16-235)
 
