@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     timeout = args.visibility_timeout or farm.DEFAULT_VISIBILITY_TIMEOUT
     app = farm.celery_app(args.queue, farm_id, timeout)
     from celery.exceptions import Reject
-    from celery.signals import worker_shutting_down
+    from celery.worker import state as celery_state
 
     @app.task(name=farm.TASK, acks_late=True)
     def run_job(job_id: str, farm_of_job: str | None = None) -> str:
@@ -116,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         args.jobs_dir,
         weights_root() or "none",
     )
-    asked = []
-    worker_shutting_down.connect(lambda sig=None, **_: asked.append(sig), weak=False)
     farm.drop_unreadable_entries()
     runner.start_heartbeat()
     code = 1
@@ -140,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
         code = e.code if isinstance(e.code, int) else 1
     finally:
         runner.stop_heartbeat()
-    if not asked:  # Celery stopped on its own (a lost broker it gave up on, an error): a failure
-        log.error("Celery stopped without being asked to (exit status %s)", code)
+    # A warm or cold shutdown by a signal (SIGTERM, SIGINT, SIGQUIT) sets one of these; anything else
+    # (a broker error Celery gave up on, a remote shutdown, an exception) is a failure to restart on.
+    asked = celery_state.should_stop is not None or celery_state.should_terminate is not None
+    if not asked:
+        print(f"parascale-worker: Celery stopped without being asked to (exit status {code})", file=sys.stderr)
         return code or 1
-    log.info("stopped by %s", asked[0])
-    return code
+    print("parascale-worker: stopped by a signal", file=sys.stderr)
+    wanted = celery_state.should_stop if celery_state.should_stop is not None else celery_state.should_terminate
+    return int(wanted) if isinstance(wanted, int) else 0  # the signal's exit status (Celery's own exit is 1)
 
 
 if __name__ == "__main__":

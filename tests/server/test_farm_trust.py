@@ -109,3 +109,16 @@ def test_queue_entries_that_are_not_messages_leave_the_worker_running(tmp_path, 
         assert wait_finished(http, f.url, job, timeout=120)["state"] == "done"
         assert f.workers[0].poll() is None
     assert "not a message" in (tmp_path / "w0.log").read_text()
+
+
+def test_a_worker_exits_non_zero_when_celery_stops_unasked_and_zero_on_sigterm(tmp_path, http):
+    """Celery stopping without a signal (here: a remote ``shutdown`` broadcast, as a broker error
+    would) is a failure for the supervisor to restart (exit status 1); SIGTERM is a clean stop (0)."""
+    with LocalFarm(tmp_path / "jobs", workers=2, log_dir=tmp_path, **HB) as f:
+        fid = farm_mod.farm_id(f.jobs_dir)
+        app = farm_mod.celery_app(f.queue, fid)
+        app.control.broadcast("shutdown", destination=["w0@" + __import__("socket").gethostname()])
+        assert f.workers[0].wait(60) == 1
+        f.workers[1].terminate()
+        assert f.workers[1].wait(60) == 0
+    assert "Celery stopped without being asked" in (tmp_path / "w0.log").read_text()
