@@ -122,3 +122,32 @@ def test_a_worker_exits_non_zero_when_celery_stops_unasked_and_zero_on_sigterm(t
         f.workers[1].terminate()
         assert f.workers[1].wait(60) == 0
     assert "Celery stopped without being asked" in (tmp_path / "w0.log").read_text()
+
+
+def test_a_worker_that_cannot_see_a_job_hands_it_back(tmp_path, http):
+    """A worker whose folder carries the farm's id but not its jobs (a stale copy, a lagging mount)
+    takes 6 messages and hands each back (never acknowledged and dropped); a worker that sees the
+    folder then runs all 6 once."""
+    with LocalFarm(tmp_path / "jobs", workers=0, log_dir=tmp_path, **HB) as f:
+        blind = tmp_path / "blind"
+        blind.mkdir()
+        (blind / farm_mod.FARM_FILE).write_bytes((f.jobs_dir / farm_mod.FARM_FILE).read_bytes())
+        cmd = [sys.executable, "-m", "bridge_server.worker", "--queue", f.queue, "--jobs-dir", str(blind)]
+        log = open(tmp_path / "blind.log", "wb")
+        proc = subprocess.Popen([*cmd, "--name", "blind"], cwd=ROOT, env=f.env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            jobs = _submit_many(http, f.url, 6)
+            deadline = time.monotonic() + 60
+            while (tmp_path / "blind.log").read_text().count("handed back") < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert (tmp_path / "blind.log").read_text().count("handed back") >= 2
+            assert all(http.get(f"{f.url}/v1/jobs/{j}").json()["state"] == "queued" for j in jobs)
+            f.start_worker(0)
+            for j in jobs:
+                st = wait_finished(http, f.url, j, timeout=180)
+                assert st["state"] == "done" and _claimers(f, j) == ["w0"], st
+            assert proc.poll() is None
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            log.close()
