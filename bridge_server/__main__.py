@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         "use up the process's file descriptors)",
     )
     p.add_argument("--keep-alive", type=float, default=5.0, metavar="S", help="seconds an idle connection stays open")
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a new connection has to send its first request's head before it is closed",
+    )
     return p
 
 
@@ -304,8 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         redacted_url(args.queue),
     )
     tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)} if args.tls_cert else {}
+    from .http_protocol import HeadDeadlineH11
+
+    HeadDeadlineH11.head_timeout = args.header_timeout
     uvicorn.run(
         app,
+        http=HeadDeadlineH11,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
