@@ -52,7 +52,9 @@ class Health(BaseModel):
     backends: list[str]
     queued: int
     running: int
-    weights_dir: str | None = Field(None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS)")
+    weights_dir: str | None = Field(
+        None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS); told to loopback clients only"
+    )
     queue: str = Field("local", description="'local' (worker threads in this process) or the farm's redis:// URL")
     workers: list[WorkerInfo] = Field(default_factory=list, description="the workers seen, and whether they work")
 
@@ -66,7 +68,9 @@ class BackendInfo(BaseModel):
     weights_present: bool
     uploads: list[str] = Field(description="the multipart uploads a job of this backend needs (no others)")
     result_media_type: str = Field(description="media type of GET /v1/jobs/{id}/result")
-    weights_dir: str | None = Field(None, description="the folder its models are read from (weight-backed only)")
+    weights_dir: str | None = Field(
+        None, description="the folder its models are read from (weight-backed only; told to loopback clients only)"
+    )
     workers: list[str] = Field(default_factory=list, description="names of the workers seen that serve it")
 
 

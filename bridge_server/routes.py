@@ -65,8 +65,13 @@ def problems(config, store, jobs) -> list[str]:
     return out + list(getattr(jobs, "problems", list)())
 
 
+def _local(request: Request) -> bool:
+    """Whether the client is on this machine (loopback): only it is told the server's paths."""
+    return request.client is not None and wire.is_loopback_host(request.client.host)
+
+
 @router.get(wire.HEALTH, response_model=Health, responses=ERRORS, tags=["server"])
-def health(config: Config, store: Store, jobs: Queue) -> Health:
+def health(config: Config, store: Store, jobs: Queue, request: Request) -> Health:
     queued, running = jobs.counts()
     workers = jobs.workers(config.stuck_after)
     wrong = problems(config, store, jobs)
@@ -82,17 +87,19 @@ def health(config: Config, store: Store, jobs: Queue) -> Health:
         backends=backend_names(),
         queued=queued,
         running=running,
-        weights_dir=str(root) if (root := weights_root()) is not None else None,
+        weights_dir=str(root) if (root := weights_root()) is not None and _local(request) else None,
         queue="local" if config.queue == "local" else "redis",
     )
 
 
 @router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS, tags=["server"])
-def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
-    out, seen = [], jobs.workers(config.stuck_after)
+def backends(config: Config, jobs: Queue, request: Request) -> list[BackendInfo]:
+    out, seen, local, root = [], jobs.workers(config.stuck_after), _local(request), weights_root()
     for name in backend_names():
         b = get_backend(name)
         ok, reason = b.available()
+        if not local and root is not None:
+            reason = reason.replace(str(root), "<weights>")  # the server's paths stay on its machine
         out.append(
             BackendInfo(
                 name=name,
@@ -103,7 +110,7 @@ def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
                 weights_present=b.weights_present(),
                 uploads=list(b.uploads),
                 result_media_type=b.result_media_type,
-                weights_dir=_weights_dir(b),
+                weights_dir=_weights_dir(b) if local else None,
                 workers=[w.name for w in seen if name in w.backends],
             )
         )
