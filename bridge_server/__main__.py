@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import ssl
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from parascale_blender.client.wire import DEFAULT_PORT, is_loopback_host
 
-from .config import Limits, ServerConfig, default_threads
+from .config import Limits, ServerConfig, default_threads, redacted_url, setup_logging
 
 TOKEN_ENV = "PARASCALE_TOKEN"  # the add-on starts the server with its per-install token here
 
@@ -41,9 +42,13 @@ def resolve_devices(spec: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="parascale-server", description="ParaScale local generation server")
+    p = argparse.ArgumentParser(
+        prog="parascale-server",
+        description="ParaScale local generation server",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --token)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     p.add_argument(
         "--token",
         default=None,
@@ -73,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve HTTPS with this certificate chain (PEM; with --tls-key); advised off loopback",
     )
     p.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the private key of --tls-cert (PEM)")
-    p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs")
+    p.add_argument("--jobs-dir", type=Path, default=Path.home() / ".parascale" / "jobs", help="where jobs are kept")
     p.add_argument(
         "--device",
         default="auto",
@@ -81,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=default_threads(), help="torch CPU threads (default: half the cores)")
     lim = Limits()
-    p.add_argument("--max-frames", type=int, default=lim.max_frames)
+    p.add_argument("--max-frames", type=int, default=lim.max_frames, help="most frames a job may ask for")
     p.add_argument("--max-side", type=int, default=lim.max_side, help="largest width/height in pixels")
-    p.add_argument("--max-upload-mb", type=float, default=lim.max_upload_bytes / 2**20)
+    p.add_argument("--max-upload-mb", type=float, default=lim.max_upload_bytes / 2**20, help="largest upload, MiB")
     p.add_argument(
         "--weights",
         type=Path,
@@ -119,7 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="at start, remove job folders without status.json older than this many seconds",
     )
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--log-level", default="warning", help="uvicorn's access and error log level")
+    p.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=256,
+        metavar="N",
+        help="connections and requests at once; beyond it new ones get 503 (idle connections then cannot "
+        "use up the process's file descriptors)",
+    )
+    p.add_argument("--keep-alive", type=float, default=5.0, metavar="S", help="seconds an idle connection stays open")
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a new connection has to send its first request's head before it is closed",
+    )
     return p
 
 
@@ -163,7 +184,7 @@ def check_jobs_dir(path: Path) -> str | None:
     if path.exists() and not path.is_dir():
         return f"--jobs-dir: {path} is a file, not a folder"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)  # the owner's only, as every job folder in it
     except OSError as e:
         return f"--jobs-dir: cannot create {path}: {e.strerror or e}"
     return None
@@ -266,10 +287,43 @@ def main(argv: list[str] | None = None) -> int:
     )
     import uvicorn
 
+    from . import __version__
     from .app import create_app
+    from .backends.weights import weights_root
 
+    setup_logging()
+    log = logging.getLogger("parascale.server")
+    if args.device == "auto" and devices == ["cpu"]:
+        log.warning("--device auto: torch %s sees no GPU (CUDA available: %s): running on the CPU, slowly",
+                    torch.__version__, torch.cuda.is_available())  # fmt: skip
+    app = create_app(config)
+    scheme = "https" if args.tls_cert else "http"
+    log.info(
+        "parascale-server %s: %s://%s:%d, device %s, jobs folder %s%s, weights %s, queue %s",
+        __version__,
+        scheme,
+        args.host,
+        args.port,
+        ",".join(devices),
+        args.jobs_dir,
+        " (read-only)" if read_only is not None else "",
+        weights_root() or "none",
+        redacted_url(args.queue),
+    )
     tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)} if args.tls_cert else {}
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, **tls)
+    from .http_protocol import HeadDeadlineH11
+
+    HeadDeadlineH11.head_timeout = args.header_timeout
+    uvicorn.run(
+        app,
+        http=HeadDeadlineH11,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        limit_concurrency=args.limit_concurrency,
+        timeout_keep_alive=args.keep_alive,
+        **tls,
+    )
     return 0
 
 

@@ -51,3 +51,22 @@ def default_threads() -> int:
 def float64_device(device: str) -> str:
     """Where float64 tensor work for ``device`` runs: Apple's MPS has no float64, so the CPU."""
     return "cpu" if device.startswith("mps") else device
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password (``redis://:secret@host`` -> ``redis://:***@host``), for logs."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Python ``logging`` to stderr for the server and the worker (loggers ``parascale.*``)."""
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s")

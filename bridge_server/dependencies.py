@@ -11,7 +11,8 @@ Browser safety (a web page must not drive the loopback server): the ``Host`` hea
 loopback name (``localhost``, ``127.0.0.1``, ``::1``), the bound host or an ``--allow-host`` name
 (this defeats DNS rebinding), and a request carrying an ``Origin`` header (every cross-origin
 browser request does) is refused unless that origin is the server itself or an ``--allow-origin``.
-Both refusals are 403, before the token check and before the body is read.
+Both refusals are 403, before the token check and before the body is read. A request repeating
+one of those headers, ``Authorization`` or ``Content-Length`` is refused (400): no copy silently wins.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .jobs import JobStore
 from .models import JobStatus
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+SINGLE_HEADERS = {"host", "origin", "authorization", "content-length"}  # refused when repeated (400)
 
 
 def _host_name(value: str) -> str | None:
@@ -101,6 +103,11 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        if len(headers) != len(scope["headers"]):  # a repeated header: which one counts is ambiguous
+            names = [k for k, _ in scope["headers"]]
+            twice = sorted({k.decode("latin-1") for k in names if names.count(k) > 1} & SINGLE_HEADERS)
+            if twice:
+                return await error_response(400, f"the {', '.join(twice)} header is sent twice")(scope, receive, send)
         refusal = self._refusal(headers)
         if refusal is not None:
             return await error_response(403, refusal)(scope, receive, send)

@@ -1,9 +1,12 @@
 """Error answers: every 4xx/5xx is an :class:`~bridge_server.models.ErrorBody` JSON (``error``, a
 sentence for people, and ``detail``, one line per problem). :func:`install_error_handlers` maps
 request validation errors and :class:`~bridge_server.inputs.InputError` to 422, HTTP errors to
-their code and anything else to 500."""
+their code (a form that could not be parsed for want of temporary space is 507, not 400) and
+anything else to 500. No answer names a path on the server."""
 
 from __future__ import annotations
+
+import errno
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +29,14 @@ async def _invalid(request: Request, exc: RequestValidationError):
     return error_response(422, "invalid request", lines)
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 async def _http(request: Request, exc: StarletteHTTPException):
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, OSError) and cause.errno in NO_SPACE:
+        # FastAPI answers 400 to any error while it parses a form; a full temp dir is the server's
+        return error_response(507, f"the server cannot hold this upload: {cause.strerror or 'no space left'}")
     return error_response(exc.status_code, str(exc.detail))
 
 

@@ -152,18 +152,19 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def decode_depth(data: bytes, scale: float | None, limits: Limits) -> np.ndarray:
+def decode_depth(data: bytes, scale: float | None, limits: Limits, path: Path | None = None) -> np.ndarray:
     """.npy, 16-bit PNG or OpenEXR bytes → (H, W) z-depth in world units; NaN = empty.
 
     Decoded by ``formats.depthmaps`` (the add-on's decoder): depth = stored value × ``scale``
     (world units per stored value; None = the format's default, ``DEFAULT_PNG_SCALE`` for PNG).
     Zero, NaN, +inf and background sentinels (>= ``FAR_SENTINEL``: Blender's 1e10) mean "no depth"
     (sky); negative depths, and depths beyond ``max_abs_coordinate`` short of a sentinel, are an error.
+    ``data`` may be a memory map of ``path``, the stored file (a library decoder reads it there).
     """
     if depth_format(data) not in wire.DEPTH_SUFFIXES:
         raise InputError("depth: not a .npy, 16-bit PNG or OpenEXR file (checked by its first bytes)")
     try:
-        depth = decode_depth_values(data, "depth", scale, max_side=limits.max_side)
+        depth = decode_depth_values(data, "depth", scale, max_side=limits.max_side, path=path)
     except FormatError as e:
         raise InputError(str(e)) from None
     neg = np.isfinite(depth) & (depth < 0)

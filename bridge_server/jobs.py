@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import queue
 import re
@@ -87,6 +88,14 @@ def queued_status(backend: Backend, shape: dict, job_id: str | None = None) -> J
 
 
 FOLDER_MODE, FILE_MODE = 0o700, 0o600  # jobs folder and job folders: the owner's only (uploads are artists' work)
+log = logging.getLogger("parascale.server")
+
+
+def _why(status: JobStatus) -> str:
+    """What a log line adds to a job's new state: its error (first line), or its worker."""
+    if status.error:
+        return f": {status.error.splitlines()[0][:200]}"
+    return f" on {status.worker}" if status.worker else ""
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -108,7 +117,9 @@ class JobStore:
         if not read_only:
             self.root.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)  # the mode of a folder made here
         self._lock = threading.RLock()
-        self._jobs: dict[str, JobStatus] = {}
+        self._jobs: dict[str, JobStatus] = {}  # the statuses as status.json holds them (served)
+        self._unsaved: dict[str, JobStatus] = {}  # a job's newer status its status.json lacks (a failed write)
+        self.write_error: tuple[float, str] | None = None  # (monotonic time, what) of the last failed write
         self._keys: dict[str, str] = {}  # idempotency key -> job id (from request.json after a restart)
 
     def path(self, job_id: str, name: str) -> Path:
@@ -148,7 +159,7 @@ class JobStore:
         """Create the folder of new job ``job_id``, for its uploads to be streamed into before
         :meth:`create` (until then it has no ``status.json``: never listed, swept by the janitor)."""
         if self.read_only:
-            raise OSError(errno.EROFS, f"{self.root} is read-only; this server only serves the jobs it holds")
+            raise OSError(errno.EROFS, "the jobs folder is read-only; this server only serves the jobs it holds")
         folder = self.path(job_id, "status.json").parent
         folder.mkdir(mode=FOLDER_MODE)
         return folder
@@ -188,27 +199,66 @@ class JobStore:
         return status
 
     def get(self, job_id: str) -> JobStatus | None:
+        """The status clients are told: what ``status.json`` holds. While a newer status could not
+        be written (disk full, folder gone), the saved one with a message saying so: a client is
+        never told a state (``done``, ``failed``) that a restart would not find."""
         with self._lock:
-            return self._jobs.get(job_id)
+            saved, pending = self._jobs.get(job_id), self._unsaved.get(job_id)
+            if saved is None or pending is None:
+                return saved
+            what = self.write_error[1] if self.write_error else "a write failed"
+            return saved.model_copy(update={"message": f"{pending.state}, but not yet saved ({what}); retrying"})
+
+    def current(self, job_id: str) -> JobStatus | None:
+        """The newest status, saved or not: what this process's own decisions go by."""
+        with self._lock:
+            return self._unsaved.get(job_id) or self._jobs.get(job_id)
 
     def all(self) -> list[JobStatus]:
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda s: s.created)
+            found = (self.get(job_id) for job_id in self._jobs)
+            return sorted((s for s in found if s is not None), key=lambda s: s.created)
 
     def update(self, job_id: str, **changes) -> JobStatus:
-        """Change a job's status in memory, then on disk. A folder that cannot be written (deleted,
-        read-only, disk full) never loses the change for this process: the error is noted in the
-        job's log line on stderr and the in-memory status stays the truth served."""
+        """Change a job's status: written to ``status.json``, then served. A write that fails (disk
+        full, an I/O error) keeps the change pending: it is written by the next update or
+        :meth:`retry_unsaved`, and :meth:`get` serves the saved status until then. A job whose
+        folder was deleted is served from memory (nothing on disk contradicts it). Returns the
+        newest status."""
         with self._lock:
-            status = self._jobs[job_id].model_copy(update=changes)
-            self._jobs[job_id] = status
-            if self.read_only:
-                return status
-            try:
-                _write_atomic(self.path(job_id, "status.json"), status.model_dump_json(indent=1).encode())
-            except OSError as e:
-                print(f"parascale-server: job {job_id}: status not saved: {e}", file=sys.stderr)
+            status = (self._unsaved.get(job_id) or self._jobs[job_id]).model_copy(update=changes)
+            before = self._jobs[job_id].state
+            if self.read_only:  # nothing is written: memory is the only record
+                self._jobs[job_id] = status
+            elif self._save(status):
+                self._unsaved.pop(job_id, None)
+            else:
+                self._unsaved[job_id] = status
+            if status.state != before:
+                log.info("job %s: %s -> %s%s", job_id, before, status.state, _why(status))
             return status
+
+    def _save(self, status: JobStatus) -> bool:
+        try:
+            _write_atomic(self.path(status.id, "status.json"), status.model_dump_json(indent=1).encode())
+        except OSError as e:
+            if not self.path(status.id, "status.json").parent.is_dir():  # the folder is gone (deleted): no
+                self._jobs[status.id] = status  # status.json left to contradict this one after a restart
+                log.warning("job %s: its folder is gone; status %s kept in memory only", status.id, status.state)
+                return True
+            self.write_error = (time.monotonic(), f"{type(e).__name__}: {e.strerror or 'write failed'}")
+            log.error("job %s: status %s not saved: %s", status.id, status.state, e)
+            return False
+        self._jobs[status.id] = status
+        return True
+
+    def retry_unsaved(self) -> int:
+        """Write the pending statuses again; how many are still unsaved."""
+        with self._lock:
+            for job_id, status in list(self._unsaved.items()):
+                if self._save(status):
+                    del self._unsaved[job_id]
+            return len(self._unsaved)
 
     def log(self, job_id: str, line: str) -> None:
         if self.read_only:
@@ -329,7 +379,7 @@ class JobQueue:
     def cancel(self, job_id: str) -> JobStatus:
         """Queued jobs are cancelled at once; running ones stop before their next frame."""
         with self.store._lock:
-            status = self.store.get(job_id)
+            status = self.store.current(job_id)
             if status is None or status.state in FINISHED:
                 return status
             self._asked.add(job_id)
@@ -377,7 +427,7 @@ class JobQueue:
     def _fail_quietly(self, job_id: str, reason: str) -> None:
         try:
             with self.store._lock:
-                status = self.store.get(job_id)
+                status = self.store.current(job_id)
                 if status is not None and status.state not in FINISHED:
                     self.store.update(job_id, state=FAILED, error=reason, message="failed", finished=time.time())
         except Exception as e:  # noqa: BLE001
@@ -386,7 +436,7 @@ class JobQueue:
     def _run(self, job_id: str, device: str) -> None:
         store = self.store
         with store._lock:
-            status = store.get(job_id)
+            status = store.current(job_id)
             if status is None or status.state != QUEUED:
                 return
             store.update(job_id, state=RUNNING, started=time.time(), message="loading inputs")

@@ -4,13 +4,17 @@
 
     python -m bridge_server.local_farm --workers 2 --jobs-dir ~/.parascale/farm-jobs   # Ctrl-C stops all
 
-Needs ``redis-server`` on PATH (``apt-get install redis-server``) and ``parascale[farm]``.
+Needs ``redis-server`` on PATH (``apt-get install redis-server``) and ``parascale[farm]``. The Redis it
+starts asks for a random password (``requirepass``, from a 0600 config file in its temporary folder,
+not its command line); the queue URL the server and workers get carries it. :meth:`LocalFarm.stop`
+removes that temporary folder (the logs go to ``--log-dir``, default ``<jobs-dir>/../farm-logs``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -89,10 +93,11 @@ class LocalFarm:
         self.server: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen | None] = []
         self.redis_url = redis_url  # an existing Redis to use instead of starting one
+        self.redis_password = secrets.token_hex(16)  # of the Redis this farm starts
 
     @property
     def queue(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.redis_url or f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
 
     @property
     def url(self) -> str:
@@ -105,15 +110,19 @@ class LocalFarm:
         binary = redis_server_binary()
         if binary is None:
             raise RuntimeError("no redis-server on PATH")
-        cmd = [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        cmd += ["--dir", str(self.tmp)]
-        self.redis = subprocess.Popen(cmd, stdout=self._log("redis"), stderr=subprocess.STDOUT)
+        conf = self.tmp / "redis.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f'port {self.redis_port}\nbind 127.0.0.1\nsave ""\nappendonly no\n')
+            f.write(f"dir {self.tmp}\nrequirepass {self.redis_password}\n")
+        self.redis = subprocess.Popen([binary, str(conf)], stdout=self._log("redis"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(f"AUTH {self.redis_password}\r\nPING\r\n".encode())
+                    time.sleep(0.05)
+                    if b"+PONG" in s.recv(64):
                         return
             except OSError:
                 time.sleep(0.05)
@@ -199,6 +208,7 @@ class LocalFarm:
             _stop(w, 5.0)
         _stop(self.server)
         _stop(self.redis)
+        shutil.rmtree(self.tmp, ignore_errors=True)  # Redis's folder (and the logs, unless log_dir is elsewhere)
 
     def __enter__(self) -> LocalFarm:
         return self.start()
@@ -217,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"local farm: {reason}", file=sys.stderr)
         return 2
-    farm = LocalFarm(args.jobs_dir, args.workers, args.device, threads=2)
+    log_dir = args.jobs_dir.parent / "farm-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    farm = LocalFarm(args.jobs_dir, args.workers, args.device, threads=2, log_dir=log_dir)
     farm.start()
     print(f"farm up: API {farm.url}  queue {farm.queue}  workers {args.workers}  jobs {args.jobs_dir}")
     print(f"logs in {farm.log_dir}; Ctrl-C stops everything")

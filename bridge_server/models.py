@@ -35,8 +35,13 @@ class WorkerInfo(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         "ok",
-        description="degraded: a worker is dead or stuck (see workers), or the jobs folder is read-only "
-        "(see read_only); restart the server",
+        description="degraded: a worker is dead or stuck (see workers), the jobs folder is read-only "
+        "(see read_only), or something in problems",
+    )
+    problems: list[str] = Field(
+        default_factory=list,
+        description="why the server is degraded besides workers and read_only: status writes failing, a full "
+        "disk; on a farm, Redis not answering, no live worker, queued jobs whose messages were lost",
     )
     read_only: bool = Field(
         False, description="the jobs folder is not writable: its jobs and results are served, new jobs get 507"
@@ -48,7 +53,9 @@ class Health(BaseModel):
     backends: list[str]
     queued: int
     running: int
-    weights_dir: str | None = Field(None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS)")
+    weights_dir: str | None = Field(
+        None, description="the resolved weights root (--weights / PARASCALE_WEIGHTS); told to loopback clients only"
+    )
     queue: str = Field("local", description="'local' (worker threads in this process) or the farm's redis:// URL")
     workers: list[WorkerInfo] = Field(default_factory=list, description="the workers seen, and whether they work")
 
@@ -62,7 +69,9 @@ class BackendInfo(BaseModel):
     weights_present: bool
     uploads: list[str] = Field(description="the multipart uploads a job of this backend needs (no others)")
     result_media_type: str = Field(description="media type of GET /v1/jobs/{id}/result")
-    weights_dir: str | None = Field(None, description="the folder its models are read from (weight-backed only)")
+    weights_dir: str | None = Field(
+        None, description="the folder its models are read from (weight-backed only; told to loopback clients only)"
+    )
     workers: list[str] = Field(default_factory=list, description="names of the workers seen that serve it")
 
 

@@ -5,6 +5,8 @@ jobs (submit, list, status, result, cancel). Handlers stay thin: uploads are dec
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -24,7 +26,14 @@ from .jobs import KeyPending, file_sha256, new_job_id, queued_status
 from .models import BackendInfo, Health, JobList, JobStatus
 from .uploads import backend_for, check_uploads, decode_uploads, parse_params, save_uploads
 
-router = APIRouter()
+
+def operation_id(route) -> str:
+    """OpenAPI operation ids are the handlers' names (``submit_job``, ``job_status`` ...): what a
+    generated client calls its methods."""
+    return route.name
+
+
+router = APIRouter(generate_unique_id_function=operation_id)
 
 
 def _weights_dir(backend) -> str | None:
@@ -33,13 +42,43 @@ def _weights_dir(backend) -> str | None:
     return str(root / sub) if sub and root is not None else None
 
 
-@router.get(wire.HEALTH, response_model=Health, responses=ERRORS)
-def health(config: Config, jobs: Queue) -> Health:
+MIN_FREE_BYTES = 64 * 2**20  # below this much free space on the jobs folder's disk, health is degraded
+WRITE_ERROR_WINDOW = 60.0  # seconds a failed status write keeps health degraded
+
+
+def problems(config, store, jobs) -> list[str]:
+    """What keeps the server from working, each in a sentence (no paths): failed status writes, a
+    nearly full disk, and what the queue reports (a farm: Redis down, no live workers, lost messages)."""
+    out = []
+    if store.retry_unsaved():
+        out.append(f"job statuses cannot be saved ({store.write_error[1] if store.write_error else 'write failed'})")
+    elif store.write_error and time.monotonic() - store.write_error[0] < WRITE_ERROR_WINDOW:
+        out.append(f"a job status could not be saved {time.monotonic() - store.write_error[0]:.0f} s ago")
+    if not config.read_only:
+        try:
+            free = shutil.disk_usage(config.jobs_dir).free
+        except OSError as e:
+            out.append(f"the jobs folder cannot be read ({e.strerror})")
+        else:
+            if free < MIN_FREE_BYTES:
+                out.append(f"the jobs folder's disk is full ({free // 2**20} MiB free)")
+    return out + list(getattr(jobs, "problems", list)())
+
+
+def _local(request: Request) -> bool:
+    """Whether the client is on this machine (loopback): only it is told the server's paths."""
+    return request.client is not None and wire.is_loopback_host(request.client.host)
+
+
+@router.get(wire.HEALTH, response_model=Health, responses=ERRORS, tags=["server"])
+def health(config: Config, store: Store, jobs: Queue, request: Request) -> Health:
     queued, running = jobs.counts()
     workers = jobs.workers(config.stuck_after)
-    working = all(w.alive and not w.stuck for w in workers) and not config.read_only
+    wrong = problems(config, store, jobs)
+    working = all(w.alive and not w.stuck for w in workers) and not config.read_only and not wrong
     return Health(
         status="ok" if working else "degraded",
+        problems=wrong,
         read_only=config.read_only,
         workers=workers,
         version=__version__,
@@ -48,17 +87,19 @@ def health(config: Config, jobs: Queue) -> Health:
         backends=backend_names(),
         queued=queued,
         running=running,
-        weights_dir=str(root) if (root := weights_root()) is not None else None,
+        weights_dir=str(root) if (root := weights_root()) is not None and _local(request) else None,
         queue="local" if config.queue == "local" else "redis",
     )
 
 
-@router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS)
-def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
-    out, seen = [], jobs.workers(config.stuck_after)
+@router.get(wire.BACKENDS, response_model=list[BackendInfo], responses=ERRORS, tags=["server"])
+def backends(config: Config, jobs: Queue, request: Request) -> list[BackendInfo]:
+    out, seen, local, root = [], jobs.workers(config.stuck_after), _local(request), weights_root()
     for name in backend_names():
         b = get_backend(name)
         ok, reason = b.available()
+        if not local and root is not None:
+            reason = reason.replace(str(root), "<weights>")  # the server's paths stay on its machine
         out.append(
             BackendInfo(
                 name=name,
@@ -69,14 +110,14 @@ def backends(config: Config, jobs: Queue) -> list[BackendInfo]:
                 weights_present=b.weights_present(),
                 uploads=list(b.uploads),
                 result_media_type=b.result_media_type,
-                weights_dir=_weights_dir(b),
+                weights_dir=_weights_dir(b) if local else None,
                 workers=[w.name for w in seen if name in w.backends],
             )
         )
     return out
 
 
-@router.post(wire.JOBS, status_code=201, response_model=JobStatus, responses=ERRORS)
+@router.post(wire.JOBS, status_code=201, response_model=JobStatus, responses=ERRORS, tags=["jobs"])
 async def submit_job(
     request: Request,
     config: Config,
@@ -140,7 +181,8 @@ async def submit_job(
     except KeyPending:
         raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
     except OSError as e:  # disk full, read-only, quota: the half-made folder is already removed
-        raise HTTPException(507, f"the jobs folder cannot store this job: {e.strerror or e}") from None
+        why = e.strerror or type(e).__name__  # never str(e): it names the server's paths
+        raise HTTPException(507, f"the jobs folder cannot store this job: {why}") from None
     if stored.id == status.id:
         jobs.submit(status.id)
     return stored
@@ -163,23 +205,24 @@ def _by_key(store, key: str | None) -> JobStatus | None:
         raise HTTPException(409, "a submission with this Idempotency-Key is still being stored; retry") from None
 
 
-@router.get(wire.JOBS, response_model=JobList, responses=ERRORS)
+@router.get(wire.JOBS, response_model=JobList, responses=ERRORS, tags=["jobs"])
 def list_jobs(store: Store) -> JobList:
     return JobList(jobs=store.all())
 
 
-@router.get(wire.JOB, response_model=JobStatus, responses=ERRORS)
+@router.get(wire.JOB, response_model=JobStatus, responses=ERRORS, tags=["jobs"])
 def job_status(job: Job) -> JobStatus:
     return job
 
 
-@router.post(wire.JOB_CANCEL, response_model=JobStatus, responses=ERRORS)
+@router.post(wire.JOB_CANCEL, response_model=JobStatus, responses=ERRORS, tags=["jobs"])
 def cancel_job(job: Job, jobs: Queue) -> JobStatus:
     return jobs.cancel(job.id)
 
 
 @router.get(
     wire.JOB_RESULT,
+    tags=["jobs"],
     response_class=FileResponse,
     responses={
         **ERRORS,

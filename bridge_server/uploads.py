@@ -7,6 +7,8 @@ the job folder as ``<field><suffix>`` with the suffix chosen from its first byte
 as ``trajectory.json``). Uploads are never held whole in memory: they are copied in
 :data:`CHUNK`-sized pieces and decoded from the file (memory-mapped, or opened by PyAV).
 ``depth_scale`` is in world units per stored depth value, None meaning the format's default.
+At most :data:`DECODE_SLOTS` image and depth decodes run at once in a process (each is bounded from
+its header, see ``formats.image_size``; forty at once were not).
 Every problem raises :class:`~bridge_server.inputs.InputError`.
 """
 
@@ -16,6 +18,7 @@ import json
 import mmap
 import os
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +157,10 @@ def mapped(path: Path):
             yield m
 
 
+DECODE_SLOTS = 2  # image / depth decodes at once in one process (the rest wait their turn)
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
+
+
 def decode_uploads(
     paths: dict[str, Path],
     limits: Limits,
@@ -173,12 +180,13 @@ def decode_uploads(
         out.shape.update(frames=len(traj), width=traj.width, height=traj.height, fps=traj.fps)
         out.shape["first_frame"] = int(traj.frames[0])
     if wire.IMAGE in paths:
-        with mapped(paths[wire.IMAGE]) as data:
+        with _decoding, mapped(paths[wire.IMAGE]) as data:
             img = out.image = decode_image(data, limits)
         if out.trajectory is None:
             out.shape.update(height=img.shape[0], width=img.shape[1])
     if wire.DEPTH in paths:
-        out.depth = decode_depth(paths[wire.DEPTH].read_bytes(), depth_scale, limits)
+        with _decoding, mapped(paths[wire.DEPTH]) as data:
+            out.depth = decode_depth(data, depth_scale, limits, paths[wire.DEPTH])
         if out.trajectory is not None and out.image is not None:
             out.depth = match_sizes(out.trajectory, out.image, out.depth)
     if wire.VIDEO in paths:

@@ -1,4 +1,9 @@
-"""H.264 MP4 writing with PyAV (yuv420p, so width and height must be even)."""
+"""H.264 MP4 writing with PyAV (yuv420p, so width and height must be even).
+
+Colour: frames are sRGB; they are converted to Y'CbCr with the BT.709 matrix in limited (MPEG)
+range, and the stream is tagged so (primaries, transfer and matrix BT.709): players and
+compositing apps then decode the colours written, instead of guessing (an untagged stream
+converted with swscale's default BT.601 matrix shifted reds and greens in HD players)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+BT709 = 1  # the H.264 / ISO 23091-2 code of BT.709 primaries, transfer and matrix
+MPEG_RANGE = 1  # FFmpeg's AVCOL_RANGE_MPEG: limited range (16-235)
 
 
 def fps_fraction(fps: float) -> Fraction:
@@ -27,12 +35,16 @@ class Mp4Writer:
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(int(crf)), "preset": preset}
+        cc = self._stream.codec_context
+        cc.color_primaries = cc.color_trc = cc.colorspace = BT709
+        cc.color_range = MPEG_RANGE
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
         if rgb.shape != (self.height, self.width, 3):
             raise ValueError(f"frame {self.frames}: expected {(self.height, self.width, 3)}, got {rgb.shape}")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1

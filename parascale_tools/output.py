@@ -45,31 +45,51 @@ def print_pi_table(res, out=sys.stdout) -> None:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr; plain lines (one per new message) when stderr is not a
-    terminal. ``bar(fraction, message)``; ``bar.steps(done, total)`` for the engine's progress hook."""
+    """Progress on stderr: a ``tqdm`` bar with its rate and time left on a terminal; plain lines
+    (one per new message) when stderr is not a terminal. ``bar(fraction, message)``;
+    ``bar.steps(done, total)`` for the engine's progress hook (its rate is then in steps/s)."""
 
     def __init__(self, label: str = "", enabled: bool = True):
         self.label, self.enabled = label, enabled
         self.tty = sys.stderr.isatty()
         self.last = ""
+        self._bar = None
 
-    def __call__(self, fraction: float, message: str = "") -> None:
+    def _tqdm(self, total: float, unit: str):
+        if self._bar is None or self._bar.total != total:
+            from tqdm import tqdm
+
+            if self._bar is not None:
+                self._bar.close()
+            fmt = "{l_bar}{bar}| [{elapsed}<{remaining}, {rate_fmt}] {postfix}"
+            self._bar = tqdm(total=total, desc=self.label or None, unit=unit, file=sys.stderr, bar_format=fmt)
+        return self._bar
+
+    def _show(self, done: float, total: float, unit: str, message: str) -> None:
         if not self.enabled:
             return
-        filled = int(round(30 * max(0.0, min(1.0, fraction))))
-        line = (
-            f"{self.label + ' ' if self.label else ''}[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message}"
-        )
         if self.tty:
-            sys.stderr.write("\r" + line.ljust(len(self.last)))
+            bar = self._tqdm(total, unit)
+            bar.n = done
+            if message != self.last:
+                bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
         elif message != self.last:
-            sys.stderr.write(line + "\n")
-        self.last = line if self.tty else message
-        sys.stderr.flush()
+            label = f"{self.label} " if self.label else ""
+            sys.stderr.write(f"{label}{done / total if total else 1.0:4.0%} {message}\n")
+            sys.stderr.flush()
+        self.last = message
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        self._show(round(100 * max(0.0, min(1.0, fraction)), 1), 100, "%", message)
 
     def steps(self, done: float, total: float) -> None:
-        self(min(max(done / total, 0.0), 1.0) if total else 1.0)
+        if total:
+            self._show(min(max(done, 0), total), total, "step", self.last)
+        else:
+            self(1.0)
 
     def close(self) -> None:
-        if self.enabled and self.tty and self.last:
-            sys.stderr.write("\n")
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

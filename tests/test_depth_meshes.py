@@ -235,3 +235,18 @@ def test_a_small_subject_close_to_the_camera_survives_a_huge_ground_plane():
     depth = MeshDepth(v, t).view(np.eye(4), cam).depth
     assert depth[30, 40] == pytest.approx(0.03, rel=1e-9)  # the cube's front face, on the axis
     assert np.nanmax(depth[-1]) == pytest.approx(1.0 / ((59.5 - 30.0) / 80.0), rel=1e-9)  # the ground row
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("huge.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 " + "9" * 5000 + "\n", r"huge\.obj:4: field 'f': bad vertex"),
+        ("huge.ply", "ply\nformat ascii 1.0\nelement vertex " + "9" * 5000 + "\nproperty float x\nend_header\n",
+         r"huge\.ply:3: field 'element': element 'vertex' claims a 5000-digit count"),
+    ],
+)  # fmt: skip
+def test_a_5000_digit_index_or_count_is_a_format_error(tmp_path, name, text, match):
+    """Python refuses int() of more than 4,300 digits with a ValueError: a clear error instead."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(FormatError, match=match):
+        read_mesh(tmp_path / name)

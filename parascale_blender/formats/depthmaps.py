@@ -111,8 +111,9 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
 
 def depth_format(data: bytes) -> str | None:
     """The depth-map format of ``data`` by its first bytes: ``.npy``, ``.png``, ``.exr``, ``.pfm`` or None."""
+    head = bytes(data[:16])  # bytes or a memory map
     for magic, ext in ((NPY_MAGIC, ".npy"), (PNG_MAGIC, ".png"), (EXR_MAGIC, ".exr"), (PFM_MAGICS, ".pfm")):
-        if data.startswith(magic):
+        if head.startswith(magic):
             return ext
     return None
 

@@ -35,6 +35,8 @@ from .magic import EXR_MAGIC
 MAGIC = 20000630
 COMPRESSIONS = dict(enumerate(["NONE", "RLE", "ZIPS", "ZIP", "PIZ", "PXR24", "B44", "B44A", "DWAA", "DWAB"]))
 LINES_PER_CHUNK = {0: 1, 2: 1, 3: 16}  # the compressions the built-in decoder reads
+# scanlines per chunk of every codec (OpenEXR's ImfCompression.cpp); an unknown one counts as the most
+CODEC_LINES = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256, 10: 1, 11: 32, 12: 256}
 PIXEL_DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
 TILED, LONG_NAMES, DEEP, MULTIPART = 0x200, 0x400, 0x800, 0x1000  # version-field flags
 HALF_MAX = 65504.0  # the largest finite half: Blender's 1e10 background saturates to it in a half channel
@@ -55,11 +57,20 @@ class ExrPart:
     height: int
     channels: tuple[tuple[str, int], ...]  # (name, pixel type) in file order
     chunk_count: int | None  # the header's chunkCount (multi-part files), else None
+    tile: tuple[int, int] | None = None  # the header's tile size (tiled parts), else None
 
     @property
     def decoded_bytes(self) -> int:
         """Bytes of this part's pixels once decompressed (every channel, at its stored size)."""
         return self.width * self.height * sum(PIXEL_DTYPES[t].itemsize for _, t in self.channels)
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes of this part's largest block once decompressed, every channel: a scanline chunk, or
+        a row of tiles (what a scanline reader of a tiled part buffers). A decoder holds that much at
+        once however little of the part it wants."""
+        lines = min(self.tile[1] if self.tile else CODEC_LINES.get(self.compression, 256), self.height)
+        return self.width * lines * sum(PIXEL_DTYPES[t].itemsize for _, t in self.channels)
 
     @property
     def compression_name(self) -> str:
@@ -127,7 +138,13 @@ def _part(index: int, attrs: dict, flags: int, path) -> ExrPart:
         count = struct.unpack("<i", attrs["chunkCount"][1])[0]
     name = attrs["name"][1].decode("latin-1") if "name" in attrs else None
     comp = attrs["compression"][1][0] if attrs["compression"][1] else -1
-    return ExrPart(index, name, kind, comp, x0, y0, width, height, _channels(attrs["channels"][1], path), count)
+    tile = None
+    if "tiled" in kind and "tiles" in attrs and len(attrs["tiles"][1]) >= 8:
+        tile = struct.unpack("<II", attrs["tiles"][1][:8])
+        if min(tile) < 1:
+            raise FormatError(path, f"tile size {tile[0]}x{tile[1]} has no pixels", field="tiles")
+    channels = _channels(attrs["channels"][1], path)
+    return ExrPart(index, name, kind, comp, x0, y0, width, height, channels, count, tile)
 
 
 @dataclass(frozen=True)

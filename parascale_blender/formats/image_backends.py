@@ -1,7 +1,10 @@
 """Which library decodes EXR and PNG pixels for the depth reader: the one place it is chosen.
 
-* EXR: OpenImageIO (bundled with Blender 4.2+ and 5.0: the add-on), then the ``OpenEXR`` package
-  (the ``server`` extra: the server and the CLI), then the built-in codec (:mod:`.exr`).
+* EXR: the built-in codec (:mod:`.exr`) for the scanline NONE, ZIPS and ZIP parts it reads (what
+  Blender writes by default: one block in memory at a time, one channel kept), else OpenImageIO
+  (bundled with Blender 4.2+ and 5.0: the add-on), then the ``OpenEXR`` package (the ``server``
+  extra: the server and the CLI; the depth channel alone of a single-part file, every part of a
+  multi-part one), then the built-in codec.
 * PNG: OpenImageIO, then OpenCV (``cv2``: the server and the CLI), then the built-in codec
   (:mod:`.png16`).
 
@@ -12,8 +15,10 @@ The extension ships none of them: every import here is optional.
 Whatever decodes, our own header reader runs first (:func:`.exr.exr_layout`, :func:`.png16.png_header`)
 and picks the depth channel, and the size (:func:`.image_size.check_image_size`) and the bytes the
 backend would decompress (:func:`.image_size.check_decoded_bytes`: the depth part's channels for
-OpenImageIO and the built-in codec, every part for ``OpenEXR``, which reads whole files) are checked
-from it before a pixel is decoded; a PNG's chunk lengths and CRCs are checked before a library
+OpenImageIO, the built-in codec and ``OpenEXR`` on a single-part file, every part for ``OpenEXR`` on
+a multi-part file, which it reads whole), the channels and the bytes of one decompressed block
+(:func:`.image_size.check_blocks`) and, for a whole-file read, :data:`.image_size.MAX_WHOLE_FILE_BYTES`
+are checked from it before a pixel is decoded; a PNG's chunk lengths and CRCs are checked before a library
 sees it (a corrupt length made OpenCV spin for 5 s on a 300-byte file). The decoded size is
 checked against the header, and a library's error becomes a :class:`FormatError` naming the file.
 """
@@ -30,8 +35,17 @@ from types import ModuleType
 import numpy as np
 
 from .errors import FormatError
-from .exr import ExrLayout, ExrPart, decode_part_channel, exr_layout, half_background_to_inf, pick_depth_channel
-from .image_size import MAX_SIDE, check_decoded_bytes, check_image_size
+from .exr import (
+    LINES_PER_CHUNK,
+    PIXEL_DTYPES,
+    ExrLayout,
+    ExrPart,
+    decode_part_channel,
+    exr_layout,
+    half_background_to_inf,
+    pick_depth_channel,
+)
+from .image_size import MAX_SIDE, MAX_WHOLE_FILE_BYTES, check_blocks, check_decoded_bytes, check_image_size
 from .png16 import PngInfo, png_chunks, png_header
 from .png16 import decode_png as decode_png_builtin
 
@@ -131,11 +145,17 @@ def decode_exr(
     check_image_size(part.width, part.height, source, max_side, field="dataWindow")
     if part.kind.startswith("deep"):
         raise FormatError(source, f"part {part.index} is deep (several samples per pixel); flatten it", field="type")
-    backend = backend or exr_backend()
-    whole = backend == "openexr"
-    nbytes = layout.decoded_bytes if whole else part.decoded_bytes
-    nparts, nch = (len(layout.parts), sum(len(p.channels) for p in layout.parts)) if whole else (1, len(part.channels))
-    check_decoded_bytes(nbytes, f"{nparts} part(s), {nch} channels", source, max_side, field="channels")
+    backend = backend or ("builtin" if builtin_reads(part) else exr_backend())
+    whole = backend == "openexr" and layout.multipart
+    parts = layout.parts if whole else [part]
+    nbytes, nch = sum(p.decoded_bytes for p in parts), sum(len(p.channels) for p in parts)
+    check_decoded_bytes(nbytes, f"{len(parts)} part(s), {nch} channels", source, max_side, field="channels")
+    for p in parts:
+        check_blocks(len(p.channels), p.block_bytes, source, max_side, field="channels")
+    if whole and max_side is not None and nbytes > MAX_WHOLE_FILE_BYTES:
+        msg = f"{_MODULES[backend]} reads every part of a multi-part file: {nbytes} bytes, more than the limit of"
+        msg += f" {MAX_WHOLE_FILE_BYTES}; save the Depth pass alone, or as scanline ZIP"
+        raise FormatError(source, msg, field="parts")
     if backend == "builtin":
         return half_background_to_inf(decode_part_channel(data, source, layout, part, name), part, name)
     mod = _module(backend)
@@ -147,11 +167,22 @@ def decode_exr(
     return half_background_to_inf(a, part, name)
 
 
+def builtin_reads(part: ExrPart) -> bool:
+    """Whether the built-in codec reads ``part`` (scanline, NONE / ZIPS / ZIP)."""
+    return part.kind == "scanlineimage" and part.compression in LINES_PER_CHUNK
+
+
 def _exr_oiio(oiio, data, path, layout: ExrLayout, part: ExrPart, name: str) -> np.ndarray:
     return _with_path(data, path, ".exr", lambda f: _oiio_channel(oiio, f, part.index, name))
 
 
 def _exr_openexr(openexr, data, path, layout: ExrLayout, part: ExrPart, name: str) -> np.ndarray:
+    if not layout.multipart:  # the one channel (the library holds one block of the others at a time)
+        raw = _with_path(data, path, ".exr", lambda f: openexr.InputFile(f).channel(name))
+        dtype = PIXEL_DTYPES[dict(part.channels)[name]]
+        if len(raw) != part.width * part.height * dtype.itemsize:
+            raise RuntimeError(f"{len(raw)} bytes read for channel {name!r}")
+        return np.frombuffer(raw, dtype).reshape(part.height, part.width)
     with openexr.File(io.BytesIO(data), separate_channels=True) as f:
         if len(f.parts) != len(layout.parts):
             raise RuntimeError(f"{len(f.parts)} parts read, {len(layout.parts)} in the header")

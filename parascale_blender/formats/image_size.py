@@ -11,6 +11,11 @@ what a decoder would decompress (channels x pixels x sample size, from the heade
 EXR claiming thousands of channels is refused before a byte of it is inflated. 1 GiB holds a 4K
 DCI (4096x2160) render with 30 float channels (what counts is up to the decoder: the depth part,
 or every part for a decoder that reads whole files; see :mod:`.image_backends`).
+
+What a decoder holds at once is bounded apart from that: :data:`MAX_CHANNELS` channels in a part,
+:data:`MAX_BLOCK_BYTES` in one decompressed block (a ZIP chunk is 16 scanlines of every channel: a
+138 KB file of 16 x 4096 px x 500 zero channels is one 65 MB block, and took a server to 3.35 GB),
+and :data:`MAX_WHOLE_FILE_BYTES` for the one path that reads every pixel of a file at once.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from .errors import FormatError
 MAX_SIDE = 16384  # default largest width or height, pixels
 MAX_PIXELS = 1 << 26  # default largest width x height while any limit is on (64 Mpx)
 MAX_DECODED_BYTES = 1 << 30  # default most bytes a decoder may decompress for one depth map (1 GiB)
+MAX_CHANNELS = 1024  # default most channels in one EXR part (Blender's many-pass multilayer: ~100)
+MAX_BLOCK_BYTES = 32 << 20  # default most bytes in one decompressed block: 16 lines x 8192 px x 64 float channels
+MAX_WHOLE_FILE_BYTES = 256 << 20  # default most bytes when a decoder keeps every pixel of the file at once
 
 
 def check_image_size(
@@ -48,4 +56,21 @@ def check_decoded_bytes(
     if max_side is not None and nbytes > MAX_DECODED_BYTES:
         msg = f"decoding it means decompressing {nbytes} bytes ({what}, from its header),"
         msg += f" more than the limit of {MAX_DECODED_BYTES} bytes"
+        raise FormatError(source, msg, field=field)
+
+
+def check_blocks(
+    channels: int, block_bytes: int, source: str | os.PathLike, max_side: int | None = MAX_SIDE, field: str = "channels"
+) -> None:
+    """Raise :class:`FormatError` naming ``source`` and ``field`` when a part has more than
+    :data:`MAX_CHANNELS` channels or one decompressed block would exceed :data:`MAX_BLOCK_BYTES`
+    (both from the header); ``max_side=None`` lifts them."""
+    if max_side is None:
+        return
+    if channels > MAX_CHANNELS:
+        msg = f"{channels} channels in one part (from its header), more than the limit of {MAX_CHANNELS}"
+        raise FormatError(source, msg + "; save the Depth pass alone", field=field)
+    if block_bytes > MAX_BLOCK_BYTES:
+        msg = f"one block decompresses to {block_bytes} bytes ({channels} channels, from its header),"
+        msg += f" more than the limit of {MAX_BLOCK_BYTES} bytes; save the Depth pass alone"
         raise FormatError(source, msg, field=field)

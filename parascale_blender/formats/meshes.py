@@ -83,6 +83,8 @@ def _ply_header(data: bytes, path) -> tuple[str, list[_Element], int]:
             if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
                 raise FormatError(path, f"unknown PLY format {fmt!r}", no, "format")
         elif tok[0] == "element" and len(tok) == 3 and tok[2].isdecimal():
+            if len(tok[2]) > 18:
+                raise FormatError(path, f"element {tok[1][:30]!r} claims a {len(tok[2])}-digit count", no, "element")
             elements.append(_Element(tok[1], int(tok[2]), [], no))
         elif tok[0] == "property" and elements and len(tok) == 3 and tok[1] in PLY_TYPES:
             elements[-1].props.append((tok[2], PLY_TYPES[tok[1]], None))
@@ -330,7 +332,7 @@ def read_obj(path: str | os.PathLike) -> Mesh:
             idx = []
             for t in tok[1:]:
                 head = t.split("/", 1)[0]
-                if not re.fullmatch(r"-?\d+", head) or int(head) == 0:
+                if not re.fullmatch(r"-?\d{1,18}", head) or int(head) == 0:  # (Python refuses int() of 4,301 digits)
                     raise FormatError(path, f"bad vertex reference {t[:30]!r}", no, "f")
                 i = int(head)
                 i = i - 1 if i > 0 else len(verts) + i

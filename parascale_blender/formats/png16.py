@@ -48,7 +48,7 @@ class PngInfo:
 
 def png_header(data: bytes, source: str | os.PathLike) -> PngInfo:
     """The IHDR of PNG bytes (nothing else is read); refuses palette and sub-8-bit images."""
-    if not data.startswith(PNG_MAGIC):
+    if not bytes(data[:8]).startswith(PNG_MAGIC):
         raise FormatError(source, "not a PNG file (bad signature)", field="signature")
     if len(data) < 33 or data[12:16] != b"IHDR" or struct.unpack(">I", data[8:12])[0] != 13:
         raise FormatError(source, "the first chunk must be a 13-byte IHDR", field="IHDR")
@@ -71,7 +71,7 @@ def png_header(data: bytes, source: str | os.PathLike) -> PngInfo:
 def png_chunks(data: bytes, path) -> list[tuple[bytes, bytes]]:
     """The (type, body) chunks up to IEND, each length and CRC checked (a corrupt length made OpenCV
     spin for seconds on a 300-byte file)."""
-    if not data.startswith(PNG_MAGIC):
+    if not bytes(data[:8]).startswith(PNG_MAGIC):
         raise FormatError(path, "not a PNG file (bad signature)", field="signature")
     out, pos = [], 8
     while pos < len(data):

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,13 +59,14 @@ class Server:
         cmd = [*self.prefix, SERVER_PYTHON, "-m", "bridge_server", "--host", self.host, "--port", str(self.port)]
         cmd += ["--jobs-dir", str(self.jobs_dir), "--device", "cpu", *self.args]
         env = {**os.environ, "OMP_NUM_THREADS": "1", **self.env}
+        self._out = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on it
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=self.preexec
+            cmd, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT, preexec_fn=self.preexec
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read().decode()}")
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.output()}")
             try:
                 answer = httpx.get(self.url + "/v1/health", headers=headers, timeout=1, verify=self.verify)
                 if answer.status_code in (200, 401):
@@ -73,6 +75,11 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("server did not answer /v1/health in time")
+
+    def output(self) -> str:
+        """What the server process wrote to stdout and stderr so far."""
+        self._out.seek(0)
+        return self._out.read().decode(errors="replace")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

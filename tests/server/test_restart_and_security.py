@@ -55,6 +55,10 @@ def test_token_is_required_on_every_request(tmp_path):
                     assert r.json()["error"] == "missing or wrong token"
             ok = {"Authorization": f"Bearer {token}"}
             assert http.get(srv.url + "/v1/health", headers=ok).status_code == 200
+            for twice in ([("Authorization", "Bearer wrong"), ("Authorization", f"Bearer {token}")],
+                          [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer wrong")]):  # fmt: skip
+                r = http.get(srv.url + "/v1/health", headers=httpx.Headers(twice))  # no copy wins: refused
+                assert r.status_code == 400 and "authorization header is sent twice" in r.json()["error"], r.text
             r = http.post(srv.url + "/v1/jobs", files=plane_scene(64, 40, 3).files(), headers=ok)
             assert r.status_code == 201
             assert wait_finished(httpx.Client(headers=ok), srv.url, r.json()["id"])["state"] == "done"

@@ -131,7 +131,7 @@ def test_read_only_jobs_dir_holding_a_running_job_is_served_read_only(tmp_path):
             assert http.post(f"{ro.url}/v1/jobs/{running}/cancel").status_code == 200
         finally:
             ro.stop()
-        assert ro.proc.returncode == 0 or ro.proc.returncode < 0, ro.proc.stdout.read().decode()
+        assert ro.proc.returncode == 0 or ro.proc.returncode < 0, ro.output()
         assert _snapshot(jobs) == before, "a read-only server changed the jobs folder"
         rw = Server(jobs).start()  # writable again: the queued job runs, the running one is interrupted
         try:
@@ -139,3 +139,21 @@ def test_read_only_jobs_dir_holding_a_running_job_is_served_read_only(tmp_path):
             assert http.get(f"{rw.url}/v1/jobs/{running}").json()["state"] == "interrupted"
         finally:
             rw.stop()
+
+
+def test_a_full_temporary_folder_is_a_507_naming_no_path(tmp_path):
+    """An upload over 1 MiB is spooled to the temporary folder while the form is parsed; when that
+    cannot be written (here: no file over 96 KiB) the answer is 507 (it was 400, blaming the
+    client), and no answer names a server path."""
+    srv = Server(tmp_path / "jobs", preexec=_small_files_only, env={"TMPDIR": str(tmp_path)}).start()
+    try:
+        with httpx.Client(timeout=60) as http:
+            r = submit(http, srv.url, plane_scene(640, 400, 3))  # a 2 MB depth upload
+            assert r.status_code == 507, r.text
+            assert "cannot hold this upload" in r.json()["error"], r.text
+            assert str(tmp_path) not in r.text
+            small = submit(http, srv.url, plane_scene(48, 30, 3)).json()["id"]
+            assert wait_finished(http, srv.url, small)["state"] == "done"
+            assert str(tmp_path) not in http.get(srv.url + "/v1/health").text
+    finally:
+        srv.stop()

@@ -80,3 +80,47 @@ def test_a_body_without_content_length_is_cut_at_the_limit(server, http):
     assert r.status_code == 413, r.text
     assert "larger than the limit" in r.json()["error"]
     assert http.get(server.url + "/v1/health").status_code == 200
+
+
+def test_exr_channel_bombs_sent_at_once_are_refused_with_the_server_peak_bounded(tmp_path):
+    """The issue's EXR bombs (16 rows x 4096 px x 500 / 1000 / 1600 zero FLOAT channels, 138-442 KB,
+    written by OpenEXR), eight at once: each refused naming the field, the server's peak RSS
+    (VmHWM) grows by at most 100 MB (it was 3.35 GB for one 138 KB file)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import OpenEXR
+    from server_helpers import plane_scene
+
+    from parascale_blender.formats.depthmaps import write_depth_map
+
+    def bomb(n: int) -> bytes:
+        zero = np.zeros((16, 4096), np.float32)
+        channels = {"Z": zero, **{f"c{i:04d}": zero for i in range(n)}}
+        path = tmp_path / f"bomb{n}.exr"
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(str(path))
+        return path.read_bytes()
+
+    bombs = [bomb(n) for n in (500, 1000, 1600)]
+    scene = plane_scene(64, 40, 3)
+    srv = Server(tmp_path / "jobs").start()
+    try:
+        with httpx.Client(timeout=120) as http:
+            write_depth_map(tmp_path / "ok.exr", scene.depth)  # a real depth job first: imports are not the bomb's
+            files = {**scene.files(), "depth": ("depth.exr", (tmp_path / "ok.exr").read_bytes())}
+            warm = http.post(srv.url + "/v1/jobs", files=files)
+            assert warm.status_code == 201, warm.text
+            before = _peak_rss(srv.proc.pid)
+
+            def send(data: bytes) -> httpx.Response:
+                return http.post(srv.url + "/v1/jobs", files={**scene.files(), "depth": ("depth.exr", data)})
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(send, [bombs[i % 3] for i in range(8)]))
+            growth = _peak_rss(srv.proc.pid) - before
+        for r in answers:
+            assert r.status_code in (400, 422), r.text
+            assert "depth: field 'channels'" in r.json()["detail"][0], r.text
+        print(f"8 EXR bombs at once: server peak RSS grew {growth / MB:.1f} MiB")
+        assert growth < 100 * MB, f"peak RSS grew {growth / MB:.0f} MiB"
+    finally:
+        srv.stop()

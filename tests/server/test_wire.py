@@ -74,3 +74,14 @@ def test_served_api_uses_the_wire_names(server, http):
     assert list(result) == list(wire.RESULT_MEDIA_TYPES)
     served = {b["name"] for b in http.get(server.url + wire.BACKENDS).json()}
     assert served == {wire.WARP, wire.DIFFUSERS_I2V, wire.WAN_FUN_CAMERA, wire.DEPTH_ANYTHING, wire.TRACK_VIDEO}
+
+
+def test_openapi_names_each_operation_and_tags_it(server, http):
+    """Operation ids are the handlers' names (not FastAPI's ``health_v1_health_get``), one each,
+    and every operation has a tag (what generated clients and the docs page group by)."""
+    spec = http.get(server.url + "/openapi.json").json()
+    ops = [(path, op) for path, item in spec["paths"].items() for op in item.values()]
+    ids = [op["operationId"] for _, op in ops]
+    assert len(set(ids)) == len(ids) and "submit_job" in ids and "health" in ids, ids
+    assert not any("_v1_" in i for i in ids), ids
+    assert all(op.get("tags") in (["jobs"], ["server"]) for _, op in ops), ops
