@@ -136,7 +136,7 @@ def test_job_folders_and_files_are_the_owners_only(tmp_path):
         srv.stop()
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     folder = srv.jobs_dir / job.job_id
-    assert mode(folder) == 0o700
+    assert mode(folder) == mode(srv.jobs_dir) == 0o700  # the jobs folder too (the server made it)
     assert {n: mode(folder / n) for n in ("status.json", "request.json", "log.txt")} == dict.fromkeys(
         ("status.json", "request.json", "log.txt"), 0o600
     )
