@@ -83,6 +83,13 @@ def _result_headers(data: bytes, media_type: str = "video/mp4") -> dict:
     return {"Content-Type": media_type, "X-Content-SHA256": hashlib.sha256(data).hexdigest()}
 
 
+def _tick_to_end(job, ticks: int = 20) -> None:
+    """Tick ``job`` (a :class:`ServerJob` attached to a peer) until it ends, at most ``ticks`` times."""
+    for _ in range(ticks):
+        if job.tick() in ("done", "failed"):
+            return
+
+
 def _status(state: str, **kw) -> bytes:
     return json.dumps({"id": JOB_ID, "state": state, "progress": 1.0, "message": state, **kw}).encode()
 
@@ -104,9 +111,7 @@ def test_truncated_download_is_never_saved_as_done(peers, tmp_path):
     assert list(tmp_path.iterdir()) == []
     peer.requests.clear()
     job = ServerJob.attach(client, JOB_ID, tmp_path / "clip.mp4", poll_interval=0, max_unreachable=3)
-    for _ in range(20):
-        if job.tick() in ("done", "failed"):
-            break
+    _tick_to_end(job)
     assert job.state == "failed" and "download failed" in job.error
     assert [r[1].endswith("/result") for r in peer.requests].count(True) == 3, "fetched again, then given up"
     assert list(tmp_path.iterdir()) == [], "nothing saved, no temporary file left"
@@ -128,9 +133,7 @@ def test_a_download_cut_by_a_restart_is_fetched_again(peers, tmp_path):
 
     peer = peers(respond)
     job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
-    for _ in range(20):
-        if job.tick() in ("done", "failed"):
-            break
+    _tick_to_end(job)
     assert job.state == "done", job.error
     assert job.result_path.read_bytes() == data and len(cut) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
@@ -305,9 +308,7 @@ def test_a_result_that_is_not_what_the_job_made_is_never_saved(peers, tmp_path, 
 
     peer = peers(respond)
     job = ServerJob.attach(BridgeClient(peer.url), JOB_ID, tmp_path / "clip.mp4", poll_interval=0)
-    for _ in range(20):
-        if job.tick() in ("done", "failed"):
-            break
+    _tick_to_end(job)
     assert job.state == "failed" and why in job.error, job.error
     assert list(tmp_path.iterdir()) == []
 
