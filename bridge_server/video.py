@@ -1,11 +1,10 @@
-"""H.264 MP4 writing with PyAV (yuv420p, so width and height must be even)."""
+"""H.264 MP4 writing with PyAV (yuv420p, so width and height must be even; PyAV is imported on first use)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 
@@ -20,6 +19,9 @@ class Mp4Writer:
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "veryfast"):
         if width % 2 or height % 2:
             raise ValueError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
+        import av
+
+        self._av = av
         self.path = Path(path)
         self.width, self.height = width, height
         self._container = av.open(str(self.path), mode="w")
@@ -32,7 +34,7 @@ class Mp4Writer:
     def write(self, rgb: np.ndarray) -> None:
         if rgb.shape != (self.height, self.width, 3):
             raise ValueError(f"frame {self.frames}: expected {(self.height, self.width, 3)}, got {rgb.shape}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import torch
 from pydantic import Field, field_validator
@@ -33,7 +32,6 @@ from parascale_blender.client import wire
 
 from ..config import float64_device
 from ..render import fill_holes, splat, to_uint8, unproject_image
-from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, JobFailed, ProgressFn
 from .model_limits import ModelLimits, capped_size, model_limits
 from .noise_shaping import NoiseShaper, ShapingEvent, latent_mask
@@ -233,7 +231,7 @@ def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[st
         log(f"loaded {type(pipe).__name__} from {folder} on {device} (dtype {p.dtype}: {names})")
         return pipe
 
-    return _CACHE.get(key, load)
+    return _CACHE.get(key, load, slot=device)
 
 
 def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLimits | None = None) -> dict:
@@ -261,10 +259,14 @@ def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLi
             )
         embeds["negative_prompt_embeds"] = tensors["negative_prompt_embeds"].to(dtype)
     if limits is not None and limits.prompt_tokens:
-        for name, t in embeds.items():
+        for name, t in list(embeds.items()):
             n = t.shape[1] if t.ndim == 3 else -1
+            if n < limits.prompt_tokens and n >= 1 and limits.pad_prompt_tokens:
+                # Wan: the text context is exactly 512 tokens (zeros after the prompt's, as upstream pads)
+                embeds[name] = torch.nn.functional.pad(t, (0, 0, 0, limits.prompt_tokens - n))
+                continue
             if (limits.exact_prompt_tokens and n != limits.prompt_tokens) or n > limits.prompt_tokens or n < 1:
-                need = "exactly" if limits.exact_prompt_tokens else "at most"
+                need = "exactly" if limits.exact_prompt_tokens and not limits.pad_prompt_tokens else "at most"
                 raise WeightsError(
                     f"{path}: {name} has shape {tuple(t.shape)}; the model takes (1, tokens, width) with {need} "
                     f"{limits.prompt_tokens} tokens ({limits.source})"
@@ -330,6 +332,10 @@ def render_preview(job: GenerationJob, c2w: np.ndarray, width: int, height: int,
 
 def write_video(job: GenerationJob, frames: np.ndarray, crf: int) -> None:
     """(F, h, w, 3) float [0, 1] → the trajectory's size (even) as H.264."""
+    import cv2
+
+    from ..video import Mp4Writer
+
     traj = job.trajectory
     W, H = traj.width - traj.width % 2, traj.height - traj.height % 2
     with Mp4Writer(job.output, W, H, traj.fps, crf=crf) as mp4:
@@ -352,6 +358,7 @@ def run_pipeline(
 ) -> np.ndarray:
     """Generate the clip; returns frames (F_gen, H, W, 3) float in [0, 1]. ``size``: the (width,
     height) the caller already chose with :func:`generation_size` (default: chosen here)."""
+    import cv2
     from PIL import Image
 
     family = FAMILIES[type(pipe).__name__]

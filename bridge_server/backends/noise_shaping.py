@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -64,6 +63,8 @@ def latent_mask(visible: np.ndarray, erode_px: int, spatial: int, temporal: int)
         raise ValueError(f"visibility {visible.shape} does not tile into latents of {temporal}x{spatial}x{spatial}")
     m = visible.astype(np.uint8)
     if erode_px > 0:
+        import cv2
+
         kernel = np.ones((2 * erode_px + 1, 2 * erode_px + 1), np.uint8)
         m = np.stack([cv2.erode(f, kernel, borderType=cv2.BORDER_REPLICATE) for f in m])
     cells = m.reshape(F, H // spatial, spatial, W // spatial, spatial).min(axis=(2, 4))

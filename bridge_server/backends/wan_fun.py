@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .model_limits import WAN_720P, write_native_size
 from .weights import WeightsError, check_diffusers_folder
 
 ADAPTER_FILE = "camera_adapter.safetensors"
@@ -201,6 +202,7 @@ def convert_videox_fun(src: Path, dst: Path, encoders: Path | None, log=print) -
             pcfg = json.loads(proc.read_text(encoding="utf-8"))
             proc.write_text(json.dumps({**pcfg, **CLIP_PROCESSOR}, indent=2))
     (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2))
+    write_native_size(tmp, *WAN_720P)  # VideoX-Fun trains Wan-Fun at 512-1024 px: the 1280x720 token count
     tmp.rename(dst)
     log(f"converted {src} -> {dst} (transformer in_channels {tcfg['in_channels']}, adapter tensors {len(adapter)})")
     return dst

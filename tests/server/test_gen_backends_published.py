@@ -265,7 +265,7 @@ def test_wan_480p_caps_a_1080p_shot_to_its_native_token_count(weights, tmp_path)
     assert lw * 8 * lh * 8 <= 832 * 480 and abs(lw / lh - 1920 / 1080) < 0.1
     assert f * (lh // 2) * (lw // 2) <= 2 * (480 // 16) * (832 // 16)
     capped = [line for line in logs if "capped to" in line]
-    assert capped and "1920x1080 capped to 832x464" in capped[0] and "flow_shift 3 (480P)" in capped[0]
+    assert capped and "1920x1080 capped to 832x464" in capped[0] and "Wan 2.1 I2V 480P (no native_size" in capped[0]
 
 
 def test_out_of_memory_advice_names_what_works_on_these_pipelines():

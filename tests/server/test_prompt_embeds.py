@@ -31,3 +31,31 @@ def test_missing_negative_embeddings_are_refused_when_guidance_runs(folder):
         prompt_kwargs(pipe, folder, I2VParams.model_construct(guidance_scale=5.0), "cpu")
     kw = prompt_kwargs(pipe, folder, I2VParams.model_construct(guidance_scale=1.0), "cpu")  # no guidance
     assert set(kw) == {"prompt_embeds"} and torch.equal(kw["prompt_embeds"], saved["prompt_embeds"])
+
+
+def test_wan_takes_exactly_512_text_tokens_short_ones_padded_right_with_zeros(tmp_path):
+    """diffusers' Wan attention splits the context as ``len - 512`` image tokens then text, and both
+    upstream pipelines (diffusers ``_get_t5_prompt_embeds``, Wan2.1 ``WanModel.forward``) pad the
+    prompt's tokens to 512 with zeros on the right: shorter embeddings are padded the same way (not
+    passed on, which would count text tokens as image context); longer ones are refused."""
+    from safetensors.torch import load_file, save_file
+
+    from bridge_server.backends.model_limits import model_limits
+
+    folder = build_wan_i2v(tmp_path / "wan")
+    pipe = load_pipeline(folder, "cpu", RuntimeParams.model_construct(dtype="fp32"), lambda m: None)
+    limits = model_limits(folder)
+    assert limits.prompt_tokens == 512 and limits.exact_prompt_tokens
+    saved = load_file(str(folder / PROMPT_EMBEDS))
+    width = saved["prompt_embeds"].shape[2]
+    short = torch.randn(1, 300, width)
+    save_file({"prompt_embeds": short, "negative_prompt_embeds": short[:, :7].clone()}, str(folder / PROMPT_EMBEDS))
+    kw = prompt_kwargs(pipe, folder, I2VParams.model_construct(guidance_scale=5.0), "cpu", limits)
+    assert kw["prompt_embeds"].shape == (1, 512, width)
+    assert torch.equal(kw["prompt_embeds"], torch.cat([short, torch.zeros(1, 212, width)], dim=1))
+    neg = kw["negative_prompt_embeds"]
+    assert neg.shape == (1, 512, width) and torch.equal(neg[:, :7], short[:, :7]) and not neg[:, 7:].any()
+
+    save_file({"prompt_embeds": torch.randn(1, 600, width)}, str(folder / PROMPT_EMBEDS))
+    with pytest.raises(WeightsError, match=r"prompt_embeds has shape \(1, 600, .*at most 512 tokens"):
+        prompt_kwargs(pipe, folder, I2VParams.model_construct(guidance_scale=1.0), "cpu", limits)
