@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 from published_models import (
     COGVIDEOX,
@@ -215,6 +216,45 @@ def test_cogvideox_5b_i2v_runs_at_its_config_size_frames_and_prompt_length(weigh
     assert replaced == [], "the learned positional embedding was replaced by a sinusoidal one"
     assert any(f"{W}x{H} -> 720x480" in line and "sample_width" in line for line in logs)
     assert any("49 frames at 720x480" in line for line in logs), logs
+
+
+def test_content_box_keeps_the_aspect_on_a_fixed_canvas():
+    from bridge_server.backends.diffusers_i2v import content_box, to_canvas
+
+    assert content_box(1440, 960, 720, 480) is None  # 3:2 already
+    assert content_box(64, 96, 720, 480) == (200, 0, 320, 480)  # 2:3 portrait: pillars
+    assert content_box(1920, 800, 720, 480) == (0, 88, 720, 304)  # 2.4:1: letterbox
+    canvas = to_canvas(np.ones((2, 480, 320, 3), np.uint8), (200, 0, 320, 480), 720, 480)
+    assert canvas.shape == (2, 480, 720, 3) and canvas[:, :, 200:520].all() and not canvas[:, :, :200].any()
+
+
+def test_cogvideox_5b_gets_a_portrait_shot_with_its_aspect_kept(weights, tmp_path):
+    """A 2:3 shot on the 720x480-only model: the conditioning image is the shot scaled uniformly to
+    320x480 between black pillars (not stretched 2.25x across), the warp preview is rendered at
+    320x480, and the pillars are cut off the generated frames before they go back to the shot's size."""
+    import cv2
+
+    from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend, load_pipeline
+
+    backend = DiffusersI2VBackend()
+    portrait = plane_scene(64, 96, 5, step=0.05, yaw_deg=0.2)
+    job, logs = make_job(backend, tmp_path, scene=portrait, model="cogvideox-5b", steps=2)
+    pipe = load_pipeline(weights / "diffusers-i2v" / "cogvideox-5b", "cpu", job.params, job.log)
+    given = []
+    preprocess = pipe.video_processor.preprocess
+    pipe.video_processor.preprocess = lambda image, *a, **kw: (
+        given.append(np.asarray(image)) or preprocess(image, *a, **kw)
+    )
+    try:
+        with pytest.raises(JobCancelled):
+            run(backend, job, cancel_after=1)
+    finally:
+        del pipe.video_processor.preprocess
+    img = given[0]
+    assert img.shape == (480, 720, 3)
+    assert not img[:, :200].any() and not img[:, 520:].any()
+    assert np.array_equal(img[:, 200:520], cv2.resize(job.image, (320, 480), interpolation=cv2.INTER_AREA))
+    assert any("64x96 shot fills 320x480 of 720x480" in line for line in logs), logs
 
 
 def test_cogvideox_5b_refuses_long_clips_and_wrong_prompt_lengths_naming_the_field(weights, tmp_path):
