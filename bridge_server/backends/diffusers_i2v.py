@@ -202,7 +202,14 @@ class I2VParams(RuntimeParams):
         None, ge=1, le=100000, description="refuse longer trajectories (default: the model's trained length)"
     )
     noise_shaping: bool = Field(True, description="paste the noised warp preview into the high-noise latents")
-    shaping_threshold: float = Field(0.9, ge=0.0, le=1.0, allow_inf_nan=False, description="shape while t >= this")
+    shaping_threshold: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="shape while the latents' noise level sigma >= this (flow sigma; DDPM schedulers: the flow "
+        "sigma of the same signal-to-noise ratio), the same strength for every family",
+    )
     erode_px: int = Field(8, ge=0, le=256, description="erode the preview's visibility mask by this many pixels")
     sky: bool = Field(True, description="preview: pixels without depth are infinitely far")
     crf: int = Field(18, ge=0, le=51, description="H.264 constant rate factor")

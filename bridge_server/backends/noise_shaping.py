@@ -9,7 +9,10 @@ is where the latents then are); after the last step nothing is shaped.
 
 Noising: flow-matching schedulers (``sigmas``, no ``alphas_cumprod``, or ``use_flow_sigmas``)
 use ``(1 - sigma) * x0 + sigma * noise`` with ``t = sigma``; DDPM-family schedulers use their own
-``add_noise`` with ``t = timestep / num_train_timesteps``. The noise is fixed per job (the
+``add_noise`` (``sqrt(a) x0 + sqrt(1 - a) noise``, ``a = alphas_cumprod[timestep]``) with ``t`` the
+σ of the flow interpolation of the same signal-to-noise ratio, ``sqrt(1 - a) / (sqrt(a) + sqrt(1 - a))``
+(divide the DDPM latents by ``sqrt(a) + sqrt(1 - a)``: the flow form). So ``threshold`` means the same
+for every family: shape while the latents' noise level σ is at least it. The noise is fixed per job (the
 initial latent noise), so the shaped region follows one consistent noise sample.
 
 Surviving the scheduler: a multistep predictor-corrector (UniPC, which Wan's published folders
@@ -100,7 +103,8 @@ class NoiseShaper:
             return 0.0
         if self.flow:
             return float(self.scheduler.sigmas[k])
-        return float(ts[k]) / float(self.scheduler.config.num_train_timesteps)
+        a = min(max(float(self.scheduler.alphas_cumprod[int(ts[k])]), 0.0), 1.0)
+        return (1.0 - a) ** 0.5 / (a**0.5 + (1.0 - a) ** 0.5)  # the flow σ of the same SNR
 
     def noised_preview(self, k: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The preview noised to the level of schedule index ``k``, in float32 on ``device``."""

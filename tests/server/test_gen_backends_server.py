@@ -96,7 +96,9 @@ def test_cogvideox_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, 
     assert f"CogVideoXImageToVideoPipeline: 9 frames at {W}x{H} for a {N}-frame trajectory, 4 steps" in log
     shaped = [line for line in log.splitlines() if "noise shaping: step" in line]
     flags = [(float(line.split("t=")[1].split()[0]), line.endswith("applied")) for line in shaped]
-    assert flags == [(0.999, True), (0.749, True), (0.499, False), (0.249, False), (0.0, False)]
+    # the levels: the flow sigma of each timestep's SNR, sqrt(1 - a) / (sqrt(a) + sqrt(1 - a)) of the DDIM
+    # scheduler's alphas_cumprod at 999, 749, 499, 249 (zero-SNR rescaled: 1 at 999)
+    assert flags == [(1.0, True), (0.844, True), (0.639, False), (0.421, False), (0.0, False)]
 
 
 def test_camera_and_depth_jobs_round_trip(gen_server, http):
