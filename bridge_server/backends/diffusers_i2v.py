@@ -254,6 +254,20 @@ def pipeline_class(folder: Path, index: dict):
     return getattr(diffusers, cls)
 
 
+def squash_clip_input(pipe, log: Callable[[str], None] = print) -> None:
+    """Wan I2V's CLIP sees the whole start image squashed to its input size, as Wan2.1 does
+    (``wan/modules/clip.py``: ``F.interpolate(..., size=(224, 224), mode="bicubic")``), not the
+    shortest-edge resize and centre crop the published ``image_processor`` config asks for (which
+    drops the sides of every wide shot)."""
+    proc = getattr(pipe, "image_processor", None)
+    if type(pipe).__name__ not in ("WanImageToVideoPipeline", "WanFunControlPipeline") or proc is None:
+        return
+    if getattr(proc, "do_center_crop", False):
+        crop = getattr(proc, "crop_size", None) or {"height": 224, "width": 224}
+        proc.size, proc.do_center_crop = {"height": crop["height"], "width": crop["width"]}, False
+        log(f"CLIP input: the start image squashed to {crop['width']}x{crop['height']} (Wan2.1's), not centre-cropped")
+
+
 def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[str], None]):
     """The pipeline in ``folder`` on ``device`` with ``p``'s dtype and memory options (cached)."""
     index = check_diffusers_folder(folder, tuple(FAMILIES))
@@ -278,6 +292,7 @@ def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[st
                 log(f"attention_slicing not supported by {type(pipe).__name__}: {e}")
         if p.vae_tiling and hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()
+        squash_clip_input(pipe, log)
         pipe.set_progress_bar_config(disable=True)
         dts = {n: str(m.dtype).removeprefix("torch.") for n, m in pipe.components.items() if hasattr(m, "dtype")}
         names = ", ".join(f"{n} {d}" for n, d in dts.items())

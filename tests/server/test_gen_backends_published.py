@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -346,3 +347,25 @@ def test_auto_dtype_for_cuda_loads_a_bf16_transformer_with_fp32_vae_and_image_en
     assert pipe.vae.dtype == pipe.image_encoder.dtype == torch.float32
     assert component_dtypes("auto", "cpu") == {"default": torch.float32}
     assert component_dtypes("fp16", "cuda:0", ("vae",)) == {"default": torch.float16}  # explicit: every part
+
+
+def test_convert_wan_fun_names_a_truncated_or_mismatched_file_without_a_traceback(weights, tmp_path, capsys):
+    import shutil
+
+    from parascale_tools.cli import main
+
+    enc = weights / "diffusers-i2v" / "default"
+    cut = Path(shutil.copytree(weights / "released" / "fun", tmp_path / "cut"))
+    body = cut / "diffusion_pytorch_model.safetensors"
+    body.write_bytes(body.read_bytes()[: body.stat().st_size // 2])
+    assert main(["convert-wan-fun", str(cut), str(tmp_path / "o1"), "--encoders", str(enc)]) == 2
+    err = capsys.readouterr().err
+    assert f"{body}: not a readable safetensors file" in err and "Traceback" not in err, err
+
+    other = Path(shutil.copytree(weights / "released" / "fun", tmp_path / "other"))
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(cfg | {"ffn_dim": cfg["ffn_dim"] + 8}))
+    assert main(["convert-wan-fun", str(other), str(tmp_path / "o2"), "--encoders", str(enc)]) == 2
+    err = capsys.readouterr().err
+    assert "transformer weights do not match config.json" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
