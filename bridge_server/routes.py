@@ -24,7 +24,7 @@ from .errors import ERRORS
 from .inputs import InputError
 from .jobs import KeyPending, file_sha256, new_job_id, queued_status
 from .models import BackendInfo, Health, JobList, JobStatus
-from .uploads import backend_for, check_uploads, decode_uploads, parse_params, save_uploads
+from .uploads import backend_for, check_job_fits, check_uploads, decode_uploads, parse_params, save_uploads
 
 
 def operation_id(route) -> str:
@@ -165,6 +165,7 @@ async def submit_job(
             files = {k: f.file for k, f in uploads.items()}
             paths = await run_in_threadpool(save_uploads, files, folder, config.limits)
             decoded = await run_in_threadpool(decode_uploads, paths, config.limits, parsed, depth_scale, num_frames)
+            await run_in_threadpool(check_job_fits, b, parsed, decoded.shape)  # 422 before any weights load
         except BaseException:
             await run_in_threadpool(store.discard, job_id)
             raise

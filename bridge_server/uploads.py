@@ -161,6 +161,16 @@ DECODE_SLOTS = 2  # image / depth decodes at once in one process (the rest wait 
 _decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
+def check_job_fits(backend: Backend, params: BaseModel, shape: dict) -> None:
+    """The backend's submission check (configs only, nothing loaded) as an :class:`InputError` (422)."""
+    from .backends.base import JobFailed
+
+    try:
+        backend.check_job(params, shape)
+    except JobFailed as e:
+        raise InputError(f"params: {e}") from None
+
+
 def decode_uploads(
     paths: dict[str, Path],
     limits: Limits,

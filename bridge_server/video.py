@@ -1,4 +1,4 @@
-"""H.264 MP4 writing with PyAV (yuv420p, so width and height must be even).
+"""H.264 MP4 writing with PyAV (yuv420p, so width and height must be even; PyAV is imported on first use).
 
 Colour: frames are sRGB; they are converted to Y'CbCr with the BT.709 matrix in limited (MPEG)
 range, and the stream is tagged so (primaries, transfer and matrix BT.709): players and
@@ -10,7 +10,6 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 BT709 = 1  # the H.264 / ISO 23091-2 code of BT.709 primaries, transfer and matrix
@@ -28,6 +27,9 @@ class Mp4Writer:
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "veryfast"):
         if width % 2 or height % 2:
             raise ValueError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
+        import av
+
+        self._av = av
         self.path = Path(path)
         self.width, self.height = width, height
         self._container = av.open(str(self.path), mode="w")
@@ -43,7 +45,7 @@ class Mp4Writer:
     def write(self, rgb: np.ndarray) -> None:
         if rgb.shape != (self.height, self.width, 3):
             raise ValueError(f"frame {self.frames}: expected {(self.height, self.width, 3)}, got {rgb.shape}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)

@@ -8,7 +8,8 @@ the kind of result it writes (``result_media_type``, ``result_suffix``; default 
 ``job.output`` (a file of its result kind), calls ``progress(fraction, message)`` after each frame
 and checks ``cancelled()`` between frames, raising :class:`JobCancelled` when it returns true.
 It may return a dict of :class:`~bridge_server.models.JobStatus` fields to update once done
-(``frames``, ``width``, ``height``, ``fps``, ``first_frame``). :class:`JobFailed` fails the job
+(``frames``, ``width``, ``height``, ``fps``, ``first_frame``). ``check_job(params, shape)`` runs at
+submission and refuses (422) what cannot run, before anything loads. :class:`JobFailed` fails the job
 with its message verbatim (a user-facing reason); any other exception fails it with its type
 and message.
 """
@@ -80,6 +81,10 @@ class Backend:
 
     def parameters_schema(self) -> dict:
         return self.Params.model_json_schema()
+
+    def check_job(self, params: BaseModel, shape: dict) -> None:
+        """Refuse at submission, from configs alone (no weights loaded), a job this backend cannot run:
+        raise :class:`JobFailed` saying what fits. ``shape``: the uploads' ``frames``, ``width``, ``height``."""
 
     def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> dict | None:
         raise NotImplementedError

@@ -85,7 +85,7 @@ def load_depth_model(folder: Path, device: str, dtype: str):
             raise WeightsError(f"{folder / 'config.json'}: {type(model).__name__} is not Depth Anything")
         return proc, model
 
-    return _CACHE.get((str(folder), folder_stamp(folder), device, dtype), load)
+    return _CACHE.get((str(folder), folder_stamp(folder), device, dtype), load, slot=device)
 
 
 def estimate_depth(

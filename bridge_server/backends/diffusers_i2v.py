@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import torch
 from pydantic import Field, field_validator
@@ -33,7 +32,6 @@ from parascale_blender.client import wire
 
 from ..config import float64_device
 from ..render import fill_holes, splat, to_uint8, unproject_image
-from ..video import Mp4Writer
 from .base import Backend, CancelledFn, GenerationJob, JobCancelled, JobFailed, ProgressFn
 from .model_limits import ModelLimits, capped_size, model_limits
 from .noise_shaping import NoiseShaper, ShapingEvent, latent_mask
@@ -147,15 +145,49 @@ FAMILIES: dict[str, WanFamily | CogVideoXFamily] = {
 FP32_COMPONENTS = {"WanImageToVideoPipeline": ("vae", "image_encoder")}  # dtype auto: upstream runs these in fp32
 
 
+# Wan2.1 ``wan/configs/shared_config.py`` ``sample_neg_prompt`` (VideoX-Fun's Wan-Fun examples use it too).
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+    "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，"
+    "静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """What a released model's own inference code samples with, unless the job says otherwise."""
+
+    steps: int
+    guidance_scale: float
+    negative_prompt: str
+    source: str
+
+
 class I2VParams(RuntimeParams):
-    """Parameters of ``diffusers-i2v``."""
+    """Parameters of ``diffusers-i2v``. ``steps``, ``guidance_scale`` and ``negative_prompt`` left
+    unset take the model family's upstream values (:attr:`SAMPLING`)."""
 
     backend_folder: ClassVar[str] = wire.DIFFUSERS_I2V
+    # Wan2.1 generate.py: sample_steps 40 for i2v, sample_guide_scale 5.0; CogVideoX: its diffusers pipeline's
+    # (and cli_demo's) 50 steps, guidance 6, no negative prompt.
+    SAMPLING: ClassVar[dict[str, SamplingDefaults]] = {
+        "wan": SamplingDefaults(40, 5.0, WAN_NEGATIVE_PROMPT, "Wan2.1 generate.py / shared_config.py"),
+        "cogvideox": SamplingDefaults(50, 6.0, "", "CogVideoX pipeline defaults"),
+    }
 
     prompt: str = Field("", max_length=4000, description="text prompt (ignored when the folder has no text encoder)")
-    negative_prompt: str = Field("", max_length=4000)
-    steps: int = Field(30, ge=1, le=500, description="denoising steps")
-    guidance_scale: float = Field(5.0, ge=0.0, le=50.0, allow_inf_nan=False)
+    negative_prompt: str | None = Field(
+        None, max_length=4000, description="default: the model's released one (Wan: Wan2.1's; CogVideoX: none)"
+    )
+    steps: int | None = Field(
+        None,
+        ge=1,
+        le=500,
+        description="denoising steps (default: upstream's: Wan 2.1 I2V 40, CogVideoX 50, Wan-Fun 50)",
+    )
+    guidance_scale: float | None = Field(
+        None, ge=0.0, le=50.0, allow_inf_nan=False, description="default: upstream's (Wan 5, CogVideoX 6, Wan-Fun 6)"
+    )
     seed: int = Field(0, ge=0, le=2**63 - 1)
     width: int | None = Field(
         None, ge=16, le=4096, description="generation width (default: the trajectory's, capped to max_pixels)"
@@ -170,7 +202,14 @@ class I2VParams(RuntimeParams):
         None, ge=1, le=100000, description="refuse longer trajectories (default: the model's trained length)"
     )
     noise_shaping: bool = Field(True, description="paste the noised warp preview into the high-noise latents")
-    shaping_threshold: float = Field(0.9, ge=0.0, le=1.0, allow_inf_nan=False, description="shape while t >= this")
+    shaping_threshold: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="shape while the latents' noise level sigma >= this (flow sigma; DDPM schedulers: the flow "
+        "sigma of the same signal-to-noise ratio), the same strength for every family",
+    )
     erode_px: int = Field(8, ge=0, le=256, description="erode the preview's visibility mask by this many pixels")
     sky: bool = Field(True, description="preview: pixels without depth are infinitely far")
     crf: int = Field(18, ge=0, le=51, description="H.264 constant rate factor")
@@ -189,6 +228,18 @@ class I2VParams(RuntimeParams):
 _CACHE = ModelCache()
 
 
+def with_sampling_defaults(p: I2VParams, limits: ModelLimits | None, log: Callable[[str], None] = print) -> I2VParams:
+    """``p`` with unset ``steps``/``guidance_scale``/``negative_prompt`` taken from the family's upstream values."""
+    d = p.SAMPLING.get(limits.family if limits is not None else "", SamplingDefaults(30, 5.0, "", "generic"))
+    fill = {k: getattr(d, k) for k in ("steps", "guidance_scale", "negative_prompt") if getattr(p, k) is None}
+    if fill:
+        shown = ", ".join(
+            f"{k} {'(released negative prompt)' if k == 'negative_prompt' and v else v}" for k, v in fill.items()
+        )
+        log(f"sampling defaults from {d.source}: {shown}")
+    return p.model_copy(update=fill)
+
+
 def pipeline_class(folder: Path, index: dict):
     """The class to load ``folder`` with: its ``_class_name``, except a Wan I2V folder whose transformer
     takes ``2 z`` channels (no mask channels: Wan-Fun Control-Camera) loads as :class:`WanFunControlPipeline`."""
@@ -201,6 +252,20 @@ def pipeline_class(folder: Path, index: dict):
         if tcfg.get("in_channels") == 2 * vcfg.get("z_dim", 16):
             return control_pipeline_class()
     return getattr(diffusers, cls)
+
+
+def squash_clip_input(pipe, log: Callable[[str], None] = print) -> None:
+    """Wan I2V's CLIP sees the whole start image squashed to its input size, as Wan2.1 does
+    (``wan/modules/clip.py``: ``F.interpolate(..., size=(224, 224), mode="bicubic")``), not the
+    shortest-edge resize and centre crop the published ``image_processor`` config asks for (which
+    drops the sides of every wide shot)."""
+    proc = getattr(pipe, "image_processor", None)
+    if type(pipe).__name__ not in ("WanImageToVideoPipeline", "WanFunControlPipeline") or proc is None:
+        return
+    if getattr(proc, "do_center_crop", False):
+        crop = getattr(proc, "crop_size", None) or {"height": 224, "width": 224}
+        proc.size, proc.do_center_crop = {"height": crop["height"], "width": crop["width"]}, False
+        log(f"CLIP input: the start image squashed to {crop['width']}x{crop['height']} (Wan2.1's), not centre-cropped")
 
 
 def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[str], None]):
@@ -227,13 +292,14 @@ def load_pipeline(folder: Path, device: str, p: RuntimeParams, log: Callable[[st
                 log(f"attention_slicing not supported by {type(pipe).__name__}: {e}")
         if p.vae_tiling and hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()
+        squash_clip_input(pipe, log)
         pipe.set_progress_bar_config(disable=True)
         dts = {n: str(m.dtype).removeprefix("torch.") for n, m in pipe.components.items() if hasattr(m, "dtype")}
         names = ", ".join(f"{n} {d}" for n, d in dts.items())
         log(f"loaded {type(pipe).__name__} from {folder} on {device} (dtype {p.dtype}: {names})")
         return pipe
 
-    return _CACHE.get(key, load)
+    return _CACHE.get(key, load, slot=device)
 
 
 def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLimits | None = None) -> dict:
@@ -261,10 +327,14 @@ def prompt_kwargs(pipe, folder: Path, p: I2VParams, device: str, limits: ModelLi
             )
         embeds["negative_prompt_embeds"] = tensors["negative_prompt_embeds"].to(dtype)
     if limits is not None and limits.prompt_tokens:
-        for name, t in embeds.items():
+        for name, t in list(embeds.items()):
             n = t.shape[1] if t.ndim == 3 else -1
+            if n < limits.prompt_tokens and n >= 1 and limits.pad_prompt_tokens:
+                # Wan: the text context is exactly 512 tokens (zeros after the prompt's, as upstream pads)
+                embeds[name] = torch.nn.functional.pad(t, (0, 0, 0, limits.prompt_tokens - n))
+                continue
             if (limits.exact_prompt_tokens and n != limits.prompt_tokens) or n > limits.prompt_tokens or n < 1:
-                need = "exactly" if limits.exact_prompt_tokens else "at most"
+                need = "exactly" if limits.exact_prompt_tokens and not limits.pad_prompt_tokens else "at most"
                 raise WeightsError(
                     f"{path}: {name} has shape {tuple(t.shape)}; the model takes (1, tokens, width) with {need} "
                     f"{limits.prompt_tokens} tokens ({limits.source})"
@@ -296,18 +366,43 @@ def generation_size(
     return w, h
 
 
-def generation_frames(family, pipe, n: int, p: I2VParams, limits: ModelLimits | None) -> int:
-    """Frames to generate for an ``n``-frame trajectory (the model's fixed count where it has one)."""
+def check_frames(n: int, p: I2VParams, limits: ModelLimits | None) -> None:
+    """:class:`JobFailed` when an ``n``-frame trajectory is longer than the model (or ``max_frames``) allows."""
     cap = p.max_frames or (limits.max_frames if limits is not None else None)
     if cap and n > cap:
         src = "max_frames" if p.max_frames else limits.source
         raise JobFailed(
-            f"the trajectory has {n} frames; this model generates at most {cap} ({src}): split the shot"
-            + ("" if p.max_frames else " or raise max_frames")
+            f"the trajectory has {n} frames; this model generates at most {cap} ({src}): split the shot into "
+            f"pieces of at most {cap} frames" + ("" if p.max_frames else " or raise max_frames")
         )
+
+
+def generation_frames(family, pipe, n: int, p: I2VParams, limits: ModelLimits | None) -> int:
+    """Frames to generate for an ``n``-frame trajectory (the model's fixed count where it has one)."""
+    check_frames(n, p, limits)
     if limits is not None and limits.exact_frames:
         return limits.max_frames
     return family.num_frames(pipe, n)
+
+
+def content_box(width: int, height: int, W: int, H: int, step: int = 8) -> tuple[int, int, int, int] | None:
+    """(x0, y0, w, h): where a ``width`` x ``height`` shot sits, aspect kept, centred, on a model's fixed
+    ``W`` x ``H`` canvas (edges on the VAE's ``step`` grid so latent cells do not straddle a bar);
+    None when the shot already has the canvas's aspect (within one ``step``)."""
+    s = min(W / width, H / height)
+    w = min(W, max(step, round(width * s / step) * step))
+    h = min(H, max(step, round(height * s / step) * step))
+    if (w, h) == (W, H):
+        return None
+    return (W - w) // 2 // step * step, (H - h) // 2 // step * step, w, h
+
+
+def to_canvas(frames: np.ndarray, box: tuple[int, int, int, int], W: int, H: int, fill=0) -> np.ndarray:
+    """(F, h, w, ...) → (F, H, W, ...) with ``frames`` at ``box`` and ``fill`` around (the bars)."""
+    x0, y0, w, h = box
+    out = np.full((frames.shape[0], H, W, *frames.shape[3:]), fill, dtype=frames.dtype)
+    out[:, y0 : y0 + h, x0 : x0 + w] = frames
+    return out
 
 
 def render_preview(job: GenerationJob, c2w: np.ndarray, width: int, height: int, sky: bool, cancelled: CancelledFn):
@@ -330,6 +425,10 @@ def render_preview(job: GenerationJob, c2w: np.ndarray, width: int, height: int,
 
 def write_video(job: GenerationJob, frames: np.ndarray, crf: int) -> None:
     """(F, h, w, 3) float [0, 1] → the trajectory's size (even) as H.264."""
+    import cv2
+
+    from ..video import Mp4Writer
+
     traj = job.trajectory
     W, H = traj.width - traj.width % 2, traj.height - traj.height % 2
     with Mp4Writer(job.output, W, H, traj.fps, crf=crf) as mp4:
@@ -352,12 +451,22 @@ def run_pipeline(
 ) -> np.ndarray:
     """Generate the clip; returns frames (F_gen, H, W, 3) float in [0, 1]. ``size``: the (width,
     height) the caller already chose with :func:`generation_size` (default: chosen here)."""
+    import cv2
     from PIL import Image
 
     family = FAMILIES[type(pipe).__name__]
     traj = job.trajectory
     limits = model_limits(folder)
+    p = with_sampling_defaults(p, limits, job.log)
     W, H = size or generation_size(pipe, traj.width, traj.height, p, limits, job.log)
+    # A fixed-size model (CogVideoX-5b) gets the shot with its aspect kept, black bars around,
+    # instead of stretched to its size; the bars are cut off the result (then resized to the shot's size).
+    box = content_box(traj.width, traj.height, W, H) if limits is not None and limits.exact_size else None
+    cw, ch = (box[2], box[3]) if box else (W, H)
+    if box:
+        job.log(f"aspect kept: the {traj.width}x{traj.height} shot fills {cw}x{ch} of {W}x{H} (black bars, cut after)")
+    image = cv2.resize(job.image, (cw, ch), interpolation=cv2.INTER_AREA)
+    image = to_canvas(image[None], box, W, H)[0] if box else image
     t_stride = pipe.vae_scale_factor_temporal
     n = len(traj)
     n_gen = generation_frames(family, pipe, n, p, limits)
@@ -372,11 +481,13 @@ def run_pipeline(
     shaper = None
     if p.noise_shaping:
         c2w = np.concatenate([traj.c2w, np.repeat(traj.c2w[-1:], n_gen - n, axis=0)])
-        video, visible = render_preview(job, c2w, W, H, p.sky, cancelled)
+        video, visible = render_preview(job, c2w, cw, ch, p.sky, cancelled)
+        if box:  # the bars are known exactly: pasted too, so they stay black
+            video, visible = to_canvas(video, box, W, H), to_canvas(visible, box, W, H, fill=True)
         progress(0.05, "preview rendered")
         with torch.inference_mode(), memory_guard(job.device, "encoding the preview"):
             preview = family.encode(pipe, video).to(dev)
-            first = family.encode(pipe, cv2.resize(job.image, (W, H), interpolation=cv2.INTER_AREA)[None])
+            first = family.encode(pipe, image[None])
             preview.narrow(family.frame_axis(), 0, 1).copy_(first.to(dev))  # latent 0: the real image
             if lead:
                 pad = torch.zeros_like(preview.narrow(family.frame_axis(), 0, 1))
@@ -414,7 +525,7 @@ def run_pipeline(
         sigma0 = float(getattr(pipe.scheduler, "init_noise_sigma", 1.0))
         latents = shaper.shape(noise * sigma0, -1) / sigma0
     kwargs = {
-        "image": Image.fromarray(job.image),
+        "image": Image.fromarray(image),
         "height": H,
         "width": W,
         "num_frames": n_gen,
@@ -441,6 +552,9 @@ def run_pipeline(
             "(use more steps or a lower shaping_threshold)"
         )
     frames = np.asarray(out.frames)[0]
+    if box:
+        x0, y0, w, h = box
+        frames = frames[:, y0 : y0 + h, x0 : x0 + w]
     if frames.shape[0] != n_gen:
         job.log(f"pipeline returned {frames.shape[0]} frames, expected {n_gen}")
     if frames.shape[0] < n:
@@ -474,9 +588,19 @@ class DiffusersI2VBackend(Backend):
         schema["x-model-defaults"] = limits.as_dict() if limits is not None else None
         return schema
 
+    def check_job(self, params, shape: dict) -> None:
+        """Frame cap from the model's configs (:func:`~.model_limits.model_limits`), before any weights load."""
+        folder = model_folder(params.backend_folder, params.model)
+        try:
+            limits = model_limits(folder)
+        except ValueError as e:
+            raise JobFailed(str(e)) from None
+        check_frames(int(shape.get("frames", 1)), params, limits)
+
     def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> None:
         p: I2VParams = job.params  # type: ignore[assignment]
         folder = model_folder(p.backend_folder, p.model)
+        check_frames(len(job.trajectory), p, model_limits(folder))  # before any weights load
         pipe = load_pipeline(folder, job.device, p, job.log)
         frames = run_pipeline(job, progress, cancelled, pipe, folder, p, self.shaping_hook)
         write_video(job, frames, p.crf)

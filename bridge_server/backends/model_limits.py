@@ -1,11 +1,15 @@
 """Per-model generation limits read from a diffusers folder's configs (no weights loaded).
 
-- Wan 2.x I2V / Wan-Fun: the native size follows the scheduler's shift, as diffusers' conversion
-  sets it (``scripts/convert_wan_to_diffusers.py``: ``flow_shift`` 3.0 for the 480P checkpoints,
-  5.0 for 720P): 832x480 or 1280x720. Larger sizes are capped to that token count keeping the
-  aspect; at most 81 frames (the length Wan 2.1 is trained and published to generate); prompt
-  embeddings of at most 512 tokens (the pipelines' ``max_sequence_length``). Wan-Fun as converted
-  (VideoX-Fun's scheduler shift 5.0) gets the 1280x720 cap, inside its 512-1024 px training range.
+- Wan 2.x I2V / Wan-Fun: the native size is the folder's explicit ``native_size`` in
+  ``parascale_model.json`` (:data:`NATIVE_FILE`), else 832x480 (Wan 2.1 I2V 480P). Nothing in a
+  diffusers Wan folder tells 480P from 720P: both transformers have the same config, and diffusers'
+  converter (``scripts/convert_wan_to_diffusers.py``) writes ``flow_shift`` 3.0 for every Wan 2.1
+  I2V checkpoint, so the scheduler's shift is not used. Larger sizes are capped to the native token
+  count keeping the aspect; at most 81 frames (the length Wan 2.1 is trained and published to
+  generate); prompt embeddings of exactly 512 tokens (``text_len`` of Wan2.1's ``WanModel``, which
+  diffusers' attention hard-codes as ``len - 512`` to split image from text context): shorter ones
+  are padded right with zeros, as both upstream pipelines pad. ``parascale convert-wan-fun`` writes
+  1280x720 for Wan-Fun (inside its 512-1024 px training range).
 - CogVideoX-5b-I2V (``use_learned_positional_embeddings``): exactly ``sample_width`` x
   ``sample_height`` latents (x8: 720x480) and ``sample_frames`` frames (49), else its learned
   positional embedding is replaced by a sinusoidal one or the pipeline raises; prompt embeddings
@@ -23,6 +27,7 @@ from pathlib import Path
 WAN_MAX_FRAMES = 81
 WAN_PROMPT_TOKENS = 512
 WAN_480P, WAN_720P = (832, 480), (1280, 720)
+NATIVE_FILE = "parascale_model.json"  # {"native_size": [width, height]}: a model's trained size, stated
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class ModelLimits:
     prompt_tokens: int | None
     exact_prompt_tokens: bool
     source: str
+    pad_prompt_tokens: bool = False  # shorter prompt embeddings are padded right with zeros (Wan)
 
     @property
     def native_pixels(self) -> int | None:
@@ -60,12 +66,10 @@ def model_limits(folder: Path) -> ModelLimits | None:
     cls = _json(folder / "model_index.json").get("_class_name", "")
     tcfg = _json(folder / "transformer" / "config.json")
     if cls == "WanImageToVideoPipeline":
-        sched = _json(folder / "scheduler" / "scheduler_config.json")
-        field = "flow_shift" if "flow_shift" in sched else "shift"
-        shift = float(sched.get(field, 3.0) or 3.0)
-        w, h = WAN_480P if shift <= 3.0 else WAN_720P
-        src = f"scheduler/scheduler_config.json {field} {shift:g} ({h}P)"
-        return ModelLimits("wan", w, h, False, WAN_MAX_FRAMES, False, WAN_PROMPT_TOKENS, False, src)
+        size = native_size(folder)
+        w, h = size or WAN_480P
+        src = f"{NATIVE_FILE} native_size {w}x{h}" if size else f"Wan 2.1 I2V 480P (no native_size in {NATIVE_FILE})"
+        return ModelLimits("wan", w, h, False, WAN_MAX_FRAMES, False, WAN_PROMPT_TOKENS, True, src, True)
     if cls == "CogVideoXImageToVideoPipeline":
         tokens = int(tcfg.get("max_text_seq_length", 226))
         if tcfg.get("use_learned_positional_embeddings"):
@@ -75,6 +79,23 @@ def model_limits(folder: Path) -> ModelLimits | None:
             return ModelLimits("cogvideox", w, h, True, frames, True, tokens, True, src)
         return ModelLimits("cogvideox", None, None, False, None, False, tokens, True, "transformer/config.json")
     return None
+
+
+def native_size(folder: Path) -> tuple[int, int] | None:
+    """``native_size`` [width, height] from the folder's :data:`NATIVE_FILE` (None when absent;
+    ValueError naming the file when malformed)."""
+    path = folder / NATIVE_FILE
+    if not path.is_file():
+        return None
+    value = _json(path).get("native_size")
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and 16 <= v <= 8192 for v in value)):
+        raise ValueError(f"{path}: native_size must be [width, height] in pixels (16-8192), got {value!r}")
+    return value[0], value[1]
+
+
+def write_native_size(folder: Path, width: int, height: int) -> None:
+    """State a model's trained size in ``folder`` (:data:`NATIVE_FILE`)."""
+    (folder / NATIVE_FILE).write_text(json.dumps({"native_size": [int(width), int(height)]}, indent=2) + "\n")
 
 
 def capped_size(width: int, height: int, max_pixels: int, multiple: int) -> tuple[int, int]:

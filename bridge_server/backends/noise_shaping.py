@@ -9,7 +9,10 @@ is where the latents then are); after the last step nothing is shaped.
 
 Noising: flow-matching schedulers (``sigmas``, no ``alphas_cumprod``, or ``use_flow_sigmas``)
 use ``(1 - sigma) * x0 + sigma * noise`` with ``t = sigma``; DDPM-family schedulers use their own
-``add_noise`` with ``t = timestep / num_train_timesteps``. The noise is fixed per job (the
+``add_noise`` (``sqrt(a) x0 + sqrt(1 - a) noise``, ``a = alphas_cumprod[timestep]``) with ``t`` the
+σ of the flow interpolation of the same signal-to-noise ratio, ``sqrt(1 - a) / (sqrt(a) + sqrt(1 - a))``
+(divide the DDPM latents by ``sqrt(a) + sqrt(1 - a)``: the flow form). So ``threshold`` means the same
+for every family: shape while the latents' noise level σ is at least it. The noise is fixed per job (the
 initial latent noise), so the shaped region follows one consistent noise sample.
 
 Surviving the scheduler: a multistep predictor-corrector (UniPC, which Wan's published folders
@@ -28,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -64,6 +66,8 @@ def latent_mask(visible: np.ndarray, erode_px: int, spatial: int, temporal: int)
         raise ValueError(f"visibility {visible.shape} does not tile into latents of {temporal}x{spatial}x{spatial}")
     m = visible.astype(np.uint8)
     if erode_px > 0:
+        import cv2
+
         kernel = np.ones((2 * erode_px + 1, 2 * erode_px + 1), np.uint8)
         m = np.stack([cv2.erode(f, kernel, borderType=cv2.BORDER_REPLICATE) for f in m])
     cells = m.reshape(F, H // spatial, spatial, W // spatial, spatial).min(axis=(2, 4))
@@ -99,7 +103,8 @@ class NoiseShaper:
             return 0.0
         if self.flow:
             return float(self.scheduler.sigmas[k])
-        return float(ts[k]) / float(self.scheduler.config.num_train_timesteps)
+        a = min(max(float(self.scheduler.alphas_cumprod[int(ts[k])]), 0.0), 1.0)
+        return (1.0 - a) ** 0.5 / (a**0.5 + (1.0 - a) ** 0.5)  # the flow σ of the same SNR
 
     def noised_preview(self, k: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The preview noised to the level of schedule index ``k``, in float32 on ``device``."""

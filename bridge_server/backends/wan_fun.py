@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .model_limits import WAN_720P, write_native_size
 from .weights import WeightsError, check_diffusers_folder
 
 ADAPTER_FILE = "camera_adapter.safetensors"
@@ -114,7 +115,10 @@ def _load_safetensors(folder: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights folder {folder}: missing diffusion_pytorch_model*.safetensors (the transformer)")
     sd: dict[str, torch.Tensor] = {}
     for f in files:
-        sd.update(load_file(str(f)))
+        try:
+            sd.update(load_file(str(f)))
+        except Exception as e:  # safetensors' own error type: a truncated or damaged file
+            raise WeightsError(f"{f}: not a readable safetensors file ({e})") from None
     return sd
 
 
@@ -154,7 +158,10 @@ def convert_videox_fun(src: Path, dst: Path, encoders: Path | None, log=print) -
     body = convert_wan_transformer_to_diffusers({k: v for k, v in sd.items() if not k.startswith(ADAPTER_PREFIX)})
     with torch.device("meta"):
         transformer = WanTransformer3DModel(**tcfg)
-    missing, unexpected = transformer.load_state_dict(body, strict=False, assign=True)
+    try:
+        missing, unexpected = transformer.load_state_dict(body, strict=False, assign=True)
+    except RuntimeError as e:  # tensors of other shapes than config.json gives
+        raise WeightsError(f"{src}: transformer weights do not match config.json ({str(e).splitlines()[-1]})") from None
     if missing or unexpected:
         raise WeightsError(
             f"{src}: transformer weights do not match config.json: missing {missing[:4]}, unexpected {unexpected[:4]}"
@@ -168,7 +175,10 @@ def convert_videox_fun(src: Path, dst: Path, encoders: Path | None, log=print) -
     base_dim = vae_sd["encoder.conv1.weight"].shape[0] if "encoder.conv1.weight" in vae_sd else 96
     with torch.device("meta"):
         vae = AutoencoderKLWan(base_dim=base_dim, z_dim=z_dim)
-    missing, unexpected = vae.load_state_dict(convert_wan_vae_to_diffusers(vae_sd), strict=False, assign=True)
+    try:
+        missing, unexpected = vae.load_state_dict(convert_wan_vae_to_diffusers(vae_sd), strict=False, assign=True)
+    except (RuntimeError, KeyError) as e:
+        raise WeightsError(f"{src / VAE_FILE}: not a Wan 2.1 VAE ({str(e).splitlines()[-1]})") from None
     if missing or unexpected:
         raise WeightsError(f"{src / VAE_FILE}: not a Wan 2.1 VAE: missing {missing[:4]}, unexpected {unexpected[:4]}")
 
@@ -201,6 +211,7 @@ def convert_videox_fun(src: Path, dst: Path, encoders: Path | None, log=print) -
             pcfg = json.loads(proc.read_text(encoding="utf-8"))
             proc.write_text(json.dumps({**pcfg, **CLIP_PROCESSOR}, indent=2))
     (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2))
+    write_native_size(tmp, *WAN_720P)  # VideoX-Fun trains Wan-Fun at 512-1024 px: the 1280x720 token count
     tmp.rename(dst)
     log(f"converted {src} -> {dst} (transformer in_channels {tcfg['in_channels']}, adapter tensors {len(adapter)})")
     return dst

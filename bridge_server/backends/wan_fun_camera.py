@@ -33,7 +33,17 @@ from parascale_blender.core.camera import relative_to_first
 
 from ..plucker import conditioning_scale, plucker_from_poses
 from .base import CancelledFn, GenerationJob, ProgressFn
-from .diffusers_i2v import DiffusersI2VBackend, I2VParams, generation_size, load_pipeline, run_pipeline, write_video
+from .diffusers_i2v import (
+    WAN_NEGATIVE_PROMPT,
+    DiffusersI2VBackend,
+    I2VParams,
+    SamplingDefaults,
+    check_frames,
+    generation_size,
+    load_pipeline,
+    run_pipeline,
+    write_video,
+)
 from .model_limits import model_limits
 from .wan_fun import ADAPTER_FILE, ADAPTER_PREFIX, is_videox_fun_folder
 from .weights import WeightsError, check_diffusers_folder, model_folder
@@ -109,6 +119,10 @@ class CameraParams(I2VParams):
     """Parameters of ``wan-fun-camera`` (noise shaping off by default)."""
 
     backend_folder: ClassVar[str] = wire.WAN_FUN_CAMERA
+    # VideoX-Fun examples/wan2.1_fun/predict_v2v_control_camera.py: 50 steps, guidance 6.0, Wan's negative prompt
+    SAMPLING: ClassVar[dict[str, SamplingDefaults]] = {
+        "wan": SamplingDefaults(50, 6.0, WAN_NEGATIVE_PROMPT, "VideoX-Fun predict_v2v_control_camera.py"),
+    }
     noise_shaping: bool = Field(False, description="also paste the noised warp preview (RealCam-I2V style)")
     camera_scale: float = Field(1.0, ge=0.0, le=10.0, allow_inf_nan=False, description="adapter output multiplier")
     gauge_depth: float | None = Field(
@@ -136,7 +150,12 @@ def camera_features(
     job: GenerationJob, pipe, adapter: CameraAdapter, width: int, height: int, gauge_depth: float | None = GAUGE_DEPTH
 ) -> torch.Tensor:
     """Adapter features for the trajectory, padded to the generated frame count (4k + 1), its
-    translations in the model's gauge (:func:`bridge_server.plucker.conditioning_scale`)."""
+    translations in the model's gauge (:func:`bridge_server.plucker.conditioning_scale`).
+
+    Built one latent frame at a time (the adapter maps each packed latent frame on its own): the
+    Plücker maps of ``s`` frames exist at once, in float32 into the adapter, so host memory stays
+    that of one latent frame whatever the clip's length (the whole clip's float64 maps at 1280x720x81
+    were ~10 GB). Same values as :func:`pack_plucker` of the whole clip."""
     traj = job.trajectory
     s = pipe.vae_scale_factor_temporal
     n = len(traj)
@@ -146,10 +165,16 @@ def camera_features(
     K = K * np.array([width / traj.width, height / traj.height] * 2)
     rel = relative_to_first(c2w)
     rel[:, :3, 3] *= conditioning_scale(job.depth, gauge_depth)
-    packed = pack_plucker(plucker_from_poses(rel, K, width, height), s)
     p = next(adapter.parameters())
+    feats = []
     with torch.inference_mode():
-        return adapter(torch.as_tensor(packed, device=p.device, dtype=p.dtype)[None])
+        for j in range((n_gen - 1) // s + 1):
+            idx = [0] * s if j == 0 else list(range(s * (j - 1) + 1, s * j + 1))  # frame 0 repeated s times
+            maps = plucker_from_poses(rel[idx], K[idx], width, height)  # (6, s, H, W) float32
+            packed = torch.as_tensor(maps.reshape(6 * s, 1, height, width), device=p.device, dtype=p.dtype)
+            feats.append(adapter(packed[None]))  # channel c * s + i: Plücker channel c of frame i
+            del maps, packed
+        return torch.cat(feats, dim=2)
 
 
 class WanFunCameraBackend(DiffusersI2VBackend):
@@ -163,6 +188,7 @@ class WanFunCameraBackend(DiffusersI2VBackend):
     def generate(self, job: GenerationJob, progress: ProgressFn, cancelled: CancelledFn) -> dict:
         p: CameraParams = job.params  # type: ignore[assignment]
         folder = model_folder(p.backend_folder, p.model)
+        check_frames(len(job.trajectory), p, model_limits(folder))  # before any weights or Plücker maps
         pipe = load_pipeline(folder, job.device, p, job.log)
         transformers = [t for t in (pipe.transformer, getattr(pipe, "transformer_2", None)) if t is not None]
         t0 = transformers[0]

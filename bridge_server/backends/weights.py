@@ -189,24 +189,29 @@ def memory_guard(device: str, what: str) -> Iterator[None]:
 
 
 class ModelCache:
-    """Keeps the most recently loaded model (loading real weights takes long); thread-safe."""
+    """The most recently loaded model of each device (loading real weights takes long; workers on
+    different GPUs keep theirs); thread-safe. ``slot``: the device a model lives on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._value = None
+        self._slots: dict[str, tuple[threading.Lock, list]] = {}  # slot -> (its lock, [key, value])
 
-    def get(self, key: tuple, load: Callable[[], object]):
+    def get(self, key: tuple, load: Callable[[], object], slot: str = ""):
         with self._lock:
-            if self._key != key:
-                self._key, self._value = None, None  # free the old model before loading the new one
-                self._value = load()
-                self._key = key
-            return self._value
+            lock, entry = self._slots.setdefault(slot, (threading.Lock(), [None, None]))
+        with lock:
+            if entry[0] != key:
+                entry[0], entry[1] = None, None  # free this device's old model before loading the new one
+                entry[1] = load()
+                entry[0] = key
+            return entry[1]
 
     def clear(self) -> None:
         with self._lock:
-            self._key, self._value = None, None
+            slots = list(self._slots.values())
+        for lock, entry in slots:
+            with lock:
+                entry[0], entry[1] = None, None
 
 
 def folder_stamp(folder: Path) -> float:

@@ -26,6 +26,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "published"
 WAN_I2V = "wan2.1-i2v-14b-480p-diffusers"
 COGVIDEOX = "cogvideox-5b-i2v"
 WAN_FUN = "wan2.1-fun-v1.1-1.3b-control-camera"
+DEPTH_ANYTHING = "depth-anything-v2-metric-indoor-small-hf"
 
 SHRINK = {
     "wan_transformer": {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 12, "ffn_dim": 32},
@@ -33,7 +34,14 @@ SHRINK = {
     "clip_vision": {"num_hidden_layers": 1, "intermediate_size": 64},
     "cog_transformer": {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 16, "time_embed_dim": 32},
     "cog_vae": {"block_out_channels": [4, 4, 4, 4], "layers_per_block": 1, "norm_num_groups": 2},
+    # CogVideoX-5b's learned positional embedding fixes size and length: shrunk only for CPU rehearsals
+    "cog_sample": {"sample_height": 16, "sample_width": 24, "sample_frames": 9},
     "fun_transformer": {"dim": 24, "num_heads": 2, "ffn_dim": 32, "num_layers": 1},
+    # text encoders keep d_model (the transformers' text_dim); the vocabulary shrinks to the tokenizer's
+    "t5": {"num_layers": 1, "num_heads": 2, "d_kv": 8, "d_ff": 32, "vocab_size": 64},
+    "dinov2": {"hidden_size": 16, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 32}
+    | {"out_indices": [1, 2, 3, 4], "out_features": ["stage1", "stage2", "stage3", "stage4"]},
+    "depth_head": {"reassemble_hidden_size": 16, "neck_hidden_sizes": [8, 8, 16, 16], "fusion_hidden_size": 16},
 }
 
 
@@ -208,9 +216,10 @@ def fun_config(shrink: bool = True) -> dict:
     return cfg | SHRINK["fun_transformer"] if shrink else cfg
 
 
-def fun_state_dicts(cfg: dict, device: str = "cpu") -> tuple[dict, dict]:
+def fun_state_dicts(cfg: dict, device: str = "cpu", vae_base_dim: int | None = None) -> tuple[dict, dict]:
     """(transformer + control adapter, VAE) state dicts in the original layout for the Fun ``cfg``
-    (random weights; ``device="meta"`` for shapes only)."""
+    (random weights; ``device="meta"`` for shapes only). ``vae_base_dim``: the Wan VAE's width
+    (default: shrunk, published 96 on the meta device)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     from bridge_server.backends.wan_fun import transformer_config
@@ -218,7 +227,7 @@ def fun_state_dicts(cfg: dict, device: str = "cpu") -> tuple[dict, dict]:
 
     with torch.device(device):
         transformer = WanTransformer3DModel(**transformer_config(cfg))
-        base_dim = SHRINK["wan_vae"]["base_dim"] if device != "meta" else 96
+        base_dim = vae_base_dim or (SHRINK["wan_vae"]["base_dim"] if device != "meta" else 96)
         vae = AutoencoderKLWan(**(_cfg(published(WAN_I2V, "vae/config.json")) | {"base_dim": base_dim}))
         adapter = CameraAdapter(cfg["in_dim_control_adapter"], cfg["dim"], tuple(cfg["patch_size"][1:]), 8, 1)
     sd = to_original_wan_keys(transformer.state_dict())
@@ -246,3 +255,37 @@ def key_hash(sd: dict) -> str:
 
     keys = sorted([f"{k}:{'_'.join(map(str, v.shape))}" for k in sd for v in [sd[k]]] + list(sd))
     return hashlib.md5(",".join(keys).encode("utf-8")).hexdigest()
+
+
+def shrunk_configs(dst: Path, src: Path = FIXTURES) -> Path:
+    """A copy of the published configs folder ``src`` with :data:`SHRINK` applied (depth and width,
+    and CogVideoX-5b's fixed sample size and length), for rehearsing ``scripts/gpu_check.py`` on a CPU."""
+    import shutil
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+
+    def edit(rel: str, change: dict) -> None:
+        path = dst / rel
+        if path.is_file():
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+            path.write_text(json.dumps(cfg | change, indent=2), encoding="utf-8")
+
+    s = SHRINK["wan_transformer"]
+    edit(
+        f"{WAN_I2V}/transformer/config.json",
+        s | {"added_kv_proj_dim": s["num_attention_heads"] * s["attention_head_dim"]},
+    )
+    edit(f"{WAN_I2V}/vae/config.json", SHRINK["wan_vae"])
+    edit(f"{WAN_I2V}/image_encoder/config.json", SHRINK["clip_vision"])
+    edit(f"{WAN_I2V}/text_encoder/config.json", SHRINK["t5"])
+    edit(f"{COGVIDEOX}/transformer/config.json", SHRINK["cog_transformer"] | SHRINK["cog_sample"])
+    edit(f"{COGVIDEOX}/vae/config.json", SHRINK["cog_vae"])
+    edit(f"{COGVIDEOX}/text_encoder/config.json", SHRINK["t5"])
+    edit(f"{WAN_FUN}/config.json", SHRINK["fun_transformer"])
+    depth = dst / DEPTH_ANYTHING / "config.json"
+    if depth.is_file():
+        cfg = json.loads(depth.read_text(encoding="utf-8"))
+        cfg["backbone_config"] |= SHRINK["dinov2"]
+        depth.write_text(json.dumps(cfg | SHRINK["depth_head"], indent=2), encoding="utf-8")
+    return dst

@@ -164,8 +164,8 @@ def cogvideox_x0(weights, model: str, steps: int, events, k: int) -> torch.Tenso
     sched = CogVideoXDDIMScheduler.from_pretrained(weights / "diffusers-i2v" / model / "scheduler")
     sched.set_timesteps(steps)
     ev = events[k]  # events[k] shapes the latents entering schedule index k
-    assert ev.t == pytest.approx(float(sched.timesteps[k]) / 1000)
     a = float(sched.alphas_cumprod[sched.timesteps[k]])
+    assert ev.t == pytest.approx((1 - a) ** 0.5 / (a**0.5 + (1 - a) ** 0.5)), "the flow sigma of the same SNR"
     eps = events[0].before
     return (ev.target - (1 - a) ** 0.5 * eps) / a**0.5
 
@@ -197,11 +197,11 @@ def test_cogvideox_i2v_shapes_only_masked_high_noise_steps_and_writes_every_fram
 
     assert [e.step for e in events] == list(range(-1, 6))
     assert events[0].before.shape == (1, 3, 4, H // 4, W // 4), "(B, F', C, h, w)"
-    levels = [e.t for e in events]  # DDPM family: t = timestep / 1000 ("trailing": 999 first)
-    assert levels[0] == pytest.approx(0.999) and levels[-1] == 0.0
+    levels = [e.t for e in events]  # DDPM family: the flow sigma of the same SNR (zero-SNR 999 first: 1)
+    assert levels[0] == pytest.approx(1.0) and levels[-1] == 0.0
     assert all(a > b for a, b in zip(levels, levels[1:])), "levels must fall"
     applied = [e for e in events if e.applied]
-    assert [e.step for e in applied] == [e.step for e in events if e.t >= 0.7 and e.step < 5] == [-1, 0]
+    assert [e.step for e in applied] == [e.step for e in events if e.t >= 0.7 and e.step < 5] == [-1, 0, 1]
     for shaped, kept in shaped_cells(events, channel_dim=2):
         assert (kept & ~shaped)[-1, :, -1].all(), "the disoccluded right edge of the last frames is left alone"
         assert shaped[1:, :, : 2 * (W // 4) // 3].all(), "the visible left two thirds are shaped"

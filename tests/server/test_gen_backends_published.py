@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 from published_models import (
     COGVIDEOX,
@@ -217,6 +219,45 @@ def test_cogvideox_5b_i2v_runs_at_its_config_size_frames_and_prompt_length(weigh
     assert any("49 frames at 720x480" in line for line in logs), logs
 
 
+def test_content_box_keeps_the_aspect_on_a_fixed_canvas():
+    from bridge_server.backends.diffusers_i2v import content_box, to_canvas
+
+    assert content_box(1440, 960, 720, 480) is None  # 3:2 already
+    assert content_box(64, 96, 720, 480) == (200, 0, 320, 480)  # 2:3 portrait: pillars
+    assert content_box(1920, 800, 720, 480) == (0, 88, 720, 304)  # 2.4:1: letterbox
+    canvas = to_canvas(np.ones((2, 480, 320, 3), np.uint8), (200, 0, 320, 480), 720, 480)
+    assert canvas.shape == (2, 480, 720, 3) and canvas[:, :, 200:520].all() and not canvas[:, :, :200].any()
+
+
+def test_cogvideox_5b_gets_a_portrait_shot_with_its_aspect_kept(weights, tmp_path):
+    """A 2:3 shot on the 720x480-only model: the conditioning image is the shot scaled uniformly to
+    320x480 between black pillars (not stretched 2.25x across), the warp preview is rendered at
+    320x480, and the pillars are cut off the generated frames before they go back to the shot's size."""
+    import cv2
+
+    from bridge_server.backends.diffusers_i2v import DiffusersI2VBackend, load_pipeline
+
+    backend = DiffusersI2VBackend()
+    portrait = plane_scene(64, 96, 5, step=0.05, yaw_deg=0.2)
+    job, logs = make_job(backend, tmp_path, scene=portrait, model="cogvideox-5b", steps=2)
+    pipe = load_pipeline(weights / "diffusers-i2v" / "cogvideox-5b", "cpu", job.params, job.log)
+    given = []
+    preprocess = pipe.video_processor.preprocess
+    pipe.video_processor.preprocess = lambda image, *a, **kw: (
+        given.append(np.asarray(image)) or preprocess(image, *a, **kw)
+    )
+    try:
+        with pytest.raises(JobCancelled):
+            run(backend, job, cancel_after=1)
+    finally:
+        del pipe.video_processor.preprocess
+    img = given[0]
+    assert img.shape == (480, 720, 3)
+    assert not img[:, :200].any() and not img[:, 520:].any()
+    assert np.array_equal(img[:, 200:520], cv2.resize(job.image, (320, 480), interpolation=cv2.INTER_AREA))
+    assert any("64x96 shot fills 320x480 of 720x480" in line for line in logs), logs
+
+
 def test_cogvideox_5b_refuses_long_clips_and_wrong_prompt_lengths_naming_the_field(weights, tmp_path):
     from safetensors.torch import save_file
 
@@ -265,7 +306,7 @@ def test_wan_480p_caps_a_1080p_shot_to_its_native_token_count(weights, tmp_path)
     assert lw * 8 * lh * 8 <= 832 * 480 and abs(lw / lh - 1920 / 1080) < 0.1
     assert f * (lh // 2) * (lw // 2) <= 2 * (480 // 16) * (832 // 16)
     capped = [line for line in logs if "capped to" in line]
-    assert capped and "1920x1080 capped to 832x464" in capped[0] and "flow_shift 3 (480P)" in capped[0]
+    assert capped and "1920x1080 capped to 832x464" in capped[0] and "Wan 2.1 I2V 480P (no native_size" in capped[0]
 
 
 def test_out_of_memory_advice_names_what_works_on_these_pipelines():
@@ -306,3 +347,25 @@ def test_auto_dtype_for_cuda_loads_a_bf16_transformer_with_fp32_vae_and_image_en
     assert pipe.vae.dtype == pipe.image_encoder.dtype == torch.float32
     assert component_dtypes("auto", "cpu") == {"default": torch.float32}
     assert component_dtypes("fp16", "cuda:0", ("vae",)) == {"default": torch.float16}  # explicit: every part
+
+
+def test_convert_wan_fun_names_a_truncated_or_mismatched_file_without_a_traceback(weights, tmp_path, capsys):
+    import shutil
+
+    from parascale_tools.cli import main
+
+    enc = weights / "diffusers-i2v" / "default"
+    cut = Path(shutil.copytree(weights / "released" / "fun", tmp_path / "cut"))
+    body = cut / "diffusion_pytorch_model.safetensors"
+    body.write_bytes(body.read_bytes()[: body.stat().st_size // 2])
+    assert main(["convert-wan-fun", str(cut), str(tmp_path / "o1"), "--encoders", str(enc)]) == 2
+    err = capsys.readouterr().err
+    assert f"{body}: not a readable safetensors file" in err and "Traceback" not in err, err
+
+    other = Path(shutil.copytree(weights / "released" / "fun", tmp_path / "other"))
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(cfg | {"ffn_dim": cfg["ffn_dim"] + 8}))
+    assert main(["convert-wan-fun", str(other), str(tmp_path / "o2"), "--encoders", str(enc)]) == 2
+    err = capsys.readouterr().err
+    assert "transformer weights do not match config.json" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

@@ -70,9 +70,9 @@ def test_backends_are_listed_available_with_their_parameters(gen_server, http):
     assert {"steps", "shaping_threshold", "cpu_offload", "attention_slicing", "vae_tiling", "max_pixels"} <= set(
         infos["diffusers-i2v"]["parameters"]["properties"]
     )
-    defaults = infos["diffusers-i2v"]["parameters"]["x-model-defaults"]  # the default folder: Wan, flow shift 3
+    defaults = infos["diffusers-i2v"]["parameters"]["x-model-defaults"]  # the default folder: Wan 480P
     assert (defaults["native_width"], defaults["native_height"], defaults["max_frames"]) == (832, 480, 81)
-    assert defaults["prompt_tokens"] == 512 and "shift 3 (480P)" in defaults["source"]
+    assert defaults["prompt_tokens"] == 512 and "480P" in defaults["source"]
 
 
 def test_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, http):
@@ -96,7 +96,9 @@ def test_cogvideox_i2v_job_round_trip_with_noise_shaping_in_the_log(gen_server, 
     assert f"CogVideoXImageToVideoPipeline: 9 frames at {W}x{H} for a {N}-frame trajectory, 4 steps" in log
     shaped = [line for line in log.splitlines() if "noise shaping: step" in line]
     flags = [(float(line.split("t=")[1].split()[0]), line.endswith("applied")) for line in shaped]
-    assert flags == [(0.999, True), (0.749, True), (0.499, False), (0.249, False), (0.0, False)]
+    # the levels: the flow sigma of each timestep's SNR, sqrt(1 - a) / (sqrt(a) + sqrt(1 - a)) of the DDIM
+    # scheduler's alphas_cumprod at 999, 749, 499, 249 (zero-SNR rescaled: 1 at 999)
+    assert flags == [(1.0, True), (0.844, True), (0.639, False), (0.421, False), (0.0, False)]
 
 
 def test_camera_and_depth_jobs_round_trip(gen_server, http):
@@ -124,6 +126,22 @@ def test_missing_weights_are_a_422_naming_the_file_and_the_server_stays_healthy(
         body = r.json()
         assert any(line.startswith("params.model") and needle in line for line in body["detail"]), body
     assert http.get(gen_server.url + "/v1/health").json()["status"] == "ok"
+
+
+def test_an_over_long_shot_is_refused_at_submission_with_what_fits(gen_server, http):
+    """Wan generates at most 81 frames (its limits come from configs alone): a 90-frame shot is a 422
+    naming the cap and the way out, and no job is created (nothing queued, nothing loaded)."""
+    before = {j["id"] for j in http.get(gen_server.url + "/v1/jobs").json()["jobs"]}
+    for backend in ("diffusers-i2v", "wan-fun-camera"):
+        long = plane_scene(W, H, 90, step=0.01, yaw_deg=0.1)
+        r = http.post(gen_server.url + "/v1/jobs", files=long.files(), data={"backend": backend, "params": "{}"})
+        assert r.status_code == 422, r.text
+        (line,) = r.json()["detail"]
+        assert "90 frames" in line and "at most 81" in line and "split the shot" in line, line
+    data = {"backend": "diffusers-i2v", "params": '{"max_frames": 50}'}
+    r = http.post(gen_server.url + "/v1/jobs", files=long.files(), data=data)
+    assert r.status_code == 422 and "at most 50 (max_frames)" in r.json()["detail"][0], r.text
+    assert {j["id"] for j in http.get(gen_server.url + "/v1/jobs").json()["jobs"]} == before
 
 
 def test_cancel_stops_a_running_diffusion_job_between_steps(gen_server, http):

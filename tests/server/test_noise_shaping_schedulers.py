@@ -179,3 +179,28 @@ def test_through_the_wan_pipeline_with_its_published_unipc_the_next_step_starts_
     assert len(survivals) >= 3
     print("pipeline survival:", [round(r, 4) for r in survivals])
     assert 0.95 <= min(survivals) and max(survivals) <= 1.05
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_the_shaping_level_is_the_flow_sigma_of_the_latents_snr_for_every_family(name):
+    """``level`` is one quantity for every scheduler: the σ of ``(1 - σ) x0 + σ ε`` with the latents'
+    signal-to-noise ratio. Truth from each scheduler's own noising: DDPM ``add_noise`` of (x0=1, ε=0)
+    and (x0=0, ε=1) gives the signal and noise weights; flow schedulers' sigmas are σ itself. At each
+    release's default steps (Wan2.1 I2V 40, CogVideoX 50, Wan-Fun 50) the default 0.9 then pastes
+    wherever σ >= 0.9, the same strength in every family."""
+    sch = published_scheduler(name)
+    steps = 40 if name.startswith("wan2.1-i2v") else 50
+    sch.set_timesteps(steps)
+    shaper = NoiseShaper(sch, torch.zeros(SHAPE), torch.ones((1, 1, *SHAPE[2:])), torch.zeros(SHAPE), 0.9)
+    one, zero = torch.ones(1), torch.zeros(1)
+    for k in range(steps):
+        if shaper.flow:
+            want = float(sch.sigmas[k])
+        else:
+            t = sch.timesteps[k : k + 1]
+            signal, noise = float(sch.add_noise(one, zero, t)), float(sch.add_noise(zero, one, t))
+            want = noise / (signal + noise)
+        assert shaper.level(k) == pytest.approx(want, abs=1e-6), (name, k)
+    pastes = [k for k in range(steps) if shaper.level(k) >= 0.9]
+    print(f"{name}: {len(pastes)} of {steps} levels >= 0.9, down to {shaper.level(pastes[-1]):.3f}")
+    assert pastes == list(range(len(pastes))) and len(pastes) >= 3
