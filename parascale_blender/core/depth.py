@@ -107,6 +107,16 @@ class DepthSource:
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         raise NotImplementedError
 
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        """A lower bound on the distance from ``centre`` (world) to anything a view of this source can
+        show: no view from ``centre`` reads a z-depth below ``CLEARANCE_SHARE`` times it. 0 when
+        unknown (the default); geometric sources answer from their geometry, cheaply, so a collision
+        probe can be skipped for steps that cannot reach it (see :mod:`.collision`)."""
+        return 0.0
+
+
+CLEARANCE_SHARE = 0.9  # a view's z-depth of a point >= this share of its distance (cos 25°: splats included)
+
 
 class ConstantDepth(DepthSource):
     """Every pixel at the same z-depth (a known subject distance)."""

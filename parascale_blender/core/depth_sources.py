@@ -18,6 +18,8 @@ from .depth import DepthError, DepthSource, DepthView, clean_depth
 from .triangles import rasterise_triangles
 from .zbuffer import LOD_PIXELS, PointHierarchy, fill_pinholes, front_layer, to_camera, zbuffer
 
+CLEARANCE_NODES = 20_000  # a cloud's clearance bound reads the finest hierarchy level of at most this many voxels
+
 
 class PointCloudDepth(DepthSource):
     """A point cloud (N,3), z-buffered per working pixel through a level-of-detail hierarchy.
@@ -66,6 +68,18 @@ class PointCloudDepth(DepthSource):
         self.plate_sky = None if plate_sky is None else np.asarray(plate_sky, dtype=bool)
         kind = "plate cloud" if frustum is not None else "point cloud"
         self.description = f"{kind} ({self.hierarchy.size} points{', empty = sky' if sky else ''})"
+
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        """Nearest voxel of the finest hierarchy level of at most ``CLEARANCE_NODES`` nodes: every point
+        and every level-of-detail representative lies inside its voxel's bounding sphere."""
+        levels = self.hierarchy.levels
+        if not levels:
+            return float("inf")
+        lv = next((lv for lv in levels if len(lv["start"]) <= CLEARANCE_NODES), levels[-1])
+        c = np.asarray(centre, dtype=np.float64)
+        cx, cy, cz = lv["centre"]
+        d = np.sqrt((cx - c[0]) ** 2 + (cy - c[1]) ** 2 + (cz - c[2]) ** 2) - lv["bound"]
+        return max(float(d.min()), 0.0)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         h = self.hierarchy
@@ -124,6 +138,26 @@ class MeshDepth(DepthSource):
             raise DepthError(f"triangle indices must lie in 0..{len(v) - 1}, found {t.min()}..{t.max()}")
         self.vertices, self.triangles = v, t
         self.description = f"mesh ({len(t)} triangles)"
+        self._reach: np.ndarray | None = None
+
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        """min over vertices of (distance − the longest edge of a triangle using it): every point of a
+        triangle lies within its longest edge of one of its vertices."""
+        if self._reach is None:
+            P = self.vertices[self.triangles]
+            with np.errstate(invalid="ignore", over="ignore"):
+                edge = np.sqrt(np.max([((P[:, i] - P[:, (i + 1) % 3]) ** 2).sum(1) for i in range(3)], axis=0))
+            edge[~np.isfinite(edge)] = -np.inf  # a triangle with a non-finite vertex is never drawn
+            reach = np.full(len(self.vertices), -np.inf)
+            for i in range(3):
+                np.maximum.at(reach, self.triangles[:, i], edge)
+            self._used = np.flatnonzero(reach > -np.inf)
+            self._reach = reach[self._used]
+            self._vt = np.ascontiguousarray(self.vertices[self._used].T)
+        c = np.asarray(centre, dtype=np.float64)
+        x, y, z = self._vt
+        d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) - self._reach
+        return max(float(d.min(initial=np.inf)), 0.0)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         depth = rasterise_triangles(to_camera(self.vertices, c2w), self.triangles, camera)
@@ -159,6 +193,9 @@ class HybridMeshDepth(DepthSource):
             used[small.ravel()] = True
             self.points = PointCloudDepth(v[used])
         self.description = f"mesh ({len(t)} triangles: {int(large.sum())} rasterised, {len(small)} as points)"
+
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        return min(s.clearance_bound(centre) for s in (self.mesh, self.points) if s is not None)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         views = [s.view(c2w, camera).depth for s in (self.mesh, self.points) if s is not None]

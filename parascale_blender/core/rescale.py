@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import Camera, Trajectory, make_c2w
-from .collision import APPROACH_LIMIT, collision_alpha
+from .collision import APPROACH_LIMIT, PathGuard
 from .depth import DEFAULT_WORKING_SIZE, DepthSource
 from .metrics import pce
 from .parallax import ParallaxProbe
@@ -347,6 +347,7 @@ def rescale(
         coverage = np.full(n, np.nan)
         iterations = 0
         global_alpha = None
+        guard = PathGuard(target_depth)
         for t in range(1, n):
             prev = c2w[t - 1]
             tfac = _fov_factor(tcams[t - 1], opts.fov_match)
@@ -384,7 +385,7 @@ def rescale(
             else:
                 a = pi_ref[t] / pi_tgt[t]
             if opts.mode != "none" and np.isfinite(a) and a > 0:
-                limit = collision_alpha(target_depth, prev, steps[t - 1])
+                limit = guard.limit(prev, steps[t - 1], a)
                 if a > limit:
                     a, capped[t], realized = limit, True, None
             alpha[t] = a
