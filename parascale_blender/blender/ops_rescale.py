@@ -330,13 +330,15 @@ def write(context, inputs: Inputs, result) -> Written:
     return Written(action, parent, frames, evaluated)
 
 
-def measure(inputs: Inputs, written: Written, progress=None) -> np.ndarray | None:
+def measure(inputs: Inputs, written: Written, progress=None, result=None) -> np.ndarray | None:
     """Π per step of the evaluated (keyed) move, measured as the rescale measured its move (no bpy:
-    safe on a background thread); None for a tripod result."""
+    safe on a background thread); None for a tripod result. With the ``result`` that was keyed, steps
+    that float32 keys moved by a rounding only are measured to first order from its views
+    (``core.rescale.step_parallax``'s ``near``)."""
     if written.evaluated is None or inputs.tdepth is None:
         return None
     opts = replace(inputs.options, progress=progress)
-    return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom)
+    return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom, near=result)
 
 
 MATCHED = {"angular": "Π matched in angle", "frame": "Π matched as a share of the frame"}
@@ -379,7 +381,7 @@ def report(context, inputs: Inputs, result, written: Written, remeasured: np.nda
 def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
     """Write ``result`` into the scene, measure the keys and report (blocking, main thread)."""
     written = write(context, inputs, result)
-    return report(context, inputs, result, written, measure(inputs, written))
+    return report(context, inputs, result, written, measure(inputs, written, result=result))
 
 
 def shot_range_warnings(context, frames: int) -> list[str]:

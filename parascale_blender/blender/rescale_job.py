@@ -70,7 +70,9 @@ class RescaleJob:
 
     def _measure(self) -> None:
         assert self.written is not None  # set by tick() before this thread starts
-        self.remeasured = ops_rescale.measure(self.inputs, self.written, self._progress(COMPUTE_SHARE, 1.0))
+        self.remeasured = ops_rescale.measure(
+            self.inputs, self.written, self._progress(COMPUTE_SHARE, 1.0), result=self.result
+        )
 
     # -- main thread
     def start(self) -> RescaleJob:

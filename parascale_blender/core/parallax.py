@@ -46,6 +46,24 @@ class ParallaxProbe:
         x, y, w = view.samples(allow_sky)
         return cls(x, y, w)
 
+    def warped(self, base_c2w: np.ndarray, c2w: np.ndarray, bounds: tuple[float, float, float, float]) -> ParallaxProbe:
+        """These samples (seen from OpenCV pose ``base_c2w``) as seen from ``c2w``: each pixel's world
+        point re-projected (sky directions only rotated), kept where it lands in front of the camera
+        and inside ``bounds`` (x_left, x_right, y_top, y_bottom in normalised image units)."""
+        b, c = np.asarray(base_c2w, dtype=np.float64), np.asarray(c2w, dtype=np.float64)
+        M = c[:3, :3].T @ b[:3, :3]
+        m = c[:3, :3].T @ (b[:3, 3] - c[:3, 3])
+        w = self.inv_z
+        qx = M[0, 0] * self.x + M[0, 1] * self.y + M[0, 2] + m[0] * w  # (x, y, 1) / w moved, times w
+        qy = M[1, 0] * self.x + M[1, 1] * self.y + M[1, 2] + m[1] * w
+        qz = M[2, 0] * self.x + M[2, 1] * self.y + M[2, 2] + m[2] * w
+        front = qz > 0
+        iz = np.divide(1.0, qz, out=np.zeros_like(qz), where=front)
+        x, y = qx * iz, qy * iz
+        xl, xr, yt, yb = bounds
+        keep = front & (x >= xl) & (x < xr) & (y >= yt) & (y < yb)
+        return ParallaxProbe(x[keep], y[keep], w[keep] * iz[keep])
+
     @property
     def empty(self) -> bool:
         return self.inv_z.size == 0
@@ -73,6 +91,38 @@ class ParallaxProbe:
         if measure == "exact":
             return _exact_mean(*self._motion_terms(d), 1.0)[0]
         raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
+
+    def gradient(self, step: np.ndarray, measure: str = "harmonic") -> np.ndarray:
+        """∂Π/∂step (3,) at ``step`` under ``measure`` (zeros where Π is not differentiable: a zero step,
+        pixels on the step's line), for re-measuring a step that differs by float rounding only."""
+        d = np.asarray(step, dtype=np.float64)
+        n = float(np.linalg.norm(d))
+        if self.empty or not n > 0:
+            return np.zeros(3)
+        if measure == "harmonic":
+            return d / n * float(self.inv_z.mean())
+        if measure == "arithmetic":
+            seen = self.inv_z > 0
+            return d / n / float(np.mean(1.0 / self.inv_z[seen])) if seen.any() else np.zeros(3)
+        if measure not in ("flow", "exact"):
+            raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
+        x, y, w = self.x, self.y, self.inv_z
+        u, v = x * d[2] - d[0], y * d[2] - d[1]
+        m = np.hypot(u, v)
+        if measure == "flow":
+            q, extra = w, 0.0
+        else:  # exact: each pixel's motion is m·q with q = w / (1 − w·d_z), pixels passed left out
+            den = 1.0 - w * d[2]
+            ahead = den > 0
+            if not ahead.all():
+                x, y, w, u, v, m, den = (a[ahead] for a in (x, y, w, u, v, m, den))
+            q = w / den
+            extra = m * q * q
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cu, cv = np.where(m > 0, u / m, 0.0), np.where(m > 0, v / m, 0.0)
+        total = self.inv_z.size
+        gz = np.sum((cu * x + cv * y) * q + extra) / total
+        return np.array([-np.sum(cu * q) / total, -np.sum(cv * q) / total, gz])
 
     def _motion_terms(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per pixel: first-order motion a = ||(x·d_z − d_x, y·d_z − d_y)||·w and b = w·d_z, so that

@@ -49,6 +49,7 @@ from .depth import DEFAULT_WORKING_SIZE, DepthSource
 from .metrics import pce
 from .parallax import ParallaxProbe
 from .rotation import rotation_angle
+from .view_reuse import ViewReuse
 
 MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
 PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
@@ -72,6 +73,7 @@ class RescaleOptions:
     smooth: int = 0
     clamp_ratio: float | None = None
     progress: Callable[[float, float], None] | None = None
+    view_every: int = 1  # render a target view every this many poses, re-projected between (see .view_reuse)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -82,6 +84,8 @@ class RescaleOptions:
             raise RescaleError(f"working_size must be within 8..4096 pixels; got {self.working_size}")
         if self.smooth < 0:
             raise RescaleError(f"smooth must be >= 0 steps; got {self.smooth}")
+        if not (1 <= self.view_every <= 64):
+            raise RescaleError(f"view_every must be within 1..64 poses; got {self.view_every}")
         if self.clamp_ratio is not None and not self.clamp_ratio >= 1.0:
             raise RescaleError(f"clamp_ratio must be >= 1 (a factor around the median α); got {self.clamp_ratio}")
 
@@ -114,6 +118,7 @@ class RescaleResult:
     info: list[str] = field(default_factory=list)  # notes that are not warnings (a tripod reference)
     coverage: np.ndarray | None = None
     checks: dict = field(default_factory=dict)
+    pi_gradient: np.ndarray | None = None  # (N, 3): ∂Π/∂step at each step taken (see step_parallax's ``near``)
 
     @property
     def solver_residual(self) -> float:
@@ -123,9 +128,20 @@ class RescaleResult:
         return pce(self.pi_realized, self.pi_ref, strict=False)
 
     @property
+    def steps(self) -> np.ndarray:
+        """(N, 3) the steps taken, each in camera t-1's axes (index 0 zero)."""
+        c2w = self.trajectory.c2w
+        d = np.einsum("nji,nj->ni", c2w[:-1, :3, :3], c2w[1:, :3, 3] - c2w[:-1, :3, 3])
+        return np.concatenate([np.zeros((1, 3)), d])
+
+    @property
     def scale_range(self) -> tuple[float, float]:
         a = self.alpha[np.isfinite(self.alpha)]
         return (float(a.min()), float(a.max())) if a.size else (float("nan"), float("nan"))
+
+
+LINEAR_SHARE = 1e-4  # step_parallax(near=...): poses and steps within this share of the step length ...
+LINEAR_ANGLE = 1e-6  # ... and rotations within this many radians are re-measured to first order
 
 
 def step_parallax(
@@ -134,22 +150,53 @@ def step_parallax(
     camera: Camera,
     options: RescaleOptions | None = None,
     zoom: np.ndarray | None = None,
+    near: RescaleResult | None = None,
 ) -> np.ndarray:
     """Π of each step of the poses ``c2w`` (N,4,4, OpenCV) in ``options``' measure, seen from pose t-1
     in ``target_depth`` at the working size (index 0 NaN): a keyed move re-measured as :func:`rescale`
-    measures the move it builds (``zoom`` as its ``target_zoom``)."""
+    measures the move it builds (``zoom`` as its ``target_zoom``).
+
+    ``near``: the rescale result ``c2w`` keys (its poses, Π and ∂Π/∂step per step). A step whose pose
+    t-1 and step both lie within ``LINEAR_SHARE`` of its step length of the result's (rotation within
+    ``LINEAR_ANGLE``) is measured to first order from the result's view, Π + ∂Π/∂step · Δstep (the
+    view moved by 1e-4 of a step changes Π by ~1e-4 × step / depth, the second order ~1e-8): float32
+    keys cost no views. Other steps are measured from their own views."""
     opts = options or RescaleOptions()
     c2w = np.asarray(c2w, dtype=np.float64)
     cams = _zoomed(camera, zoom, len(c2w))
     out = np.full(len(c2w), np.nan)
+    views = ViewReuse(target_depth, opts.allow_sky, opts.view_every)
+    linear = _linear_steps(c2w, near)
     for t in range(1, len(c2w)):
         step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
+        if linear[t]:
+            out[t] = near.pi_realized[t] + near.pi_gradient[t] @ (step - near.steps[t])
+            if opts.progress:
+                opts.progress(t, len(c2w) - 1)
+            continue
         work = cams[t - 1].working(opts.working_size)
-        probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
+        probe = views.probe(c2w[t - 1], work)[0]
         out[t] = probe.parallax(step, opts.measure) * _fov_factor(cams[t - 1], opts.fov_match)
         if opts.progress:
             opts.progress(t, len(c2w) - 1)
     return out
+
+
+def _linear_steps(c2w: np.ndarray, near: RescaleResult | None) -> np.ndarray:
+    """(N,) bool: steps of ``c2w`` close enough to ``near``'s to be re-measured to first order."""
+    n = len(c2w)
+    if near is None or near.pi_gradient is None or len(near.trajectory) != n:
+        return np.zeros(n, dtype=bool)
+    ref = near.trajectory.c2w
+    steps = np.einsum("nji,nj->ni", c2w[:-1, :3, :3], c2w[1:, :3, 3] - c2w[:-1, :3, 3])
+    length = np.linalg.norm(near.steps[1:], axis=1)
+    tol = LINEAR_SHARE * length
+    moved = np.linalg.norm(c2w[:-1, :3, 3] - ref[:-1, :3, 3], axis=1)
+    off = np.linalg.norm(steps - near.steps[1:], axis=1)
+    turn = rotation_angle(np.einsum("nji,njk->nik", ref[:-1, :3, :3], c2w[:-1, :3, :3]))
+    ok = (moved <= tol) & (off <= tol) & (turn <= LINEAR_ANGLE) & np.isfinite(near.pi_realized[1:])
+    ok &= np.isfinite(near.pi_gradient[1:]).all(axis=1) & (length > 0)
+    return np.concatenate([[False], ok])
 
 
 def _zoomed(cam: Camera, zoom: np.ndarray | None, n: int) -> list[Camera]:
@@ -345,21 +392,21 @@ def rescale(
         capped = np.zeros(n, dtype=bool)
         unreachable = np.zeros(n, dtype=bool)
         coverage = np.full(n, np.nan)
+        gradient = np.full((n, 3), np.nan)
         iterations = 0
         global_alpha = None
         guard = PathGuard(target_depth)
+        views = ViewReuse(target_depth, opts.allow_sky, 1 if target_depth.per_frame else opts.view_every)
         for t in range(1, n):
             prev = c2w[t - 1]
             tfac = _fov_factor(tcams[t - 1], opts.fov_match)
-            view = target_depth.view(prev, tcams[t - 1].working(opts.working_size), index=None)
-            probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
-            coverage[t] = view.known_coverage
+            probe, coverage[t], sky_share = views.probe(prev, tcams[t - 1].working(opts.working_size))
             if not opts.allow_sky:
-                sky_dropped["target"] = max(sky_dropped["target"], float(view.sky_mask.mean()))
+                sky_dropped["target"] = max(sky_dropped["target"], sky_share)
             if probe.empty and opts.mode != "none":
                 raise RescaleError(
-                    f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
-                    f"(coverage {view.coverage:.0%}); aim the camera at the scene"
+                    f"target: frame {ref.frames[t - 1]} sees no depth from the target camera (no pixel has a "
+                    "depth); aim the camera at the scene"
                 )
             # exact Π is not homogeneous: the target's Π of the reference step is reported (and
             # checked for usability) to first order, where Π(α·d) = α·Π(d) holds
@@ -395,14 +442,17 @@ def rescale(
                 pi_real[t] = a * pi_tgt[t]
             else:
                 pi_real[t] = (realized if realized is not None else probe.parallax(step, measure)) * tfac
+            gradient[t] = probe.gradient(step, measure) * tfac
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)
-        return c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations
+        return c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations, gradient
 
     per_step = opts.mode in PER_STEP
     passes = 2 if per_step else 1
-    c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations = integrate(None, passes, 1)
+    c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations, gradient = integrate(
+        None, passes, 1
+    )
     interpolated = []
     if per_step:
         known = np.isfinite(alpha) & ~unusable & ~zero
@@ -421,7 +471,7 @@ def rescale(
         fixed = np.where(fill | adjust, filled, np.nan)
         fixed[0] = np.nan
         if fill.any() or adjust:  # second pass: fixed α where filled/adjusted, re-measured elsewhere
-            c2w, alpha, pi_tgt, pi_real, _, capped, unreachable, coverage, its2 = integrate(fixed, passes, 2)
+            c2w, alpha, pi_tgt, pi_real, _, capped, unreachable, coverage, its2, gradient = integrate(fixed, passes, 2)
             iterations += its2
         interpolated = [int(f) for f in ref.frames[unusable]]
         if interpolated:
@@ -468,6 +518,7 @@ def rescale(
         solver_iterations=iterations,
         warnings=warnings,
         coverage=coverage,
+        pi_gradient=gradient,
     )  # fmt: skip
 
 
