@@ -17,7 +17,8 @@ def land():
     V, T = L.terrain()
     ref = L.reference(60)
     src = MeshDepth(V, T)
-    res = rescale(ref, L.reference_depth(), src, L.target_start(), L.CAM, RescaleOptions(working_size=64))
+    opts = RescaleOptions(working_size=64, gradient=True)
+    res = rescale(ref, L.reference_depth(), src, L.target_start(), L.CAM, opts)
     return V, T, ref, src, res
 
 
@@ -58,3 +59,29 @@ def test_reused_views_stay_near_the_oracle(land):
     reused = L.oracle_pce(fast.trajectory.c2w, ref, V, T)
     assert every < 1e-3
     assert reused < every + 0.005
+
+
+def test_reference_parallax_is_cached_by_content_across_runs(land):
+    """A re-run with an equal reference depth (a new object, the same content) reads no reference view
+    and gives the same move; other options or another track measure again."""
+    from parascale_blender.core.depth import ConstantDepth
+
+    class Counting(ConstantDepth):
+        views = 0
+
+        def view(self, c2w, camera, index=None):
+            Counting.views += 1
+            return super().view(c2w, camera, index)
+
+    _, _, ref, src, _ = land
+    Counting.views = 0
+    first = rescale(ref, Counting(2.0), src, L.target_start(), L.CAM, RescaleOptions(working_size=64, mode="flow"))
+    assert Counting.views == len(ref) - 1
+    again = rescale(ref, Counting(2.0), src, L.target_start(), L.CAM, RescaleOptions(working_size=64, mode="flow"))
+    assert Counting.views == len(ref) - 1  # nothing read the second time
+    np.testing.assert_array_equal(again.trajectory.c2w, first.trajectory.c2w)
+    rescale(ref, Counting(2.0), src, L.target_start(), L.CAM, RescaleOptions(working_size=48, mode="flow"))
+    assert Counting.views == 2 * (len(ref) - 1)  # another working size: measured again
+    other = L.reference(61)
+    rescale(other, Counting(2.0), src, L.target_start(), L.CAM, RescaleOptions(working_size=48, mode="flow"))
+    assert Counting.views == 2 * (len(ref) - 1) + len(other) - 1  # another track

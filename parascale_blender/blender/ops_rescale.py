@@ -164,11 +164,19 @@ class Inputs:
     start_frame: int = 0
 
 
+def rescale_options(context) -> RescaleOptions:
+    """The Rescale's options from the scene's settings and the preferences."""
+    s, p = context.scene.parascale, prefs.get(context)
+    mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
+    return RescaleOptions(
+        mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
+    )
+
+
 def gather(context) -> Inputs:
     """Read the scene's settings into :class:`Inputs`; a ValueError names what to fix. The scene is left
     as it was (the target's un-keyed edits included)."""
     s = context.scene.parascale
-    p = prefs.get(context)
     with keeping_unkeyed_pose(s.target_camera, context.scene):
         start_c2w, tcam, lens = target_start_lens(context)  # first: a frame change drops un-keyed edits
         ref = tracks.reference_trajectory(context)
@@ -186,10 +194,7 @@ def gather(context) -> Inputs:
         rdepth = reference_depth_source(context, ref)
         tdepth = target_depth_source(context)
         geometry = cloud_geometry(context)
-    mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
-    opts = RescaleOptions(
-        mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
-    )
+    opts = rescale_options(context)
     zoom = reference_zoom(ref) if s.transfer_zoom else None
     why = polls.linked_error(s.target_camera.data) if zoom is not None else None
     if why:  # the lens is keyed on the camera data: linked data would lose it on save
@@ -217,7 +222,7 @@ def run(inputs: Inputs, progress=None):
     With :attr:`Inputs.geometry` the rescaled move is also measured on that geometry against the
     reference's Π: ``result.checks["target_vs_geometry"]`` (see ``core.rescale.check_lines``)."""
     share = 1.0 - GEOMETRY_SHARE if inputs.geometry is not None else 1.0
-    opts = replace(inputs.options, progress=_part(progress, 0.0, share))
+    opts = replace(inputs.options, progress=_part(progress, 0.0, share), gradient=True)  # for measure()
     result = rescale(inputs.ref, inputs.rdepth, inputs.tdepth, inputs.start_c2w, inputs.tcam, opts, inputs.zoom)
     if inputs.geometry is not None and result.checks:  # a tripod result has no checks: nothing moved
         name, mesh = inputs.geometry

@@ -103,6 +103,7 @@ class DepthSource:
     geometric: bool = False  # the depth follows the pose (a mesh, a cloud): collisions can be tested
     kind: str = "depth"  # what it is, for the report: geometry, point cloud, depth maps, SfM points, subject distance
     description: str = "depth"
+    cache_key: tuple | None = None  # what the depth is (its content), for caches across sources; None: never cached
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         raise NotImplementedError
@@ -128,6 +129,7 @@ class ConstantDepth(DepthSource):
             raise DepthError(f"constant depth must be a positive finite distance, got {distance!r}")
         self.distance = float(distance)
         self.description = f"constant {self.distance:g}"
+        self.cache_key = ("constant", self.distance)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         return DepthView(np.full((camera.height, camera.width), self.distance), camera, sky=True)

@@ -9,6 +9,7 @@ a plate's frustum); SfM points' are unknown.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -119,6 +120,16 @@ def _plate_directions(c2w: np.ndarray, camera: Camera, plate_c2w: np.ndarray, pl
     return inside, u, v
 
 
+def content_hash(*arrays: np.ndarray) -> str:
+    """A digest of arrays' shapes, types and bytes (a depth source's :attr:`~.depth.DepthSource.cache_key`)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 class MeshDepth(DepthSource):
     """A triangle mesh (vertices (N,3), triangles (M,3)), rasterised exactly at the working resolution;
     pixels that miss every triangle are sky."""
@@ -139,6 +150,7 @@ class MeshDepth(DepthSource):
         self.vertices, self.triangles = v, t
         self.description = f"mesh ({len(t)} triangles)"
         self._reach: np.ndarray | None = None
+        self.cache_key = ("mesh", content_hash(v, t))
 
     def clearance_bound(self, centre: np.ndarray) -> float:
         """min over vertices of (distance − the longest edge of a triangle using it): every point of a

@@ -26,6 +26,11 @@ Zoom: ``target_zoom`` (N,) keys the target's focal length per frame as ``target_
 target camera's (e.g. the reference's fx[t]/fx[0], to transfer its zoom); the target's Π of step t
 is then measured with its intrinsics at frame t-1 and the track carries the per-frame intrinsics.
 
+Speed (options, off by default): ``view_every`` renders a target view every k poses and re-projects
+it between (:mod:`.view_reuse`); ``solve_every`` measures α on every k-th step only and holds it for
+the steps between (their Π series are NaN): a coarse preview (the live re-rescale's first pass). The
+reference's Π is cached across runs (:func:`reference_parallax`).
+
 Sky: ``allow_sky`` (default on) counts the pixels a source knows to be sky (see :mod:`.depth`) as
 1/Z = 0, i.e. as not moving, which is what the eye sees; off, they are left out of Π on both sides
 (and a warning says how much was left out). Unknown pixels (a cloud's gaps, SfM) never count.
@@ -38,6 +43,7 @@ reference depth is and what that means for accuracy.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,6 +80,8 @@ class RescaleOptions:
     clamp_ratio: float | None = None
     progress: Callable[[float, float], None] | None = None
     view_every: int = 1  # render a target view every this many poses, re-projected between (see .view_reuse)
+    solve_every: int = 1  # measure α on every k-th step only, holding it between (a coarse preview)
+    gradient: bool = False  # record ∂Π/∂step per step (RescaleResult.pi_gradient, for step_parallax's near=)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -84,6 +92,8 @@ class RescaleOptions:
             raise RescaleError(f"working_size must be within 8..4096 pixels; got {self.working_size}")
         if self.smooth < 0:
             raise RescaleError(f"smooth must be >= 0 steps; got {self.smooth}")
+        if not (1 <= self.solve_every <= 64):
+            raise RescaleError(f"solve_every must be within 1..64 steps; got {self.solve_every}")
         if not (1 <= self.view_every <= 64):
             raise RescaleError(f"view_every must be within 1..64 poses; got {self.view_every}")
         if self.clamp_ratio is not None and not self.clamp_ratio >= 1.0:
@@ -327,6 +337,45 @@ def reference_depth_note(source: DepthSource) -> dict:
     return {"kind": kind, "description": source.description, "accuracy": note}
 
 
+REFERENCE_CACHE = 8  # reference Π series kept across re-runs (the most recent first)
+_reference_cache: list[tuple[tuple, tuple]] = []
+
+
+def reference_parallax(ref: Trajectory, reference_depth: DepthSource, opts: RescaleOptions):
+    """(Π per step (index 0 NaN), the first view's mean inverse depth, the largest sky share of a view) of
+    the reference's own steps seen in ``reference_depth`` at ``opts``' working size and measure. They do
+    not depend on the target, so they are cached across re-runs (a live re-rescale, a Rescale pressed
+    again) when the depth source has a :attr:`~.depth.DepthSource.cache_key` (its content): the key is
+    that, the track's poses and intrinsics, and the options that change Π."""
+    key = None
+    if reference_depth.cache_key is not None:
+        track = hashlib.blake2b(np.ascontiguousarray(ref.c2w).tobytes(), digest_size=16)
+        track.update(np.ascontiguousarray(ref.intrinsics, dtype=np.float64).tobytes())
+        track.update(f"{ref.width}x{ref.height}".encode())
+        key = (reference_depth.cache_key, track.hexdigest(), opts.working_size, opts.measure, opts.fov_match,
+               opts.allow_sky)  # fmt: skip
+        for k, value in _reference_cache:
+            if k == key:
+                return value[0].copy(), value[1], value[2]
+    n = len(ref)
+    steps = ref.steps_in_camera()
+    pi_ref = np.full(n, np.nan)
+    ref_inv0 = np.nan
+    sky = 0.0
+    for t in range(1, n):
+        view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
+        probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+        if not opts.allow_sky:
+            sky = max(sky, float(view.sky_mask.mean()))
+        if not probe.empty and np.isnan(ref_inv0):
+            ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
+        pi_ref[t] = probe.parallax(steps[t - 1], opts.measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
+    if key is not None:
+        _reference_cache.insert(0, (key, (pi_ref.copy(), ref_inv0, sky)))
+        del _reference_cache[REFERENCE_CACHE:]
+    return pi_ref, ref_inv0, sky
+
+
 def rescale(
     reference: Trajectory,
     reference_depth: DepthSource | None,
@@ -360,18 +409,9 @@ def rescale(
     if reference_depth is None or target_depth is None:
         raise RescaleError("the reference moves, so both a reference and a target depth are needed")
 
-    # Reference Π per step: independent of the target, measured once.
-    pi_ref = np.full(n, np.nan)
-    ref_inv0 = np.nan
-    sky_dropped = {"reference": 0.0, "target": 0.0}  # the largest fraction of a view's sky left out
-    for t in range(1, n):
-        view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
-        probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
-        if not opts.allow_sky:
-            sky_dropped["reference"] = max(sky_dropped["reference"], float(view.sky_mask.mean()))
-        if not probe.empty and np.isnan(ref_inv0):
-            ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
-        pi_ref[t] = probe.parallax(steps[t - 1], measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
+    # Reference Π per step: independent of the target, measured once (and cached across re-runs).
+    pi_ref, ref_inv0, ref_sky = reference_parallax(ref, reference_depth, opts)
+    sky_dropped = {"reference": ref_sky, "target": 0.0}  # the largest fraction of a view's sky left out
     missing_ref = np.concatenate([[False], ~np.isfinite(pi_ref[1:]) & ~zero[1:]])
     if missing_ref[1:].all():
         raise RescaleError(
@@ -399,6 +439,14 @@ def rescale(
         views = ViewReuse(target_depth, opts.allow_sky, 1 if target_depth.per_frame else opts.view_every)
         for t in range(1, n):
             prev = c2w[t - 1]
+            if opts.solve_every > 1 and (t - 1) % opts.solve_every and np.isfinite(alpha[t - 1]):
+                # a coarse preview: α held from the last measured step (no view; its Π series stay NaN)
+                a = alpha[t - 1] if alpha_fixed is None or not np.isfinite(alpha_fixed[t]) else alpha_fixed[t]
+                if opts.mode != "none" and a > 0 and a > (limit := guard.limit(prev, steps[t - 1], a)):
+                    a, capped[t] = limit, True
+                alpha[t] = a
+                c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ (steps[t - 1] * a))
+                continue
             tfac = _fov_factor(tcams[t - 1], opts.fov_match)
             probe, coverage[t], sky_share = views.probe(prev, tcams[t - 1].working(opts.working_size))
             if not opts.allow_sky:
@@ -442,7 +490,8 @@ def rescale(
                 pi_real[t] = a * pi_tgt[t]
             else:
                 pi_real[t] = (realized if realized is not None else probe.parallax(step, measure)) * tfac
-            gradient[t] = probe.gradient(step, measure) * tfac
+            if opts.gradient:
+                gradient[t] = probe.gradient(step, measure) * tfac
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)
@@ -518,7 +567,7 @@ def rescale(
         solver_iterations=iterations,
         warnings=warnings,
         coverage=coverage,
-        pi_gradient=gradient,
+        pi_gradient=gradient if opts.gradient else None,
     )  # fmt: skip
 
 
