@@ -57,8 +57,9 @@ def rasterise_triangles(cam_vertices: np.ndarray, triangles: np.ndarray, camera:
     if len(triangles) == 0 or len(cam_vertices) == 0:
         return np.full((H, W), np.nan)
     v = np.asarray(cam_vertices, dtype=np.float64)
-    finite = np.isfinite(v).all(1)
-    extent = max(float(np.abs(v[finite]).max(initial=0.0)), 1e-300)
+    finite = np.isfinite(v.sum(1))
+    all_finite = bool(finite.all())
+    extent = max(float(np.abs(v if all_finite else v[finite]).max(initial=0.0)), 1e-300)
     vz = v[:, 2]
     front = vz[finite & (vz > 0)]
     near = min(NEAR * extent, 0.5 * float(front.min())) if front.size else NEAR * extent
@@ -74,10 +75,10 @@ def rasterise_triangles(cam_vertices: np.ndarray, triangles: np.ndarray, camera:
             | ((vy < yt * vz).astype(np.uint8) << 3)
             | ((vy > yb * vz).astype(np.uint8) << 4)
         )
-    code[~finite] = 255  # a triangle with a non-finite vertex is dropped
     tc = code[triangles]
     out = (tc[:, 0] & tc[:, 1] & tc[:, 2]) != 0
-    out |= (tc == 255).any(1)
+    if not all_finite:  # a triangle with a non-finite vertex is dropped
+        out |= (~finite)[triangles].any(1)
     keep = triangles[~out]
     if len(keep) == 0:
         return np.full((H, W), np.nan)
@@ -109,7 +110,7 @@ def _raster(P: np.ndarray, camera: Camera) -> np.ndarray:
         u0, u1, u2, v0, v1, v2, w, area = (a[ok] for a in (u0, u1, u2, v0, v1, v2, w, area))
         c0, r0, ncol, nrow = c0[ok], r0[ok], ncol[ok], nrow[ok]
     # Barycentric weights as planes in (px, py): l_i = A_i·px + B_i·py + C_i (edge function / area),
-    # and the inverse depth w = Σ l_i·w_i likewise; one (K, 9) table gathered per candidate.
+    # and the inverse depth w = Σ l_i·w_i likewise; one (9, K) table gathered per candidate.
     inv_a = 1.0 / area
     A0, B0 = (v1 - v2) * inv_a, (u2 - u1) * inv_a
     C0 = (u1 * v2 - u2 * v1) * inv_a
@@ -125,7 +126,7 @@ def _raster(P: np.ndarray, camera: Camera) -> np.ndarray:
     total = int(count.sum())
     if total > MAX_CANDIDATES:
         raise MemoryError(f"triangle rasterisation would test {total} pixel candidates; lower the working size")
-    table = np.stack([A0, B0, C0, A1, B1, C1, Aw, Bw, Cw], axis=1)
+    table = np.stack([A0, B0, C0, A1, B1, C1, Aw, Bw, Cw])  # (9, K): rows stay contiguous when gathered
     if total == len(count):  # every triangle covers at most one pixel centre's box: no expansion
         col, row, t = c0i, r0i, table
     else:
@@ -134,16 +135,17 @@ def _raster(P: np.ndarray, camera: Camera) -> np.ndarray:
         nc = ncol[owner]
         col = c0i[owner] + k % nc
         row = r0i[owner] + k // nc
-        t = table[owner]
+        t = np.take(table, owner, axis=1)
     px, py = col + 0.5, row + 0.5
-    l0 = t[:, 0] * px + t[:, 1] * py + t[:, 2]
-    l1 = t[:, 3] * px + t[:, 4] * py + t[:, 5]
+    l0 = t[0] * px + t[1] * py + t[2]
+    l1 = t[3] * px + t[4] * py + t[5]
     eps = -1e-9
     inside = (l0 >= eps) & (l1 >= eps) & (1.0 - l0 - l1 >= eps)
-    t = t[inside]
-    inv = t[:, 6] * px[inside] + t[:, 7] * py[inside] + t[:, 8]
+    sel = np.flatnonzero(inside)
+    t = np.take(t[6:], sel, axis=1)
+    inv = t[0] * px[sel] + t[1] * py[sel] + t[2]
     buf = np.zeros(H * W)  # the largest inverse depth (the nearest surface) per pixel; 0: none
-    np.maximum.at(buf, row[inside] * W + col[inside], inv)
+    np.maximum.at(buf, row[sel] * W + col[sel], inv)
     with np.errstate(divide="ignore"):
         out = np.where(buf > 0, 1.0 / buf, np.nan)
     return out.reshape(H, W)
