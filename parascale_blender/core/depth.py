@@ -17,6 +17,7 @@ not moving, when the caller allows sky) and which are **unknown** (left out of e
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,12 +83,26 @@ class DepthView:
         ``x, y`` are normalised image coordinates of the pixel centres. Unknown pixels never count;
         a view with no valid pixel at all has no depth (nothing is returned), it is not all sky.
         """
-        x, y = self.camera.pixel_rays()
-        valid = self.valid
-        inv = np.zeros_like(self.depth, dtype=np.float64)
-        inv[valid] = 1.0 / self.depth[valid]
-        use = valid | self.sky_mask if allow_sky and valid.any() else valid
-        return x[use], y[use], inv[use]
+        x, y = _flat_rays(self.camera)
+        d = np.asarray(self.depth, dtype=np.float64).reshape(-1)
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(d) & (d > 0)
+        if allow_sky and valid.any() and np.any(self.sky):
+            sky = np.asarray(self.sky, dtype=bool)
+            use = valid | (sky.reshape(-1) if sky.ndim else sky)
+            inv = np.zeros(d.shape)
+            np.divide(1.0, d, out=inv, where=valid)
+            return x[use], y[use], inv[use]
+        return x[valid], y[valid], 1.0 / d[valid]
+
+
+@functools.lru_cache(maxsize=32)
+def _flat_rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """``camera.pixel_rays()`` flattened, cached per camera (read-only)."""
+    x, y = camera.pixel_rays()
+    x, y = x.reshape(-1), y.reshape(-1)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 class DepthSource:

@@ -23,7 +23,7 @@ invariant to the scene's scale: the gauge the rescale keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class ParallaxProbe:
     x: np.ndarray
     y: np.ndarray
     inv_z: np.ndarray
+    _memo: tuple | None = field(default=None, init=False, repr=False, compare=False)  # the last step's terms
 
     @classmethod
     def from_view(cls, view: DepthView, allow_sky: bool = False) -> ParallaxProbe:
@@ -80,9 +81,7 @@ class ParallaxProbe:
         if measure == "harmonic":
             return float(np.linalg.norm(d) * self.inv_z.mean())
         if measure == "flow":
-            u = self.x * d[2] - d[0]
-            v = self.y * d[2] - d[1]
-            return float(np.mean(np.hypot(u, v) * self.inv_z))
+            return float(np.mean(self._motion_terms(d)[0]))
         if measure == "arithmetic":
             seen = self.inv_z > 0
             if not seen.any():
@@ -127,8 +126,13 @@ class ParallaxProbe:
     def _motion_terms(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per pixel: first-order motion a = ||(x·d_z − d_x, y·d_z − d_y)||·w and b = w·d_z, so that
         the exact motion of the step α·d is α·a / (1 − α·b)."""
+        key = (float(d[0]), float(d[1]), float(d[2]))
+        if self._memo is not None and self._memo[0] == key:  # Π, the bound and the α search share a step
+            return self._memo[1]
         a = np.hypot(self.x * d[2] - d[0], self.y * d[2] - d[1]) * self.inv_z
-        return a, self.inv_z * d[2]
+        terms = (a, self.inv_z * d[2])
+        self._memo = (key, terms)
+        return terms
 
     def pole_alpha(self, step: np.ndarray) -> float:
         """The scale of ``step`` at which the camera plane reaches the nearest visible depth ahead
