@@ -85,3 +85,21 @@ def test_reference_parallax_is_cached_by_content_across_runs(land):
     other = L.reference(61)
     rescale(other, Counting(2.0), src, L.target_start(), L.CAM, RescaleOptions(working_size=48, mode="flow"))
     assert Counting.views == 2 * (len(ref) - 1) + len(other) - 1  # another track
+
+
+def test_a_subclass_answering_per_frame_never_shares_the_cache(land):
+    """A ConstantDepth subclass with holes at some frames is not the plain subject distance: its Π is its
+    own, after the plain one was cached for the same track and options."""
+    from parascale_blender.core.depth import ConstantDepth, DepthView
+
+    class Holey(ConstantDepth):
+        def view(self, c2w, camera, index=None):
+            v = super().view(c2w, camera, index)
+            return DepthView(np.full_like(v.depth, np.nan), camera, sky=False) if index in (3, 4) else v
+
+    _, _, ref, src, _ = land
+    opts = RescaleOptions(working_size=48, mode="flow")
+    plain = rescale(ref, ConstantDepth(2.0), src, L.target_start(), L.CAM, opts)
+    holey = rescale(ref, Holey(2.0), src, L.target_start(), L.CAM, opts)
+    assert np.isfinite(plain.pi_ref[4:6]).all() and np.isnan(holey.pi_ref[4:6]).all()
+    assert holey.interpolated_frames == [4, 5]

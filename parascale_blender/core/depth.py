@@ -119,6 +119,7 @@ class DepthSource:
     kind: str = "depth"  # what it is, for the report: geometry, point cloud, depth maps, SfM points, subject distance
     description: str = "depth"
     cache_key: tuple | None = None  # what the depth is (its content), for caches across sources; None: never cached
+    pose_free: bool = False  # every view is the same whatever the pose (a subject distance)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         raise NotImplementedError
@@ -138,6 +139,10 @@ class ConstantDepth(DepthSource):
     """Every pixel at the same z-depth (a known subject distance)."""
 
     kind = "subject distance"
+
+    @property
+    def pose_free(self) -> bool:  # a subclass that answers per frame is not
+        return type(self).view is ConstantDepth.view
 
     def __init__(self, distance: float):
         if not (np.isfinite(distance) and distance > 0):

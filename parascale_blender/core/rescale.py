@@ -352,8 +352,15 @@ def reference_parallax(ref: Trajectory, reference_depth: DepthSource, opts: Resc
         track = hashlib.blake2b(np.ascontiguousarray(ref.c2w).tobytes(), digest_size=16)
         track.update(np.ascontiguousarray(ref.intrinsics, dtype=np.float64).tobytes())
         track.update(f"{ref.width}x{ref.height}".encode())
-        key = (reference_depth.cache_key, track.hexdigest(), opts.working_size, opts.measure, opts.fov_match,
-               opts.allow_sky)  # fmt: skip
+        key = (
+            type(reference_depth),
+            reference_depth.cache_key,
+            track.hexdigest(),
+            opts.working_size,
+            opts.measure,
+            opts.fov_match,
+            opts.allow_sky,
+        )  # fmt: skip  (the class: a subclass may answer otherwise)
         for k, value in _reference_cache:
             if k == key:
                 return value[0].copy(), value[1], value[2]
@@ -362,9 +369,15 @@ def reference_parallax(ref: Trajectory, reference_depth: DepthSource, opts: Resc
     pi_ref = np.full(n, np.nan)
     ref_inv0 = np.nan
     sky = 0.0
+    same: tuple | None = None  # a pose-free source (a subject distance): one view per working camera
     for t in range(1, n):
-        view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
-        probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+        work = ref.camera(t - 1).working(opts.working_size)
+        if reference_depth.pose_free and same is not None and same[0] == work:
+            view, probe = same[1:]
+        else:
+            view = reference_depth.view(ref.c2w[t - 1], work, index=t - 1)
+            probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+            same = (work, view, probe)
         if not opts.allow_sky:
             sky = max(sky, float(view.sky_mask.mean()))
         if not probe.empty and np.isnan(ref_inv0):
