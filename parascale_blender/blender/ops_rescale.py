@@ -169,7 +169,11 @@ def rescale_options(context) -> RescaleOptions:
     s, p = context.scene.parascale, prefs.get(context)
     mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
     return RescaleOptions(
-        mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
+        mode=mode,
+        working_size=p.working_size if p else 160,
+        allow_sky=s.allow_sky,
+        fov_match=s.fov_match.lower(),
+        view_every=p.view_every if p else 1,
     )
 
 
