@@ -31,6 +31,7 @@ def test_the_gradient_is_the_derivative_of_the_parallax(measure):
         h = 1e-7
         num = [(probe.parallax(s + e, measure) - probe.parallax(s - e, measure)) / (2 * h) for e in np.eye(3) * h]
         np.testing.assert_allclose(probe.gradient(s, measure), num, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(probe.gradient(s / 2.5, measure, scale=2.5), num, rtol=1e-6, atol=1e-9)
 
 
 def test_float32_keys_are_re_measured_to_first_order_as_their_own_views_measure_them(land):

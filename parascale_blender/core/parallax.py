@@ -91,12 +91,13 @@ class ParallaxProbe:
             return _exact_mean(*self._motion_terms(d), 1.0)[0]
         raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
 
-    def gradient(self, step: np.ndarray, measure: str = "harmonic") -> np.ndarray:
-        """∂Π/∂step (3,) at ``step`` under ``measure`` (zeros where Π is not differentiable: a zero step,
-        pixels on the step's line), for re-measuring a step that differs by float rounding only."""
+    def gradient(self, step: np.ndarray, measure: str = "harmonic", scale: float = 1.0) -> np.ndarray:
+        """∂Π/∂step (3,) at ``scale`` × ``step`` under ``measure`` (zeros where Π is not differentiable: a
+        zero step, pixels on the step's line), for re-measuring a step that differs by float rounding only.
+        The per-pixel terms of ``step`` are shared with :meth:`parallax` and :meth:`solve_alpha`."""
         d = np.asarray(step, dtype=np.float64)
         n = float(np.linalg.norm(d))
-        if self.empty or not n > 0:
+        if self.empty or not n > 0 or not scale > 0:
             return np.zeros(3)
         if measure == "harmonic":
             return d / n * float(self.inv_z.mean())
@@ -105,18 +106,18 @@ class ParallaxProbe:
             return d / n / float(np.mean(1.0 / self.inv_z[seen])) if seen.any() else np.zeros(3)
         if measure not in ("flow", "exact"):
             raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
+        self._motion_terms(d)
+        u, v, m = self._memo[2]  # of the unscaled step: the directions u/m, v/m do not change with the scale
         x, y, w = self.x, self.y, self.inv_z
-        u, v = x * d[2] - d[0], y * d[2] - d[1]
-        m = np.hypot(u, v)
         if measure == "flow":
             q, extra = w, 0.0
-        else:  # exact: each pixel's motion is m·q with q = w / (1 − w·d_z), pixels passed left out
-            den = 1.0 - w * d[2]
+        else:  # exact: each pixel's motion is m·q with q = w / (1 − w·s_z), pixels passed left out
+            den = 1.0 - scale * self._memo[1][1]
             ahead = den > 0
             if not ahead.all():
                 x, y, w, u, v, m, den = (a[ahead] for a in (x, y, w, u, v, m, den))
             q = w / den
-            extra = m * q * q
+            extra = scale * m * q * q
         with np.errstate(invalid="ignore", divide="ignore"):
             cu, cv = np.where(m > 0, u / m, 0.0), np.where(m > 0, v / m, 0.0)
         total = self.inv_z.size
@@ -129,9 +130,10 @@ class ParallaxProbe:
         key = (float(d[0]), float(d[1]), float(d[2]))
         if self._memo is not None and self._memo[0] == key:  # Π, the bound and the α search share a step
             return self._memo[1]
-        a = np.hypot(self.x * d[2] - d[0], self.y * d[2] - d[1]) * self.inv_z
-        terms = (a, self.inv_z * d[2])
-        self._memo = (key, terms)
+        u, v = self.x * d[2] - d[0], self.y * d[2] - d[1]
+        m = np.hypot(u, v)
+        terms = (m * self.inv_z, self.inv_z * d[2])
+        self._memo = (key, terms, (u, v, m))
         return terms
 
     def pole_alpha(self, step: np.ndarray) -> float:

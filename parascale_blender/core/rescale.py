@@ -177,10 +177,11 @@ def step_parallax(
     out = np.full(len(c2w), np.nan)
     views = ViewReuse(target_depth, opts.allow_sky, opts.view_every)
     linear = _linear_steps(c2w, near)
+    near_steps = near.steps if linear.any() else None
     for t in range(1, len(c2w)):
         step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
         if linear[t]:
-            out[t] = near.pi_realized[t] + near.pi_gradient[t] @ (step - near.steps[t])
+            out[t] = near.pi_realized[t] + near.pi_gradient[t] @ (step - near_steps[t])
             if opts.progress:
                 opts.progress(t, len(c2w) - 1)
             continue
@@ -504,7 +505,7 @@ def rescale(
             else:
                 pi_real[t] = (realized if realized is not None else probe.parallax(step, measure)) * tfac
             if opts.gradient:
-                gradient[t] = probe.gradient(step, measure) * tfac
+                gradient[t] = probe.gradient(steps[t - 1], measure, a if np.isfinite(a) else 0.0) * tfac
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)

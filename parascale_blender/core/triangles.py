@@ -128,21 +128,22 @@ def _raster(P: np.ndarray, camera: Camera) -> np.ndarray:
         raise MemoryError(f"triangle rasterisation would test {total} pixel candidates; lower the working size")
     table = np.stack([A0, B0, C0, A1, B1, C1, Aw, Bw, Cw])  # (9, K): rows stay contiguous when gathered
     if total == len(count):  # every triangle covers at most one pixel centre's box: no expansion
-        col, row, t = c0i, r0i, table
+        owner = np.arange(len(count))
+        col, row = c0i, r0i
     else:
         owner = np.repeat(np.arange(len(count)), count)
         k = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
         nc = ncol[owner]
         col = c0i[owner] + k % nc
         row = r0i[owner] + k // nc
-        t = np.take(table, owner, axis=1)
+    t = np.take(table[:6], owner, axis=1)  # the edge planes for every candidate ...
     px, py = col + 0.5, row + 0.5
     l0 = t[0] * px + t[1] * py + t[2]
     l1 = t[3] * px + t[4] * py + t[5]
     eps = -1e-9
     inside = (l0 >= eps) & (l1 >= eps) & (1.0 - l0 - l1 >= eps)
     sel = np.flatnonzero(inside)
-    t = np.take(t[6:], sel, axis=1)
+    t = np.take(table[6:], owner[sel], axis=1)  # ... the depth plane for the covered ones
     inv = t[0] * px[sel] + t[1] * py[sel] + t[2]
     buf = np.zeros(H * W)  # the largest inverse depth (the nearest surface) per pixel; 0: none
     np.maximum.at(buf, row[sel] * W + col[sel], inv)
