@@ -339,32 +339,32 @@ def reference_depth_note(source: DepthSource) -> dict:
 
 
 REFERENCE_CACHE = 8  # reference Π series kept across re-runs (the most recent first)
-_reference_cache: list[tuple[tuple, tuple]] = []
+_reference_cache: list[tuple[tuple, tuple, DepthSource | None]] = []
 
 
 def reference_parallax(ref: Trajectory, reference_depth: DepthSource, opts: RescaleOptions):
     """(Π per step (index 0 NaN), the first view's mean inverse depth, the largest sky share of a view) of
     the reference's own steps seen in ``reference_depth`` at ``opts``' working size and measure. They do
     not depend on the target, so they are cached across re-runs (a live re-rescale, a Rescale pressed
-    again) when the depth source has a :attr:`~.depth.DepthSource.cache_key` (its content): the key is
-    that, the track's poses and intrinsics, and the options that change Π."""
-    key = None
-    if reference_depth.cache_key is not None:
-        track = hashlib.blake2b(np.ascontiguousarray(ref.c2w).tobytes(), digest_size=16)
-        track.update(np.ascontiguousarray(ref.intrinsics, dtype=np.float64).tobytes())
-        track.update(f"{ref.width}x{ref.height}".encode())
-        key = (
-            type(reference_depth),
-            reference_depth.cache_key,
-            track.hexdigest(),
-            opts.working_size,
-            opts.measure,
-            opts.fov_match,
-            opts.allow_sky,
-        )  # fmt: skip  (the class: a subclass may answer otherwise)
-        for k, value in _reference_cache:
-            if k == key:
-                return value[0].copy(), value[1], value[2]
+    again): the key is the source's class and :attr:`~.depth.DepthSource.cache_key` (its content; without
+    one, the source object itself, kept alive by the entry), the track's poses and intrinsics, and the
+    options that change Π."""
+    track = hashlib.blake2b(np.ascontiguousarray(ref.c2w).tobytes(), digest_size=16)
+    track.update(np.ascontiguousarray(ref.intrinsics, dtype=np.float64).tobytes())
+    track.update(f"{ref.width}x{ref.height}".encode())
+    content = reference_depth.cache_key if reference_depth.cache_key is not None else ("object", id(reference_depth))
+    key = (
+        type(reference_depth),
+        content,
+        track.hexdigest(),
+        opts.working_size,
+        opts.measure,
+        opts.fov_match,
+        opts.allow_sky,
+    )  # fmt: skip  (the class: a subclass may answer otherwise)
+    for k, value, _ in _reference_cache:
+        if k == key:
+            return value[0].copy(), value[1], value[2]
     n = len(ref)
     steps = ref.steps_in_camera()
     pi_ref = np.full(n, np.nan)
@@ -384,9 +384,9 @@ def reference_parallax(ref: Trajectory, reference_depth: DepthSource, opts: Resc
         if not probe.empty and np.isnan(ref_inv0):
             ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
         pi_ref[t] = probe.parallax(steps[t - 1], opts.measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
-    if key is not None:
-        _reference_cache.insert(0, (key, (pi_ref.copy(), ref_inv0, sky)))
-        del _reference_cache[REFERENCE_CACHE:]
+    keep = reference_depth if reference_depth.cache_key is None else None  # an id stays unique while alive
+    _reference_cache.insert(0, (key, (pi_ref.copy(), ref_inv0, sky), keep))
+    del _reference_cache[REFERENCE_CACHE:]
     return pi_ref, ref_inv0, sky
 
 
