@@ -27,7 +27,7 @@ import bpy
 import numpy as np
 
 from ..core.rescale import RescaleResult, rescale
-from . import convert, ops_rescale, scene_depth
+from . import compat, convert, ops_rescale, scene_depth
 
 # While dragging: 48 px, α measured on every 6th step and held between (~1/60 of the Rescale's pixels
 # per frame); measured on the bench's landscape: oracle PCE ~0.007. Settled: 80 px, every step (~0.0001).
@@ -64,8 +64,7 @@ class LiveSession:
     def _fingerprint(self, context) -> tuple:
         """(start pose, mode and depth settings, target objects' transforms): what a re-solve follows."""
         s = context.scene.parascale
-        cam = s.target_camera
-        start = np.array(cam.matrix_world).tobytes() if cam is not None else b""
+        start = _start_state(s.target_camera, context.scene, s.target_start_frame)
         depth = (s.target_depth, s.target_distance, s.cloud_sky, s.mode, s.allow_sky, s.fov_match,
                  s.target_start_frame, s.target_collection, s.target_points, s.transfer_zoom)  # fmt: skip
         objects = tuple((o.name, np.array(o.matrix_world).tobytes()) for o in self._target_objects(context))
@@ -121,6 +120,22 @@ class LiveSession:
     def cancel(self) -> None:
         """Drop the preview (nothing was written)."""
         self.result, self.path, self.curves = None, None, {}
+
+
+def _start_state(cam, scene, start_frame: int):
+    """What the start pose follows: the camera's evaluated pose at the start frame; at another frame (the
+    artist scrubs) its keys, so playing an animated target does not re-solve."""
+    if cam is None:
+        return b""
+    ad = cam.animation_data
+    if scene.frame_current == start_frame or ad is None or ad.action is None:
+        return np.array(cam.matrix_world).tobytes()
+    keys = []
+    for fc in compat.fcurves_of(cam) or ():
+        co = np.empty(2 * len(fc.keyframe_points))
+        fc.keyframe_points.foreach_get("co", co)
+        keys.append((fc.data_path, fc.array_index, co.tobytes()))
+    return ad.action.name, tuple(keys), np.array(cam.matrix_parent_inverse).tobytes()
 
 
 # -- Blender side: the session in progress, its handlers and drawing

@@ -144,3 +144,31 @@ def test_accepting_writes_one_action_with_the_rescale_operators_keys(land_rig, e
     assert accepted.keys() == pressed.keys()
     for k in accepted:
         np.testing.assert_array_equal(accepted[k], pressed[k])
+
+
+def test_scrubbing_an_animated_target_does_not_re_solve_and_a_new_key_does(land_rig, ext):
+    """Away from the start frame the preview follows the target's keys, not where it is at that frame."""
+    import bpy
+
+    scene, _, tgt = land_rig
+    tgt.keyframe_insert("location", frame=1)
+    tgt.location.z += 1.0
+    tgt.keyframe_insert("location", frame=N)
+    scene.frame_set(1)
+    live = ext("blender.live")
+    session = live.start(bpy.context)
+    try:
+        first = session.result
+        scene.frame_set(20)  # the camera moves along its keys: the start pose did not change
+        assert session.result is first
+        tgt.location.x += 2.0
+        tgt.keyframe_insert("location", frame=1)  # the start frame's key moves (keyed from frame 20)
+        bpy.context.view_layer.update()
+        assert session.result is not first and session.error == ""
+        assert scene.frame_current == 20
+        path = session.path.copy()
+        assert abs(path[0][0] - first.trajectory.c2w[0, 0, 3]) > 1.0
+        scene.frame_set(1)  # Blender's own evaluation of the start
+        np.testing.assert_allclose(path[0], tgt.matrix_world.translation, atol=1e-4)
+    finally:
+        live.stop()
