@@ -26,13 +26,10 @@ from dataclasses import replace
 import bpy
 import numpy as np
 
-from ..core.rescale import RescaleResult, rescale
+from ..core.rescale import PREVIEW_COARSE, PREVIEW_REFINED, RescaleResult, rescale
 from . import compat, convert, ops_rescale, scene_depth
 
-# While dragging: 48 px, α measured on every 6th step and held between (~1/60 of the Rescale's pixels
-# per frame); measured on the bench's landscape: oracle PCE ~0.007. Settled: 80 px, every step (~0.0001).
-COARSE = {"working_size": 48, "view_every": 1, "solve_every": 6}
-REFINED = {"working_size": 80, "view_every": 1, "solve_every": 1}
+COARSE, REFINED = PREVIEW_COARSE, PREVIEW_REFINED  # see core.rescale
 REFINE_DELAY = 0.25  # seconds without a change before the refined pass
 
 
