@@ -172,3 +172,24 @@ def test_scrubbing_an_animated_target_does_not_re_solve_and_a_new_key_does(land_
         np.testing.assert_allclose(path[0], tgt.matrix_world.translation, atol=1e-4)
     finally:
         live.stop()
+
+
+def test_scaling_the_target_scene_re_reads_its_depth(land_rig, ext):
+    """The artist scales the landscape 3x about the camera's start: the preview's target depth is read
+    again and the move grows with the scene (Π is kept, so α scales by about the scene's factor)."""
+    import bpy
+    from mathutils import Matrix
+
+    scene, _, tgt = land_rig
+    terrain = bpy.data.objects["terrain"]
+    live = ext("blender.live")
+    session = live.start(bpy.context)
+    try:
+        depth0, alpha0 = session.inputs.tdepth, np.nanmedian(session.result.alpha[1:])
+        pivot = Matrix.Translation(tgt.matrix_world.translation)
+        terrain.matrix_world = pivot @ Matrix.Scale(3.0, 4) @ pivot.inverted() @ terrain.matrix_world
+        bpy.context.view_layer.update()
+        assert session.error == "" and session.inputs.tdepth is not depth0
+        assert np.nanmedian(session.result.alpha[1:]) / alpha0 == pytest.approx(3.0, rel=0.1)
+    finally:
+        live.stop()
