@@ -237,6 +237,8 @@ def _draw_path() -> None:
 
     pts = [tuple(p) for p in live.path.astype(np.float32)]
     shader = gpu.shader.from_builtin("UNIFORM_COLOR")
+    if shader is None:
+        return
     colour = (1.0, 0.55, 0.1, 1.0) if live.refined else (1.0, 0.85, 0.3, 0.8)
     gpu.state.blend_set("ALPHA")
     shader.uniform_float("color", colour)
@@ -258,6 +260,8 @@ def _draw_curves() -> None:
     top = float(np.nanmax(np.r_[ref, real, 1e-30]))
     w, h, x0, y0 = 300.0, 90.0, 20.0, 20.0
     shader = gpu.shader.from_builtin("UNIFORM_COLOR")
+    if shader is None:
+        return
     for series, colour in ((ref, (0.6, 0.6, 0.6, 1.0)), (real, (1.0, 0.55, 0.1, 1.0))):
         known = np.isfinite(series)  # the coarse pass measures every few steps only
         xs = x0 + w * np.flatnonzero(known) / max(len(series) - 1, 1)
@@ -266,11 +270,29 @@ def _draw_curves() -> None:
         batch_for_shader(shader, "LINE_STRIP", {"pos": list(zip(xs.tolist(), ys.tolist()))}).draw(shader)
 
 
+def accept(op, context) -> set[str]:
+    """End the preview and write the move (``LiveSession.accept``), reporting through the operator ``op``."""
+    live = _session
+    stop()
+    if live is None:
+        return {"CANCELLED"}
+    try:
+        msg, warnings = live.accept(context)
+    except ValueError as exc:
+        op.report({"ERROR"}, f"Rescale: {exc}")
+        return {"CANCELLED"}
+    for w in warnings:
+        op.report({"WARNING"}, w)
+    op.report({"INFO"}, msg)
+    return {"FINISHED"}
+
+
 class PARASCALE_OT_live_rescale(bpy.types.Operator):
     """Preview the rescaled move live while moving the target camera (Enter accepts, Esc cancels)"""
 
     bl_idname = "parascale.live_rescale"
     bl_label = "Live Rescale"
+    bl_options = {"REGISTER", "UNDO"}  # Enter ends it FINISHED, the written action one undo step; Esc CANCELLED
 
     @classmethod
     def poll(cls, context):
@@ -297,9 +319,10 @@ class PARASCALE_OT_live_rescale(bpy.types.Operator):
             return {"FINISHED"}
         if event.value == "PRESS" and event.type in {"RET", "NUMPAD_ENTER", "ESC"}:
             context.workspace.status_text_set(None)
-            op = bpy.ops.parascale.live_accept if event.type != "ESC" else bpy.ops.parascale.live_cancel
-            op()
-            return {"FINISHED"} if event.type != "ESC" else {"CANCELLED"}
+            if event.type == "ESC":
+                stop()
+                return {"CANCELLED"}
+            return accept(self, context)
         return {"PASS_THROUGH"}
 
 
@@ -315,17 +338,7 @@ class PARASCALE_OT_live_accept(bpy.types.Operator):
         return _session is not None
 
     def execute(self, context):
-        live = _session
-        stop()
-        try:
-            msg, warnings = live.accept(context)
-        except ValueError as exc:
-            self.report({"ERROR"}, f"Rescale: {exc}")
-            return {"CANCELLED"}
-        for w in warnings:
-            self.report({"WARNING"}, w)
-        self.report({"INFO"}, msg)
-        return {"FINISHED"}
+        return accept(self, context)
 
 
 class PARASCALE_OT_live_cancel(bpy.types.Operator):
