@@ -93,7 +93,7 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         min=1,
         max=16,
         description="Render the target's depth every this many frames and re-project it between (faster long "
-        "shots; measured ~0.001-0.005 PCE on thin structures at 4); 1 renders every frame",
+        "shots, at a small cost in accuracy on thin structures); 1 renders every frame",
     )
     point_radius: bpy.props.FloatProperty(
         name="Point radius",

@@ -60,9 +60,9 @@ from .view_reuse import ViewReuse
 MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
 PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
 FOV_MATCH = ("angular", "frame")
-# A live preview's two passes (options over the Rescale's own; blender.live, the bench): while dragging,
-# 48 px and α measured every 6th step, held between (landscape bench: oracle PCE ~0.006); settled, 80 px
-# and every step (~0.00004).
+# A live preview's two passes (options over the Rescale's own; blender.live, the bench's rescale section
+# measures their time and oracle PCE): while dragging, 48 px and α measured every 6th step, held between;
+# settled, 80 px and every step.
 PREVIEW_COARSE = {"working_size": 48, "view_every": 1, "solve_every": 6}
 PREVIEW_REFINED = {"working_size": 80, "view_every": 1, "solve_every": 1}
 SKY_WARNING = 0.01  # warn when more than this fraction of a view is sky and sky is not allowed
