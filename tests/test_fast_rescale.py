@@ -104,3 +104,27 @@ def test_a_subclass_answering_per_frame_never_shares_the_cache(land):
     holey = rescale(ref, Holey(2.0), src, L.target_start(), L.CAM, opts)
     assert np.isfinite(plain.pi_ref[4:6]).all() and np.isnan(holey.pi_ref[4:6]).all()
     assert holey.interpolated_frames == [4, 5]
+
+
+@pytest.mark.parametrize(("points", "shape", "radius"), [(300, (90, 160), 16.0), (4000, (90, 160), 16.0),
+                                                         (5, (90, 160), 16.0), (300, (90, 160), 2.5)])  # fmt: skip
+def test_nearest_fill_equals_comparing_every_pair(points, shape, radius):
+    """SfM fill (``fill_nearest``) against the plain all-pairs nearest search, ties to the first filled
+    pixel in row-major order: the same map, a hole wider than the radius left empty."""
+    from parascale_blender.core.depth_sources import fill_nearest
+
+    rng = np.random.default_rng(points)
+    h, w = shape
+    d = np.full(shape, np.nan)
+    d.flat[rng.choice(h * w, points, replace=False)] = rng.uniform(1, 5, points)
+    d[:30, :60] = np.nan
+    fy, fx = np.nonzero(np.isfinite(d))
+    ey, ex = np.nonzero(~np.isfinite(d))
+    d2 = (ey[:, None] - fy[None, :]) ** 2 + (ex[:, None] - fx[None, :]) ** 2
+    j = np.argmin(d2, axis=1)
+    want = d.copy()
+    ok = d2[np.arange(len(j)), j] <= radius**2
+    want[ey[ok], ex[ok]] = d[fy[j[ok]], fx[j[ok]]]
+    got = fill_nearest(d, radius)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[:5, :20]).all()  # farther than the radius from every sample

@@ -338,27 +338,57 @@ def extend_far(depth: np.ndarray, sky: bool | np.ndarray) -> tuple[np.ndarray, n
     return out, out_sky
 
 
+BRUTE_FILL = 1_000_000  # fill_nearest: up to this many (empty, filled) pixel pairs, compare them all
+
+
 def fill_nearest(depth: np.ndarray, max_px: float) -> np.ndarray:
     """Empty (NaN) pixels take the depth of the nearest filled pixel within ``max_px`` pixels.
 
     For sparse samples this weights each sample by the image area it stands for (its Voronoi cell)
     instead of by how many features happened to be found there; beyond ``max_px`` a pixel stays
-    unknown (no extrapolation into sky or off the scene).
+    unknown (no extrapolation into sky or off the scene). Ties go to the first filled pixel in row-major
+    order. Pixel offsets are tried nearest first (ties in row-major order), each empty pixel taking the
+    first filled one it meets; pixels with no filled pixel in the square around them are left at once
+    (few pairs: all distances compared at once, the same answer).
     """
     filled = np.isfinite(depth)
     if max_px <= 0 or filled.all() or not filled.any():
         return depth
     h, w = depth.shape
-    fy, fx = np.nonzero(filled)
-    ey, ex = np.nonzero(~filled)
-    vals = depth[fy, fx]
+    r = int(np.floor(max_px))
+    # filled pixels within the (2r+1)² square around each pixel, by a summed-area table
+    sat = np.zeros((h + 1, w + 1), dtype=np.int64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(filled, axis=0), axis=1)
+    y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    near = sat[y1][:, x1] - sat[y0][:, x1] - sat[y1][:, x0] + sat[y0][:, x0]
+    ey, ex = np.nonzero(~filled & (near > 0))
     out = depth.copy()
-    chunk = max(1, 4_000_000 // len(fy))
-    for i in range(0, len(ey), chunk):
-        d2 = (ey[i : i + chunk, None] - fy[None, :]) ** 2 + (ex[i : i + chunk, None] - fx[None, :]) ** 2
-        j = np.argmin(d2, axis=1)
-        near = d2[np.arange(len(j)), j] <= max_px * max_px
-        out[ey[i : i + chunk][near], ex[i : i + chunk][near]] = vals[j[near]]
+    if not len(ey):
+        return out
+    fy, fx = np.nonzero(filled)
+    if len(ey) * len(fy) <= BRUTE_FILL:  # few pairs: every distance at once
+        d2 = (ey[:, None] - fy[None, :]) ** 2 + (ex[:, None] - fx[None, :]) ** 2
+        j = np.argmin(d2, axis=1)  # the first nearest in row-major order
+        ok = d2[np.arange(len(j)), j] <= max_px * max_px
+        out[ey[ok], ex[ok]] = depth[fy[j[ok]], fx[j[ok]]]
+        return out
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    d2 = (dy * dy + dx * dx).ravel()
+    keep = d2 <= max_px * max_px
+    order = np.lexsort((dx.ravel()[keep], dy.ravel()[keep], d2[keep]))  # nearest first, then row-major
+    offsets = np.stack([dy.ravel()[keep][order], dx.ravel()[keep][order]], axis=1)
+    padded = np.full((h + 2 * r, w + 2 * r), np.nan)
+    padded[r : r + h, r : r + w] = depth
+    for oy, ox in offsets[1:]:  # (0, 0) is the empty pixel itself
+        vals = padded[ey + (r + oy), ex + (r + ox)]
+        hit = ~np.isnan(vals)
+        if hit.any():
+            out[ey[hit], ex[hit]] = vals[hit]
+            miss = ~hit
+            ey, ex = ey[miss], ex[miss]
+            if not len(ey):
+                break
     return out
 
 
