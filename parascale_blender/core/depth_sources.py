@@ -72,8 +72,11 @@ class PointCloudDepth(DepthSource):
 
     def clearance_bound(self, centre: np.ndarray) -> float:
         """Nearest voxel of the finest hierarchy level of at most ``CLEARANCE_NODES`` nodes: every point
-        and every level-of-detail representative lies inside its voxel's bounding sphere."""
+        and every level-of-detail representative lies inside its voxel's bounding sphere. A plate's cloud
+        (with a frustum) answers 0 (unknown): what its view draws is extended beyond its points."""
         levels = self.hierarchy.levels
+        if self.frustum is not None:
+            return 0.0
         if not levels:
             return float("inf")
         lv = next((lv for lv in levels if len(lv["start"]) <= CLEARANCE_NODES), levels[-1])
