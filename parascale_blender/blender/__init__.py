@@ -19,6 +19,7 @@ _MODULES = (
     "ops_video",
     "ops_depth",
     "ops_rescale",
+    "live",
     "ops_target",
     "ops_bake",
     "ops_edit",

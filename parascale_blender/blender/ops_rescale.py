@@ -164,11 +164,23 @@ class Inputs:
     start_frame: int = 0
 
 
+def rescale_options(context) -> RescaleOptions:
+    """The Rescale's options from the scene's settings and the preferences."""
+    s, p = context.scene.parascale, prefs.get(context)
+    mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
+    return RescaleOptions(
+        mode=mode,
+        working_size=p.working_size if p else 160,
+        allow_sky=s.allow_sky,
+        fov_match=s.fov_match.lower(),
+        view_every=p.view_every if p else 1,
+    )
+
+
 def gather(context) -> Inputs:
     """Read the scene's settings into :class:`Inputs`; a ValueError names what to fix. The scene is left
     as it was (the target's un-keyed edits included)."""
     s = context.scene.parascale
-    p = prefs.get(context)
     with keeping_unkeyed_pose(s.target_camera, context.scene):
         start_c2w, tcam, lens = target_start_lens(context)  # first: a frame change drops un-keyed edits
         ref = tracks.reference_trajectory(context)
@@ -186,10 +198,7 @@ def gather(context) -> Inputs:
         rdepth = reference_depth_source(context, ref)
         tdepth = target_depth_source(context)
         geometry = cloud_geometry(context)
-    mode = (p.default_mode if p else "exact") if s.mode == "DEFAULT" else s.mode
-    opts = RescaleOptions(
-        mode=mode, working_size=p.working_size if p else 160, allow_sky=s.allow_sky, fov_match=s.fov_match.lower()
-    )
+    opts = rescale_options(context)
     zoom = reference_zoom(ref) if s.transfer_zoom else None
     why = polls.linked_error(s.target_camera.data) if zoom is not None else None
     if why:  # the lens is keyed on the camera data: linked data would lose it on save
@@ -217,7 +226,7 @@ def run(inputs: Inputs, progress=None):
     With :attr:`Inputs.geometry` the rescaled move is also measured on that geometry against the
     reference's Π: ``result.checks["target_vs_geometry"]`` (see ``core.rescale.check_lines``)."""
     share = 1.0 - GEOMETRY_SHARE if inputs.geometry is not None else 1.0
-    opts = replace(inputs.options, progress=_part(progress, 0.0, share))
+    opts = replace(inputs.options, progress=_part(progress, 0.0, share), gradient=True)  # for measure()
     result = rescale(inputs.ref, inputs.rdepth, inputs.tdepth, inputs.start_c2w, inputs.tcam, opts, inputs.zoom)
     if inputs.geometry is not None and result.checks:  # a tripod result has no checks: nothing moved
         name, mesh = inputs.geometry
@@ -332,13 +341,15 @@ def write(context, inputs: Inputs, result) -> Written:
     return Written(action, parent, frames, evaluated)
 
 
-def measure(inputs: Inputs, written: Written, progress=None) -> np.ndarray | None:
+def measure(inputs: Inputs, written: Written, progress=None, result=None) -> np.ndarray | None:
     """Π per step of the evaluated (keyed) move, measured as the rescale measured its move (no bpy:
-    safe on a background thread); None for a tripod result."""
+    safe on a background thread); None for a tripod result. With the ``result`` that was keyed, steps
+    that float32 keys moved by a rounding only are measured to first order from its views
+    (``core.rescale.step_parallax``'s ``near``)."""
     if written.evaluated is None or inputs.tdepth is None:
         return None
     opts = replace(inputs.options, progress=progress)
-    return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom)
+    return step_parallax(written.evaluated, inputs.tdepth, inputs.tcam, opts, inputs.zoom, near=result)
 
 
 MATCHED = {"angular": "Π matched in angle", "frame": "Π matched as a share of the frame"}
@@ -382,7 +393,7 @@ def report(context, inputs: Inputs, result, written: Written, remeasured: np.nda
 def finish(context, inputs: Inputs, result) -> tuple[str, list[str]]:
     """Write ``result`` into the scene, measure the keys and report (blocking, main thread)."""
     written = write(context, inputs, result)
-    return report(context, inputs, result, written, measure(inputs, written))
+    return report(context, inputs, result, written, measure(inputs, written, result=result))
 
 
 def store_measured_pce(s, result, remeasured: np.ndarray | None) -> None:

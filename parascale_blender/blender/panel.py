@@ -125,6 +125,21 @@ class PARASCALE_PT_rescale(_Base, bpy.types.Panel):
         row.prop(s, "fov_match", expand=True)
         col.prop(s, "transfer_zoom")
         col.operator("parascale.rescale", icon="CON_SIZELIKE")
+        from . import live
+
+        preview = live.session()
+        if preview is None:
+            col.operator("parascale.live_rescale", icon="PLAY")
+        else:
+            row = col.row(align=True)
+            row.operator("parascale.live_accept", icon="CHECKMARK")
+            row.operator("parascale.live_cancel", icon="CANCEL")
+            if preview.error:
+                col.label(text=preview.error[:80], icon="ERROR")
+            elif preview.result is not None:
+                which = "refined" if preview.refined else "coarse"
+                lo, hi = preview.result.scale_range
+                col.label(text=f"Live ({which}, {preview.seconds * 1e3:.0f} ms): α {_fmt(lo)} – {_fmt(hi)}")
         if s.result_action is not None:
             col.label(text=f"PCE {_fmt(s.pce)}   α {_fmt(s.scale_min)} – {_fmt(s.scale_max)}")
             if s.pce_measured_on:

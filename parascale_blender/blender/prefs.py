@@ -143,6 +143,14 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         description="Longest side in pixels of the depth images Π is measured on",
     )
     default_mode: bpy.props.EnumProperty(name="Default mode", items=MODE_ITEMS, default="exact")
+    view_every: bpy.props.IntProperty(
+        name="Target view every",
+        default=1,
+        min=1,
+        max=16,
+        description="Render the target's depth every this many frames and re-project it between (faster long "
+        "shots, at a small cost in accuracy on thin structures); 1 renders every frame",
+    )
     point_radius: bpy.props.FloatProperty(
         name="Point radius",
         default=0.0,
@@ -165,6 +173,7 @@ class PARASCALE_AP_preferences(bpy.types.AddonPreferences):
         local_server.draw(box, self)
         col.prop(self, "depth_model")
         col.prop(self, "working_size")
+        col.prop(self, "view_every")
         col.prop(self, "default_mode")
         col.prop(self, "point_radius")
 

@@ -22,6 +22,7 @@ from . import ops_rescale
 
 COMPUTING, MEASURING, DONE, CANCELLED, FAILED = "computing", "measuring", "done", "cancelled", "failed"
 COMPUTE_SHARE = 0.75  # of the progress bar: the rescale; the rest measures the keys
+WORKER_MAX = 0.999  # the workers' progress stays below this: the bar is full only once the job is done
 
 
 class Cancelled(Exception):
@@ -49,7 +50,8 @@ class RescaleJob:
         def report(done: float, total: float) -> None:
             if self._cancel.is_set():
                 raise Cancelled
-            self.progress = lo + (hi - lo) * min(max(done / total, 0.0), 1.0)
+            # 1.0 is reached on the main thread, when the job is done (a fast worker may finish between ticks)
+            self.progress = min(lo + (hi - lo) * min(max(done / total, 0.0), 1.0), WORKER_MAX)
 
         return report
 
@@ -70,7 +72,9 @@ class RescaleJob:
 
     def _measure(self) -> None:
         assert self.written is not None  # set by tick() before this thread starts
-        self.remeasured = ops_rescale.measure(self.inputs, self.written, self._progress(COMPUTE_SHARE, 1.0))
+        self.remeasured = ops_rescale.measure(
+            self.inputs, self.written, self._progress(COMPUTE_SHARE, 1.0), result=self.result
+        )
 
     # -- main thread
     def start(self) -> RescaleJob:

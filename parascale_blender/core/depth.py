@@ -17,6 +17,7 @@ not moving, when the caller allows sky) and which are **unknown** (left out of e
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,12 +83,26 @@ class DepthView:
         ``x, y`` are normalised image coordinates of the pixel centres. Unknown pixels never count;
         a view with no valid pixel at all has no depth (nothing is returned), it is not all sky.
         """
-        x, y = self.camera.pixel_rays()
-        valid = self.valid
-        inv = np.zeros_like(self.depth, dtype=np.float64)
-        inv[valid] = 1.0 / self.depth[valid]
-        use = valid | self.sky_mask if allow_sky and valid.any() else valid
-        return x[use], y[use], inv[use]
+        x, y = _flat_rays(self.camera)
+        d = np.asarray(self.depth, dtype=np.float64).reshape(-1)
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(d) & (d > 0)
+        if allow_sky and valid.any() and np.any(self.sky):
+            sky = np.asarray(self.sky, dtype=bool)
+            use = valid | (sky.reshape(-1) if sky.ndim else sky)
+            inv = np.zeros(d.shape)
+            np.divide(1.0, d, out=inv, where=valid)
+            return x[use], y[use], inv[use]
+        return x[valid], y[valid], 1.0 / d[valid]
+
+
+@functools.lru_cache(maxsize=32)
+def _flat_rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """``camera.pixel_rays()`` flattened, cached per camera (read-only)."""
+    x, y = camera.pixel_rays()
+    x, y = x.reshape(-1), y.reshape(-1)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 class DepthSource:
@@ -103,9 +118,21 @@ class DepthSource:
     geometric: bool = False  # the depth follows the pose (a mesh, a cloud): collisions can be tested
     kind: str = "depth"  # what it is, for the report: geometry, point cloud, depth maps, SfM points, subject distance
     description: str = "depth"
+    cache_key: tuple | None = None  # what the depth is (its content), for caches across sources; None: never cached
+    pose_free: bool = False  # every view is the same whatever the pose (a subject distance)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         raise NotImplementedError
+
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        """A lower bound on the distance from ``centre`` (world) to anything a view of this source can
+        show: no view from ``centre`` reads a z-depth below ``CLEARANCE_SHARE`` times it. 0 when
+        unknown (the default); geometric sources answer from their geometry, cheaply, so a collision
+        probe can be skipped for steps that cannot reach it (see :mod:`.collision`)."""
+        return 0.0
+
+
+CLEARANCE_SHARE = 0.9  # a view's z-depth of a point >= this share of its distance (cos 25°: splats included)
 
 
 class ConstantDepth(DepthSource):
@@ -113,11 +140,16 @@ class ConstantDepth(DepthSource):
 
     kind = "subject distance"
 
+    @property
+    def pose_free(self) -> bool:  # a subclass that answers per frame is not
+        return type(self).view is ConstantDepth.view
+
     def __init__(self, distance: float):
         if not (np.isfinite(distance) and distance > 0):
             raise DepthError(f"constant depth must be a positive finite distance, got {distance!r}")
         self.distance = float(distance)
         self.description = f"constant {self.distance:g}"
+        self.cache_key = ("constant", self.distance)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         return DepthView(np.full((camera.height, camera.width), self.distance), camera, sky=True)

@@ -9,6 +9,7 @@ a plate's frustum); SfM points' are unknown.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -18,6 +19,8 @@ from .depth import DepthError, DepthSource, DepthView, clean_depth
 from .plate_grid import PlateGrid
 from .triangles import rasterise_triangles
 from .zbuffer import LOD_PIXELS, PointHierarchy, fill_pinholes, front_layer, to_camera, zbuffer
+
+CLEARANCE_NODES = 20_000  # a cloud's clearance bound reads the finest hierarchy level of at most this many voxels
 
 
 class PointCloudDepth(DepthSource):
@@ -77,6 +80,21 @@ class PointCloudDepth(DepthSource):
         kind = "plate cloud" if frustum is not None else "point cloud"
         self.description = f"{kind} ({self.hierarchy.size} points{', empty = sky' if sky else ''})"
 
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        """Nearest voxel of the finest hierarchy level of at most ``CLEARANCE_NODES`` nodes: every point
+        and every level-of-detail representative lies inside its voxel's bounding sphere. A plate's cloud
+        (with a frustum) answers 0 (unknown): what its view draws is extended beyond its points."""
+        levels = self.hierarchy.levels
+        if self.frustum is not None:
+            return 0.0
+        if not levels:
+            return float("inf")
+        lv = next((lv for lv in levels if len(lv["start"]) <= CLEARANCE_NODES), levels[-1])
+        c = np.asarray(centre, dtype=np.float64)
+        cx, cy, cz = lv["centre"]
+        d = np.sqrt((cx - c[0]) ** 2 + (cy - c[1]) ** 2 + (cz - c[2]) ** 2) - lv["bound"]
+        return max(float(d.min()), 0.0)
+
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         if self.grid is not None:
             depth = self.grid.view(c2w, camera)
@@ -118,6 +136,16 @@ def _plate_directions(c2w: np.ndarray, camera: Camera, plate_c2w: np.ndarray, pl
     return inside, u, v
 
 
+def content_hash(*arrays: np.ndarray) -> str:
+    """A digest of arrays' shapes, types and bytes (a depth source's :attr:`~.depth.DepthSource.cache_key`)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 class MeshDepth(DepthSource):
     """A triangle mesh (vertices (N,3), triangles (M,3)), rasterised exactly at the working resolution;
     pixels that miss every triangle are sky."""
@@ -137,6 +165,27 @@ class MeshDepth(DepthSource):
             raise DepthError(f"triangle indices must lie in 0..{len(v) - 1}, found {t.min()}..{t.max()}")
         self.vertices, self.triangles = v, t
         self.description = f"mesh ({len(t)} triangles)"
+        self._reach: np.ndarray | None = None
+        self.cache_key = ("mesh", content_hash(v, t))
+
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        """min over vertices of (distance − the longest edge of a triangle using it): every point of a
+        triangle lies within its longest edge of one of its vertices."""
+        if self._reach is None:
+            P = self.vertices[self.triangles]
+            with np.errstate(invalid="ignore", over="ignore"):
+                edge = np.sqrt(np.max([((P[:, i] - P[:, (i + 1) % 3]) ** 2).sum(1) for i in range(3)], axis=0))
+            edge[~np.isfinite(edge)] = -np.inf  # a triangle with a non-finite vertex is never drawn
+            reach = np.full(len(self.vertices), -np.inf)
+            for i in range(3):
+                np.maximum.at(reach, self.triangles[:, i], edge)
+            self._used = np.flatnonzero(reach > -np.inf)
+            self._reach = reach[self._used]
+            self._vt = np.ascontiguousarray(self.vertices[self._used].T)
+        c = np.asarray(centre, dtype=np.float64)
+        x, y, z = self._vt
+        d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) - self._reach
+        return max(float(d.min(initial=np.inf)), 0.0)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         depth = rasterise_triangles(to_camera(self.vertices, c2w), self.triangles, camera)
@@ -172,6 +221,9 @@ class HybridMeshDepth(DepthSource):
             used[small.ravel()] = True
             self.points = PointCloudDepth(v[used])
         self.description = f"mesh ({len(t)} triangles: {int(large.sum())} rasterised, {len(small)} as points)"
+
+    def clearance_bound(self, centre: np.ndarray) -> float:
+        return min(s.clearance_bound(centre) for s in (self.mesh, self.points) if s is not None)
 
     def view(self, c2w: np.ndarray, camera: Camera, index: int | None = None) -> DepthView:
         views = [s.view(c2w, camera).depth for s in (self.mesh, self.points) if s is not None]
@@ -318,27 +370,57 @@ def extend_far(
     return out, out_sky
 
 
+BRUTE_FILL = 1_000_000  # fill_nearest: up to this many (empty, filled) pixel pairs, compare them all
+
+
 def fill_nearest(depth: np.ndarray, max_px: float) -> np.ndarray:
     """Empty (NaN) pixels take the depth of the nearest filled pixel within ``max_px`` pixels.
 
     For sparse samples this weights each sample by the image area it stands for (its Voronoi cell)
     instead of by how many features happened to be found there; beyond ``max_px`` a pixel stays
-    unknown (no extrapolation into sky or off the scene).
+    unknown (no extrapolation into sky or off the scene). Ties go to the first filled pixel in row-major
+    order. Pixel offsets are tried nearest first (ties in row-major order), each empty pixel taking the
+    first filled one it meets; pixels with no filled pixel in the square around them are left at once
+    (few pairs: all distances compared at once, the same answer).
     """
     filled = np.isfinite(depth)
     if max_px <= 0 or filled.all() or not filled.any():
         return depth
     h, w = depth.shape
-    fy, fx = np.nonzero(filled)
-    ey, ex = np.nonzero(~filled)
-    vals = depth[fy, fx]
+    r = int(np.floor(max_px))
+    # filled pixels within the (2r+1)² square around each pixel, by a summed-area table
+    sat = np.zeros((h + 1, w + 1), dtype=np.int64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(filled, axis=0), axis=1)
+    y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    near = sat[y1][:, x1] - sat[y0][:, x1] - sat[y1][:, x0] + sat[y0][:, x0]
+    ey, ex = np.nonzero(~filled & (near > 0))
     out = depth.copy()
-    chunk = max(1, 4_000_000 // len(fy))
-    for i in range(0, len(ey), chunk):
-        d2 = (ey[i : i + chunk, None] - fy[None, :]) ** 2 + (ex[i : i + chunk, None] - fx[None, :]) ** 2
-        j = np.argmin(d2, axis=1)
-        near = d2[np.arange(len(j)), j] <= max_px * max_px
-        out[ey[i : i + chunk][near], ex[i : i + chunk][near]] = vals[j[near]]
+    if not len(ey):
+        return out
+    fy, fx = np.nonzero(filled)
+    if len(ey) * len(fy) <= BRUTE_FILL:  # few pairs: every distance at once
+        d2 = (ey[:, None] - fy[None, :]) ** 2 + (ex[:, None] - fx[None, :]) ** 2
+        j = np.argmin(d2, axis=1)  # the first nearest in row-major order
+        ok = d2[np.arange(len(j)), j] <= max_px * max_px
+        out[ey[ok], ex[ok]] = depth[fy[j[ok]], fx[j[ok]]]
+        return out
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    d2 = (dy * dy + dx * dx).ravel()
+    keep = d2 <= max_px * max_px
+    order = np.lexsort((dx.ravel()[keep], dy.ravel()[keep], d2[keep]))  # nearest first, then row-major
+    offsets = np.stack([dy.ravel()[keep][order], dx.ravel()[keep][order]], axis=1)
+    padded = np.full((h + 2 * r, w + 2 * r), np.nan)
+    padded[r : r + h, r : r + w] = depth
+    for oy, ox in offsets[1:]:  # (0, 0) is the empty pixel itself
+        vals = padded[ey + (r + oy), ex + (r + ox)]
+        hit = ~np.isnan(vals)
+        if hit.any():
+            out[ey[hit], ex[hit]] = vals[hit]
+            miss = ~hit
+            ey, ex = ey[miss], ex[miss]
+            if not len(ey):
+                break
     return out
 
 

@@ -23,7 +23,7 @@ invariant to the scene's scale: the gauge the rescale keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,11 +40,30 @@ class ParallaxProbe:
     x: np.ndarray
     y: np.ndarray
     inv_z: np.ndarray
+    _memo: tuple | None = field(default=None, init=False, repr=False, compare=False)  # the last step's terms
 
     @classmethod
     def from_view(cls, view: DepthView, allow_sky: bool = False) -> ParallaxProbe:
         x, y, w = view.samples(allow_sky)
         return cls(x, y, w)
+
+    def warped(self, base_c2w: np.ndarray, c2w: np.ndarray, bounds: tuple[float, float, float, float]) -> ParallaxProbe:
+        """These samples (seen from OpenCV pose ``base_c2w``) as seen from ``c2w``: each pixel's world
+        point re-projected (sky directions only rotated), kept where it lands in front of the camera
+        and inside ``bounds`` (x_left, x_right, y_top, y_bottom in normalised image units)."""
+        b, c = np.asarray(base_c2w, dtype=np.float64), np.asarray(c2w, dtype=np.float64)
+        M = c[:3, :3].T @ b[:3, :3]
+        m = c[:3, :3].T @ (b[:3, 3] - c[:3, 3])
+        w = self.inv_z
+        qx = M[0, 0] * self.x + M[0, 1] * self.y + M[0, 2] + m[0] * w  # (x, y, 1) / w moved, times w
+        qy = M[1, 0] * self.x + M[1, 1] * self.y + M[1, 2] + m[1] * w
+        qz = M[2, 0] * self.x + M[2, 1] * self.y + M[2, 2] + m[2] * w
+        front = qz > 0
+        iz = np.divide(1.0, qz, out=np.zeros_like(qz), where=front)
+        x, y = qx * iz, qy * iz
+        xl, xr, yt, yb = bounds
+        keep = front & (x >= xl) & (x < xr) & (y >= yt) & (y < yb)
+        return ParallaxProbe(x[keep], y[keep], w[keep] * iz[keep])
 
     @property
     def empty(self) -> bool:
@@ -62,9 +81,7 @@ class ParallaxProbe:
         if measure == "harmonic":
             return float(np.linalg.norm(d) * self.inv_z.mean())
         if measure == "flow":
-            u = self.x * d[2] - d[0]
-            v = self.y * d[2] - d[1]
-            return float(np.mean(np.hypot(u, v) * self.inv_z))
+            return float(np.mean(self._motion_terms(d)[0]))
         if measure == "arithmetic":
             seen = self.inv_z > 0
             if not seen.any():
@@ -74,11 +91,50 @@ class ParallaxProbe:
             return _exact_mean(*self._motion_terms(d), 1.0)[0]
         raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
 
+    def gradient(self, step: np.ndarray, measure: str = "harmonic", scale: float = 1.0) -> np.ndarray:
+        """∂Π/∂step (3,) at ``scale`` × ``step`` under ``measure`` (zeros where Π is not differentiable: a
+        zero step, pixels on the step's line), for re-measuring a step that differs by float rounding only.
+        The per-pixel terms of ``step`` are shared with :meth:`parallax` and :meth:`solve_alpha`."""
+        d = np.asarray(step, dtype=np.float64)
+        n = float(np.linalg.norm(d))
+        if self.empty or not n > 0 or not scale > 0:
+            return np.zeros(3)
+        if measure == "harmonic":
+            return d / n * float(self.inv_z.mean())
+        if measure == "arithmetic":
+            seen = self.inv_z > 0
+            return d / n / float(np.mean(1.0 / self.inv_z[seen])) if seen.any() else np.zeros(3)
+        if measure not in ("flow", "exact"):
+            raise ValueError(f"unknown parallax measure {measure!r}; expected one of {MEASURES}")
+        self._motion_terms(d)
+        u, v, m = self._memo[2]  # of the unscaled step: the directions u/m, v/m do not change with the scale
+        x, y, w = self.x, self.y, self.inv_z
+        if measure == "flow":
+            q, extra = w, 0.0
+        else:  # exact: each pixel's motion is m·q with q = w / (1 − w·s_z), pixels passed left out
+            den = 1.0 - scale * self._memo[1][1]
+            ahead = den > 0
+            if not ahead.all():
+                x, y, w, u, v, m, den = (a[ahead] for a in (x, y, w, u, v, m, den))
+            q = w / den
+            extra = scale * m * q * q
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cu, cv = np.where(m > 0, u / m, 0.0), np.where(m > 0, v / m, 0.0)
+        total = self.inv_z.size
+        gz = np.sum((cu * x + cv * y) * q + extra) / total
+        return np.array([-np.sum(cu * q) / total, -np.sum(cv * q) / total, gz])
+
     def _motion_terms(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per pixel: first-order motion a = ||(x·d_z − d_x, y·d_z − d_y)||·w and b = w·d_z, so that
         the exact motion of the step α·d is α·a / (1 − α·b)."""
-        a = np.hypot(self.x * d[2] - d[0], self.y * d[2] - d[1]) * self.inv_z
-        return a, self.inv_z * d[2]
+        key = (float(d[0]), float(d[1]), float(d[2]))
+        if self._memo is not None and self._memo[0] == key:  # Π, the bound and the α search share a step
+            return self._memo[1]
+        u, v = self.x * d[2] - d[0], self.y * d[2] - d[1]
+        m = np.hypot(u, v)
+        terms = (m * self.inv_z, self.inv_z * d[2])
+        self._memo = (key, terms, (u, v, m))
+        return terms
 
     def pole_alpha(self, step: np.ndarray) -> float:
         """The scale of ``step`` at which the camera plane reaches the nearest visible depth ahead

@@ -26,6 +26,11 @@ Zoom: ``target_zoom`` (N,) keys the target's focal length per frame as ``target_
 target camera's (e.g. the reference's fx[t]/fx[0], to transfer its zoom); the target's Π of step t
 is then measured with its intrinsics at frame t-1 and the track carries the per-frame intrinsics.
 
+Speed (options, off by default): ``view_every`` renders a target view every k poses and re-projects
+it between (:mod:`.view_reuse`); ``solve_every`` measures α on every k-th step only and holds it for
+the steps between (their Π series are NaN): a coarse preview (the live re-rescale's first pass). The
+reference's Π is cached across runs (:func:`reference_parallax`).
+
 Sky: ``allow_sky`` (default on) counts the pixels a source knows to be sky (see :mod:`.depth`) as
 1/Z = 0, i.e. as not moving, which is what the eye sees; off, they are left out of Π on both sides
 (and a warning says how much was left out). Unknown pixels (a cloud's gaps, SfM) never count.
@@ -38,21 +43,28 @@ reference depth is and what that means for accuracy.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .camera import Camera, Trajectory, make_c2w
-from .collision import APPROACH_LIMIT, collision_alpha
+from .collision import APPROACH_LIMIT, PathGuard
 from .depth import DEFAULT_WORKING_SIZE, DepthSource
 from .metrics import pce
 from .parallax import ParallaxProbe
 from .rotation import rotation_angle
+from .view_reuse import ViewReuse
 
 MODES = ("exact", "harmonic", "flow", "arithmetic", "global", "none")
 PER_STEP = ("exact", "harmonic", "flow", "arithmetic")
 FOV_MATCH = ("angular", "frame")
+# A live preview's two passes (options over the Rescale's own; blender.live, the bench's rescale section
+# measures their time and oracle PCE): while dragging, 48 px and α measured every 6th step, held between;
+# settled, 80 px and every step.
+PREVIEW_COARSE = {"working_size": 48, "view_every": 1, "solve_every": 6}
+PREVIEW_REFINED = {"working_size": 80, "view_every": 1, "solve_every": 1}
 SKY_WARNING = 0.01  # warn when more than this fraction of a view is sky and sky is not allowed
 COVERAGE_DROP = 0.5  # warn when the target's known coverage falls below this share of frame 0's
 
@@ -72,6 +84,9 @@ class RescaleOptions:
     smooth: int = 0
     clamp_ratio: float | None = None
     progress: Callable[[float, float], None] | None = None
+    view_every: int = 1  # render a target view every this many poses, re-projected between (see .view_reuse)
+    solve_every: int = 1  # measure α on every k-th step only, holding it between (a coarse preview)
+    gradient: bool = False  # record ∂Π/∂step per step (RescaleResult.pi_gradient, for step_parallax's near=)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -82,6 +97,10 @@ class RescaleOptions:
             raise RescaleError(f"working_size must be within 8..4096 pixels; got {self.working_size}")
         if self.smooth < 0:
             raise RescaleError(f"smooth must be >= 0 steps; got {self.smooth}")
+        if not (1 <= self.solve_every <= 64):
+            raise RescaleError(f"solve_every must be within 1..64 steps; got {self.solve_every}")
+        if not (1 <= self.view_every <= 64):
+            raise RescaleError(f"view_every must be within 1..64 poses; got {self.view_every}")
         if self.clamp_ratio is not None and not self.clamp_ratio >= 1.0:
             raise RescaleError(f"clamp_ratio must be >= 1 (a factor around the median α); got {self.clamp_ratio}")
 
@@ -114,6 +133,7 @@ class RescaleResult:
     info: list[str] = field(default_factory=list)  # notes that are not warnings (a tripod reference)
     coverage: np.ndarray | None = None
     checks: dict = field(default_factory=dict)
+    pi_gradient: np.ndarray | None = None  # (N, 3): ∂Π/∂step at each step taken (see step_parallax's ``near``)
 
     @property
     def solver_residual(self) -> float:
@@ -123,9 +143,20 @@ class RescaleResult:
         return pce(self.pi_realized, self.pi_ref, strict=False)
 
     @property
+    def steps(self) -> np.ndarray:
+        """(N, 3) the steps taken, each in camera t-1's axes (index 0 zero)."""
+        c2w = self.trajectory.c2w
+        d = np.einsum("nji,nj->ni", c2w[:-1, :3, :3], c2w[1:, :3, 3] - c2w[:-1, :3, 3])
+        return np.concatenate([np.zeros((1, 3)), d])
+
+    @property
     def scale_range(self) -> tuple[float, float]:
         a = self.alpha[np.isfinite(self.alpha)]
         return (float(a.min()), float(a.max())) if a.size else (float("nan"), float("nan"))
+
+
+LINEAR_SHARE = 1e-4  # step_parallax(near=...): poses and steps within this share of the step length ...
+LINEAR_ANGLE = 1e-6  # ... and rotations within this many radians are re-measured to first order
 
 
 def step_parallax(
@@ -134,22 +165,54 @@ def step_parallax(
     camera: Camera,
     options: RescaleOptions | None = None,
     zoom: np.ndarray | None = None,
+    near: RescaleResult | None = None,
 ) -> np.ndarray:
     """Π of each step of the poses ``c2w`` (N,4,4, OpenCV) in ``options``' measure, seen from pose t-1
     in ``target_depth`` at the working size (index 0 NaN): a keyed move re-measured as :func:`rescale`
-    measures the move it builds (``zoom`` as its ``target_zoom``)."""
+    measures the move it builds (``zoom`` as its ``target_zoom``).
+
+    ``near``: the rescale result ``c2w`` keys (its poses, Π and ∂Π/∂step per step). A step whose pose
+    t-1 and step both lie within ``LINEAR_SHARE`` of its step length of the result's (rotation within
+    ``LINEAR_ANGLE``) is measured to first order from the result's view, Π + ∂Π/∂step · Δstep (the
+    view moved by 1e-4 of a step changes Π by ~1e-4 × step / depth, the second order ~1e-8): float32
+    keys cost no views. Other steps are measured from their own views."""
     opts = options or RescaleOptions()
     c2w = np.asarray(c2w, dtype=np.float64)
     cams = _zoomed(camera, zoom, len(c2w))
     out = np.full(len(c2w), np.nan)
+    views = ViewReuse(target_depth, opts.allow_sky, opts.view_every)
+    linear = _linear_steps(c2w, near)
+    near_steps = near.steps if linear.any() else None
     for t in range(1, len(c2w)):
         step = c2w[t - 1, :3, :3].T @ (c2w[t, :3, 3] - c2w[t - 1, :3, 3])
+        if linear[t]:
+            out[t] = near.pi_realized[t] + near.pi_gradient[t] @ (step - near_steps[t])
+            if opts.progress:
+                opts.progress(t, len(c2w) - 1)
+            continue
         work = cams[t - 1].working(opts.working_size)
-        probe = ParallaxProbe.from_view(target_depth.view(c2w[t - 1], work, index=None), allow_sky=opts.allow_sky)
+        probe = views.probe(c2w[t - 1], work)[0]
         out[t] = probe.parallax(step, opts.measure) * _fov_factor(cams[t - 1], opts.fov_match)
         if opts.progress:
             opts.progress(t, len(c2w) - 1)
     return out
+
+
+def _linear_steps(c2w: np.ndarray, near: RescaleResult | None) -> np.ndarray:
+    """(N,) bool: steps of ``c2w`` close enough to ``near``'s to be re-measured to first order."""
+    n = len(c2w)
+    if near is None or near.pi_gradient is None or len(near.trajectory) != n:
+        return np.zeros(n, dtype=bool)
+    ref = near.trajectory.c2w
+    steps = np.einsum("nji,nj->ni", c2w[:-1, :3, :3], c2w[1:, :3, 3] - c2w[:-1, :3, 3])
+    length = np.linalg.norm(near.steps[1:], axis=1)
+    tol = LINEAR_SHARE * length
+    moved = np.linalg.norm(c2w[:-1, :3, 3] - ref[:-1, :3, 3], axis=1)
+    off = np.linalg.norm(steps - near.steps[1:], axis=1)
+    turn = rotation_angle(np.einsum("nji,njk->nik", ref[:-1, :3, :3], c2w[:-1, :3, :3]))
+    ok = (moved <= tol) & (off <= tol) & (turn <= LINEAR_ANGLE) & np.isfinite(near.pi_realized[1:])
+    ok &= np.isfinite(near.pi_gradient[1:]).all(axis=1) & (length > 0)
+    return np.concatenate([[False], ok])
 
 
 def _zoomed(cam: Camera, zoom: np.ndarray | None, n: int) -> list[Camera]:
@@ -280,6 +343,58 @@ def reference_depth_note(source: DepthSource) -> dict:
     return {"kind": kind, "description": source.description, "accuracy": note}
 
 
+REFERENCE_CACHE = 8  # reference Π series kept across re-runs (the most recent first)
+_reference_cache: list[tuple[tuple, tuple, DepthSource | None]] = []
+
+
+def reference_parallax(ref: Trajectory, reference_depth: DepthSource, opts: RescaleOptions):
+    """(Π per step (index 0 NaN), the first view's mean inverse depth, the largest sky share of a view) of
+    the reference's own steps seen in ``reference_depth`` at ``opts``' working size and measure. They do
+    not depend on the target, so they are cached across re-runs (a live re-rescale, a Rescale pressed
+    again): the key is the source's class and :attr:`~.depth.DepthSource.cache_key` (its content; without
+    one, the source object itself, kept alive by the entry), the track's poses and intrinsics, and the
+    options that change Π."""
+    track = hashlib.blake2b(np.ascontiguousarray(ref.c2w).tobytes(), digest_size=16)
+    track.update(np.ascontiguousarray(ref.intrinsics, dtype=np.float64).tobytes())
+    track.update(f"{ref.width}x{ref.height}".encode())
+    content = reference_depth.cache_key if reference_depth.cache_key is not None else ("object", id(reference_depth))
+    key = (
+        type(reference_depth),
+        content,
+        track.hexdigest(),
+        opts.working_size,
+        opts.measure,
+        opts.fov_match,
+        opts.allow_sky,
+    )  # fmt: skip  (the class: a subclass may answer otherwise)
+    for k, value, _ in _reference_cache:
+        if k == key:
+            return value[0].copy(), value[1], value[2]
+    n = len(ref)
+    steps = ref.steps_in_camera()
+    pi_ref = np.full(n, np.nan)
+    ref_inv0 = np.nan
+    sky = 0.0
+    same: tuple | None = None  # a pose-free source (a subject distance): one view per working camera
+    for t in range(1, n):
+        work = ref.camera(t - 1).working(opts.working_size)
+        if reference_depth.pose_free and same is not None and same[0] == work:
+            view, probe = same[1:]
+        else:
+            view = reference_depth.view(ref.c2w[t - 1], work, index=t - 1)
+            probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
+            same = (work, view, probe)
+        if not opts.allow_sky:
+            sky = max(sky, float(view.sky_mask.mean()))
+        if not probe.empty and np.isnan(ref_inv0):
+            ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
+        pi_ref[t] = probe.parallax(steps[t - 1], opts.measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
+    keep = reference_depth if reference_depth.cache_key is None else None  # an id stays unique while alive
+    _reference_cache.insert(0, (key, (pi_ref.copy(), ref_inv0, sky), keep))
+    del _reference_cache[REFERENCE_CACHE:]
+    return pi_ref, ref_inv0, sky
+
+
 def rescale(
     reference: Trajectory,
     reference_depth: DepthSource | None,
@@ -313,18 +428,9 @@ def rescale(
     if reference_depth is None or target_depth is None:
         raise RescaleError("the reference moves, so both a reference and a target depth are needed")
 
-    # Reference Π per step: independent of the target, measured once.
-    pi_ref = np.full(n, np.nan)
-    ref_inv0 = np.nan
-    sky_dropped = {"reference": 0.0, "target": 0.0}  # the largest fraction of a view's sky left out
-    for t in range(1, n):
-        view = reference_depth.view(ref.c2w[t - 1], ref.camera(t - 1).working(opts.working_size), index=t - 1)
-        probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
-        if not opts.allow_sky:
-            sky_dropped["reference"] = max(sky_dropped["reference"], float(view.sky_mask.mean()))
-        if not probe.empty and np.isnan(ref_inv0):
-            ref_inv0 = probe.mean_inverse_depth * _fov_factor(ref.camera(t - 1), opts.fov_match)
-        pi_ref[t] = probe.parallax(steps[t - 1], measure) * _fov_factor(ref.camera(t - 1), opts.fov_match)
+    # Reference Π per step: independent of the target, measured once (and cached across re-runs).
+    pi_ref, ref_inv0, ref_sky = reference_parallax(ref, reference_depth, opts)
+    sky_dropped = {"reference": ref_sky, "target": 0.0}  # the largest fraction of a view's sky left out
     missing_ref = np.concatenate([[False], ~np.isfinite(pi_ref[1:]) & ~zero[1:]])
     if missing_ref[1:].all():
         raise RescaleError(
@@ -345,20 +451,29 @@ def rescale(
         capped = np.zeros(n, dtype=bool)
         unreachable = np.zeros(n, dtype=bool)
         coverage = np.full(n, np.nan)
+        gradient = np.full((n, 3), np.nan)
         iterations = 0
         global_alpha = None
+        guard = PathGuard(target_depth)
+        views = ViewReuse(target_depth, opts.allow_sky, 1 if target_depth.per_frame else opts.view_every)
         for t in range(1, n):
             prev = c2w[t - 1]
+            if opts.solve_every > 1 and (t - 1) % opts.solve_every and np.isfinite(alpha[t - 1]):
+                # a coarse preview: α held from the last measured step (no view; its Π series stay NaN)
+                a = alpha[t - 1] if alpha_fixed is None or not np.isfinite(alpha_fixed[t]) else alpha_fixed[t]
+                if opts.mode != "none" and a > 0 and a > (limit := guard.limit(prev, steps[t - 1], a)):
+                    a, capped[t] = limit, True
+                alpha[t] = a
+                c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ (steps[t - 1] * a))
+                continue
             tfac = _fov_factor(tcams[t - 1], opts.fov_match)
-            view = target_depth.view(prev, tcams[t - 1].working(opts.working_size), index=None)
-            probe = ParallaxProbe.from_view(view, allow_sky=opts.allow_sky)
-            coverage[t] = view.known_coverage
+            probe, coverage[t], sky_share = views.probe(prev, tcams[t - 1].working(opts.working_size))
             if not opts.allow_sky:
-                sky_dropped["target"] = max(sky_dropped["target"], float(view.sky_mask.mean()))
+                sky_dropped["target"] = max(sky_dropped["target"], sky_share)
             if probe.empty and opts.mode != "none":
                 raise RescaleError(
-                    f"target: frame {ref.frames[t - 1]} sees no depth from the target camera "
-                    f"(coverage {view.coverage:.0%}); aim the camera at the scene"
+                    f"target: frame {ref.frames[t - 1]} sees no depth from the target camera (no pixel has a "
+                    "depth); aim the camera at the scene"
                 )
             # exact Π is not homogeneous: the target's Π of the reference step is reported (and
             # checked for usability) to first order, where Π(α·d) = α·Π(d) holds
@@ -384,7 +499,7 @@ def rescale(
             else:
                 a = pi_ref[t] / pi_tgt[t]
             if opts.mode != "none" and np.isfinite(a) and a > 0:
-                limit = collision_alpha(target_depth, prev, steps[t - 1])
+                limit = guard.limit(prev, steps[t - 1], a)
                 if a > limit:
                     a, capped[t], realized = limit, True, None
             alpha[t] = a
@@ -394,14 +509,18 @@ def rescale(
                 pi_real[t] = a * pi_tgt[t]
             else:
                 pi_real[t] = (realized if realized is not None else probe.parallax(step, measure)) * tfac
+            if opts.gradient:
+                gradient[t] = probe.gradient(steps[t - 1], measure, a if np.isfinite(a) else 0.0) * tfac
             c2w[t] = make_c2w(R_tgt[t], prev[:3, 3] + prev[:3, :3] @ step)
             if opts.progress:
                 opts.progress(pass_no - 1 + t / n, total_passes)
-        return c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations
+        return c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations, gradient
 
     per_step = opts.mode in PER_STEP
     passes = 2 if per_step else 1
-    c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations = integrate(None, passes, 1)
+    c2w, alpha, pi_tgt, pi_real, unusable, capped, unreachable, coverage, iterations, gradient = integrate(
+        None, passes, 1
+    )
     interpolated = []
     if per_step:
         known = np.isfinite(alpha) & ~unusable & ~zero
@@ -420,7 +539,7 @@ def rescale(
         fixed = np.where(fill | adjust, filled, np.nan)
         fixed[0] = np.nan
         if fill.any() or adjust:  # second pass: fixed α where filled/adjusted, re-measured elsewhere
-            c2w, alpha, pi_tgt, pi_real, _, capped, unreachable, coverage, its2 = integrate(fixed, passes, 2)
+            c2w, alpha, pi_tgt, pi_real, _, capped, unreachable, coverage, its2, gradient = integrate(fixed, passes, 2)
             iterations += its2
         interpolated = [int(f) for f in ref.frames[unusable]]
         if interpolated:
@@ -467,6 +586,7 @@ def rescale(
         solver_iterations=iterations,
         warnings=warnings,
         coverage=coverage,
+        pi_gradient=gradient if opts.gradient else None,
     )  # fmt: skip
 
 

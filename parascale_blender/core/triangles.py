@@ -48,32 +48,49 @@ def clip_near(P: np.ndarray, near: float) -> np.ndarray:
 
 
 def rasterise_triangles(cam_vertices: np.ndarray, triangles: np.ndarray, camera: Camera) -> np.ndarray:
-    """Nearest z per pixel centre over triangles (M,3) indexing camera-space vertices (N,3)."""
+    """Nearest z per pixel centre over triangles (M,3) indexing camera-space vertices (N,3).
+
+    Culling is per vertex (an outcode per frustum plane; a triangle is out when all three vertices
+    are outside the same plane), so its cost follows the vertices; the pixel test and the depth are
+    per-triangle plane equations in screen space (edge functions and 1/z), evaluated per candidate."""
     W, H = camera.width, camera.height
-    buf = np.full(H * W, np.inf)
     if len(triangles) == 0 or len(cam_vertices) == 0:
         return np.full((H, W), np.nan)
     v = np.asarray(cam_vertices, dtype=np.float64)
-    extent = max(float(np.abs(v).max()), 1e-300)
-    front = v[:, 2][v[:, 2] > 0]
+    finite = np.isfinite(v.sum(1))
+    all_finite = bool(finite.all())
+    extent = max(float(np.abs(v if all_finite else v[finite]).max(initial=0.0)), 1e-300)
+    vz = v[:, 2]
+    front = vz[finite & (vz > 0)]
     near = min(NEAR * extent, 0.5 * float(front.min())) if front.size else NEAR * extent
     near = max(near, 1e-12 * extent)  # float64 keeps 1/z well-conditioned down to here
-    P = v[triangles]  # (M, 3, 3)
-    z = P[:, :, 2]
-    x, y = P[:, :, 0], P[:, :, 1]
+    vx, vy = v[:, 0], v[:, 1]
     xl, xr = -camera.cx / camera.fx, (W - camera.cx) / camera.fx
     yt, yb = -camera.cy / camera.fy, (H - camera.cy) / camera.fy
-    out = (
-        (z < near).all(1)
-        | (x < xl * z).all(1)
-        | (x > xr * z).all(1)
-        | (y < yt * z).all(1)
-        | (y > yb * z).all(1)
-        | ~np.isfinite(P).all((1, 2))
-    )
-    P = clip_near(P[~out], near)
-    if len(P) == 0:
+    with np.errstate(invalid="ignore"):
+        code = (
+            (vz < near).astype(np.uint8)
+            | ((vx < xl * vz).astype(np.uint8) << 1)
+            | ((vx > xr * vz).astype(np.uint8) << 2)
+            | ((vy < yt * vz).astype(np.uint8) << 3)
+            | ((vy > yb * vz).astype(np.uint8) << 4)
+        )
+    tc = code[triangles]
+    out = (tc[:, 0] & tc[:, 1] & tc[:, 2]) != 0
+    if not all_finite:  # a triangle with a non-finite vertex is dropped
+        out |= (~finite)[triangles].any(1)
+    keep = triangles[~out]
+    if len(keep) == 0:
         return np.full((H, W), np.nan)
+    P = v[keep]  # (K, 3, 3)
+    if (tc[~out] & 1).any():  # some vertex behind the near plane: clip those triangles
+        P = clip_near(P, near)
+    return _raster(P, camera)
+
+
+def _raster(P: np.ndarray, camera: Camera) -> np.ndarray:
+    """Z-buffer of camera-space triangles (K,3,3) in front of the near plane, at the pixel centres."""
+    W, H = camera.width, camera.height
     w = 1.0 / P[:, :, 2]  # (K, 3) inverse depth, linear in screen space
     u = P[:, :, 0] * w * camera.fx + camera.cx
     vv = P[:, :, 1] * w * camera.fy + camera.cy
@@ -83,32 +100,53 @@ def rasterise_triangles(cam_vertices: np.ndarray, triangles: np.ndarray, camera:
     r0 = np.clip(np.ceil(vv.min(1) - 0.5), 0, H)
     r1 = np.clip(np.floor(vv.max(1) - 0.5), -1, H - 1)
     ncol, nrow = c1 - c0 + 1, r1 - r0 + 1
-    area = (u[:, 1] - u[:, 0]) * (vv[:, 2] - vv[:, 0]) - (u[:, 2] - u[:, 0]) * (vv[:, 1] - vv[:, 0])
+    u0, u1, u2 = u[:, 0], u[:, 1], u[:, 2]
+    v0, v1, v2 = vv[:, 0], vv[:, 1], vv[:, 2]
+    area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
     ok = (ncol > 0) & (nrow > 0) & (np.abs(area) > 1e-12)
     if not ok.any():
         return np.full((H, W), np.nan)
-    u, vv, w, area = u[ok], vv[ok], w[ok], area[ok]
-    c0, r0 = c0[ok].astype(np.int64), r0[ok].astype(np.int64)
-    ncol, nrow = ncol[ok].astype(np.int64), nrow[ok].astype(np.int64)
+    if not ok.all():
+        u0, u1, u2, v0, v1, v2, w, area = (a[ok] for a in (u0, u1, u2, v0, v1, v2, w, area))
+        c0, r0, ncol, nrow = c0[ok], r0[ok], ncol[ok], nrow[ok]
+    # Barycentric weights as planes in (px, py): l_i = A_i·px + B_i·py + C_i (edge function / area),
+    # and the inverse depth w = Σ l_i·w_i likewise; one (9, K) table gathered per candidate.
+    inv_a = 1.0 / area
+    A0, B0 = (v1 - v2) * inv_a, (u2 - u1) * inv_a
+    C0 = (u1 * v2 - u2 * v1) * inv_a
+    A1, B1 = (v2 - v0) * inv_a, (u0 - u2) * inv_a
+    C1 = (u2 * v0 - u0 * v2) * inv_a
+    w0, w1, w2 = w[:, 0], w[:, 1], w[:, 2]
+    Aw = A0 * (w0 - w2) + A1 * (w1 - w2)
+    Bw = B0 * (w0 - w2) + B1 * (w1 - w2)
+    Cw = C0 * (w0 - w2) + C1 * (w1 - w2) + w2
+    c0i, r0i = c0.astype(np.int64), r0.astype(np.int64)
+    ncol, nrow = ncol.astype(np.int64), nrow.astype(np.int64)
     count = ncol * nrow
     total = int(count.sum())
     if total > MAX_CANDIDATES:
         raise MemoryError(f"triangle rasterisation would test {total} pixel candidates; lower the working size")
-    owner = np.repeat(np.arange(len(count)), count)
-    k = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-    nc = ncol[owner]
-    col = c0[owner] + k % nc
-    row = r0[owner] + k // nc
+    table = np.stack([A0, B0, C0, A1, B1, C1, Aw, Bw, Cw])  # (9, K): rows stay contiguous when gathered
+    if total == len(count):  # every triangle covers at most one pixel centre's box: no expansion
+        owner = np.arange(len(count))
+        col, row = c0i, r0i
+    else:
+        owner = np.repeat(np.arange(len(count)), count)
+        k = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        nc = ncol[owner]
+        col = c0i[owner] + k % nc
+        row = r0i[owner] + k // nc
+    t = np.take(table[:6], owner, axis=1)  # the edge planes for every candidate ...
     px, py = col + 0.5, row + 0.5
-    uo, vo = u[owner], vv[owner]
-    # Barycentric weights of the pixel centre (edge functions / signed area).
-    l0 = ((uo[:, 1] - px) * (vo[:, 2] - py) - (uo[:, 2] - px) * (vo[:, 1] - py)) / area[owner]
-    l1 = ((uo[:, 2] - px) * (vo[:, 0] - py) - (uo[:, 0] - px) * (vo[:, 2] - py)) / area[owner]
-    l2 = 1.0 - l0 - l1
+    l0 = t[0] * px + t[1] * py + t[2]
+    l1 = t[3] * px + t[4] * py + t[5]
     eps = -1e-9
-    inside = (l0 >= eps) & (l1 >= eps) & (l2 >= eps)
-    wo = w[owner[inside]]
-    inv = l0[inside] * wo[:, 0] + l1[inside] * wo[:, 1] + l2[inside] * wo[:, 2]
-    np.minimum.at(buf, row[inside] * W + col[inside], 1.0 / inv)
-    buf[np.isinf(buf)] = np.nan
-    return buf.reshape(H, W)
+    inside = (l0 >= eps) & (l1 >= eps) & (1.0 - l0 - l1 >= eps)
+    sel = np.flatnonzero(inside)
+    t = np.take(table[6:], owner[sel], axis=1)  # ... the depth plane for the covered ones
+    inv = t[0] * px[sel] + t[1] * py[sel] + t[2]
+    buf = np.zeros(H * W)  # the largest inverse depth (the nearest surface) per pixel; 0: none
+    np.maximum.at(buf, row[sel] * W + col[sel], inv)
+    with np.errstate(divide="ignore"):
+        out = np.where(buf > 0, 1.0 / buf, np.nan)
+    return out.reshape(H, W)

@@ -31,6 +31,7 @@ SECTIONS = {
     "closed_loop": "parascale_tools.bench.closed_loop",
     "depth_paths": "parascale_tools.bench.depth_paths",
     "real_footage": "parascale_tools.bench.real_footage",
+    "rescale": "parascale_tools.bench.rescale_bench",
 }
 
 

@@ -148,6 +148,7 @@ def test_menus_file_handler_and_preferences(scene, ext):
         "setup_pip_args",
         "depth_model",
         "working_size",
+        "view_every",
         "default_mode",
         "point_radius",
     }
