@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from typing import Any
 
 import bpy
 from bpy_extras.io_utils import ExportHelper
@@ -189,7 +190,7 @@ def _usd_export(path: str, mpu: float) -> None:
     (its unit conversion instead scales the root as if a Blender unit were a metre). With a Unit
     Scale other than 1 the file is written as text and ``metersPerUnit`` set to the Unit Scale.
     """
-    opts = dict(
+    opts: dict[str, Any] = dict(
         selected_objects_only=True, export_animation=True, export_cameras=True, export_meshes=False,
         export_lights=False, export_materials=False, convert_world_material=False, convert_orientation=False,
         convert_scene_units="METERS",
