@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
-from conftest import MODULE, ROOT
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = "bl_ext.user_default.parascale"  # where Blender puts an extension installed into user_default
 
 
 def test_zip_contents(ext_zip):
