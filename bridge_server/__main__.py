@@ -11,7 +11,7 @@ from pathlib import Path
 
 from parascale_blender.client.wire import DEFAULT_PORT, is_loopback_host
 
-from .config import Limits, ServerConfig, default_threads, redacted_url, setup_logging
+from .config import QUEUE_ENV, Limits, ServerConfig, default_threads, redacted_url, setup_logging
 
 TOKEN_ENV = "PARASCALE_TOKEN"  # the add-on starts the server with its per-install token here
 
@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--queue",
-        default="local",
-        help="'local' (default: one worker thread per --device in this process) or redis://HOST:PORT/DB "
-        "(a farm: jobs run in parascale-worker processes sharing --jobs-dir; needs parascale[farm])",
+        default=os.environ.get(QUEUE_ENV, "local"),
+        help="'local' (one worker thread per --device in this process) or redis://[:PASSWORD@]HOST:PORT/DB "
+        "(a farm: jobs run in parascale-worker processes sharing --jobs-dir; needs parascale[farm]); "
+        f"default ${QUEUE_ENV} or 'local' (the environment keeps a Redis password off the command line)",
     )
     p.add_argument(
         "--heartbeat-timeout",

@@ -53,6 +53,9 @@ def float64_device(device: str) -> str:
     return "cpu" if device.startswith("mps") else device
 
 
+QUEUE_ENV = "PARASCALE_QUEUE"  # the --queue URL from the environment: a Redis password stays off argv (ps)
+
+
 def redacted_url(url: str) -> str:
     """``url`` without its password (``redis://:secret@host`` -> ``redis://:***@host``), for logs."""
     import urllib.parse

@@ -23,6 +23,7 @@ import urllib.parse
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
 
 from parascale_blender.client import wire
 
@@ -111,6 +112,9 @@ class GuardMiddleware:
         refusal = self._refusal(headers)
         if refusal is not None:
             return await error_response(403, refusal)(scope, receive, send)
+        challenge = headers.get(wire.TOKEN_CHALLENGE.lower().encode())
+        if challenge is not None and scope.get("path") == wire.HEALTH and scope.get("method") == "GET":
+            return await self._prove(challenge)(scope, receive, send)
         if self.token is not None and not hmac.compare_digest(
             headers.get(wire.AUTHORIZATION.lower().encode(), b""), self.token
         ):
@@ -135,6 +139,16 @@ class GuardMiddleware:
             return message
 
         return await self._guarded(scope, counted, send)
+
+    def _prove(self, challenge: bytes):
+        """The answer to a token challenge (no token needed to ask): ``{"proof": hex}`` proves this
+        server holds the token without it being sent; ``null`` when it has none (see :mod:`..client.wire`)."""
+        nonce = challenge.decode("latin-1")
+        lo, hi = wire.NONCE_CHARS
+        if not (lo <= len(nonce) <= hi) or any(c not in "0123456789abcdef" for c in nonce):
+            return error_response(400, f"{wire.TOKEN_CHALLENGE} must be {lo}-{hi} lowercase hex digits")
+        token = self.token.decode()[len(wire.BEARER) + 1 :] if self.token is not None else None
+        return JSONResponse({"proof": None if token is None else wire.token_proof(token, nonce)})
 
     async def _guarded(self, scope, receive, send):
         """Run the app; an exception that escaped every handler becomes a 500 answer here, so the

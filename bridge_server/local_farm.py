@@ -1,5 +1,5 @@
 """A whole farm on this machine, for trying it (and for the tests and ``parascale bench``): a private
-``redis-server`` on a free loopback port, the API server with ``--queue redis://…`` and N
+``redis-server`` on a free loopback port, the API server with ``$PARASCALE_QUEUE`` = ``redis://…`` and N
 ``parascale-worker`` processes sharing one jobs folder.
 
     python -m bridge_server.local_farm --workers 2 --jobs-dir ~/.parascale/farm-jobs   # Ctrl-C stops all
@@ -25,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from .config import QUEUE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +97,10 @@ class LocalFarm:
         self.redis_url = redis_url  # an existing Redis to use instead of starting one
         self.redis_password = secrets.token_hex(16)  # of the Redis this farm starts
 
+    def _queue_env(self) -> dict:
+        """The children's environment with the queue's URL (its password never on a command line)."""
+        return {**self.env, QUEUE_ENV: self.queue}
+
     @property
     def queue(self) -> str:
         return self.redis_url or f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
@@ -135,9 +141,9 @@ class LocalFarm:
 
     def start_server(self, timeout: float = 180.0) -> None:
         cmd = [sys.executable, "-m", "bridge_server", "--port", str(self.api_port), "--jobs-dir", str(self.jobs_dir)]
-        cmd += ["--device", "cpu", "--threads", str(self.threads), "--queue", self.queue, *self.server_args]
+        cmd += ["--device", "cpu", "--threads", str(self.threads), *self.server_args]
         log = self._log("server")
-        self.server = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.server = subprocess.Popen(cmd, cwd=ROOT, env=self._queue_env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
@@ -154,9 +160,9 @@ class LocalFarm:
     def start_worker(self, index: int) -> str:
         """Start worker ``index`` (named ``w<index>``); returns its name."""
         name = f"w{index}"
-        cmd = [sys.executable, "-m", "bridge_server.worker", "--queue", self.queue, "--jobs-dir", str(self.jobs_dir)]
+        cmd = [sys.executable, "-m", "bridge_server.worker", "--jobs-dir", str(self.jobs_dir)]
         cmd += ["--device", self.device, "--name", name, "--threads", str(self.threads)]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log(name), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self._queue_env(), stdout=self._log(name), stderr=subprocess.STDOUT)
         while len(self.workers) <= index:
             self.workers.append(None)
         self.workers[index] = proc

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Limits, default_threads, redacted_url, setup_logging
+from .config import QUEUE_ENV, Limits, default_threads, redacted_url, setup_logging
 
 log = logging.getLogger("parascale.worker")
 REFUSED_PAUSE = 2.0  # seconds before a job this worker cannot see goes back to the queue
@@ -35,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="ParaScale farm worker (Celery + Redis)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--queue", help="the broker, redis://HOST:PORT/DB (the server's --queue)")
+    p.add_argument(
+        "--queue",
+        default=os.environ.get(QUEUE_ENV),
+        help=f"the broker, redis://[:PASSWORD@]HOST:PORT/DB (the server's --queue; default ${QUEUE_ENV})",
+    )
     p.add_argument("--jobs-dir", type=Path, required=True, help="this machine's path of the shared jobs folder")
     p.add_argument("--device", default="cpu", help="one torch device: cpu, cuda, cuda:1 ...")
     p.add_argument("--name", default=None, help="worker name (default HOST:DEVICE:PID)")

@@ -8,6 +8,8 @@ requests 2.27.1 with urllib3 1.26.8, Blender 5.0 requests 2.32 with urllib3 2 (o
   its headers or body byte by byte cannot hold the call past it.
 - Redirects are never followed (a 3xx is an error naming where it pointed): an upload is never
   re-sent to another host, and the token never leaves the configured server.
+- The token is sent only to a server that first proves it holds it (a challenge on ``GET /v1/health``,
+  :func:`.wire.token_proof`): a process squatting on the port never receives it.
 - Calls to loopback addresses ignore any system proxy and ``.netrc`` (a proxy breaking 127.0.0.1
   is a classic add-on failure).
 - Downloads stream to a new temporary file next to the destination, capped at ``max_bytes``,
@@ -24,6 +26,7 @@ names, never local paths. Paths, headers, field names and magic bytes are the sh
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -193,6 +196,7 @@ class BridgeClient:
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 5.0):
         self.url = url.rstrip("/")
         self.token = token or None
+        self._proven = False  # the server proved it holds the token (see :meth:`_prove`)
         self.timeout = float(timeout)
         self._session = requests.Session()
         self._session.trust_env = not is_loopback_url(self.url)  # no proxy, no .netrc for loopback
@@ -231,6 +235,8 @@ class BridgeClient:
         """The streamed response of one call (status checked), or a :class:`BridgeError`."""
         h = {"Accept": wire.JSON, **(headers or {})}
         if self.token:
+            if not self._proven:
+                self._prove(watch)
             h[wire.AUTHORIZATION] = wire.bearer(self.token)
         left = watch.left()
         try:
@@ -263,6 +269,33 @@ class BridgeClient:
                 resp.close()
             raise self._http_error(resp, raw)
         return resp
+
+    def _prove(self, watch: _Watch) -> None:
+        """Ask the server to prove it holds the token (a challenge on ``GET /v1/health``, no token
+        sent) before the token is sent: whatever else listens at the URL never receives it."""
+        assert self.token is not None
+        nonce = os.urandom(16).hex()
+        saved, self.token = self.token, None  # the challenge itself goes without the token
+        try:
+            resp = self._send("GET", wire.HEALTH, watch, headers={wire.TOKEN_CHALLENGE: nonce})
+            try:
+                raw = self._read(resp, watch, limit=1 << 16)
+            finally:
+                resp.close()
+        finally:
+            self.token = saved
+        try:
+            proof = json.loads(raw.decode("utf-8")).get("proof")
+        except (ValueError, AttributeError):
+            proof = None
+        if not isinstance(proof, str) or not hmac.compare_digest(proof, wire.token_proof(saved, nonce)):
+            raise BridgeError(
+                f"the server at {self.url} does not prove it holds this installation's token "
+                f"({'it has none' if proof is None else 'a different one'}, or something else answers there): "
+                "the token was not sent; start the server from Blender, or give it the same token",
+                status=401,
+            )
+        self._proven = True
 
     def _read(self, resp, watch: _Watch, sink=None, limit: int | None = None) -> bytes:
         """The body of ``resp`` read chunk by chunk (to ``sink`` when given); at most ``limit`` bytes."""

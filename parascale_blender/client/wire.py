@@ -9,7 +9,10 @@ Contract (HTTP/JSON, prefix :data:`API`):
   ``POST /v1/jobs/{job_id}/cancel``, ``GET /v1/jobs/{job_id}/result`` and ``POST /v1/jobs`` (multipart:
   the file uploads :data:`UPLOADS` a backend takes, plus the form fields :data:`FORM_FIELDS`).
   Job ids are 32 hex digits. Every error answer is JSON ``{"error": str, "detail": [str]}``.
-- With a token, every request carries ``Authorization: Bearer <token>`` (:func:`bearer`).
+- With a token, every request carries ``Authorization: Bearer <token>`` (:func:`bearer`). Before the
+  first one, a client sends ``GET /v1/health`` with :data:`TOKEN_CHALLENGE` (a random nonce) and no
+  token; the server answers ``{"proof": token_proof(token, nonce)}`` (``null`` without a token), so the
+  token goes only to a server that already holds it.
 - ``POST /v1/jobs`` may carry :data:`IDEMPOTENCY_KEY` (1-128 of ``[A-Za-z0-9_-]``): a job submitted
   with a key already seen is not created again; the first job's status is answered.
 - ``GET .../result`` answers :data:`CONTENT_SHA256` (hex SHA-256 of the file) and ``Content-Length``.
@@ -23,6 +26,8 @@ Contract (HTTP/JSON, prefix :data:`API`):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import urllib.parse
 
@@ -60,9 +65,19 @@ IDEMPOTENCY_KEY = "Idempotency-Key"  # on POST /v1/jobs: the same key again retu
 CONTENT_SHA256 = "X-Content-SHA256"  # on a result: the hex SHA-256 of the whole file
 
 
+TOKEN_CHALLENGE = "X-ParaScale-Challenge"  # GET /v1/health with a client's random nonce (hex), no token sent
+NONCE_CHARS = (32, 128)  # a challenge's length in hex digits
+
+
 def bearer(token: str) -> str:
     """The ``Authorization`` header value for ``token``."""
     return f"{BEARER} {token}"
+
+
+def token_proof(token: str, nonce: str) -> str:
+    """Hex HMAC-SHA256 of ``nonce`` under ``token``: a server answers a challenge with it, so a client
+    learns that the server holds its token before sending it (never to whatever else listens there)."""
+    return hmac.new(token.encode(), b"parascale-token-proof\0" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
 # -- job states ----------------------------------------------------------------------------------

@@ -224,15 +224,16 @@ def test_redirects_are_never_followed(peers, tmp_path):
 
     first = peers(redirect)
     client = BridgeClient(first.url, token="secret-token-1234")
-    with pytest.raises(BridgeError, match=r"redirect \(307\) to 'http://localhost:\d+/v1/jobs/.*not followed") as e:
+    with pytest.raises(BridgeError, match=r"redirect \(307\) to 'http://localhost:\d+/v1/health'.*not followed") as e:
         client.status(JOB_ID)
     assert e.value.status == 307
     scene = plane_scene(64, 40, 3)
     job = ServerJob(client, JobRequest(json.dumps(scene.doc).encode(), png_bytes(scene.image)), tmp_path / "x.mp4")
     job.tick()
     assert job.state == "failed" and "redirect" in job.error
-    assert first.requests[0][2].get("Authorization") == "Bearer secret-token-1234"
-    assert [r[0] for r in first.requests] == ["GET", "POST"] and other.requests == []
+    # the challenge (GET /v1/health, no token) met the redirect: the token was never sent anywhere
+    assert all("Authorization" not in r[2] for r in first.requests) and other.requests == []
+    assert [r[0] for r in first.requests] == ["GET", "GET"]
 
 
 def test_a_retried_submission_returns_the_same_job_even_after_a_restart(tmp_path):
@@ -359,3 +360,46 @@ def test_an_unknown_state_is_followed_not_uploaded_again(peers, tmp_path):
         job.tick()
     assert job.job_id == JOB_ID and not job.finished and "unknown to this add-on" in job.message
     assert [r[0] for r in peer.requests] == ["POST"] + ["GET"] * 5
+
+
+def test_the_token_goes_only_to_a_server_that_proves_it_holds_it(peers, tmp_path):
+    """Something else listening at the URL (a stale process, another program) answers like a server:
+    the client's challenge gets no valid proof, so the token is never sent to it."""
+    squatter = peers(lambda h: _send(h, 200, json.dumps({"status": "ok", "proof": "0" * 64}).encode()))
+    client = BridgeClient(squatter.url, token="secret-token-1234")
+    for call in (client.health, client.backends, lambda: client.status(JOB_ID)):
+        with pytest.raises(BridgeError, match="does not prove it holds this installation's token") as e:
+            call()
+        assert e.value.status == 401
+    assert squatter.requests and all("Authorization" not in r[2] for r in squatter.requests)
+    assert all(r[2].get("X-ParaScale-Challenge") for r in squatter.requests)
+    assert len({r[2]["X-ParaScale-Challenge"] for r in squatter.requests}) == len(squatter.requests)  # fresh nonces
+
+
+def test_a_real_server_proves_its_token_and_refuses_bad_challenges(tmp_path):
+    """The real server answers the challenge with the HMAC of the nonce under its token (checked here
+    with the standard library, not the project's helper), null without a token, 400 for a bad nonce;
+    a client with the right token then works, one with another token is refused before sending it."""
+    import hmac
+
+    srv = Server(tmp_path / "jobs", args=["--token", "tok-" + "a" * 28]).start()
+    try:
+        nonce = "0123456789abcdef" * 2
+        r = httpx.get(srv.url + "/v1/health", headers={"X-ParaScale-Challenge": nonce})
+        want = hmac.new(("tok-" + "a" * 28).encode(), b"parascale-token-proof\0" + nonce.encode(), hashlib.sha256)
+        assert r.status_code == 200 and r.json() == {"proof": want.hexdigest()}
+        assert httpx.get(srv.url + "/v1/health", headers={"X-ParaScale-Challenge": "xyz"}).status_code == 400
+        assert httpx.get(srv.url + "/v1/health").status_code == 401  # without the challenge: the token is needed
+        assert BridgeClient(srv.url, token="tok-" + "a" * 28).health()["status"] in ("ok", "degraded")
+        with pytest.raises(BridgeError, match="a different one"):
+            BridgeClient(srv.url, token="tok-" + "b" * 28).health()
+    finally:
+        srv.stop()
+    plain = Server(tmp_path / "jobs2").start()
+    try:
+        r = httpx.get(plain.url + "/v1/health", headers={"X-ParaScale-Challenge": "ab" * 16})
+        assert r.json() == {"proof": None}
+        with pytest.raises(BridgeError, match="it has none"):
+            BridgeClient(plain.url, token="tok-" + "a" * 28).health()
+    finally:
+        plain.stop()

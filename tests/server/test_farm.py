@@ -13,6 +13,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -216,3 +217,16 @@ def test_one_worker_on_an_existing_redis_server(tmp_path, http):
         st = wait_finished(http, f.url, submit(http, f.url, plane_scene(64, 40, 3)).json()["id"])
         assert st["state"] == "done" and st["worker"] == "w0"
         assert _claims(f, st["id"]) == ["claim-0"]
+
+
+def test_the_redis_password_is_on_no_command_line(farm):
+    """`ps` shows every user the command lines: the farm's Redis password travels in the children's
+    environment ($PARASCALE_QUEUE), never in their arguments."""
+    password = farm.redis_password
+    assert password and password in farm.queue
+    procs = [p for p in (farm.server, *farm.workers) if p is not None and p.poll() is None]
+    assert farm.server in procs and len(procs) >= 2  # the API and at least one worker (others may be killed)
+    for p in procs:
+        argv = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")
+        assert not any(password.encode() in a for a in argv), argv
+        assert password.encode() in Path(f"/proc/{p.pid}/environ").read_bytes()
