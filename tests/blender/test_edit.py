@@ -79,11 +79,11 @@ def test_export_reads_back_with_opentimelineio(edit, tmp_path):
     ]
 
 
-def test_every_movie_strip_on_its_own_track_from_the_earliest_strip(edit, tmp_path):
+def test_every_movie_strip_on_its_own_track_from_the_earliest_strip(edit, ext, tmp_path):
     import bpy
 
     scene, a, b = edit
-    plate = scene.sequence_editor.strips["plate"]
+    plate = ext("blender.compat").strips(scene)["plate"]
     plate.frame_start = 95  # before the scene's first frame: the timeline starts there
     path = tmp_path / "all.otio"
     assert bpy.ops.export_scene.parascale_edit(filepath=str(path), every_movie=True) == {"FINISHED"}
