@@ -195,7 +195,7 @@ def _usd_export(path: str, mpu: float) -> None:
         export_lights=False, export_materials=False, convert_world_material=False, convert_orientation=False,
         convert_scene_units="METERS",
     )  # fmt: skip
-    known = bpy.ops.wm.usd_export.get_rna_type().properties.keys()  # 4.2 lacks some (convert_scene_units ...)
+    known = bpy.ops.wm.usd_export.get_rna_type().properties.keys()  # pyright: ignore[reportCallIssue]  (4.2 lacks some)
     opts = {k: v for k, v in opts.items() if k in known}
     if mpu == 1.0:
         bpy.ops.wm.usd_export(filepath=path, **opts)
