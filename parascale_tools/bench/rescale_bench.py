@@ -84,7 +84,7 @@ def live_cloud_rows(quick: bool) -> list[dict]:
     return out
 
 
-def _build_scene(bpy, n: int, cloud_points: int | None):
+def build_scene(bpy, n: int, cloud_points: int | None):
     """The landscape scene in Blender: terrain mesh (or a points object sampled on it), the reference
     keyed on a camera, the target camera; the add-on's settings pointed at them."""
     from mathutils import Matrix
@@ -160,7 +160,7 @@ def blender_rows(quick: bool) -> list[dict]:
     clouds = (100_000,) if quick else (1_000_000,)
     cases = [(cloud, n, 1) for cloud in (None, *clouds) for n in lengths] + [(None, n, 4) for n in lengths]
     for cloud, n, every in cases:
-        tgt = _build_scene(bpy, n, cloud)
+        tgt = build_scene(bpy, n, cloud)
         t0, c0 = time.perf_counter(), time.process_time()
         if every == 1:  # the operator as a script calls it
             assert bpy.ops.parascale.rescale() == {"FINISHED"}
@@ -183,7 +183,7 @@ def blender_rows(quick: bool) -> list[dict]:
             "baseline: the goal, 3,000 frames in 10 s",
         })  # fmt: skip
     # live: 240 frames, one update after the target moved, coarse (the handler) then refined
-    tgt = _build_scene(bpy, 240, None)
+    tgt = build_scene(bpy, 240, None)
     session = live.start(bpy.context)
     try:
         for refined in (False, True):

@@ -10,55 +10,19 @@ from scenes import snapshot
 
 N = 40
 WORK = 48
-FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 @pytest.fixture
 def land_rig(scene):
     """The bench's landscape (13,122 triangles) as the target geometry, the reference move at a 2-unit
-    subject distance keyed on a camera, the target camera 12 units above the landscape."""
+    subject distance keyed on a camera, the target camera 12 units above the landscape (the scene the
+    Rescale benchmark times, built by it)."""
     import bpy
-    from mathutils import Matrix
 
-    from parascale_tools.bench import landscape as L
+    from parascale_tools.bench.rescale_bench import build_scene
 
-    verts, quads = L.terrain()[0], L.quads()
-    me = bpy.data.meshes.new("terrain")
-    me.vertices.add(len(verts))
-    me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
-    me.loops.add(quads.size)
-    me.loops.foreach_set("vertex_index", quads.ravel().astype(np.int32))
-    me.polygons.add(len(quads))
-    me.polygons.foreach_set("loop_start", np.arange(0, quads.size, 4, dtype=np.int32))
-    me.update()
-    coll = bpy.data.collections.new("target geometry")
-    scene.collection.children.link(coll)
-    coll.objects.link(bpy.data.objects.new("terrain", me))
-
-    def camera(name, c2w):
-        data = bpy.data.cameras.new(name)
-        data.sensor_width, data.lens = 36.0, L.CAM.fx / L.CAM.width * 36.0
-        obj = bpy.data.objects.new(name, data)
-        scene.collection.objects.link(obj)
-        obj.matrix_world = Matrix((c2w @ FLIP).tolist())
-        return obj
-
-    ref_c2w = L.reference(N).c2w
-    ref = camera("ref", ref_c2w[0])
-    for i, c in enumerate(ref_c2w):
-        ref.matrix_world = Matrix((c @ FLIP).tolist())
-        ref.keyframe_insert("location", frame=i + 1)
-        ref.keyframe_insert("rotation_euler", frame=i + 1)
-    tgt = camera("tgt", L.target_start())
-    s = scene.parascale
-    s.target_camera, s.target_start_frame = tgt, 1
-    s.reference_depth, s.reference_distance = "DISTANCE", L.REF_DISTANCE
-    s.target_depth, s.target_collection = "SCENE", coll
-    s.mode = "exact"
-    scene.frame_end = N
-    assert bpy.ops.parascale.reference_from_camera(camera="ref") == {"FINISHED"}
-    scene.frame_set(1)
-    return scene, ref, tgt
+    tgt = build_scene(bpy, N, None)
+    return bpy.context.scene, bpy.data.objects["ref"], tgt
 
 
 def _oracle_pce(ext, scene, c2w, cam):
