@@ -584,10 +584,12 @@ class RedisExecutor:
                 except (OSError, ValueError):
                     retries = 0
                 lost = f"worker {s.worker} sent no heartbeat for {self.timeout:g} s"
+                # each log line goes first: a client that sees the new state finds its reason in the log
                 if (self.store.folder(s.id) / CANCEL_FLAG).exists():
-                    self.store.update(s.id, state=CANCELLED, finished=time.time(), message="cancelled")
                     self.store.log(s.id, f"cancelled: {lost}")
+                    self.store.update(s.id, state=CANCELLED, finished=time.time(), message="cancelled")
                 elif s.attempt < retries:
+                    self.store.log(s.id, f"queued again (attempt {s.attempt + 1} of {retries}): {lost}")
                     self.store.update(
                         s.id,
                         state=QUEUED,
@@ -598,9 +600,9 @@ class RedisExecutor:
                         progress=0.0,
                         message=f"queued again: {lost}",
                     )
-                    self.store.log(s.id, f"queued again (attempt {s.attempt + 1} of {retries}): {lost}")
                     requeue = True
                 else:
+                    self.store.log(s.id, f"marked interrupted: {lost}")
                     self.store.update(
                         s.id,
                         state=INTERRUPTED,
@@ -608,7 +610,6 @@ class RedisExecutor:
                         error=f"{lost} (it crashed or lost the jobs folder); submit the job again",
                         message="interrupted",
                     )
-                    self.store.log(s.id, f"marked interrupted: {lost}")
                 reaped.append(s.id)
             if requeue:
                 self.submit(s.id)
