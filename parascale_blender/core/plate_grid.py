@@ -42,6 +42,7 @@ class PlateGrid:
         coins = np.random.default_rng(0)  # fixed: the same grid draws the same every time
         self.coin_x, self.coin_y = coins.random(self.join_x.shape) < 0.5, coins.random(self.join_y.shape) < 0.5
         self.points = np.ascontiguousarray(xyz[valid])
+        self._levels: dict[int, PlateGrid] = {}  # every step-th sample (see :meth:`level`)
 
     @classmethod
     def from_points(cls, xyz: np.ndarray, c2w: np.ndarray, camera: Camera) -> tuple[PlateGrid | None, np.ndarray]:
@@ -78,7 +79,7 @@ class PlateGrid:
         times larger pixels (the level of detail: cached)."""
         if step <= 1:
             return self
-        levels = self.__dict__.setdefault("_levels", {})
+        levels = self._levels
         if step not in levels:
             c = self.camera
             cam = Camera(c.fx / step, c.fy / step, 0.5 - (0.5 - c.cx) / step, 0.5 - (0.5 - c.cy) / step,
