@@ -72,7 +72,8 @@ class GuardMiddleware:
         scheme: str = "http",
     ):
         self.app, self.max_body, self.scheme = app, max_body, scheme
-        self.token = wire.bearer(token).encode() if token else None
+        self.secret = token or None  # the token itself (a challenge's proof is keyed with it)
+        self.token = wire.bearer(token).encode() if token else None  # the Authorization value expected
         self.any_host = _is_wildcard(host)  # bound to every interface: the token (required) guards it
         self.hosts = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, host, *allow_hosts)}
         self.port = port
@@ -147,8 +148,7 @@ class GuardMiddleware:
         lo, hi = wire.NONCE_CHARS
         if not (lo <= len(nonce) <= hi) or any(c not in "0123456789abcdef" for c in nonce):
             return error_response(400, f"{wire.TOKEN_CHALLENGE} must be {lo}-{hi} lowercase hex digits")
-        token = self.token.decode()[len(wire.BEARER) + 1 :] if self.token is not None else None
-        return JSONResponse({"proof": None if token is None else wire.token_proof(token, nonce)})
+        return JSONResponse({"proof": None if self.secret is None else wire.token_proof(self.secret, nonce)})
 
     async def _guarded(self, scope, receive, send):
         """Run the app; an exception that escaped every handler becomes a 500 answer here, so the

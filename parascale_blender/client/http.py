@@ -231,10 +231,11 @@ class BridgeClient:
             _CALL.watch = None
             watch.end()
 
-    def _send(self, method: str, path: str, watch: _Watch, body=None, headers=None):
-        """The streamed response of one call (status checked), or a :class:`BridgeError`."""
+    def _send(self, method: str, path: str, watch: _Watch, body=None, headers=None, token: bool = True):
+        """The streamed response of one call (status checked), or a :class:`BridgeError`; with ``token``
+        False the token is not sent (the challenge of :meth:`_prove`)."""
         h = {"Accept": wire.JSON, **(headers or {})}
-        if self.token:
+        if token and self.token:
             if not self._proven:
                 self._prove(watch)
             h[wire.AUTHORIZATION] = wire.bearer(self.token)
@@ -275,20 +276,16 @@ class BridgeClient:
         sent) before the token is sent: whatever else listens at the URL never receives it."""
         assert self.token is not None
         nonce = os.urandom(16).hex()
-        saved, self.token = self.token, None  # the challenge itself goes without the token
+        resp = self._send("GET", wire.HEALTH, watch, headers={wire.TOKEN_CHALLENGE: nonce}, token=False)
         try:
-            resp = self._send("GET", wire.HEALTH, watch, headers={wire.TOKEN_CHALLENGE: nonce})
-            try:
-                raw = self._read(resp, watch, limit=1 << 16)
-            finally:
-                resp.close()
+            raw = self._read(resp, watch, limit=1 << 16)
         finally:
-            self.token = saved
+            resp.close()
         try:
             proof = json.loads(raw.decode("utf-8")).get("proof")
         except (ValueError, AttributeError):
             proof = None
-        if not isinstance(proof, str) or not hmac.compare_digest(proof, wire.token_proof(saved, nonce)):
+        if not isinstance(proof, str) or not hmac.compare_digest(proof, wire.token_proof(self.token, nonce)):
             raise BridgeError(
                 f"the server at {self.url} does not prove it holds this installation's token "
                 f"({'it has none' if proof is None else 'a different one'}, or something else answers there): "
