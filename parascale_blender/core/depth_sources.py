@@ -341,8 +341,8 @@ def extend_far(
     touches. ``behind`` (H, W) bool marks the unknown pixels that are disocclusions (a plate saw that
     direction, so the gap opened behind something nearer): each takes the farther of the known pixels
     that close its gap along the row (the background continues behind the near edge; a sideways move
-    opens its gaps along rows), not a ring of the near object's. Returns (depth, sky mask); nothing changes when
-    no pixel is known."""
+    opens its gaps along rows), not a ring of the near object's. Returns (depth, sky mask); nothing
+    changes when no pixel is known."""
     d = np.array(depth, dtype=np.float64)
     sky_m = np.broadcast_to(np.asarray(sky, dtype=bool), d.shape) & ~(np.isfinite(d) & (d > 0))
     inv = np.where(np.isfinite(d) & (d > 0), 1.0 / np.where(d > 0, d, 1.0), np.nan)
@@ -356,9 +356,9 @@ def extend_far(
         cols = np.broadcast_to(np.arange(W), (H, W))
         left = np.maximum.accumulate(np.where(known, cols, -1), axis=1)
         right = np.minimum.accumulate(np.where(known, cols, W)[:, ::-1], axis=1)[:, ::-1]
-        rows = np.broadcast_to(np.arange(H)[:, None], (H, W))
-        pad = np.concatenate([inv, np.full((H, 1), np.inf)], axis=1)  # column W (and -1): no pixel
-        far = np.fmin(pad[rows, np.where(left >= 0, left, W)], pad[rows, np.where(right < W, right, W)])
+        pad = np.concatenate([inv, np.full((H, 1), np.inf)], axis=1)  # column W: no known pixel on that side
+        side = [np.take_along_axis(pad, np.where((i >= 0) & (i < W), i, W), axis=1) for i in (left, right)]
+        far = np.fmin(*side)
         fill = gaps & np.isfinite(far)
         inv[fill] = far[fill]
         known |= fill
